@@ -1,0 +1,246 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nuid"
+	stan "github.com/nats-io/stan.go"
+)
+
+// ErrNotConnected is returned by Publish while NATS is unreachable; the
+// outbox keeps the event and retries.
+var ErrNotConnected = errors.New("nats streaming: not connected")
+
+// Config says how to reach NATS Streaming.
+type Config struct {
+	URL       string // nats://host:4222
+	ClusterID string // the cluster id the server runs with
+	// ClientName prefixes the client id; each connection adds a unique
+	// suffix, so replicas and restarts never clash.
+	ClientName string
+	// Prefix is prepended to every subject; tests use it to share one server.
+	Prefix string
+	// AckWait is how long a delivered message waits for its ack before it is
+	// redelivered (stan minimum 1s). Default 5s.
+	AckWait time.Duration
+	// MaxDeliveries is how many times a message is tried before it is parked.
+	// Default 10.
+	MaxDeliveries int
+}
+
+// Bus is a NATS Streaming connection that connects and reconnects in the
+// background, so a service starts and serves while NATS is still down, and
+// that resubscribes its listeners on every new connection.
+type Bus struct {
+	cfg  Config
+	log  *slog.Logger
+	park Parker
+
+	mu        sync.Mutex
+	conn      stan.Conn
+	listeners []Listener
+	onConnect []func()
+	lost      chan struct{}
+	connected chan struct{} // closed on first connection
+
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+// NewBus returns a Bus; call Start to connect. park is called with messages
+// that failed MaxDeliveries times (nil: log only).
+func NewBus(cfg Config, log *slog.Logger, park Parker) *Bus {
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 5 * time.Second
+	}
+	if cfg.MaxDeliveries == 0 {
+		cfg.MaxDeliveries = 10
+	}
+	if park == nil {
+		park = func(context.Context, Msg, error) error { return nil }
+	}
+	return &Bus{cfg: cfg, log: log, park: park, connected: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// Listen registers a listener. Listeners registered before Start are
+// subscribed on the first connection; all are resubscribed after reconnects.
+func (b *Bus) Listen(l Listener) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.listeners = append(b.listeners, l)
+	if b.conn != nil {
+		if _, err := b.subscribe(b.conn, l); err != nil {
+			b.log.Error("subscribe", "subject", l.Subject, "err", err)
+		}
+	}
+}
+
+// OnConnect registers fn to run (in its own goroutine) after every successful
+// connection: the outbox relay flushes what piled up while NATS was down.
+func (b *Bus) OnConnect(fn func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onConnect = append(b.onConnect, fn)
+}
+
+// Start connects in the background until Close.
+func (b *Bus) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	go b.run(ctx)
+}
+
+// Ready reports nil while connected; it is a readiness check.
+func (b *Bus) Ready(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn == nil {
+		return ErrNotConnected
+	}
+	return nil
+}
+
+// WaitConnected blocks until the first connection or ctx ends.
+func (b *Bus) WaitConnected(ctx context.Context) error {
+	select {
+	case <-b.connected:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Publish sends data on subject and waits for the server's ack. It returns
+// ErrNotConnected (wrapped) while NATS is unreachable.
+func (b *Bus) Publish(ctx context.Context, subject Subject, data []byte) error {
+	b.mu.Lock()
+	c := b.conn
+	b.mu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Publish(b.cfg.Prefix+string(subject), data) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", subject, errors.Join(ErrNotConnected, err))
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// PublishEvent encodes ev and publishes it.
+func (b *Bus) PublishEvent(ctx context.Context, ev Event) error {
+	data, err := Encode(ev)
+	if err != nil {
+		return err
+	}
+	return b.Publish(ctx, ev.Subject(), data)
+}
+
+// Close stops reconnecting, closes every subscription with Close (durable
+// queue groups keep their position) and closes the connection.
+func (b *Bus) Close() error {
+	if b.stop == nil {
+		return nil
+	}
+	b.stop()
+	<-b.stopped
+	return nil
+}
+
+func (b *Bus) run(ctx context.Context) {
+	defer close(b.stopped)
+	delay := 100 * time.Millisecond
+	firstFailure := true
+	for {
+		conn, subs, lost, err := b.connect()
+		if err != nil {
+			if firstFailure {
+				b.log.Warn("nats streaming unreachable; retrying in the background", "url", b.cfg.URL, "err", err)
+				firstFailure = false
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 2*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		firstFailure = true
+		b.log.Info("nats streaming connected", "url", b.cfg.URL, "cluster", b.cfg.ClusterID)
+		select {
+		case <-ctx.Done():
+			b.disconnect(conn, subs)
+			return
+		case <-lost:
+			b.log.Warn("nats streaming connection lost; reconnecting")
+			b.disconnect(conn, subs)
+		}
+	}
+}
+
+func (b *Bus) connect() (stan.Conn, []stan.Subscription, chan struct{}, error) {
+	lost := make(chan struct{})
+	var once sync.Once
+	clientID := b.cfg.ClientName + "-" + nuid.Next()
+	conn, err := stan.Connect(b.cfg.ClusterID, clientID,
+		stan.NatsURL(b.cfg.URL),
+		stan.ConnectWait(2*time.Second),
+		stan.PubAckWait(5*time.Second),
+		stan.Pings(1, 3),
+		stan.SetConnectionLostHandler(func(stan.Conn, error) { once.Do(func() { close(lost) }) }),
+	)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b.mu.Lock()
+	var subs []stan.Subscription
+	for _, l := range b.listeners {
+		s, err := b.subscribe(conn, l)
+		if err != nil {
+			b.mu.Unlock()
+			for _, s := range subs {
+				_ = s.Close() // the connection is closed next; nothing else to do
+			}
+			return nil, nil, nil, errors.Join(err, conn.Close())
+		}
+		subs = append(subs, s)
+	}
+	b.conn = conn
+	hooks := append([]func(){}, b.onConnect...)
+	b.mu.Unlock()
+	select {
+	case <-b.connected:
+	default:
+		close(b.connected)
+	}
+	for _, h := range hooks {
+		go h()
+	}
+	return conn, subs, lost, nil
+}
+
+func (b *Bus) disconnect(conn stan.Conn, subs []stan.Subscription) {
+	b.mu.Lock()
+	b.conn = nil
+	b.mu.Unlock()
+	for _, s := range subs {
+		if err := s.Close(); err != nil {
+			b.log.Debug("close subscription", "err", err)
+		}
+	}
+	if err := conn.Close(); err != nil {
+		b.log.Debug("close nats streaming connection", "err", err)
+	}
+}

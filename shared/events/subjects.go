@@ -1,0 +1,151 @@
+// Package events is the one place where Stuffmart's event subjects and
+// payloads are defined, and the only package that knows about NATS Streaming
+// (stan is end-of-life: a move to JetStream should touch this package only).
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Subject names a channel.
+type Subject string
+
+// Every subject the services exchange (SPEC §5).
+const (
+	StuffCreated       Subject = "stuff:created"
+	StuffUpdated       Subject = "stuff:updated"
+	OrderCreated       Subject = "order:created"
+	OrderCancelled     Subject = "order:cancelled"
+	OrderCompleted     Subject = "order:completed"
+	ExpirationComplete Subject = "expiration:complete"
+	PaymentCreated     Subject = "payment:created"
+	UserBanned         Subject = "user:banned"
+)
+
+// Event is a payload that knows its subject.
+type Event interface {
+	Subject() Subject
+}
+
+// Order statuses carried in order events.
+const (
+	OrderStatusCreated   = "created"
+	OrderStatusCancelled = "cancelled"
+	OrderStatusComplete  = "complete"
+)
+
+// StuffData is the payload of stuff:created and stuff:updated. Version
+// increases by one on every change; OrderID is set while an order holds it.
+type StuffData struct {
+	ID       string `json:"id"`
+	Version  int64  `json:"version"`
+	Title    string `json:"title"`
+	Price    int64  `json:"price"`
+	Currency string `json:"currency"`
+	UserID   string `json:"userId"`
+	OrderID  string `json:"orderId,omitempty"`
+	// Status is available, reserved or sold.
+	Status string `json:"status,omitempty"`
+}
+
+// StuffCreatedEvent is published when a stuff is listed.
+type StuffCreatedEvent StuffData
+
+// Subject is stuff:created.
+func (StuffCreatedEvent) Subject() Subject { return StuffCreated }
+
+// StuffUpdatedEvent is published on every change of a stuff.
+type StuffUpdatedEvent StuffData
+
+// Subject is stuff:updated.
+func (StuffUpdatedEvent) Subject() Subject { return StuffUpdated }
+
+// StuffRef names a stuff inside order events.
+type StuffRef struct {
+	ID    string `json:"id"`
+	Price int64  `json:"price,omitempty"`
+}
+
+// OrderCreatedEvent is published when a buyer's order takes hold of a stuff.
+type OrderCreatedEvent struct {
+	ID        string    `json:"id"`
+	Version   int64     `json:"version"`
+	Status    string    `json:"status"`
+	UserID    string    `json:"userId"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	Stuff     StuffRef  `json:"stuff"`
+}
+
+// Subject is order:created.
+func (OrderCreatedEvent) Subject() Subject { return OrderCreated }
+
+// OrderCancelledEvent is published when an order is cancelled or expires; the
+// stuff is released.
+type OrderCancelledEvent struct {
+	ID      string   `json:"id"`
+	Version int64    `json:"version"`
+	Stuff   StuffRef `json:"stuff"`
+}
+
+// Subject is order:cancelled.
+func (OrderCancelledEvent) Subject() Subject { return OrderCancelled }
+
+// OrderCompletedEvent is published when an order is paid; the stuff is sold
+// to UserID.
+type OrderCompletedEvent struct {
+	ID      string   `json:"id"`
+	Version int64    `json:"version"`
+	UserID  string   `json:"userId"`
+	Stuff   StuffRef `json:"stuff"`
+}
+
+// Subject is order:completed.
+func (OrderCompletedEvent) Subject() Subject { return OrderCompleted }
+
+// ExpirationCompleteEvent is published when an order's hold deadline passes.
+type ExpirationCompleteEvent struct {
+	OrderID string `json:"orderId"`
+}
+
+// Subject is expiration:complete.
+func (ExpirationCompleteEvent) Subject() Subject { return ExpirationComplete }
+
+// PaymentCreatedEvent is published when an order is paid.
+type PaymentCreatedEvent struct {
+	ID         string `json:"id"`
+	OrderID    string `json:"orderId"`
+	Amount     int64  `json:"amount"`
+	ProviderID string `json:"providerId"`
+}
+
+// Subject is payment:created.
+func (PaymentCreatedEvent) Subject() Subject { return PaymentCreated }
+
+// UserBannedEvent is published when an admin bans a user.
+type UserBannedEvent struct {
+	UserID string `json:"userId"`
+}
+
+// Subject is user:banned.
+func (UserBannedEvent) Subject() Subject { return UserBanned }
+
+// Encode marshals an event's payload.
+func Encode(ev Event) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", ev.Subject(), err)
+	}
+	return b, nil
+}
+
+// Decode unmarshals a message's payload into T. A payload that does not decode
+// is Permanent: redelivering it cannot help.
+func Decode[T Event](m Msg) (T, error) {
+	var v T
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		return v, Permanent(fmt.Errorf("decode %s: %w", m.Subject, err))
+	}
+	return v, nil
+}

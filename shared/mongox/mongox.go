@@ -1,0 +1,101 @@
+// Package mongox holds the MongoDB helpers every service shares: connecting
+// with timeouts, creating indexes at start, recognising duplicate keys, and the
+// one per-document write path (Writer) that SPEC §8 asks for.
+package mongox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+)
+
+// Connect opens a client to uri with bounded connect, server-selection and
+// socket timeouts. It does not wait for the server: a service starts while its
+// database is still coming up, and /readyz (Ping) reports when it is there.
+func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(uri).
+		SetConnectTimeout(5 * time.Second).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetTimeout(10 * time.Second).
+		SetMaxPoolSize(64)
+	c, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, &errs.DatabaseConnectionError{Err: err}
+	}
+	return c, nil
+}
+
+// Ping checks that the primary answers; it is a readiness check.
+func Ping(ctx context.Context, c *mongo.Client) error {
+	if err := c.Ping(ctx, readpref.Primary()); err != nil {
+		return &errs.DatabaseConnectionError{Err: err}
+	}
+	return nil
+}
+
+// Index is one index to create at start.
+type Index struct {
+	Collection string
+	Keys       any // bson.D, e.g. bson.D{{Key: "email", Value: 1}}
+	Unique     bool
+	Name       string
+}
+
+// EnsureIndexes creates the indexes (idempotently). Unique indexes are what
+// SPEC §8's claims rest on, so a service must not serve before they exist.
+func EnsureIndexes(ctx context.Context, db *mongo.Database, idx ...Index) error {
+	for _, ix := range idx {
+		opts := options.Index().SetUnique(ix.Unique)
+		if ix.Name != "" {
+			opts.SetName(ix.Name)
+		}
+		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: opts}); err != nil {
+			return fmt.Errorf("create index %s on %s: %w", ix.Name, ix.Collection, err)
+		}
+	}
+	return nil
+}
+
+// EnsureIndexesRetry is EnsureIndexes retried until ctx ends, for a service
+// that starts before its database is reachable.
+func EnsureIndexesRetry(ctx context.Context, db *mongo.Database, idx ...Index) error {
+	delay := 200 * time.Millisecond
+	for {
+		err := EnsureIndexes(ctx, db, idx...)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// IsDuplicate reports whether err is a duplicate-key error (code 11000) from an
+// insert: the signal that a claim was lost to someone else.
+func IsDuplicate(err error) bool {
+	return mongo.IsDuplicateKeyError(err)
+}
+
+// ErrDuplicate is returned by store methods (wrapped) when a unique index
+// refused a write.
+var ErrDuplicate = errors.New("duplicate key")
+
+// NotFound maps mongo.ErrNoDocuments to errs.ErrNotFound and keeps any other
+// error as is.
+func NotFound(err error) error {
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return errs.ErrNotFound
+	}
+	return err
+}

@@ -1,0 +1,185 @@
+// Package service wires what every Stuffmart service has in common, so each
+// service's app package only adds its own store, routes and listeners: the
+// MongoDB client and database, the NATS Streaming bus, the one document
+// Writer, the outbox relay, the session middleware, the Echo server with its
+// probes, and an orderly start and stop.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/web"
+)
+
+// Config is what every service reads from the environment.
+type Config struct {
+	Name       string
+	HTTPAddr   string
+	MongoURI   string
+	MongoDB    string
+	NATS       events.Config
+	JWTKey     string
+	SessionKey string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	BodyLimit  string
+}
+
+// LoadConfig reads the common variables for service name: HTTP_ADDR
+// (":3000"), MONGO_URI (required), MONGO_DB (name), NATS_URL (required),
+// NATS_CLUSTER_ID ("stuffmart"), JWT_KEY and SESSION_KEY (required, 32+
+// characters), ACCESS_TOKEN_TTL ("15m"), REFRESH_TOKEN_TTL ("168h"),
+// BODY_LIMIT ("64K"). Problems are collected in r.
+func LoadConfig(r *config.Reader, name string) Config {
+	return Config{
+		Name:     name,
+		HTTPAddr: r.String("HTTP_ADDR", ":3000"),
+		MongoURI: r.Required("MONGO_URI"),
+		MongoDB:  r.String("MONGO_DB", name),
+		NATS: events.Config{
+			URL:        r.Required("NATS_URL"),
+			ClusterID:  r.String("NATS_CLUSTER_ID", "stuffmart"),
+			ClientName: name,
+		},
+		JWTKey:     r.Secret("JWT_KEY", 32),
+		SessionKey: r.Secret("SESSION_KEY", 32),
+		AccessTTL:  r.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTTL: r.Duration("REFRESH_TOKEN_TTL", 7*24*time.Hour),
+		BodyLimit:  r.String("BODY_LIMIT", web.DefaultBodyLimit),
+	}
+}
+
+// LogValue logs the configuration with secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", c.Name),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("mongo_db", c.MongoDB),
+		slog.String("nats_url", c.NATS.URL),
+		slog.String("nats_cluster_id", c.NATS.ClusterID),
+		slog.String("jwt_key", config.Mask(c.JWTKey)),
+		slog.String("session_key", config.Mask(c.SessionKey)),
+		slog.Duration("access_ttl", c.AccessTTL),
+		slog.Duration("refresh_ttl", c.RefreshTTL),
+	)
+}
+
+// Service is the common part of a running service.
+type Service struct {
+	Cfg      Config
+	Log      *slog.Logger
+	Mongo    *mongo.Client
+	DB       *mongo.Database
+	Bus      *events.Bus
+	Writer   *mongox.Writer
+	Sessions *auth.Sessions
+	// Echo has the shared middleware, /healthz, /readyz and the session
+	// middleware (auth.Sessions.CurrentUser) installed.
+	Echo  *echo.Echo
+	relay *outbox.Relay
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open connects to MongoDB (lazily: the service starts while the database
+// comes up; /readyz tells) and prepares the bus, which connects on Start.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	client, err := mongox.Connect(ctx, cfg.MongoURI)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.Name, err)
+	}
+	db := client.Database(cfg.MongoDB)
+	tokens := auth.NewTokens([]byte(cfg.JWTKey), cfg.AccessTTL)
+	s := &Service{
+		Cfg:      cfg,
+		Log:      log,
+		Mongo:    client,
+		DB:       db,
+		Writer:   mongox.NewWriter(),
+		Sessions: auth.NewSessions([]byte(cfg.SessionKey), tokens, cfg.RefreshTTL),
+	}
+	s.Bus = events.NewBus(cfg.NATS, log, s.park)
+	s.Echo = web.New(log, web.Options{
+		BodyLimit: cfg.BodyLimit,
+		Ready: []web.Check{
+			{Name: "database", Func: func(ctx context.Context) error { return mongox.Ping(ctx, client) }},
+			{Name: "nats", Func: s.Bus.Ready},
+		},
+	})
+	s.Echo.Use(s.Sessions.CurrentUser())
+	return s, nil
+}
+
+// Outbox returns the relay that publishes pending events of colls, creating
+// it on first call. Call it before Start.
+func (s *Service) Outbox(colls ...*mongo.Collection) *outbox.Relay {
+	if s.relay == nil {
+		s.relay = outbox.NewRelay(s.Bus, s.Writer, s.Log, colls...)
+		s.Bus.OnConnect(s.relay.SweepNow)
+	}
+	return s.relay
+}
+
+// park keeps a message that will not be applied in the parked_events
+// collection, for a human to look at.
+func (s *Service) park(ctx context.Context, m events.Msg, cause error) error {
+	_, err := s.DB.Collection("parked_events").InsertOne(ctx, bson.D{
+		{Key: "subject", Value: string(m.Subject)},
+		{Key: "sequence", Value: int64(m.Sequence)},
+		{Key: "data", Value: string(m.Data)},
+		{Key: "deliveries", Value: m.Deliveries},
+		{Key: "error", Value: cause.Error()},
+		{Key: "parkedAt", Value: time.Now()},
+	})
+	return err
+}
+
+// Start connects the bus and runs the outbox relay in the background, until
+// Close.
+func (s *Service) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
+	s.Bus.Start()
+	go func() {
+		defer close(s.done)
+		if s.relay != nil {
+			s.relay.Run(ctx)
+		}
+	}()
+}
+
+// Close stops the relay and the bus (listeners Close, keeping their durable
+// position) and disconnects from MongoDB.
+func (s *Service) Close(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	return errors.Join(s.Bus.Close(), s.Mongo.Disconnect(ctx))
+}
+
+// Run starts the service, serves HTTP on Cfg.HTTPAddr until ctx ends, then
+// shuts down: HTTP first (in-flight requests finish), then events, then the
+// database.
+func (s *Service) Run(ctx context.Context) error {
+	s.Start()
+	serveErr := web.Serve(ctx, s.Log, s.Cfg.HTTPAddr, s.Echo, 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, s.Close(cctx))
+}

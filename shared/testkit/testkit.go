@@ -1,0 +1,253 @@
+// Package testkit starts the real infrastructure for tests, once per test
+// binary: an embedded FerretDB (v1, SQLite files in a temp dir) and an
+// embedded nats-streaming-server. Each test gets its own database and its own
+// subject prefix, so tests run in parallel without seeing each other. Import
+// it from _test.go files only, and call Main from TestMain.
+package testkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/embedded"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+)
+
+var (
+	mu      sync.Mutex
+	tmpDirs []string
+	ferret  *embedded.Ferret
+	nats    *embedded.NATS
+	client  *mongo.Client
+)
+
+// Main runs the tests and then stops the shared servers and removes their
+// files. Use it as: func TestMain(m *testing.M) { testkit.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	mu.Lock()
+	if client != nil {
+		_ = client.Disconnect(context.Background()) // the process ends next
+	}
+	if nats != nil {
+		nats.Stop()
+	}
+	if ferret != nil {
+		ferret.Stop()
+	}
+	for _, d := range tmpDirs {
+		_ = os.RemoveAll(d) // best effort: temp files of a finished run
+	}
+	mu.Unlock()
+	os.Exit(code)
+}
+
+func tempDir(tb testing.TB, pattern string) string {
+	d, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		tb.Fatalf("temp dir: %v", err)
+	}
+	tmpDirs = append(tmpDirs, d)
+	return d
+}
+
+// Logger returns a logger for code under test: errors only, on stderr, unless
+// TEST_LOG=debug|info|warn asks for more.
+func Logger(tb testing.TB) *slog.Logger {
+	lvl := slog.LevelError
+	switch strings.ToLower(os.Getenv("TEST_LOG")) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "warn":
+		lvl = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("test", tb.Name())
+}
+
+// MongoURI returns the URI of the binary's embedded FerretDB, starting it on
+// first use.
+func MongoURI(tb testing.TB) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if ferret == nil {
+		f, err := embedded.StartFerret(tempDir(tb, "stuffmart-ferret-"), "127.0.0.1:0", slog.New(slog.DiscardHandler))
+		if err != nil {
+			tb.Fatalf("start ferretdb: %v", err)
+		}
+		ferret = f
+	}
+	return ferret.URI
+}
+
+// DBName returns a fresh database name for a test.
+func DBName(tb testing.TB) string {
+	return "t" + RandomID(tb)[:12]
+}
+
+// Mongo returns a database of its own for this test, dropped at cleanup.
+func Mongo(tb testing.TB) *mongo.Database {
+	tb.Helper()
+	uri := MongoURI(tb)
+	mu.Lock()
+	if client == nil {
+		c, err := mongox.Connect(context.Background(), uri)
+		if err != nil {
+			mu.Unlock()
+			tb.Fatalf("connect ferretdb: %v", err)
+		}
+		client = c
+	}
+	c := client
+	mu.Unlock()
+	db := c.Database(DBName(tb))
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := db.Drop(ctx); err != nil {
+			tb.Logf("drop %s: %v", db.Name(), err)
+		}
+	})
+	return db
+}
+
+// NATS returns a configuration on the binary's shared embedded NATS Streaming
+// server with a subject prefix of this test's own, a 1 s ack wait and 5
+// deliveries before parking, so redelivery tests are quick.
+func NATS(tb testing.TB) events.Config {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if nats == nil {
+		n, err := embedded.StartNATS("stuffmart-test", "127.0.0.1", 0, "")
+		if err != nil {
+			tb.Fatalf("start nats streaming: %v", err)
+		}
+		nats = n
+	}
+	id := RandomID(tb)[:10]
+	return events.Config{
+		URL:           nats.URL,
+		ClusterID:     nats.ClusterID,
+		ClientName:    "test-" + id,
+		Prefix:        "t" + id + ".",
+		AckWait:       time.Second,
+		MaxDeliveries: 5,
+	}
+}
+
+// NATSServer is a dedicated NATS Streaming server a test may stop and start
+// again (same port, same file store) to simulate an outage.
+type NATSServer struct {
+	tb   testing.TB
+	dir  string
+	port int
+	srv  *embedded.NATS
+	// Config reaches this server.
+	Config events.Config
+}
+
+// StartNATS starts a dedicated server with a file store, stopped at cleanup.
+func StartNATS(tb testing.TB) *NATSServer {
+	tb.Helper()
+	mu.Lock()
+	dir := tempDir(tb, "stuffmart-nats-")
+	mu.Unlock()
+	n, err := embedded.StartNATS("stuffmart-test", "127.0.0.1", 0, dir)
+	if err != nil {
+		tb.Fatalf("start nats streaming: %v", err)
+	}
+	s := &NATSServer{tb: tb, dir: dir, port: n.Port(), srv: n}
+	s.Config = events.Config{URL: n.URL, ClusterID: n.ClusterID, ClientName: "test-" + RandomID(tb)[:10], AckWait: time.Second, MaxDeliveries: 5}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down (no-op when stopped).
+func (s *NATSServer) Stop() {
+	if s.srv != nil {
+		s.srv.Stop()
+		s.srv = nil
+	}
+}
+
+// Restart starts the server again on the same port and file store.
+func (s *NATSServer) Restart() {
+	s.tb.Helper()
+	if s.srv != nil {
+		s.tb.Fatal("nats streaming is already running")
+	}
+	var err error
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.srv, err = embedded.StartNATS("stuffmart-test", "127.0.0.1", s.port, s.dir)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the port may linger briefly after Stop
+	}
+	if err != nil {
+		s.tb.Fatalf("restart nats streaming: %v", err)
+	}
+}
+
+// RandomID returns 32 random hex characters.
+func RandomID(tb testing.TB) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatalf("random: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// SessionCookie returns the session cookie a browser of u would hold: an
+// access token issued by sess's tokens inside a cookie sealed with sess's
+// keys (and the given refresh token, which may be empty).
+func SessionCookie(tb testing.TB, sess *auth.Sessions, u auth.User, refresh string) *http.Cookie {
+	tb.Helper()
+	tok, err := sess.Tokens().Issue(u)
+	if err != nil {
+		tb.Fatalf("issue token: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	if err := sess.Save(rec, req, auth.Session{Access: tok, Refresh: refresh}); err != nil {
+		tb.Fatalf("save session: %v", err)
+	}
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == auth.CookieName {
+			return c
+		}
+	}
+	tb.Fatal(fmt.Sprintf("no %s cookie written", auth.CookieName))
+	return nil
+}
+
+// Eventually polls cond every 10 ms until it is true or timeout passes, then
+// fails the test with msg. Use it instead of sleeping to wait for events.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s: "+msg, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

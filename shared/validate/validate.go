@@ -1,0 +1,61 @@
+// Package validate collects field errors for a request so that a client sees
+// every bad field at once, as one errs.RequestValidationError.
+package validate
+
+import (
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+)
+
+// Errors accumulates field errors. The zero value is ready to use.
+type Errors struct {
+	items []errs.Item
+}
+
+// Add records a field error unless the field already has one: the first
+// failure of a field is the one the user needs to fix first.
+func (v *Errors) Add(field, message string) {
+	for _, it := range v.items {
+		if it.Field == field {
+			return
+		}
+	}
+	v.items = append(v.items, errs.Item{Field: field, Message: message})
+}
+
+// Check records message for field when ok is false.
+func (v *Errors) Check(ok bool, field, message string) {
+	if !ok {
+		v.Add(field, message)
+	}
+}
+
+// Err returns nil when nothing was recorded, else a *errs.RequestValidationError.
+func (v *Errors) Err() error {
+	if len(v.items) == 0 {
+		return nil
+	}
+	return &errs.RequestValidationError{Items: v.items}
+}
+
+// Len returns the number of characters (runes) in s: limits are stated to
+// users in characters, not bytes.
+func Len(s string) int { return utf8.RuneCountInString(s) }
+
+// Email reports whether s is a plain address such as "ann@uni.edu": no display
+// name, no angle brackets, a dot in the domain, at most 254 characters.
+func Email(s string) bool {
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>\"\r\n\t") {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return false
+	}
+	at := strings.LastIndexByte(s, '@')
+	domain := s[at+1:]
+	return at > 0 && strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}

@@ -1,0 +1,207 @@
+// Package web builds the Echo server every Stuffmart service runs: the
+// normalized error handler, panic recovery, body limit, request IDs, access
+// logs through log/slog, /healthz and /readyz, and graceful shutdown.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+)
+
+// DefaultBodyLimit caps request bodies: JSON requests of this product are
+// small, and a larger body is answered 413 before it is read.
+const DefaultBodyLimit = "64K"
+
+// Check is one readiness dependency (a database ping, the NATS connection).
+type Check struct {
+	Name string
+	Func func(ctx context.Context) error
+}
+
+// Options configures New. The zero value is valid.
+type Options struct {
+	// BodyLimit such as "64K"; DefaultBodyLimit when empty.
+	BodyLimit string
+	// Ready lists what /readyz checks; /readyz answers 503 when one fails.
+	Ready []Check
+}
+
+// New returns an Echo with the shared middleware and probes installed. Every
+// error a handler returns, and Echo's own 404/405/413, is written as
+// {"errors":[{"message","field"}]}; unknown errors become a logged 500.
+func New(log *slog.Logger, opts Options) *echo.Echo {
+	if opts.BodyLimit == "" {
+		opts.BodyLimit = DefaultBodyLimit
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = ErrorHandler(log)
+	e.Use(middleware.RequestID())
+	e.Use(accessLog(log))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
+	e.Use(middleware.BodyLimit(opts.BodyLimit))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+			return next(c)
+		}
+	})
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", readyz(opts.Ready))
+	return e
+}
+
+func readyz(checks []Check) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		var items []errs.Item
+		for _, ch := range checks {
+			if err := ch.Func(ctx); err != nil {
+				items = append(items, errs.Item{Message: ch.Name + " is not ready"})
+			}
+		}
+		if len(items) > 0 {
+			return c.JSON(http.StatusServiceUnavailable, errs.Body{Errors: items})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		Skipper: func(c echo.Context) bool {
+			p := c.Path()
+			return p == "/healthz" || p == "/readyz"
+		},
+		LogMethod:    true,
+		LogURIPath:   true,
+		LogStatus:    true,
+		LogLatency:   true,
+		LogRequestID: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+				slog.String("request_id", v.RequestID),
+			)
+			return nil
+		},
+	})
+}
+
+// ErrorHandler writes every error in the normalized shape. It is exported so
+// that servers not built by New (the gateway) answer the same way.
+func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, body := Classify(err)
+		if status >= http.StatusInternalServerError {
+			log.ErrorContext(c.Request().Context(), "request failed",
+				"err", err,
+				"method", c.Request().Method,
+				"path", c.Request().URL.Path,
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+			)
+		}
+		var werr error
+		if c.Request().Method == http.MethodHead {
+			werr = c.NoContent(status)
+		} else {
+			werr = c.JSON(status, body)
+		}
+		if werr != nil {
+			log.WarnContext(c.Request().Context(), "write error response", "err", werr)
+		}
+	}
+}
+
+// Classify maps an error to its status and normalized body: client-facing
+// errs.Error values speak for themselves, Echo's HTTP errors keep their
+// status with a plain message, everything else is a 500 "Something went wrong".
+func Classify(err error) (int, errs.Body) {
+	if e, ok := errs.As(err); ok {
+		return e.StatusCode(), errs.Body{Errors: e.Serialize()}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code < http.StatusInternalServerError {
+		return he.Code, errs.Body{Errors: []errs.Item{{Message: echoMessage(he)}}}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, errs.Body{Errors: []errs.Item{{Message: "Request body too large"}}}
+	}
+	return http.StatusInternalServerError, errs.Internal
+}
+
+func echoMessage(he *echo.HTTPError) string {
+	switch he.Code {
+	case http.StatusNotFound:
+		return "Not Found"
+	case http.StatusRequestEntityTooLarge:
+		return "Request body too large"
+	case http.StatusUnauthorized:
+		return "Not authorized"
+	}
+	if s, ok := he.Message.(string); ok && s != "" {
+		return s
+	}
+	return http.StatusText(he.Code)
+}
+
+// Serve runs h on addr until ctx is cancelled, then shuts down gracefully,
+// giving in-flight requests up to grace to finish.
+func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, grace time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ServeListener(ctx, log, ln, h, grace)
+}
+
+// ServeListener is Serve on an open listener (tests and the local stack pick
+// free ports this way).
+func ServeListener(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("http server listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
