@@ -97,7 +97,8 @@ func (s *Sessions) options(r *http.Request, maxAge int) *sessions.Options {
 // IsHTTPS reports whether the browser reached us over HTTPS, directly or
 // through the ingress (which sets X-Forwarded-Proto).
 func IsHTTPS(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	return r.TLS != nil || strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // CurrentUser is middleware that resolves the session cookie into a User on

@@ -59,8 +59,14 @@ func (e *RequestValidationError) Error() string {
 // StatusCode is 400.
 func (e *RequestValidationError) StatusCode() int { return http.StatusBadRequest }
 
-// Serialize returns one item per bad field.
-func (e *RequestValidationError) Serialize() []Item { return e.Items }
+// Serialize returns one item per bad field (a generic one if there are none,
+// so the body never has an empty errors list).
+func (e *RequestValidationError) Serialize() []Item {
+	if len(e.Items) == 0 {
+		return []Item{{Message: "Invalid request"}}
+	}
+	return e.Items
+}
 
 // DatabaseConnectionError reports that the service's database cannot be
 // reached (503). The cause is kept for logs and never shown to clients.
@@ -146,9 +152,18 @@ type HTTPError struct {
 	Message string
 }
 
-func (e *HTTPError) Error() string     { return e.Message }
-func (e *HTTPError) StatusCode() int   { return e.Status }
-func (e *HTTPError) Serialize() []Item { return []Item{{Message: e.Message}} }
+func (e *HTTPError) Error() string   { return e.message() }
+func (e *HTTPError) StatusCode() int { return e.Status }
+
+// Serialize returns the message, or the status text when it is empty.
+func (e *HTTPError) Serialize() []Item { return []Item{{Message: e.message()}} }
+
+func (e *HTTPError) message() string {
+	if e.Message == "" {
+		return http.StatusText(e.Status)
+	}
+	return e.Message
+}
 
 // Internal is the body of every 500: the cause is logged, never shown.
 var Internal = Body{Errors: []Item{{Message: "Something went wrong"}}}

@@ -43,6 +43,7 @@ type Bus struct {
 
 	mu        sync.Mutex
 	conn      stan.Conn
+	subs      []stan.Subscription // of conn, closed with it
 	listeners []Listener
 	onConnect []func()
 	lost      chan struct{}
@@ -50,6 +51,14 @@ type Bus struct {
 
 	stop    context.CancelFunc
 	stopped chan struct{}
+
+	// Handlers in flight, so that Close lets them finish (and ack) before
+	// the subscriptions close; once closing is set, messages that arrive are
+	// left unacked for a live member of the group.
+	hmu      sync.Mutex
+	inflight int
+	closing  bool
+	idle     chan struct{} // closed when inflight drops to 0 while closing
 }
 
 // NewBus returns a Bus; call Start to connect. park is called with messages
@@ -74,9 +83,13 @@ func (b *Bus) Listen(l Listener) {
 	defer b.mu.Unlock()
 	b.listeners = append(b.listeners, l)
 	if b.conn != nil {
-		if _, err := b.subscribe(b.conn, l); err != nil {
+		s, err := b.subscribe(b.conn, l)
+		if err != nil {
+			// The connection is failing; the next one subscribes it.
 			b.log.Error("subscribe", "subject", l.Subject, "err", err)
+			return
 		}
+		b.subs = append(b.subs, s)
 	}
 }
 
@@ -88,8 +101,14 @@ func (b *Bus) OnConnect(fn func()) {
 	b.onConnect = append(b.onConnect, fn)
 }
 
-// Start connects in the background until Close.
+// Start connects in the background until Close. Calling it again does
+// nothing.
 func (b *Bus) Start() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stop != nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stop = cancel
 	go b.run(ctx)
@@ -146,15 +165,71 @@ func (b *Bus) PublishEvent(ctx context.Context, ev Event) error {
 	return b.Publish(ctx, ev.Subject(), data)
 }
 
-// Close stops reconnecting, closes every subscription with Close (durable
-// queue groups keep their position) and closes the connection.
+// Close waits for the handlers in flight to finish (each is bounded by its
+// listener's Timeout) so their acks go out, stops reconnecting, closes every
+// subscription with Close (durable queue groups keep their position) and
+// closes the connection. Do not call it from a handler.
 func (b *Bus) Close() error {
-	if b.stop == nil {
+	b.mu.Lock()
+	stop := b.stop
+	b.mu.Unlock()
+	if stop == nil {
 		return nil
 	}
-	b.stop()
+	b.drain()
+	stop()
 	<-b.stopped
 	return nil
+}
+
+// drain stops handling new messages and waits for the handlers in flight,
+// at most for the longest listener timeout plus the time parking may take,
+// so that a handler that ignores its context cannot hold Close forever.
+func (b *Bus) drain() {
+	b.mu.Lock()
+	wait := defaultHandlerTimeout
+	for _, l := range b.listeners {
+		wait = max(wait, l.Timeout)
+	}
+	b.mu.Unlock()
+	b.hmu.Lock()
+	b.closing = true
+	idle := b.idle
+	if idle == nil {
+		idle = make(chan struct{})
+		b.idle = idle
+		if b.inflight == 0 {
+			close(idle)
+		}
+	}
+	b.hmu.Unlock()
+	t := time.NewTimer(wait + parkTimeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+		b.log.Warn("closing with event handlers still running; their messages will be redelivered")
+	}
+}
+
+// begin registers a handler in flight; it reports false once Close began.
+func (b *Bus) begin() bool {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.inflight++
+	return true
+}
+
+func (b *Bus) end() {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	b.inflight--
+	if b.inflight == 0 && b.closing {
+		close(b.idle)
+	}
 }
 
 func (b *Bus) run(ctx context.Context) {
@@ -162,7 +237,7 @@ func (b *Bus) run(ctx context.Context) {
 	delay := 100 * time.Millisecond
 	firstFailure := true
 	for {
-		conn, subs, lost, err := b.connect()
+		conn, lost, err := b.connect()
 		if err != nil {
 			if firstFailure {
 				b.log.Warn("nats streaming unreachable; retrying in the background", "url", b.cfg.URL, "err", err)
@@ -181,16 +256,16 @@ func (b *Bus) run(ctx context.Context) {
 		b.log.Info("nats streaming connected", "url", b.cfg.URL, "cluster", b.cfg.ClusterID)
 		select {
 		case <-ctx.Done():
-			b.disconnect(conn, subs)
+			b.disconnect(conn)
 			return
 		case <-lost:
 			b.log.Warn("nats streaming connection lost; reconnecting")
-			b.disconnect(conn, subs)
+			b.disconnect(conn)
 		}
 	}
 }
 
-func (b *Bus) connect() (stan.Conn, []stan.Subscription, chan struct{}, error) {
+func (b *Bus) connect() (stan.Conn, chan struct{}, error) {
 	lost := make(chan struct{})
 	var once sync.Once
 	clientID := b.cfg.ClientName + "-" + nuid.Next()
@@ -202,7 +277,7 @@ func (b *Bus) connect() (stan.Conn, []stan.Subscription, chan struct{}, error) {
 		stan.SetConnectionLostHandler(func(stan.Conn, error) { once.Do(func() { close(lost) }) }),
 	)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	b.mu.Lock()
 	var subs []stan.Subscription
@@ -213,11 +288,12 @@ func (b *Bus) connect() (stan.Conn, []stan.Subscription, chan struct{}, error) {
 			for _, s := range subs {
 				_ = s.Close() // the connection is closed next; nothing else to do
 			}
-			return nil, nil, nil, errors.Join(err, conn.Close())
+			return nil, nil, errors.Join(err, conn.Close())
 		}
 		subs = append(subs, s)
 	}
 	b.conn = conn
+	b.subs = subs
 	hooks := append([]func(){}, b.onConnect...)
 	b.mu.Unlock()
 	select {
@@ -228,12 +304,14 @@ func (b *Bus) connect() (stan.Conn, []stan.Subscription, chan struct{}, error) {
 	for _, h := range hooks {
 		go h()
 	}
-	return conn, subs, lost, nil
+	return conn, lost, nil
 }
 
-func (b *Bus) disconnect(conn stan.Conn, subs []stan.Subscription) {
+func (b *Bus) disconnect(conn stan.Conn) {
 	b.mu.Lock()
 	b.conn = nil
+	subs := b.subs
+	b.subs = nil
 	b.mu.Unlock()
 	for _, s := range subs {
 		if err := s.Close(); err != nil {

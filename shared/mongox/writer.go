@@ -23,8 +23,10 @@ type Writer struct {
 	locks map[string]*docLock
 }
 
+// docLock is a one-slot channel rather than a sync.Mutex so that a writer
+// waiting for it gives up when its ctx ends.
 type docLock struct {
-	mu   sync.Mutex
+	ch   chan struct{}
 	refs int
 }
 
@@ -35,13 +37,14 @@ func NewWriter() *Writer {
 
 // Lock runs fn while holding the lock of document id in coll, so fn may read
 // and then write that document without another writer of this process in
-// between.
+// between. If ctx ends while waiting for the lock, Lock returns ctx.Err()
+// without running fn.
 func (w *Writer) Lock(ctx context.Context, coll *mongo.Collection, id any, fn func(ctx context.Context) error) error {
 	key := fmt.Sprintf("%s/%s/%v", coll.Database().Name(), coll.Name(), id)
 	w.mu.Lock()
 	l := w.locks[key]
 	if l == nil {
-		l = &docLock{}
+		l = &docLock{ch: make(chan struct{}, 1)}
 		w.locks[key] = l
 	}
 	l.refs++
@@ -56,11 +59,15 @@ func (w *Writer) Lock(ctx context.Context, coll *mongo.Collection, id any, fn fu
 		w.mu.Unlock()
 	}()
 
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l.ch }()
 	return fn(ctx)
 }
 

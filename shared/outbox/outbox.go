@@ -9,6 +9,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -44,7 +45,9 @@ func New(ev events.Event, now time.Time) (Pending, error) {
 }
 
 // Push is the update operator that appends events to a document's outbox;
-// combine it with the change's $set in one UpdateOne.
+// combine it with the change's $set in one update through the service's
+// mongox.Writer (UpdateByID), so the relay's removal of sent events and this
+// push never overwrite each other.
 func Push(p ...Pending) bson.E {
 	return bson.E{Key: "$push", Value: bson.D{{Key: Field, Value: bson.D{{Key: "$each", Value: p}}}}}
 }
@@ -109,7 +112,11 @@ func (r *Relay) SweepNow() {
 
 // Run publishes until ctx ends. It sweeps once at start.
 func (r *Relay) Run(ctx context.Context) {
-	t := time.NewTicker(r.Sweep)
+	every := r.Sweep
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	r.sweep(ctx)
 	for {
@@ -131,7 +138,14 @@ func (r *Relay) drain(ctx context.Context) {
 	q := r.queue
 	r.queue = nil
 	r.mu.Unlock()
+	seen := make(map[string]bool, len(q))
 	for _, d := range q {
+		// One flush sends everything a document holds: skip repeats.
+		k := fmt.Sprintf("%s/%v", d.coll, d.id)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		if err := r.flush(ctx, r.colls[d.coll], d.id); err != nil {
 			r.log.Warn("outbox: publish deferred", "collection", d.coll, "id", d.id, "err", err)
 		}
@@ -159,6 +173,10 @@ func (r *Relay) sweep(ctx context.Context) {
 		}
 		for _, d := range ids {
 			if err := r.flush(ctx, c, d.ID); err != nil {
+				if errors.Is(err, errBadEntry) {
+					r.log.Error("outbox: entry cannot be published", "collection", name, "id", d.ID, "err", err)
+					continue // that document only
+				}
 				r.log.Warn("outbox: publish deferred", "collection", name, "id", d.ID, "err", err)
 				break // NATS is likely down; the next sweep retries
 			}
@@ -166,36 +184,52 @@ func (r *Relay) sweep(ctx context.Context) {
 	}
 }
 
+// errBadEntry marks an outbox entry that does not decode as a Pending.
+var errBadEntry = errors.New("outbox: undecodable entry")
+
 // flush publishes one document's pending events in order and removes those
 // that went out. Publishing happens outside the document lock so handlers are
-// not held up by NATS; the removal is by event id, so an event pushed
-// meanwhile stays.
+// not held up by NATS; the removal takes out exactly the entries that were
+// sent, so an event pushed meanwhile stays.
+//
+// The removal is a $pullAll of the entries exactly as they were read:
+// FerretDB v1's $pull only removes elements equal to the given value (it
+// ignores query conditions such as {id: {$in: [...]}}, so nothing was ever
+// removed and every sweep published the events again), while $pullAll with
+// exact values works on FerretDB and, atomically, on MongoDB.
 func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) error {
 	if c == nil {
 		return fmt.Errorf("outbox: collection not watched")
 	}
 	var doc struct {
-		Outbox []Pending `bson:"outbox"`
+		Outbox []bson.Raw `bson:"outbox"`
 	}
 	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}, options.FindOne().SetProjection(bson.D{{Key: Field, Value: 1}})).Decode(&doc)
-	if err == mongo.ErrNoDocuments {
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("load outbox: %w", err)
 	}
-	var sent []string
+	var sent []bson.Raw
 	var pubErr error
-	for _, p := range doc.Outbox {
+	for _, raw := range doc.Outbox {
+		var p Pending
+		if err := bson.Unmarshal(raw, &p); err != nil {
+			// Not something Push wrote; publishing stops here so that
+			// order is kept, and a human has to look at the document.
+			pubErr = fmt.Errorf("%w: %w", errBadEntry, err)
+			break
+		}
 		if pubErr = r.pub.Publish(ctx, events.Subject(p.Subject), p.Data); pubErr != nil {
 			break
 		}
-		sent = append(sent, p.ID)
+		sent = append(sent, raw)
 	}
 	if len(sent) > 0 {
-		_, err := r.w.UpdateByID(ctx, c, id, bson.D{{Key: "$pull", Value: bson.D{{Key: Field, Value: bson.D{{Key: "id", Value: bson.D{{Key: "$in", Value: sent}}}}}}}})
+		_, err := r.w.UpdateByID(ctx, c, id, bson.D{{Key: "$pullAll", Value: bson.D{{Key: Field, Value: sent}}}})
 		if err != nil {
-			return fmt.Errorf("mark outbox sent: %w", err)
+			return errors.Join(fmt.Errorf("mark outbox sent: %w", err), pubErr)
 		}
 	}
 	// A failed publish is retried by the next sweep: the Bus asks for one on

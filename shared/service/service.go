@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -91,8 +92,11 @@ type Service struct {
 	Echo  *echo.Echo
 	relay *outbox.Relay
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu       sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closed   bool
+	closeErr error
 }
 
 // Open connects to MongoDB (lazily: the service starts while the database
@@ -151,6 +155,11 @@ func (s *Service) park(ctx context.Context, m events.Msg, cause error) error {
 // Start connects the bus and runs the outbox relay in the background, until
 // Close.
 func (s *Service) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil || s.closed {
+		return // Run after Start, or a second Start: one relay, one bus
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan struct{})
@@ -164,13 +173,21 @@ func (s *Service) Start() {
 }
 
 // Close stops the relay and the bus (listeners Close, keeping their durable
-// position) and disconnects from MongoDB.
+// position) and disconnects from MongoDB. Calling it again returns the first
+// result.
 func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	s.closed = true
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
 	}
-	return errors.Join(s.Bus.Close(), s.Mongo.Disconnect(ctx))
+	s.closeErr = errors.Join(s.Bus.Close(), s.Mongo.Disconnect(ctx))
+	return s.closeErr
 }
 
 // Run starts the service, serves HTTP on Cfg.HTTPAddr until ctx ends, then

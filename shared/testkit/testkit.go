@@ -9,11 +9,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +42,15 @@ var (
 
 // Main runs the tests and then stops the shared servers and removes their
 // files. Use it as: func TestMain(m *testing.M) { testkit.Main(m) }.
+//
+// Tests against the real servers mostly wait (ack waits, redeliveries,
+// reconnects), so unless -parallel is given, Main lets at least
+// 8 parallel tests run at once instead of GOMAXPROCS.
 func Main(m *testing.M) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	raiseParallel()
 	code := m.Run()
 	mu.Lock()
 	if client != nil {
@@ -54,6 +67,20 @@ func Main(m *testing.M) {
 	}
 	mu.Unlock()
 	os.Exit(code)
+}
+
+// minParallel is the -parallel value Main uses when none is given.
+const minParallel = 8
+
+func raiseParallel() {
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if explicit || flag.Lookup("test.parallel") == nil {
+		return
+	}
+	if n := runtime.GOMAXPROCS(0); n < minParallel {
+		_ = flag.Set("test.parallel", strconv.Itoa(minParallel)) // a valid int; cannot fail
+	}
 }
 
 func tempDir(tb testing.TB, pattern string) string {
@@ -169,7 +196,7 @@ func StartNATS(tb testing.TB) *NATSServer {
 	mu.Lock()
 	dir := tempDir(tb, "stuffmart-nats-")
 	mu.Unlock()
-	n, err := embedded.StartNATS("stuffmart-test", "127.0.0.1", 0, dir)
+	n, err := startOnStablePort(dir)
 	if err != nil {
 		tb.Fatalf("start nats streaming: %v", err)
 	}
@@ -177,6 +204,33 @@ func StartNATS(tb testing.TB) *NATSServer {
 	s.Config = events.Config{URL: n.URL, ClusterID: n.ClusterID, ClientName: "test-" + RandomID(tb)[:10], AckWait: time.Second, MaxDeliveries: 5}
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// startOnStablePort starts a server on a random port below Linux's
+// ephemeral range (32768-60999). Such a port is never handed out for port 0
+// or as the local port of an outgoing connection, so it stays free while the
+// server is stopped: in the ephemeral range, a client that keeps dialing a
+// port nobody listens on can end up connected to itself on that very port
+// (TCP simultaneous open) and keep the server from starting again.
+func startOnStablePort(dir string) (*embedded.NATS, error) {
+	var lastErr error
+	for range 50 {
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			lastErr = err
+			continue // taken
+		}
+		if err := ln.Close(); err != nil {
+			return nil, err
+		}
+		n, err := embedded.StartNATS("stuffmart-test", "127.0.0.1", port, dir)
+		if err == nil {
+			return n, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
 }
 
 // Stop shuts the server down (no-op when stopped).
@@ -194,7 +248,7 @@ func (s *NATSServer) Restart() {
 		s.tb.Fatal("nats streaming is already running")
 	}
 	var err error
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		s.srv, err = embedded.StartNATS("stuffmart-test", "127.0.0.1", s.port, s.dir)
 		if err == nil || time.Now().After(deadline) {

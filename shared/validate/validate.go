@@ -4,6 +4,7 @@ package validate
 
 import (
 	"net/mail"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -38,7 +39,7 @@ func (v *Errors) Err() error {
 	if len(v.items) == 0 {
 		return nil
 	}
-	return &errs.RequestValidationError{Items: v.items}
+	return &errs.RequestValidationError{Items: slices.Clone(v.items)}
 }
 
 // Len returns the number of characters (runes) in s: limits are stated to
@@ -46,9 +47,10 @@ func (v *Errors) Err() error {
 func Len(s string) int { return utf8.RuneCountInString(s) }
 
 // Email reports whether s is a plain address such as "ann@uni.edu": no display
-// name, no angle brackets, a dot in the domain, at most 254 characters.
+// name, no angle brackets, no quoted local part or [address literal], a
+// host name with a dot in the domain, at most 254 characters.
 func Email(s string) bool {
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>\"\r\n\t") {
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>\"[]\r\n\t") {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
@@ -56,6 +58,17 @@ func Email(s string) bool {
 		return false
 	}
 	at := strings.LastIndexByte(s, '@')
-	domain := s[at+1:]
-	return at > 0 && strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+	if at <= 0 {
+		return false
+	}
+	labels := strings.Split(s[at+1:], ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return false
+		}
+	}
+	return true
 }

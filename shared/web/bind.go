@@ -47,15 +47,20 @@ func Bind(c echo.Context, dst any) error {
 // Decode reads one JSON value from r into dst with the rules of Bind, without
 // validation.
 func Decode(r io.Reader, dst any) error {
+	if r == nil {
+		return errs.BadRequest("Request body must be a JSON object")
+	}
 	body, err := io.ReadAll(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if tooLarge(err) {
 			return &errs.HTTPError{Status: http.StatusRequestEntityTooLarge, Message: "Request body too large"}
 		}
 		return errs.BadRequest("Could not read request body")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	// A bare null would decode into dst as a no-op and let a zero request
+	// through to validation as if the client had sent {}.
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return errs.BadRequest("Request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -63,10 +68,21 @@ func Decode(r io.Reader, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
-	if dec.More() {
+	// Decoder.More is not enough: it reports false for a stray '}' or ']'
+	// after the value, so check that only white space follows it.
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return errs.BadRequest("Request body must hold a single JSON object")
 	}
 	return nil
+}
+
+// tooLarge reports whether reading the body failed on a size limit: Echo's
+// BodyLimit middleware (a body without Content-Length, or one longer than it
+// claimed) or http.MaxBytesReader.
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	var he *echo.HTTPError
+	return errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge)
 }
 
 func decodeError(err error) error {

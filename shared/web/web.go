@@ -48,7 +48,13 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	e.HTTPErrorHandler = ErrorHandler(log)
 	e.Use(middleware.RequestID())
 	e.Use(accessLog(log))
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true,
+		// Keep the stack with the error; ErrorHandler logs both once.
+		LogErrorFunc: func(_ echo.Context, err error, stack []byte) error {
+			return &panicError{err: err, stack: string(stack)}
+		},
+	}))
 	e.Use(middleware.BodyLimit(opts.BodyLimit))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -56,28 +62,49 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 			return next(c)
 		}
 	})
-	e.GET("/healthz", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	// Probes answer HEAD too (Echo does not route HEAD to GET by itself).
+	probe := []string{http.MethodGet, http.MethodHead}
+	e.Match(probe, "/healthz", func(c echo.Context) error {
+		return probeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	e.GET("/readyz", readyz(opts.Ready))
+	e.Match(probe, "/readyz", readyz(log, opts.Ready))
 	return e
 }
 
-func readyz(checks []Check) echo.HandlerFunc {
+// panicError is a recovered panic with the stack of the goroutine that
+// panicked; ErrorHandler logs the stack with the cause.
+type panicError struct {
+	err   error
+	stack string
+}
+
+func (p *panicError) Error() string { return "panic: " + p.err.Error() }
+func (p *panicError) Unwrap() error { return p.err }
+
+func readyz(log *slog.Logger, checks []Check) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		var items []errs.Item
 		for _, ch := range checks {
 			if err := ch.Func(ctx); err != nil {
+				log.DebugContext(ctx, "not ready", "check", ch.Name, "err", err)
 				items = append(items, errs.Item{Message: ch.Name + " is not ready"})
 			}
 		}
 		if len(items) > 0 {
-			return c.JSON(http.StatusServiceUnavailable, errs.Body{Errors: items})
+			return probeJSON(c, http.StatusServiceUnavailable, errs.Body{Errors: items})
 		}
-		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+		return probeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
 	}
+}
+
+// probeJSON answers a probe: the JSON body, or only the status to a HEAD.
+func probeJSON(c echo.Context, status int, body any) error {
+	if c.Request().Method == http.MethodHead {
+		return c.NoContent(status)
+	}
+	return c.JSON(status, body)
 }
 
 func accessLog(log *slog.Logger) echo.MiddlewareFunc {
@@ -108,17 +135,28 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 // that servers not built by New (the gateway) answer the same way.
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
 		status, body := Classify(err)
-		if status >= http.StatusInternalServerError {
-			log.ErrorContext(c.Request().Context(), "request failed",
+		if status >= http.StatusInternalServerError || c.Response().Committed {
+			attrs := []any{
 				"err", err,
 				"method", c.Request().Method,
 				"path", c.Request().URL.Path,
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
-			)
+			}
+			var pe *panicError
+			if errors.As(err, &pe) {
+				attrs = append(attrs, "stack", pe.stack)
+			}
+			lvl, msg := slog.LevelError, "request failed"
+			if c.Response().Committed {
+				// Too late to answer, but the error must not vanish. Often
+				// it is only a client that went away, hence a warning.
+				lvl, msg = slog.LevelWarn, "request failed after the response was sent"
+			}
+			log.Log(c.Request().Context(), lvl, msg, attrs...)
+		}
+		if c.Response().Committed {
+			return
 		}
 		var werr error
 		if c.Request().Method == http.MethodHead {

@@ -1,0 +1,476 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// stuffDoc is how a service might store a stuff with its outbox.
+type stuffDoc struct {
+	ID      string           `bson:"_id"`
+	Title   string           `bson:"title"`
+	Version int64            `bson:"version"`
+	Outbox  []outbox.Pending `bson:"outbox,omitempty"`
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func pending(t *testing.T, id string, version int64) outbox.Pending {
+	t.Helper()
+	p, err := outbox.New(events.StuffUpdatedEvent{ID: id, Version: version, Title: "Notes"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// received is one stuff:updated event a listener got.
+type received struct {
+	ID      string
+	Version int64
+}
+
+func listen(t *testing.T, cfg events.Config) (*events.Bus, <-chan received) {
+	t.Helper()
+	bus := events.NewBus(cfg, testkit.Logger(t), nil)
+	t.Cleanup(func() {
+		if err := bus.Close(); err != nil {
+			t.Errorf("close bus: %v", err)
+		}
+	})
+	got := make(chan received, 100)
+	bus.Listen(events.Listener{Subject: events.StuffUpdated, Group: "orders", Handle: func(_ context.Context, m events.Msg) error {
+		ev, err := events.Decode[events.StuffUpdatedEvent](m)
+		if err != nil {
+			return err
+		}
+		got <- received{ev.ID, ev.Version}
+		return nil
+	}})
+	return bus, got
+}
+
+func waitConnected(t *testing.T, bus *events.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.WaitConnected(ctx); err != nil {
+		t.Fatalf("bus did not connect: %v", err)
+	}
+}
+
+// run starts the relay until the test ends.
+func run(t *testing.T, r *outbox.Relay) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Relay.Run did not return after its context ended")
+		}
+	})
+}
+
+func expect(t *testing.T, got <-chan received, want ...received) {
+	t.Helper()
+	for i, w := range want {
+		select {
+		case g := <-got:
+			if g != w {
+				t.Fatalf("event %d: got %+v, want %+v (all: %+v)", i, g, w, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("event %d (%+v) not received", i, w)
+		}
+	}
+}
+
+func nothingMore(t *testing.T, got <-chan received, d time.Duration) {
+	t.Helper()
+	select {
+	case g := <-got:
+		t.Fatalf("unexpected extra event %+v (published twice?)", g)
+	case <-time.After(d):
+	}
+}
+
+func outboxOf(t *testing.T, c *mongo.Collection, id string) []outbox.Pending {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var doc stuffDoc
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc); err != nil {
+		t.Fatalf("load %s: %v", id, err)
+	}
+	return doc.Outbox
+}
+
+func emptied(t *testing.T, c *mongo.Collection, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		testkit.Eventually(t, 10*time.Second, func() bool { return len(outboxOf(t, c, id)) == 0 },
+			"outbox of %s not emptied: %+v", id, outboxOf(t, c, id))
+	}
+}
+
+func insert(t *testing.T, c *mongo.Collection, id string, events ...outbox.Pending) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.InsertOne(ctx, stuffDoc{ID: id, Title: "Notes", Outbox: events}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// update is a service's change of a stuff: $set plus its event, through the
+// Writer.
+func update(t *testing.T, w *mongox.Writer, c *mongo.Collection, id string, version int64, evs ...outbox.Pending) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	matched, err := w.UpdateByID(ctx, c, id, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "version", Value: version}}},
+		outbox.Push(evs...),
+	})
+	if err != nil || !matched {
+		t.Fatalf("update %s: matched %v, %v", id, matched, err)
+	}
+}
+
+func TestNewAndPush(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	ev := events.StuffUpdatedEvent{ID: "s1", Version: 3, Title: "Notes", Price: 100}
+	p, err := outbox.New(ev, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back events.StuffUpdatedEvent
+	if err := json.Unmarshal(p.Data, &back); err != nil || back != ev || p.Subject != string(events.StuffUpdated) || p.ID == "" || !p.At.Equal(t0) {
+		t.Fatalf("New = %+v (%v)", p, err)
+	}
+	if q, _ := outbox.New(ev, t0); q.ID == p.ID {
+		t.Fatal("two pending events share an id")
+	}
+
+	// $push with $each on FerretDB: creates the array, then appends in order.
+	c := testkit.Mongo(t).Collection("stuff")
+	insert(t, c, "s1")
+	w := mongox.NewWriter()
+	a, b, d := pending(t, "s1", 1), pending(t, "s1", 2), pending(t, "s1", 3)
+	update(t, w, c, "s1", 2, a, b)
+	update(t, w, c, "s1", 3, d)
+	got := outboxOf(t, c, "s1")
+	if len(got) != 3 {
+		t.Fatalf("outbox %+v, want 3 entries", got)
+	}
+	for i, want := range []outbox.Pending{a, b, d} {
+		if got[i].ID != want.ID || got[i].Subject != want.Subject || string(got[i].Data) != string(want.Data) || !got[i].At.Equal(want.At) {
+			t.Fatalf("entry %d = %+v, want %+v", i, got[i], want)
+		}
+	}
+	var doc stuffDoc
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "s1"}}).Decode(&doc); err != nil || doc.Version != 3 || doc.Title != "Notes" {
+		t.Fatalf("document %+v (%v): the $set beside the $push was lost", doc, err)
+	}
+}
+
+func TestRelayNotifyPublishesAndRemoves(t *testing.T) {
+	t.Parallel()
+	db := testkit.Mongo(t)
+	c := db.Collection("stuff")
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	w := mongox.NewWriter()
+	r := outbox.NewRelay(bus, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour // only Notify (and the sweep at start) publish here
+	run(t, r)
+
+	insert(t, c, "s1", pending(t, "s1", 0))
+	r.Notify(c, "s1")
+	expect(t, got, received{"s1", 0})
+	emptied(t, c, "s1")
+
+	// Several events of one document, over several writes, go out in order.
+	update(t, w, c, "s1", 1, pending(t, "s1", 1))
+	r.Notify(c, "s1")
+	update(t, w, c, "s1", 3, pending(t, "s1", 2), pending(t, "s1", 3))
+	r.Notify(c, "s1")
+	update(t, w, c, "s1", 4, pending(t, "s1", 4))
+	update(t, w, c, "s1", 5, pending(t, "s1", 5))
+	r.Notify(c, "s1")
+	r.Notify(c, "s1")
+	expect(t, got, received{"s1", 1}, received{"s1", 2}, received{"s1", 3}, received{"s1", 4}, received{"s1", 5})
+	emptied(t, c, "s1")
+	nothingMore(t, got, 1500*time.Millisecond)
+
+	// A document that is gone, or a collection the relay does not watch, is
+	// no reason to stop.
+	r.Notify(c, "deleted")
+	r.Notify(db.Collection("unwatched"), "x")
+	insert(t, c, "s2", pending(t, "s2", 0))
+	r.Notify(c, "s2")
+	expect(t, got, received{"s2", 0})
+}
+
+// TestRelayPublishesOnce guards against removal that silently does nothing
+// (FerretDB v1 ignores $pull conditions): every sweep would publish the same
+// events again.
+func TestRelayPublishesOnce(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	r := outbox.NewRelay(bus, mongox.NewWriter(), testkit.Logger(t), c)
+	r.Sweep = 100 * time.Millisecond
+	insert(t, c, "s1", pending(t, "s1", 0), pending(t, "s1", 1))
+	run(t, r)
+	expect(t, got, received{"s1", 0}, received{"s1", 1})
+	emptied(t, c, "s1")
+	nothingMore(t, got, 1500*time.Millisecond)
+}
+
+func TestRelaySweepsLeftoversAtStart(t *testing.T) {
+	t.Parallel()
+	db := testkit.Mongo(t)
+	stuff, other := db.Collection("stuff"), db.Collection("archive")
+	// Saved by a process that died before its relay published them.
+	insert(t, stuff, "s1", pending(t, "s1", 0), pending(t, "s1", 1))
+	insert(t, stuff, "s2", pending(t, "s2", 0))
+	insert(t, stuff, "s3") // nothing pending
+	insert(t, other, "a1", pending(t, "a1", 7))
+
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	r := outbox.NewRelay(bus, mongox.NewWriter(), testkit.Logger(t), stuff, other)
+	r.Sweep = time.Hour
+	run(t, r) // no Notify: only the sweep at start can find them
+
+	perDoc := map[string][]int64{}
+	for range 4 {
+		select {
+		case g := <-got:
+			perDoc[g.ID] = append(perDoc[g.ID], g.Version)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("leftovers not published; got %v", perDoc)
+		}
+	}
+	if fmt.Sprint(perDoc) != fmt.Sprint(map[string][]int64{"a1": {7}, "s1": {0, 1}, "s2": {0}}) {
+		t.Fatalf("published %v", perDoc)
+	}
+	emptied(t, stuff, "s1", "s2", "s3")
+	emptied(t, other, "a1")
+}
+
+func TestRelaySkipsADocumentWithABadEntry(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	c := testkit.Mongo(t).Collection("stuff")
+	// Written by hand, not by Push: it cannot be published, and must not
+	// hold up the other documents of the sweep.
+	bad := bson.D{{Key: "_id", Value: "a-bad"}, {Key: outbox.Field, Value: bson.A{
+		bson.D{{Key: "id", Value: 5}, {Key: "subject", Value: 7}},
+	}}}
+	if _, err := c.InsertOne(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, c, "b-good", pending(t, "b-good", 0))
+
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	r := outbox.NewRelay(bus, mongox.NewWriter(), testkit.Logger(t), c)
+	r.Sweep = time.Hour
+	run(t, r)
+	expect(t, got, received{"b-good", 0})
+	emptied(t, c, "b-good")
+	var doc bson.M
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "a-bad"}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := doc[outbox.Field].(bson.A); len(entries) != 1 {
+		t.Fatalf("bad document %v: its entry must stay for a human to look at", doc)
+	}
+}
+
+// blockingPublisher holds the first Publish until release is closed.
+type blockingPublisher struct {
+	inner   outbox.Publisher
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *blockingPublisher) Publish(ctx context.Context, s events.Subject, data []byte) error {
+	first := false
+	p.once.Do(func() { first = true })
+	if first {
+		close(p.entered)
+		<-p.release
+	}
+	return p.inner.Publish(ctx, s, data)
+}
+
+func TestRelayKeepsEventsPushedDuringFlush(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	pub := &blockingPublisher{inner: bus, entered: make(chan struct{}), release: make(chan struct{})}
+	w := mongox.NewWriter()
+	r := outbox.NewRelay(pub, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour
+	run(t, r)
+
+	insert(t, c, "s1", pending(t, "s1", 0))
+	r.Notify(c, "s1")
+	select {
+	case <-pub.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not start publishing")
+	}
+	// While the relay is publishing event 0, a handler saves a change. It
+	// must not wait for NATS (the lock is not held while publishing).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		update(t, w, c, "s1", 1, pending(t, "s1", 1))
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write waited for the relay's publish")
+	}
+	r.Notify(c, "s1")
+	close(pub.release)
+
+	expect(t, got, received{"s1", 0}, received{"s1", 1})
+	emptied(t, c, "s1")
+	nothingMore(t, got, 1500*time.Millisecond)
+}
+
+// countingPublisher counts failed publishes.
+type countingPublisher struct {
+	inner  outbox.Publisher
+	failed atomic.Int32
+}
+
+func (p *countingPublisher) Publish(ctx context.Context, s events.Subject, data []byte) error {
+	err := p.inner.Publish(ctx, s, data)
+	if err != nil {
+		p.failed.Add(1)
+	}
+	return err
+}
+
+func TestRelayLosesNothingWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartNATS(t)
+	c := testkit.Mongo(t).Collection("stuff")
+	bus, got := listen(t, srv.Config)
+	w := mongox.NewWriter()
+	pub := &countingPublisher{inner: bus}
+	r := outbox.NewRelay(pub, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour       // recovery must come from the reconnect, not the ticker
+	bus.OnConnect(r.SweepNow) // as shared/service wires it
+	bus.Start()
+	waitConnected(t, bus)
+	run(t, r)
+
+	insert(t, c, "s1", pending(t, "s1", 0))
+	r.Notify(c, "s1")
+	expect(t, got, received{"s1", 0})
+	emptied(t, c, "s1")
+
+	srv.Stop()
+	testkit.Eventually(t, 15*time.Second, func() bool { return bus.Ready(context.Background()) != nil }, "bus still ready with NATS down")
+
+	// Saved while NATS is down.
+	update(t, w, c, "s1", 1, pending(t, "s1", 1))
+	r.Notify(c, "s1")
+	insert(t, c, "s2", pending(t, "s2", 0))
+	r.Notify(c, "s2")
+	testkit.Eventually(t, 10*time.Second, func() bool { return pub.failed.Load() >= 1 }, "the relay did not try to publish")
+	if n := len(outboxOf(t, c, "s1")); n != 1 {
+		t.Fatalf("s1 outbox holds %d events after a failed publish, want 1", n)
+	}
+
+	srv.Restart()
+	perDoc := map[string]int64{}
+	for range 2 {
+		select {
+		case g := <-got:
+			perDoc[g.ID] = g.Version
+		case <-time.After(20 * time.Second):
+			t.Fatalf("events saved during the outage not published after it; got %v", perDoc)
+		}
+	}
+	if perDoc["s1"] != 1 || perDoc["s2"] != 0 || len(perDoc) != 2 {
+		t.Fatalf("published %v, want s1 v1 and s2 v0", perDoc)
+	}
+	emptied(t, c, "s1", "s2")
+}
+
+func TestRelayRunStopsWithContext(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	r := outbox.NewRelay(failingPublisher{}, mongox.NewWriter(), testkit.Logger(t), c)
+	r.Sweep = 0 // the default applies, no panic
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	insert(t, c, "s1", pending(t, "s1", 0))
+	r.Notify(c, "s1")
+	r.SweepNow()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if n := len(outboxOf(t, c, "s1")); n != 1 {
+		t.Fatalf("outbox holds %d events after failed publishes, want 1 (kept for later)", n)
+	}
+}
+
+type failingPublisher struct{}
+
+func (failingPublisher) Publish(context.Context, events.Subject, []byte) error {
+	return errors.New("nats: not connected")
+}

@@ -1,0 +1,387 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/service"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const (
+	jwtKey     = "a-jwt-key-of-at-least-32-characters!"
+	sessionKey = "a-session-key-of-at-least-32-chars!!"
+)
+
+func testConfig(t *testing.T, nats events.Config) service.Config {
+	t.Helper()
+	db := testkit.Mongo(t) // dropped at cleanup, after the service closed
+	nats.ClientName = "svc-" + testkit.RandomID(t)[:6]
+	return service.Config{
+		Name:       "svc",
+		HTTPAddr:   "127.0.0.1:0",
+		MongoURI:   testkit.MongoURI(t),
+		MongoDB:    db.Name(),
+		NATS:       nats,
+		JWTKey:     jwtKey,
+		SessionKey: sessionKey,
+		AccessTTL:  15 * time.Minute,
+		RefreshTTL: time.Hour,
+		BodyLimit:  "64K",
+	}
+}
+
+func open(t *testing.T, cfg service.Config) *service.Service {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := service.Open(ctx, cfg, testkit.Logger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func get(h http.Handler, path string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func readyz(s *service.Service) (int, string) {
+	rec := get(s.Echo, "/readyz")
+	return rec.Code, strings.TrimSpace(rec.Body.String())
+}
+
+func TestOpenStartClose(t *testing.T) {
+	t.Parallel()
+	s := open(t, testConfig(t, testkit.NATS(t)))
+	s.Echo.GET("/private", func(c echo.Context) error {
+		u, _ := auth.FromEcho(c)
+		return c.String(http.StatusOK, u.ID)
+	}, auth.RequireUser)
+	s.Start()
+	s.Start() // harmless
+
+	if rec := get(s.Echo, "/healthz"); rec.Code != http.StatusOK {
+		t.Fatalf("/healthz: %d %s", rec.Code, rec.Body)
+	}
+	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code == http.StatusOK }, "/readyz never 200 with Mongo and NATS up")
+
+	// The session middleware is installed.
+	cookie := testkit.SessionCookie(t, s.Sessions, auth.User{ID: "u1", Email: "ann@uni.edu", Role: auth.RoleUser}, "")
+	if rec := get(s.Echo, "/private", cookie); rec.Code != http.StatusOK || rec.Body.String() != "u1" {
+		t.Fatalf("/private with a session: %d %s", rec.Code, rec.Body)
+	}
+	if rec := get(s.Echo, "/private"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("/private without a session: %d %s", rec.Code, rec.Body)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("Close took %s", d)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if code, _ := readyz(s); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz after Close: %d, want 503", code)
+	}
+}
+
+func TestReadyzFollowsNATS(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartNATS(t)
+	s := open(t, testConfig(t, srv.Config))
+	s.Start()
+	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code == http.StatusOK }, "/readyz never 200")
+
+	srv.Stop()
+	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code == http.StatusServiceUnavailable }, "/readyz still 200 with NATS down")
+	if code, body := readyz(s); code != http.StatusServiceUnavailable || body != `{"errors":[{"message":"nats is not ready"}]}` {
+		t.Fatalf("/readyz with NATS down: %d %s", code, body)
+	}
+	if rec := get(s.Echo, "/healthz"); rec.Code != http.StatusOK {
+		t.Fatalf("/healthz with NATS down: %d (liveness must not depend on NATS)", rec.Code)
+	}
+
+	srv.Restart()
+	testkit.Eventually(t, 20*time.Second, func() bool { code, _ := readyz(s); return code == http.StatusOK }, "/readyz did not recover after NATS came back")
+}
+
+func TestStartsWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, testkit.NATS(t))
+	cfg.MongoURI = "mongodb://127.0.0.1:1/"
+	s := open(t, cfg)
+	s.Start()
+	code, body := readyz(s)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `{"message":"database is not ready"}`) {
+		t.Fatalf("/readyz without a database: %d %s", code, body)
+	}
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, testkit.NATS(t))
+	cfg.HTTPAddr = addr
+	s := open(t, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "Run does not serve /readyz 200 on %s", addr)
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of its context ending")
+	}
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		t.Fatal("still serving after Run returned")
+	}
+}
+
+type parkedDoc struct {
+	Subject    string    `bson:"subject"`
+	Sequence   int64     `bson:"sequence"`
+	Data       string    `bson:"data"`
+	Deliveries int       `bson:"deliveries"`
+	Error      string    `bson:"error"`
+	ParkedAt   time.Time `bson:"parkedAt"`
+}
+
+func TestParkedEventsAreStored(t *testing.T) {
+	t.Parallel()
+	nats := testkit.NATS(t)
+	nats.MaxDeliveries = 2
+	s := open(t, testConfig(t, nats))
+	s.Bus.Listen(events.Listener{Subject: events.StuffCreated, Group: "svc", Handle: func(context.Context, events.Msg) error {
+		return events.Permanent(errors.New("title is not a string"))
+	}})
+	s.Bus.Listen(events.Listener{Subject: events.OrderCancelled, Group: "svc", Handle: func(context.Context, events.Msg) error {
+		return errors.New("replica write failed")
+	}})
+	s.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Bus.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bus.PublishEvent(ctx, events.StuffCreatedEvent{ID: "s1", Title: "Notes"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bus.PublishEvent(ctx, events.OrderCancelledEvent{ID: "o1", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	parked := s.DB.Collection("parked_events")
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		n, err := parked.CountDocuments(ctx, bson.D{})
+		return err == nil && n == 2
+	}, "two parked events not stored")
+
+	tests := []struct {
+		subject    events.Subject
+		deliveries int
+		errPart    string
+		dataPart   string
+	}{
+		{events.StuffCreated, 1, "title is not a string", `"id":"s1"`},
+		{events.OrderCancelled, 2, "replica write failed", `"id":"o1"`},
+	}
+	for _, tc := range tests {
+		var doc parkedDoc
+		if err := parked.FindOne(ctx, bson.D{{Key: "subject", Value: string(tc.subject)}}).Decode(&doc); err != nil {
+			t.Fatalf("parked %s: %v", tc.subject, err)
+		}
+		if doc.Deliveries != tc.deliveries || !strings.Contains(doc.Error, tc.errPart) || !strings.Contains(doc.Data, tc.dataPart) || doc.Sequence == 0 || doc.ParkedAt.IsZero() {
+			t.Fatalf("parked %s: %+v; want deliveries %d, error with %q, data with %q", tc.subject, doc, tc.deliveries, tc.errPart, tc.dataPart)
+		}
+	}
+}
+
+func TestOutboxRecoversAfterNATSOutage(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartNATS(t)
+	s := open(t, testConfig(t, srv.Config))
+	stuff := s.DB.Collection("stuff")
+	relay := s.Outbox(stuff)
+	if again := s.Outbox(stuff); again != relay {
+		t.Fatal("Outbox returned a second relay")
+	}
+	got := make(chan int64, 10)
+	s.Bus.Listen(events.Listener{Subject: events.StuffUpdated, Group: "orders", Handle: func(_ context.Context, m events.Msg) error {
+		ev, err := events.Decode[events.StuffUpdatedEvent](m)
+		if err == nil {
+			got <- ev.Version
+		}
+		return err
+	}})
+	s.Start()
+	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code == http.StatusOK }, "/readyz never 200")
+
+	srv.Stop()
+	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code != http.StatusOK }, "/readyz still 200 with NATS down")
+	p, err := outbox.New(events.StuffUpdatedEvent{ID: "s1", Version: 4}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := stuff.InsertOne(ctx, bson.D{{Key: "_id", Value: "s1"}, {Key: outbox.Field, Value: []outbox.Pending{p}}}); err != nil {
+		t.Fatal(err)
+	}
+	relay.Notify(stuff, "s1")
+
+	srv.Restart() // the relay's ticker is 30s: only the reconnect hook can publish in time
+	select {
+	case v := <-got:
+		if v != 4 {
+			t.Fatalf("got version %d, want 4", v)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the event saved while NATS was down was not published after it came back")
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	full := map[string]string{
+		"MONGO_URI":   "mongodb://mongo:27017",
+		"NATS_URL":    "nats://nats:4222",
+		"JWT_KEY":     jwtKey,
+		"SESSION_KEY": sessionKey,
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		errs    []string
+		check   func(t *testing.T, c service.Config)
+		without []string
+	}{
+		{name: "defaults", env: full, check: func(t *testing.T, c service.Config) {
+			want := service.Config{Name: "stuff", HTTPAddr: ":3000", MongoURI: "mongodb://mongo:27017", MongoDB: "stuff",
+				NATS:   events.Config{URL: "nats://nats:4222", ClusterID: "stuffmart", ClientName: "stuff"},
+				JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: 15 * time.Minute, RefreshTTL: 168 * time.Hour, BodyLimit: "64K"}
+			if c != want {
+				t.Fatalf("config %+v, want %+v", c, want)
+			}
+		}},
+		{name: "overrides", env: merge(full, map[string]string{"HTTP_ADDR": ":8081", "MONGO_DB": "stuffdb", "NATS_CLUSTER_ID": "prod", "ACCESS_TOKEN_TTL": "5m", "REFRESH_TOKEN_TTL": "24h", "BODY_LIMIT": "1M"}),
+			check: func(t *testing.T, c service.Config) {
+				if c.HTTPAddr != ":8081" || c.MongoDB != "stuffdb" || c.NATS.ClusterID != "prod" || c.AccessTTL != 5*time.Minute || c.RefreshTTL != 24*time.Hour || c.BodyLimit != "1M" {
+					t.Fatalf("overrides not applied: %+v", c)
+				}
+			}},
+		{name: "nothing set", env: map[string]string{}, errs: []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY"}},
+		{name: "short secrets and bad durations", env: merge(full, map[string]string{"JWT_KEY": "short", "ACCESS_TOKEN_TTL": "soon"}),
+			errs: []string{"JWT_KEY must be at least 32", "ACCESS_TOKEN_TTL"}, without: []string{"short"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := config.New(func(k string) string { return tc.env[k] })
+			c := service.LoadConfig(r, "stuff")
+			err := r.Err()
+			if len(tc.errs) == 0 {
+				if err != nil {
+					t.Fatalf("Err() = %v", err)
+				}
+				tc.check(t, c)
+				return
+			}
+			if err == nil {
+				t.Fatal("Err() = nil")
+			}
+			for _, want := range tc.errs {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Err() does not mention %s:\n%v", want, err)
+				}
+			}
+			for _, no := range tc.without {
+				if strings.Contains(err.Error(), no) {
+					t.Errorf("Err() shows %q:\n%v", no, err)
+				}
+			}
+		})
+	}
+}
+
+func merge(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func TestConfigLogValueMasksSecrets(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	c := service.Config{Name: "auth", MongoURI: "mongodb://mongo", JWTKey: jwtKey, SessionKey: sessionKey}
+	log.Info("config", "config", c)
+	out := buf.String()
+	if strings.Contains(out, jwtKey) || strings.Contains(out, sessionKey) {
+		t.Fatalf("secrets logged: %s", out)
+	}
+	if !strings.Contains(out, `"jwt_key":"<36 chars>"`) || !strings.Contains(out, `"name":"auth"`) {
+		t.Fatalf("config log %s: want the name and masked keys", out)
+	}
+}
