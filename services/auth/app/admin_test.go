@@ -1,0 +1,283 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestAdminRoutesNeedAnAdmin(t *testing.T) {
+	s := newStack(t, "boss@uni.edu")
+	target := s.client(t).signUp("target@uni.edu")
+	user := s.client(t)
+	user.signUp("user@uni.edu")
+	admin := s.client(t)
+	admin.signUp("boss@uni.edu")
+
+	routes := []struct{ method, path string }{
+		{http.MethodGet, "/api/users"},
+		{http.MethodGet, "/api/users?page=1&limit=5"},
+		{http.MethodPost, "/api/users/" + target.ID + "/ban"},
+		{http.MethodPost, "/api/users/" + target.ID + "/unban"},
+	}
+	callers := []struct {
+		name string
+		c    *client
+		ok   bool
+	}{
+		{"anonymous", s.client(t), false},
+		{"user", user, false},
+		{"admin", admin, true},
+	}
+	for _, caller := range callers {
+		for _, rt := range routes {
+			// Sequential: ban and unban of one target follow each other.
+			r := caller.c.do(rt.method, rt.path, nil)
+			if caller.ok {
+				r.wantStatus(t, http.StatusOK)
+				continue
+			}
+			r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
+		}
+	}
+	var doc struct {
+		Banned bool `bson:"banned"`
+	}
+	oid, err := primitive.ObjectIDFromHex(target.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Collection("users").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&doc); err != nil || doc.Banned {
+		t.Fatalf("target banned=%t (err %v) after ban and unban", doc.Banned, err)
+	}
+}
+
+func TestListUsers(t *testing.T) {
+	s := newStack(t, "boss@uni.edu")
+	admin := s.client(t)
+	boss := admin.signUp("boss@uni.edu")
+	var ids []string // newest first
+	for _, e := range []string{"a@uni.edu", "b@uni.edu", "c@uni.edu"} {
+		ids = append([]string{s.client(t).signUp(e).ID}, ids...)
+	}
+	ids = append(ids, boss.ID)
+
+	type page struct {
+		Users []adminUserJSON `json:"users"`
+		Total int64           `json:"total"`
+	}
+	tests := []struct {
+		query   string
+		wantIDs []string
+	}{
+		{"", ids},
+		{"?limit=2", ids[:2]},
+		{"?page=2&limit=2", ids[2:]},
+		{"?page=3&limit=2", []string{}},
+		{"?page[$gt]=1&limit[$ne]=1", ids}, // not parameters we know: ignored
+	}
+	for _, tc := range tests {
+		t.Run("query "+tc.query, func(t *testing.T) {
+			t.Parallel()
+			r := admin.do(http.MethodGet, "/api/users"+tc.query, nil)
+			r.wantStatus(t, http.StatusOK)
+			var p page
+			r.decodeStrict(t, &p)
+			if p.Total != 4 || p.Users == nil {
+				t.Fatalf("page %s: total %d users %v, want total 4 and a list", r.Body, p.Total, p.Users)
+			}
+			got := make([]string, len(p.Users))
+			for i, u := range p.Users {
+				got[i] = u.ID
+				if u.Banned || u.Email == "" || (u.Role == "admin") != (u.ID == boss.ID) {
+					t.Fatalf("user %+v in list", u)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantIDs) {
+				t.Fatalf("ids %v, want %v", got, tc.wantIDs)
+			}
+			if strings.Contains(string(r.Body), "password") || strings.Contains(string(r.Body), "_id") || strings.Contains(string(r.Body), "version") {
+				t.Fatalf("list leaks internals: %s", r.Body)
+			}
+		})
+	}
+	for _, q := range []struct{ query, field string }{
+		{"?page=0", "page"}, {"?page=abc", "page"}, {"?page=-1", "page"},
+		{"?limit=0", "limit"}, {"?limit=101", "limit"}, {"?limit=1e3", "limit"},
+	} {
+		t.Run("bad "+q.query, func(t *testing.T) {
+			t.Parallel()
+			r := admin.do(http.MethodGet, "/api/users"+q.query, nil)
+			r.wantErrors(t, http.StatusBadRequest)
+			if !strings.Contains(string(r.Body), `"field":"`+q.field+`"`) {
+				t.Fatalf("error %s does not name field %s", r.Body, q.field)
+			}
+		})
+	}
+}
+
+func TestBan(t *testing.T) {
+	s := newStack(t, "boss@uni.edu")
+	banned := s.bannedEvents()
+	admin := s.client(t)
+	admin.signUp("boss@uni.edu")
+	victim := s.client(t)
+	v := victim.signUp("ann@uni.edu")
+	// A second device of the victim, another refresh-token family.
+	phone := s.client(t)
+	phone.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).user(t, http.StatusOK)
+
+	r := admin.do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil)
+	r.wantStatus(t, http.StatusOK)
+	var got adminUserJSON
+	r.decodeStrict(t, &got)
+	if got != (adminUserJSON{ID: v.ID, Email: v.Email, Role: "user", Banned: true}) {
+		t.Fatalf("ban answered %+v", got)
+	}
+
+	select {
+	case ev := <-banned:
+		if ev.UserID != v.ID {
+			t.Fatalf("user:banned for %q, want %q", ev.UserID, v.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("user:banned was not published")
+	}
+
+	// Every family of the victim is revoked and refresh is refused.
+	for name, c := range map[string]*client{"laptop": victim, "phone": phone} {
+		r := c.do(http.MethodPost, "/api/users/refresh", nil)
+		r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
+		if !r.cleared() {
+			t.Fatalf("%s: refused refresh did not clear the cookie", name)
+		}
+	}
+	n, err := s.db.Collection("revoked_families").CountDocuments(context.Background(), bson.D{{Key: "userId", Value: v.ID}})
+	if err != nil || n != 2 {
+		t.Fatalf("%d families of the banned user revoked (err %v), want 2", n, err)
+	}
+	// Sign-in is refused, even with the right password.
+	s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).
+		wantErrors(t, http.StatusUnauthorized, notAuthorized)
+	// ...but the wrong password still says only "Invalid credentials".
+	s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": "wrong password"}).
+		wantErrors(t, http.StatusBadRequest, errs.Item{Message: "Invalid credentials"})
+
+	// The event left the outbox; the version counts the change.
+	doc := func() bson.M {
+		oid, err := primitive.ObjectIDFromHex(v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m bson.M
+		if err := s.db.Collection("users").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		ob, _ := doc()["outbox"].(bson.A)
+		return len(ob) == 0
+	}, "the user:banned event stays in the outbox")
+	if d := doc(); d["version"] != int64(1) || d["banned"] != true {
+		t.Fatalf("after ban: version %v banned %v, want 1 true", d["version"], d["banned"])
+	}
+
+	// Banning again changes nothing.
+	admin.do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil).wantStatus(t, http.StatusOK)
+	if d := doc(); d["version"] != int64(1) {
+		t.Fatalf("second ban changed version to %v", d["version"])
+	}
+
+	// Unban: sign-in works again; revoked tokens stay revoked.
+	r = admin.do(http.MethodPost, "/api/users/"+v.ID+"/unban", nil)
+	r.wantStatus(t, http.StatusOK)
+	r.decodeStrict(t, &got)
+	if got.Banned {
+		t.Fatalf("unban answered %+v", got)
+	}
+	if d := doc(); d["version"] != int64(2) || d["banned"] != false {
+		t.Fatalf("after unban: version %v banned %v, want 2 false", d["version"], d["banned"])
+	}
+	again := s.client(t)
+	again.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).user(t, http.StatusOK)
+	again.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+
+	select {
+	case ev := <-banned:
+		t.Fatalf("unexpected second user:banned %+v", ev)
+	default:
+	}
+}
+
+func TestBanErrors(t *testing.T) {
+	s := newStack(t, "boss@uni.edu")
+	admin := s.client(t)
+	boss := admin.signUp("boss@uni.edu")
+	notFound := errs.Item{Message: "Not Found"}
+	self := errs.Item{Message: "You cannot ban yourself"}
+	tests := []struct {
+		name   string
+		path   string
+		status int
+		want   errs.Item
+	}{
+		{"ban unknown id", "/api/users/" + primitive.NewObjectID().Hex() + "/ban", 404, notFound},
+		{"ban malformed id", "/api/users/not-an-id/ban", 404, notFound},
+		{"ban operator-looking id", "/api/users/%7B%22$ne%22:1%7D/ban", 404, notFound},
+		{"unban unknown id", "/api/users/" + primitive.NewObjectID().Hex() + "/unban", 404, notFound},
+		{"unban malformed id", "/api/users/123/unban", 404, notFound},
+		{"ban self", "/api/users/" + boss.ID + "/ban", 400, self},
+		{"ban self, id in upper case", "/api/users/" + strings.ToUpper(boss.ID) + "/ban", 400, self},
+		{"unknown route", "/api/users/" + boss.ID + "/promote", 404, notFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			admin.do(http.MethodPost, tc.path, nil).wantErrors(t, tc.status, tc.want)
+		})
+	}
+	t.Cleanup(func() {
+		// The admin is still usable: nothing above banned them.
+		if u := admin.currentUser(); u == nil || u.Role != "admin" {
+			t.Errorf("admin after errors: %+v", u)
+		}
+	})
+}
+
+func TestAdminsPromotedAtStart(t *testing.T) {
+	db := testkit.Mongo(t)
+	before := startOn(t, db)
+	u := before.client(t).signUp("boss@uni.edu")
+	if u.Role != "user" {
+		t.Fatalf("role %s before the email is an admin", u.Role)
+	}
+	before.close()
+
+	after := startOn(t, db, "BOSS@uni.edu ", "nobody@uni.edu")
+	var doc struct {
+		Role    string `bson:"role"`
+		Version int64  `bson:"version"`
+	}
+	if err := db.Collection("users").FindOne(context.Background(), bson.D{{Key: "email", Value: "boss@uni.edu"}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Role != "admin" || doc.Version != 1 {
+		t.Fatalf("stored user after start: %+v, want an admin at version 1", doc)
+	}
+	c := after.client(t)
+	got := c.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "boss@uni.edu", "password": password}).user(t, http.StatusOK)
+	if got.Role != "admin" {
+		t.Fatalf("signed in as %+v, want admin", got)
+	}
+	c.do(http.MethodGet, "/api/users", nil).wantStatus(t, http.StatusOK)
+}

@@ -1,0 +1,132 @@
+// Package app wires the auth service: configuration, the shared service kit,
+// the stores, the users service and the HTTP routes. main, the local stack
+// (dev/) and the tests all start the service through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/gommon/bytes"
+
+	httpapi "github.com/stuffmart/stuffmart/services/auth/internal/http"
+	"github.com/stuffmart/stuffmart/services/auth/internal/store"
+	"github.com/stuffmart/stuffmart/services/auth/internal/users"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/service"
+	"github.com/stuffmart/stuffmart/shared/validate"
+)
+
+// Config is the auth service's configuration.
+type Config struct {
+	// Service is the part every service shares (see service.LoadConfig).
+	Service service.Config
+	// AdminEmails (ADMIN_EMAILS, comma-separated, normalized to lower case)
+	// are admins: at sign-up, and existing accounts are promoted at start.
+	AdminEmails []string
+	// PasswordCost is the bcrypt cost; 0 means users.DefaultPasswordCost.
+	// Not read from the environment: tests set bcrypt.MinCost to stay fast.
+	PasswordCost int
+	// Now is the clock for access and refresh tokens; nil means time.Now.
+	// Tests pin it.
+	Now func() time.Time
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in main): the
+// shared variables for service "auth" and ADMIN_EMAILS. It reports every
+// missing or malformed variable at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	cfg := Config{Service: service.LoadConfig(r, "auth")}
+	problems := []error{r.Err()}
+	for _, e := range r.List("ADMIN_EMAILS") {
+		e = users.NormalizeEmail(e)
+		if !validate.Email(e) {
+			problems = append(problems, fmt.Errorf("ADMIN_EMAILS: %q is not a valid email", e))
+			continue
+		}
+		cfg.AdminEmails = append(cfg.AdminEmails, e)
+	}
+	// Echo panics at start on a limit it cannot parse; say so here instead.
+	if _, err := bytes.Parse(cfg.Service.BodyLimit); err != nil {
+		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.Service.BodyLimit))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// App is the auth service, built and ready to Start.
+type App struct {
+	svc *service.Service
+}
+
+// New builds the service: connects to MongoDB, creates the indexes (retrying
+// until the database answers or ctx ends), promotes the configured admins and
+// registers the routes. Call Start to connect to NATS and run the outbox
+// relay, and Close when done.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	svc, err := service.Open(ctx, cfg.Service, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{svc: svc}
+	if err := a.build(ctx, cfg); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return nil, errors.Join(err, svc.Close(cctx))
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context, cfg Config) error {
+	svc := a.svc
+	if cfg.Now != nil {
+		svc.Sessions.Tokens().Now = cfg.Now
+	}
+	if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil {
+		return fmt.Errorf("auth indexes: %w", err)
+	}
+	relay := svc.Outbox(svc.DB.Collection(store.UsersCollection))
+	us := store.NewUsers(svc.DB, svc.Writer, relay)
+	accounts, err := users.NewService(us, store.NewTokens(svc.DB), users.Options{
+		Admins:       cfg.AdminEmails,
+		RefreshTTL:   cfg.Service.RefreshTTL,
+		PasswordCost: cfg.PasswordCost,
+		Now:          cfg.Now,
+	})
+	if err != nil {
+		return err
+	}
+	if err := accounts.PromoteAdmins(ctx); err != nil {
+		return err
+	}
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, svc.Sessions))
+	return nil
+}
+
+// Handler is the service's HTTP handler (the Echo instance).
+func (a *App) Handler() http.Handler { return a.svc.Echo }
+
+// Start connects to NATS and runs the outbox relay in the background.
+func (a *App) Start() { a.svc.Start() }
+
+// Close stops the relay and the bus and disconnects from MongoDB.
+func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
+
+// Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
+// ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log.Info("starting auth", "config", cfg.Service, "admins", len(cfg.AdminEmails))
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.svc.Run(ctx)
+}

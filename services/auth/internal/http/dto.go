@@ -1,0 +1,32 @@
+package http
+
+import "github.com/stuffmart/stuffmart/services/auth/internal/users"
+
+// userJSON is how a user is shown to anyone: never the password hash, the
+// database id field, the version or pending events.
+type userJSON struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+}
+
+func toJSON(u users.User) userJSON {
+	return userJSON{ID: u.ID, Email: u.Email, Role: u.Role}
+}
+
+// adminUserJSON is a user as admins see it: with the ban flag.
+type adminUserJSON struct {
+	ID     string `json:"id"`
+	Email  string `json:"email"`
+	Role   string `json:"role"`
+	Banned bool   `json:"banned"`
+}
+
+func toAdminJSON(u users.User) adminUserJSON {
+	return adminUserJSON{ID: u.ID, Email: u.Email, Role: u.Role, Banned: u.Banned}
+}
+
+type listJSON struct {
+	Users []adminUserJSON `json:"users"`
+	Total int64           `json:"total"`
+}

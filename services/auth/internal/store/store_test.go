@@ -1,0 +1,165 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/services/auth/internal/store"
+	"github.com/stuffmart/stuffmart/services/auth/internal/users"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func openDB(t *testing.T) *mongo.Database {
+	t.Helper()
+	db := testkit.Mongo(t)
+	if err := mongox.EnsureIndexes(context.Background(), db, store.Indexes()...); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// notifications counts relay notifications.
+type notifications struct {
+	mu  sync.Mutex
+	ids []any
+}
+
+func (n *notifications) Notify(_ *mongo.Collection, id any) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids = append(n.ids, id)
+}
+
+func (n *notifications) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.ids)
+}
+
+func TestClaimUseHasOneWinner(t *testing.T) {
+	t.Parallel()
+	s := store.NewTokens(openDB(t))
+	ctx := context.Background()
+	const n = 50
+	errc := make(chan error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errc <- s.ClaimUse(ctx, "hash-1", "family-1", time.Now())
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errc)
+	won := 0
+	for err := range errc {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, users.ErrTokenUsed):
+		default:
+			t.Fatalf("claim: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent claims won, want exactly 1", won, n)
+	}
+}
+
+func TestRevokeFamily(t *testing.T) {
+	t.Parallel()
+	s := store.NewTokens(openDB(t))
+	ctx := context.Background()
+	now := time.Now()
+	for _, tok := range []users.RefreshToken{
+		{Hash: "h1", UserID: "u1", FamilyID: "f1", ExpiresAt: now.Add(time.Hour), CreatedAt: now},
+		{Hash: "h2", UserID: "u1", FamilyID: "f1", ExpiresAt: now.Add(time.Hour), CreatedAt: now},
+		{Hash: "h3", UserID: "u1", FamilyID: "f2", ExpiresAt: now.Add(time.Hour), CreatedAt: now},
+		{Hash: "h4", UserID: "u2", FamilyID: "f3", ExpiresAt: now.Add(time.Hour), CreatedAt: now},
+	} {
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Token(ctx, "nope"); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("unknown token: %v, want not found", err)
+	}
+	// Twice: revocation is idempotent.
+	for range 2 {
+		if err := s.RevokeUser(ctx, "u1", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for fam, want := range map[string]bool{"f1": true, "f2": true, "f3": false} {
+		got, err := s.FamilyRevoked(ctx, fam)
+		if err != nil || got != want {
+			t.Fatalf("family %s revoked=%t (err %v), want %t", fam, got, err, want)
+		}
+	}
+}
+
+func TestSetBanned(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	relay := &notifications{}
+	s := store.NewUsers(db, mongox.NewWriter(), relay)
+	ctx := context.Background()
+	u := users.User{Email: "ann@uni.edu", PasswordHash: []byte("x"), Role: users.RoleUser, CreatedAt: time.Now()}
+	if err := s.Create(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	dup := users.User{Email: "ann@uni.edu", PasswordHash: []byte("y"), Role: users.RoleUser, CreatedAt: time.Now()}
+	if err := s.Create(ctx, &dup); !errors.Is(err, users.ErrEmailInUse) {
+		t.Fatalf("duplicate email: %v, want ErrEmailInUse", err)
+	}
+	outbox := func() int {
+		var d struct {
+			Outbox []bson.Raw `bson:"outbox"`
+		}
+		if err := db.Collection(store.UsersCollection).FindOne(ctx, bson.D{}).Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		return len(d.Outbox)
+	}
+	steps := []struct {
+		banned      bool
+		wantVersion int64
+		wantOutbox  int
+		wantNotify  int
+	}{
+		{true, 1, 1, 1},  // ban: event pushed in the same write, relay told
+		{true, 1, 1, 1},  // ban again: nothing changes
+		{false, 2, 1, 1}, // unban: no event
+		{false, 2, 1, 1},
+		{true, 3, 2, 2},
+	}
+	for i, st := range steps {
+		got, err := s.SetBanned(ctx, u.ID, st.banned, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Banned != st.banned || got.Version != st.wantVersion || outbox() != st.wantOutbox || relay.count() != st.wantNotify {
+			t.Fatalf("step %d: banned %t version %d outbox %d notified %d; want %+v",
+				i, got.Banned, got.Version, outbox(), relay.count(), st)
+		}
+	}
+	for _, id := range []string{"not-hex", "0123456789abcdef01234567"} {
+		if _, err := s.SetBanned(ctx, id, true, time.Now()); !errors.Is(err, errs.ErrNotFound) {
+			t.Fatalf("SetBanned(%q): %v, want not found", id, err)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+// Package store keeps the auth service's users and refresh tokens in
+// MongoDB (FerretDB locally). It maps bson documents to domain types and
+// driver errors to domain errors, and keeps hot reads on _id, the one lookup
+// FerretDB serves quickly.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/stuffmart/stuffmart/services/auth/internal/users"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+)
+
+// Collection names.
+const (
+	UsersCollection           = "users"
+	TokensCollection          = "refresh_tokens"
+	UsesCollection            = "refresh_uses"
+	RevokedFamiliesCollection = "revoked_families"
+)
+
+// Indexes are the indexes the stores rely on; create them before serving.
+// The unique email index is what makes "Email in use" hold under concurrent
+// sign-ups; the uniqueness of _id makes the refresh-token claims.
+func Indexes() []mongox.Index {
+	return []mongox.Index{
+		{Collection: UsersCollection, Keys: bson.D{{Key: "email", Value: 1}}, Unique: true, Name: "email_unique"},
+		{Collection: TokensCollection, Keys: bson.D{{Key: "userId", Value: 1}}, Name: "user"},
+	}
+}
+
+// Notifier is told about documents whose outbox got an event; the outbox
+// relay implements it.
+type Notifier interface {
+	Notify(coll *mongo.Collection, id any)
+}
+
+// Users is the users collection.
+type Users struct {
+	coll  *mongo.Collection
+	w     *mongox.Writer
+	relay Notifier
+}
+
+// NewUsers returns the users store. Updates go through w (SPEC §8 rule 2);
+// relay is notified of events pushed to a user's outbox.
+func NewUsers(db *mongo.Database, w *mongox.Writer, relay Notifier) *Users {
+	return &Users{coll: db.Collection(UsersCollection), w: w, relay: relay}
+}
+
+type userDoc struct {
+	ID           primitive.ObjectID `bson:"_id"`
+	Email        string             `bson:"email"`
+	PasswordHash []byte             `bson:"passwordHash"`
+	Role         string             `bson:"role"`
+	Banned       bool               `bson:"banned"`
+	Version      int64              `bson:"version"`
+	CreatedAt    time.Time          `bson:"createdAt"`
+	UpdatedAt    time.Time          `bson:"updatedAt"`
+}
+
+func (d userDoc) user() users.User {
+	return users.User{
+		ID:           d.ID.Hex(),
+		Email:        d.Email,
+		PasswordHash: d.PasswordHash,
+		Role:         d.Role,
+		Banned:       d.Banned,
+		Version:      d.Version,
+		CreatedAt:    d.CreatedAt,
+	}
+}
+
+// noOutbox keeps pending events out of reads.
+var noOutbox = bson.D{{Key: outbox.Field, Value: 0}}
+
+// Create inserts u with version 0 and sets u.ID. Errors: users.ErrEmailInUse
+// when the unique email index refuses it.
+func (s *Users) Create(ctx context.Context, u *users.User) error {
+	d := userDoc{ID: primitive.NewObjectID(), Email: u.Email, PasswordHash: u.PasswordHash, Role: u.Role,
+		Banned: u.Banned, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt}
+	if _, err := s.coll.InsertOne(ctx, d); err != nil {
+		if mongox.IsDuplicate(err) {
+			return users.ErrEmailInUse
+		}
+		return fmt.Errorf("insert user: %w", err)
+	}
+	u.ID, u.Version = d.ID.Hex(), 0
+	return nil
+}
+
+// ByEmail finds a user by normalized email; errs.ErrNotFound if none. On
+// FerretDB a lookup on a field other than _id is several times slower than
+// by _id; it serves sign-in and start-up promotion only.
+func (s *Users) ByEmail(ctx context.Context, email string) (users.User, error) {
+	return s.findOne(ctx, bson.D{{Key: "email", Value: email}})
+}
+
+// ByID finds a user by id; errs.ErrNotFound if none or if id is not an
+// ObjectID in hex.
+func (s *Users) ByID(ctx context.Context, id string) (users.User, error) {
+	oid, err := primitive.ObjectIDFromHex(id)
+	if err != nil {
+		return users.User{}, errs.ErrNotFound
+	}
+	return s.findOne(ctx, bson.D{{Key: "_id", Value: oid}})
+}
+
+func (s *Users) findOne(ctx context.Context, filter bson.D) (users.User, error) {
+	var d userDoc
+	err := s.coll.FindOne(ctx, filter, options.FindOne().SetProjection(noOutbox)).Decode(&d)
+	if err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return users.User{}, errs.ErrNotFound
+		}
+		return users.User{}, fmt.Errorf("find user: %w", err)
+	}
+	return d.user(), nil
+}
+
+// List returns users newest first (ObjectIDs grow with time) and the total.
+func (s *Users) List(ctx context.Context, skip, limit int) ([]users.User, int64, error) {
+	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().
+		SetSort(bson.D{{Key: "_id", Value: -1}}).
+		SetSkip(int64(skip)).
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "passwordHash", Value: 0}, {Key: outbox.Field, Value: 0}}))
+	if err != nil {
+		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	total, err := s.coll.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return nil, 0, fmt.Errorf("count users: %w", err)
+	}
+	out := make([]users.User, len(docs))
+	for i, d := range docs {
+		out[i] = d.user()
+	}
+	return out, total, nil
+}
+
+// SetBanned sets the banned flag through the Writer. When it bans, the
+// user:banned event is pushed to the document's outbox in the same update
+// and the relay is notified, so the event goes out even if NATS is down
+// right now. Setting the flag the user already has is a no-op (no version
+// bump, no event). Errors: errs.ErrNotFound.
+func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.Time) (users.User, error) {
+	oid, err := primitive.ObjectIDFromHex(id)
+	if err != nil {
+		return users.User{}, errs.ErrNotFound
+	}
+	update := bson.D{
+		{Key: "$set", Value: bson.D{{Key: "banned", Value: banned}, {Key: "updatedAt", Value: now}}},
+		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
+	}
+	if banned {
+		ev, err := outbox.New(events.UserBannedEvent{UserID: oid.Hex()}, now)
+		if err != nil {
+			return users.User{}, err
+		}
+		update = append(update, outbox.Push(ev))
+	}
+	matched, err := s.w.UpdateByID(ctx, s.coll, oid, update, bson.E{Key: "banned", Value: bson.D{{Key: "$ne", Value: banned}}})
+	if err != nil {
+		return users.User{}, fmt.Errorf("set banned=%t on %s: %w", banned, id, err)
+	}
+	if matched && banned {
+		s.relay.Notify(s.coll, oid)
+	}
+	// Not matched: unknown (ByID says so) or already in that state.
+	return s.ByID(ctx, id)
+}
+
+// Promote makes the user with email an admin through the Writer (no-op if
+// already). Errors: errs.ErrNotFound if no user has that email.
+func (s *Users) Promote(ctx context.Context, email string, now time.Time) error {
+	u, err := s.ByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	oid, err := primitive.ObjectIDFromHex(u.ID)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.UpdateByID(ctx, s.coll, oid, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "role", Value: users.RoleAdmin}, {Key: "updatedAt", Value: now}}},
+		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
+	}, bson.E{Key: "role", Value: bson.D{{Key: "$ne", Value: users.RoleAdmin}}})
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", u.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+)
+
+// Options configures a Service. The zero value of each field is a sensible
+// default.
+type Options struct {
+	// Admins are the emails (any case) whose accounts are admins.
+	Admins []string
+	// RefreshTTL is how long a refresh token is valid; default 7 days.
+	RefreshTTL time.Duration
+	// PasswordCost is the bcrypt cost; default DefaultPasswordCost. Tests use
+	// bcrypt.MinCost to stay fast.
+	PasswordCost int
+	// Now is the clock; default time.Now. Tests pin it.
+	Now func() time.Time
+}
+
+// Session is what a successful sign-up, sign-in or refresh gives the client:
+// the user, with its effective role, and a new refresh token in the clear, to
+// be sealed into the session cookie next to an access token.
+type Session struct {
+	User         User
+	RefreshToken string
+}
+
+// Service holds the account rules: sign-up, sign-in, sign-out, refresh-token
+// rotation with reuse detection, admin bootstrap, listing and bans.
+type Service struct {
+	users      Store
+	tokens     TokenStore
+	pw         *hasher
+	admins     map[string]bool
+	refreshTTL time.Duration
+	now        func() time.Time
+}
+
+// NewService returns a Service over the stores. It fails only on an invalid
+// password cost.
+func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) {
+	pw, err := newHasher(opts.PasswordCost)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{users: users, tokens: tokens, pw: pw, admins: map[string]bool{},
+		refreshTTL: opts.RefreshTTL, now: opts.Now}
+	for _, e := range opts.Admins {
+		s.admins[NormalizeEmail(e)] = true
+	}
+	if s.refreshTTL <= 0 {
+		s.refreshTTL = 7 * 24 * time.Hour
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// SignUp creates an account and signs it in. The role is admin when the email
+// is one of the configured admins. Errors: a validation error (400) for a
+// bad email or password, ErrEmailInUse.
+func (s *Service) SignUp(ctx context.Context, email, password string) (Session, error) {
+	email = NormalizeEmail(email)
+	if err := validateSignUp(email, password); err != nil {
+		return Session{}, err
+	}
+	hash, err := s.pw.hash(password)
+	if err != nil {
+		return Session{}, err
+	}
+	u := User{Email: email, PasswordHash: hash, Role: RoleUser, CreatedAt: s.now()}
+	if s.admins[email] {
+		u.Role = RoleAdmin
+	}
+	if err := s.users.Create(ctx, &u); err != nil {
+		return Session{}, fmt.Errorf("sign up: %w", err)
+	}
+	return s.startSession(ctx, u)
+}
+
+// SignIn checks the credentials and starts a new refresh-token family.
+// Errors: a validation error for a malformed email or empty password,
+// ErrInvalidCredentials for an unknown email or a wrong password (answered
+// alike and in similar time), errs.ErrNotAuthorized for a banned user (told
+// only to someone who knows the password).
+func (s *Service) SignIn(ctx context.Context, email, password string) (Session, error) {
+	email = NormalizeEmail(email)
+	if err := validateSignIn(email, password); err != nil {
+		return Session{}, err
+	}
+	u, err := s.users.ByEmail(ctx, email)
+	if err != nil && !errors.Is(err, errs.ErrNotFound) {
+		return Session{}, fmt.Errorf("sign in: %w", err)
+	}
+	// u.PasswordHash is nil for an unknown email: matches compares against a
+	// dummy hash so the answer takes as long.
+	ok, err := s.pw.matches(u.PasswordHash, password)
+	if err != nil {
+		return Session{}, fmt.Errorf("sign in %s: %w", u.ID, err)
+	}
+	if !ok {
+		return Session{}, ErrInvalidCredentials
+	}
+	if u.Banned {
+		return Session{}, fmt.Errorf("sign in: user %s is banned: %w", u.ID, errs.ErrNotAuthorized)
+	}
+	return s.startSession(ctx, u)
+}
+
+// SignOut revokes the family of refreshToken, so neither it nor any token
+// rotated from it works again. An empty or unknown token is not an error:
+// signing out always succeeds for the client.
+func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
+	if refreshToken == "" {
+		return nil
+	}
+	t, err := s.tokens.Token(ctx, HashToken(refreshToken))
+	if errors.Is(err, errs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	if err := s.tokens.RevokeFamily(ctx, t.FamilyID, t.UserID, s.now()); err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	return nil
+}
+
+// Refresh exchanges a refresh token for a new session: the token is used up
+// and a successor in the same family is returned (rotation). Every refusal is
+// errs.ErrNotAuthorized (wrapped with the reason): a missing, unknown,
+// expired or revoked token, or a banned or deleted user. A token used a
+// second time revokes its whole family, successors included: one of the two
+// holders is a thief, and both must sign in again.
+//
+// Race safety: the use of a token is claimed by one unique-key insert, so of
+// any number of concurrent refreshes with one token at most one succeeds;
+// the others revoke the family, which also disables the winner's successor.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
+	if refreshToken == "" {
+		return Session{}, unauthorized("no refresh token")
+	}
+	now := s.now()
+	hash := HashToken(refreshToken)
+	t, err := s.tokens.Token(ctx, hash)
+	if errors.Is(err, errs.ErrNotFound) {
+		return Session{}, unauthorized("unknown refresh token")
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if !now.Before(t.ExpiresAt) {
+		return Session{}, unauthorized("refresh token expired")
+	}
+	revoked, err := s.tokens.FamilyRevoked(ctx, t.FamilyID)
+	if err != nil {
+		return Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if revoked {
+		return Session{}, unauthorized("refresh token family revoked")
+	}
+	if err := s.tokens.ClaimUse(ctx, hash, t.FamilyID, now); err != nil {
+		if errors.Is(err, ErrTokenUsed) {
+			return Session{}, s.refuse(ctx, t, now, "refresh token reused")
+		}
+		return Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	u, err := s.users.ByID(ctx, t.UserID)
+	if errors.Is(err, errs.ErrNotFound) {
+		return Session{}, s.refuse(ctx, t, now, "user gone")
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if u.Banned {
+		return Session{}, s.refuse(ctx, t, now, "user banned")
+	}
+	return s.issue(ctx, u, t.FamilyID, now)
+}
+
+// refuse revokes t's family and returns the 401 for reason (or the error of
+// the revocation, which must not be lost: the family would stay usable).
+func (s *Service) refuse(ctx context.Context, t RefreshToken, now time.Time, reason string) error {
+	if err := s.tokens.RevokeFamily(ctx, t.FamilyID, t.UserID, now); err != nil {
+		return fmt.Errorf("refresh: %s: %w", reason, err)
+	}
+	return unauthorized(reason)
+}
+
+func unauthorized(reason string) error {
+	return fmt.Errorf("%s: %w", reason, errs.ErrNotAuthorized)
+}
+
+// startSession issues the first token of a new family.
+func (s *Service) startSession(ctx context.Context, u User) (Session, error) {
+	return s.issue(ctx, u, newFamilyID(), s.now())
+}
+
+func (s *Service) issue(ctx context.Context, u User, familyID string, now time.Time) (Session, error) {
+	tok, stored := newToken(u.ID, familyID, now, s.refreshTTL)
+	if err := s.tokens.CreateToken(ctx, stored); err != nil {
+		return Session{}, fmt.Errorf("issue refresh token for %s: %w", u.ID, err)
+	}
+	return Session{User: s.withRole(u), RefreshToken: tok}, nil
+}
+
+// withRole applies the configured admins: a listed email is an admin even
+// before the start-up promotion reached its document.
+func (s *Service) withRole(u User) User {
+	if s.admins[u.Email] {
+		u.Role = RoleAdmin
+	}
+	return u
+}
+
+// PromoteAdmins makes the existing accounts of the configured admin emails
+// admins. It runs at start; emails without an account are skipped (they
+// become admins when they sign up).
+func (s *Service) PromoteAdmins(ctx context.Context) error {
+	for email := range s.admins {
+		err := s.users.Promote(ctx, email, s.now())
+		if err != nil && !errors.Is(err, errs.ErrNotFound) {
+			return fmt.Errorf("promote admin %s: %w", email, err)
+		}
+	}
+	return nil
+}
+
+// List returns page (from 1) of users, limit per page, newest first, and the
+// total number of users. For admins.
+func (s *Service) List(ctx context.Context, page, limit int) ([]User, int64, error) {
+	us, total, err := s.users.List(ctx, (page-1)*limit, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	for i := range us {
+		us[i] = s.withRole(us[i])
+	}
+	return us, total, nil
+}
+
+// Ban bans user id on behalf of admin actorID: the user can no longer sign
+// in or refresh, every refresh-token family of theirs is revoked (so the ban
+// holds within one access-token lifetime), and user:banned is published.
+// Errors: errs.ErrNotFound for an unknown or malformed id, ErrCannotBanSelf.
+func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
+	u, err := s.users.ByID(ctx, id)
+	if err != nil {
+		return User{}, fmt.Errorf("ban %s: %w", id, err)
+	}
+	if u.ID == actorID {
+		return User{}, ErrCannotBanSelf
+	}
+	now := s.now()
+	if u, err = s.users.SetBanned(ctx, u.ID, true, now); err != nil {
+		return User{}, fmt.Errorf("ban %s: %w", id, err)
+	}
+	// After the flag: a refresh racing with the ban is refused by the flag if
+	// it starts after this point, by the revocation otherwise.
+	if err := s.tokens.RevokeUser(ctx, u.ID, now); err != nil {
+		return User{}, fmt.Errorf("ban %s: %w", id, err)
+	}
+	return s.withRole(u), nil
+}
+
+// Unban lifts a ban. Revoked refresh tokens stay revoked: the user signs in
+// again. Errors: errs.ErrNotFound for an unknown or malformed id.
+func (s *Service) Unban(ctx context.Context, id string) (User, error) {
+	u, err := s.users.SetBanned(ctx, id, false, s.now())
+	if err != nil {
+		return User{}, fmt.Errorf("unban %s: %w", id, err)
+	}
+	return s.withRole(u), nil
+}

@@ -1,0 +1,100 @@
+// Package users is the auth service's domain: accounts, roles, bans and the
+// refresh-token rules. It knows nothing of MongoDB or HTTP: it declares the
+// stores it needs and returns errors from shared/errs that already know their
+// HTTP status, so handlers only map requests and responses.
+package users
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/validate"
+)
+
+// Roles a user may have. They are the role names the shared access token
+// accepts (shared/auth.RoleUser and RoleAdmin).
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// Password limits. bcrypt reads at most 72 bytes of a password and ignores
+// the rest, so a longer password is refused rather than silently truncated.
+const (
+	MinPasswordLen   = 8
+	MaxPasswordLen   = 72
+	MaxPasswordBytes = 72
+)
+
+// User is an account. Email is normalized (trimmed, lower case) and unique.
+// Version increases by one on every change of the stored document.
+type User struct {
+	ID           string
+	Email        string
+	PasswordHash []byte
+	Role         string
+	Banned       bool
+	Version      int64
+	CreatedAt    time.Time
+}
+
+// Errors the service returns. They are client-facing (shared/errs), so the
+// shared error handler answers them as they are.
+var (
+	// ErrEmailInUse is returned by SignUp when the normalized email is taken,
+	// including when two sign-ups race for it (the unique index decides).
+	ErrEmailInUse = &errs.BadRequestError{Message: "Email in use", Field: "email"}
+	// ErrInvalidCredentials is the one answer to a wrong password and to an
+	// unknown email, so that sign-in does not reveal which accounts exist.
+	ErrInvalidCredentials = errs.BadRequest("Invalid credentials")
+	// ErrCannotBanSelf is returned when an admin tries to ban themselves.
+	ErrCannotBanSelf = errs.BadRequest("You cannot ban yourself")
+	// ErrTokenUsed is returned by TokenStore.ClaimUse when the refresh token
+	// was already claimed: the sign of a replayed (stolen) token.
+	ErrTokenUsed = errors.New("refresh token already used")
+)
+
+// Store keeps users. Methods return errs.ErrNotFound (wrapped) for an unknown
+// or malformed id or email, and Create returns ErrEmailInUse on a duplicate.
+type Store interface {
+	// Create inserts u and sets u.ID.
+	Create(ctx context.Context, u *User) error
+	ByEmail(ctx context.Context, email string) (User, error)
+	ByID(ctx context.Context, id string) (User, error)
+	// List returns a page of users, newest first, and the total count.
+	List(ctx context.Context, skip, limit int) ([]User, int64, error)
+	// SetBanned sets the banned flag and returns the user as stored. Banning
+	// a user who was not banned publishes user:banned (through the document's
+	// outbox, in the same write); setting the flag it already has changes
+	// nothing.
+	SetBanned(ctx context.Context, id string, banned bool, now time.Time) (User, error)
+	// Promote makes the user with email an admin; errs.ErrNotFound if none.
+	Promote(ctx context.Context, email string, now time.Time) error
+}
+
+// NormalizeEmail is the form emails are stored, compared and looked up in.
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// validateSignUp checks a new account's credentials, one item per bad field.
+func validateSignUp(email, password string) error {
+	var v validate.Errors
+	v.Check(validate.Email(email), "email", "Email must be valid")
+	if n := validate.Len(password); n < MinPasswordLen || n > MaxPasswordLen {
+		v.Add("password", "Password must be between 8 and 72 characters")
+	} else if len(password) > MaxPasswordBytes {
+		v.Add("password", "Password must be at most 72 bytes: accented letters and emoji count as 2 to 4 bytes each")
+	}
+	return v.Err()
+}
+
+// validateSignIn checks the shape of sign-in input only; whether the
+// password is right is answered with ErrInvalidCredentials.
+func validateSignIn(email, password string) error {
+	var v validate.Errors
+	v.Check(validate.Email(email), "email", "Email must be valid")
+	v.Check(password != "", "password", "You must supply a password")
+	return v.Err()
+}
