@@ -1,0 +1,179 @@
+// Package app wires the stuff service: configuration, the shared service kit,
+// the store, the catalog (read model), the listings service, the event
+// listeners and the HTTP routes. main, the local stack (dev/) and the tests
+// all start the service through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/gommon/bytes"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
+	listeners "github.com/stuffmart/stuffmart/services/stuff/internal/events"
+	httpapi "github.com/stuffmart/stuffmart/services/stuff/internal/http"
+	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
+	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/service"
+	"github.com/stuffmart/stuffmart/shared/web"
+)
+
+// Config is the stuff service's configuration.
+type Config struct {
+	// Service is the part every service shares (see service.LoadConfig).
+	Service service.Config
+	// ReadModelMax (READ_MODEL_MAX, default 10000) is how many available
+	// listings each replica keeps in memory (about twice their JSON size);
+	// pages past them are read from the database.
+	ReadModelMax int
+	// ReconcileEvery (READ_MODEL_RECONCILE, default 60s) is how often the
+	// in-memory listings are checked against the database: the bound on how
+	// stale a replica can be while events cannot reach it. A reconcile reads
+	// every available listing (a full scan on FerretDB: about a second of
+	// CPU at 5,000 listings), so it is not run often.
+	ReconcileEvery time.Duration
+	// CacheMax (STUFF_CACHE_MAX, default 10000) bounds the cache of single
+	// listings behind GET /api/stuff/:id.
+	CacheMax int
+	// Now is the clock; nil means time.Now. Tests pin it.
+	Now func() time.Time
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in main): the
+// shared variables for service "stuff" and the read model's bounds. It
+// reports every missing or malformed variable at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	cfg := Config{
+		Service:        service.LoadConfig(r, "stuff"),
+		ReadModelMax:   r.Int("READ_MODEL_MAX", 10_000),
+		ReconcileEvery: r.Duration("READ_MODEL_RECONCILE", time.Minute),
+		CacheMax:       r.Int("STUFF_CACHE_MAX", 10_000),
+	}
+	problems := []error{r.Err()}
+	if cfg.ReadModelMax < 1 {
+		problems = append(problems, fmt.Errorf("READ_MODEL_MAX: must be at least 1"))
+	}
+	if cfg.CacheMax < 1 {
+		problems = append(problems, fmt.Errorf("STUFF_CACHE_MAX: must be at least 1"))
+	}
+	// Echo panics at start on a limit it cannot parse; say so here instead.
+	if _, err := bytes.Parse(cfg.Service.BodyLimit); err != nil {
+		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.Service.BodyLimit))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// App is the stuff service, built and ready to Start.
+type App struct {
+	svc     *service.Service
+	catalog *catalog.Catalog
+	log     *slog.Logger
+	indexed bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds the service: connects to MongoDB, creates the indexes and loads
+// the catalog (each tried for a few seconds; if the database is not there yet
+// they are retried in the background after Start, and listings are read from
+// the database meanwhile), registers the listeners and the routes. Call
+// Start to connect to NATS and run the background work, and Close when done.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	svc, err := service.Open(ctx, cfg.Service, log)
+	if err != nil {
+		return nil, err
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	coll := svc.DB.Collection(store.Collection)
+	st := store.New(svc.DB, svc.Writer, svc.Outbox(coll), log, now)
+	cat := catalog.New(st, httpapi.Encode, log, catalog.Options{
+		Max:            cfg.ReadModelMax,
+		CacheMax:       cfg.CacheMax,
+		ReconcileEvery: cfg.ReconcileEvery,
+		Now:            now,
+	})
+	a := &App{svc: svc, catalog: cat, log: log}
+
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := mongox.EnsureIndexes(ictx, svc.DB, store.Indexes()...); err != nil {
+		log.Warn("stuff indexes not created yet; retrying in the background", "err", err)
+	} else {
+		a.indexed = true
+	}
+	if err := cat.Reconcile(ictx); err != nil {
+		log.Warn("catalog not loaded yet; retrying in the background", "err", err)
+	}
+
+	listings := stuff.NewService(st, cat, now)
+	for _, l := range listeners.Listeners(listings, cat) {
+		svc.Bus.Listen(l)
+	}
+	// Broadcast subscriptions start at "now" on every (re)connection: what
+	// other replicas published while this one was away is read back.
+	svc.Bus.OnConnect(cat.Trigger)
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat))
+	return a, nil
+}
+
+// Handler is the service's HTTP handler (the Echo instance).
+func (a *App) Handler() http.Handler { return a.svc.Echo }
+
+// Start connects to NATS and runs the outbox relay and the catalog's
+// reconciliation in the background.
+func (a *App) Start() {
+	a.svc.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Go(func() { a.catalog.Run(ctx) })
+	if !a.indexed {
+		a.wg.Go(func() {
+			if err := mongox.EnsureIndexesRetry(ctx, a.svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
+				a.log.Error("stuff indexes", "err", err)
+			}
+		})
+	}
+}
+
+// Close stops the background work, the relay and the bus, and disconnects
+// from MongoDB.
+func (a *App) Close(ctx context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+		a.wg.Wait()
+	}
+	return a.svc.Close(ctx)
+}
+
+// Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
+// ends, then shuts down gracefully: HTTP first, then events, then the
+// database.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log.Info("starting stuff", "config", cfg.Service, "read_model_max", cfg.ReadModelMax,
+		"reconcile_every", cfg.ReconcileEvery, "cache_max", cfg.CacheMax)
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	a.Start()
+	serveErr := web.Serve(ctx, log, cfg.Service.HTTPAddr, a.Handler(), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, a.Close(cctx))
+}

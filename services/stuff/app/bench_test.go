@@ -1,0 +1,169 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
+	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+const (
+	benchListings = 5000
+	benchClients  = 50
+)
+
+type noNotify struct{}
+
+func (noNotify) Notify(*mongo.Collection, any) {}
+
+// benchStack seeds benchListings available listings in bulk (no events)
+// and starts the service on them.
+func benchStack(b *testing.B) *stack {
+	b.Helper()
+	db := testkit.Mongo(b)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	ss := make([]stuff.Stuff, benchListings)
+	desc := strings.Repeat("Lecture notes, worked examples and past papers. ", 4)
+	for i := range ss {
+		ss[i] = stuff.New("", "seller"+strconv.Itoa(i%97), stuff.Input{
+			Title: "Listing " + strconv.Itoa(i), Description: &desc, Price: int64(100 + i), Delivery: ptr("https://x.example/" + strconv.Itoa(i)),
+		}, base.Add(time.Duration(i)*time.Second))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := store.New(db, mongox.NewWriter(), noNotify{}, testkit.Logger(b), nil).Seed(ctx, ss); err != nil {
+		b.Fatal(err)
+	}
+	return newStack(b, withDB(db), withRealClock())
+}
+
+// pool is benchClients concurrent HTTP clients taking paths from jobs.
+type pool struct {
+	jobs chan string
+	lat  [][]time.Duration
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+}
+
+func startPool(hc *http.Client, base string) *pool {
+	p := &pool{jobs: make(chan string, benchClients), lat: make([][]time.Duration, benchClients)}
+	for w := range benchClients {
+		p.wg.Go(func() {
+			for path := range p.jobs {
+				t0 := time.Now()
+				res, err := hc.Get(base + path)
+				if err == nil {
+					_, err = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if err == nil && res.StatusCode != http.StatusOK {
+						err = &statusError{res.StatusCode, path}
+					}
+				}
+				p.lat[w] = append(p.lat[w], time.Since(t0))
+				if err != nil {
+					p.mu.Lock()
+					p.err = err
+					p.mu.Unlock()
+				}
+			}
+		})
+	}
+	return p
+}
+
+// stop waits for the queued requests and returns every latency, sorted.
+func (p *pool) stop() ([]time.Duration, error) {
+	close(p.jobs)
+	p.wg.Wait()
+	all := slices.Concat(p.lat...)
+	slices.Sort(all)
+	return all, p.err
+}
+
+// load sends requests from benchClients concurrent clients over loopback
+// HTTP, one per b.Loop iteration, and reports req/s, p50 and p99. It first
+// warms up for 3 s, past the start-up work (the outbox relay and the catalog
+// each scan the collection once or twice after connecting: about a second
+// of CPU each at 5,000 listings on FerretDB).
+func load(b *testing.B, s *stack, path func(i int) string) {
+	tr := &http.Transport{MaxIdleConns: benchClients, MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	testkit.Eventually(b, 10*time.Second, func() bool {
+		return s.do(b, anon, http.MethodGet, "/readyz", nil).Status == http.StatusOK
+	}, "not ready")
+	warm := startPool(hc, s.url)
+	for i, end := 0, time.Now().Add(3*time.Second); time.Now().Before(end); i++ {
+		warm.jobs <- path(i)
+	}
+	if _, err := warm.stop(); err != nil {
+		b.Fatal(err)
+	}
+
+	p := startPool(hc, s.url)
+	start := time.Now()
+	i := 0
+	for b.Loop() {
+		p.jobs <- path(i)
+		i++
+	}
+	all, err := p.stop()
+	elapsed := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(all) == 0 {
+		return
+	}
+	pct := func(q float64) float64 {
+		return float64(all[min(len(all)-1, int(float64(len(all))*q))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+type statusError struct {
+	status int
+	path   string
+}
+
+func (e *statusError) Error() string { return "GET " + e.path + ": status " + strconv.Itoa(e.status) }
+
+// BenchmarkListStuff: GET /api/stuff, a page of 20 from 5,000 listings
+// (pages 1 to 50 in turn), 50 concurrent clients.
+func BenchmarkListStuff(b *testing.B) {
+	s := benchStack(b)
+	if p := s.list(b, ""); p.Total != benchListings || len(p.Stuff) != 20 {
+		b.Fatalf("listing total %d, %d items", p.Total, len(p.Stuff))
+	}
+	load(b, s, func(i int) string { return "/api/stuff?page=" + strconv.Itoa(i%50+1) })
+}
+
+// BenchmarkGetStuff: GET /api/stuff/:id over all 5,000 listings in turn (the
+// catalog caches every available listing when it loads), 50 concurrent
+// clients.
+func BenchmarkGetStuff(b *testing.B) {
+	s := benchStack(b)
+	var ids []string
+	for page := 1; page <= benchListings/100; page++ {
+		ids = append(ids, s.list(b, "?limit=100&page="+strconv.Itoa(page)).ids()...)
+	}
+	if len(ids) != benchListings {
+		b.Fatalf("%d ids listed", len(ids))
+	}
+	load(b, s, func(i int) string { return "/api/stuff/" + ids[i%len(ids)] })
+}

@@ -1,0 +1,159 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
+	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/web"
+)
+
+// Page bounds of GET /api/stuff.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+	MaxPage      = 10_000
+)
+
+// Writer is what the handlers need to change listings.
+type Writer interface {
+	Create(ctx context.Context, userID string, in stuff.Input) (stuff.Stuff, error)
+	Update(ctx context.Context, id, userID string, in stuff.Input) (stuff.Stuff, error)
+	Mine(ctx context.Context, userID string) ([]stuff.Stuff, error)
+}
+
+// Reader is what the handlers need to show listings: the catalog.
+type Reader interface {
+	Page(ctx context.Context, offset, limit int) ([][]byte, int, error)
+	Get(ctx context.Context, id string) (*catalog.View, error)
+}
+
+// Handler holds the /api/stuff handlers.
+type Handler struct {
+	w Writer
+	r Reader
+}
+
+// NewHandler returns the handlers over w and r.
+func NewHandler(w Writer, r Reader) *Handler { return &Handler{w: w, r: r} }
+
+func (h *Handler) create(c echo.Context) error {
+	u, _ := auth.FromEcho(c) // RequireUser ran
+	var req stuffRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	in := req.input()
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	s, err := h.w.Create(c.Request().Context(), u.ID, in)
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusCreated, Encode(&s, true))
+}
+
+func (h *Handler) update(c echo.Context) error {
+	u, _ := auth.FromEcho(c) // RequireUser ran
+	var req stuffRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	in := req.input()
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	s, err := h.w.Update(c.Request().Context(), c.Param("id"), u.ID, in)
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, Encode(&s, true))
+}
+
+func (h *Handler) get(c echo.Context) error {
+	v, err := h.r.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	u, _ := auth.FromEcho(c)
+	return blob(c, http.StatusOK, v.JSON(u.ID))
+}
+
+// blob writes a JSON body with its length, so hot responses are not sent
+// chunked.
+func blob(c echo.Context, status int, b []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	return c.JSONBlob(status, b)
+}
+
+// list answers {"stuff":[...],"page":P,"limit":L,"total":N}. Query
+// parameters other than one page and one limit are refused, so that
+// page[$gt]=1 is a 400 rather than a silently ignored parameter.
+func (h *Handler) list(c echo.Context) error {
+	for k, vs := range c.QueryParams() {
+		if k != "page" && k != "limit" {
+			return errs.Invalid(k, "Unknown query parameter")
+		}
+		if len(vs) > 1 {
+			return errs.Invalid(k, "Must be given once")
+		}
+	}
+	page, err := web.QueryInt(c, "page", 1, 1, MaxPage)
+	if err != nil {
+		return err
+	}
+	limit, err := web.QueryInt(c, "limit", DefaultLimit, 1, MaxLimit)
+	if err != nil {
+		return err
+	}
+	items, total, err := h.r.Page(c.Request().Context(), (page-1)*limit, limit)
+	if err != nil {
+		return err
+	}
+	size := 64
+	for _, it := range items {
+		size += len(it) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"stuff":[`...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	b = append(b, `],"page":`...)
+	b = strconv.AppendInt(b, int64(page), 10)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, '}')
+	return blob(c, http.StatusOK, b)
+}
+
+// mine answers {"stuff":[...]}: every listing of the caller, any status,
+// newest first, with delivery (they are the seller).
+func (h *Handler) mine(c echo.Context) error {
+	u, _ := auth.FromEcho(c) // RequireUser ran
+	ss, err := h.w.Mine(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	b := append(make([]byte, 0, 256*len(ss)+16), `{"stuff":[`...)
+	for i := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, Encode(&ss[i], true)...)
+	}
+	b = append(b, "]}"...)
+	return c.JSONBlob(http.StatusOK, b)
+}

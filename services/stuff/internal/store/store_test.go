@@ -1,0 +1,127 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
+	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+type notified struct{ n int }
+
+func (c *notified) Notify(*mongo.Collection, any) { c.n++ }
+
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// pending returns the events waiting in a listing's outbox.
+func pending(t *testing.T, db *mongo.Database, id string) []events.StuffData {
+	t.Helper()
+	oid, err := store.ObjectID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Outbox []outbox.Pending `bson:"outbox"`
+	}
+	if err := db.Collection(store.Collection).FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	var out []events.StuffData
+	for _, p := range d.Outbox {
+		ev, err := events.Decode[events.StuffUpdatedEvent](events.Msg{Subject: events.Subject(p.Subject), Data: p.Data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, events.StuffData(ev))
+	}
+	return out
+}
+
+// TestUpdateRetriesWhenAnotherReplicaWrote: replica A reads, replica B (its
+// own Writer: another process) writes, A's write must not overwrite B's; A
+// runs its change again on B's result. Both changes and both events stay.
+func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	na, nb := &notified{}, &notified{}
+	a := store.New(db, mongox.NewWriter(), na, testkit.Logger(t), nil)
+	b := store.New(db, mongox.NewWriter(), nb, testkit.Logger(t), nil)
+	s, err := a.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	got, err := a.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
+		runs++
+		if runs == 1 { // B reserves it between A's read and A's write
+			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) { return y.ApplyOrderCreated("o1", "buyer", t0) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return x.Edit("seller", stuff.Input{Title: "edited", Price: 2}, t0)
+	})
+	if runs != 2 {
+		t.Fatalf("fn ran %d times, want 2", runs)
+	}
+	if !errors.Is(err, stuff.ErrReserved) {
+		t.Fatalf("edit after B's reservation: %v, want ErrReserved", err)
+	}
+	if got.ID != "" {
+		t.Fatalf("refused update returned %+v", got)
+	}
+	final, err := a.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != stuff.Reserved || final.OrderID != "o1" || final.Title != "t" || final.Version != 2 || len(final.Orders) != 1 {
+		t.Fatalf("final %+v", final)
+	}
+	evs := pending(t, db, s.ID)
+	if len(evs) != 2 || evs[0].Version != 1 || evs[1].Version != 2 || evs[1].Status != "reserved" {
+		t.Fatalf("outbox %+v", evs)
+	}
+	if na.n != 1 || nb.n != 1 {
+		t.Fatalf("notified A %d, B %d times; want 1 and 1", na.n, nb.n)
+	}
+}
+
+func TestUpdateNoChangeWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	n := &notified{}
+	st := store.New(db, mongox.NewWriter(), n, testkit.Logger(t), nil)
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An edit to the same values saves nothing and publishes nothing.
+	if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.Edit("seller", stuff.Input{Title: "t", Price: 1}, t0) }); err != nil {
+		t.Fatal(err)
+	}
+	if evs := pending(t, db, s.ID); len(evs) != 1 || n.n != 1 {
+		t.Fatalf("a no-op edit wrote an event: %+v, %d notifications", evs, n.n)
+	}
+	for _, id := range []string{"x", "0123456789abcdef0123456Z", "0123456789ABCDEF01234567", "0123456789abcdef01234567"} {
+		if _, err := st.Update(ctx, id, func(*stuff.Stuff) (bool, error) { return true, nil }); !errors.Is(err, errs.ErrNotFound) {
+			t.Fatalf("Update(%q): %v, want not found", id, err)
+		}
+		if _, err := st.Get(ctx, id); !errors.Is(err, errs.ErrNotFound) {
+			t.Fatalf("Get(%q): %v, want not found", id, err)
+		}
+	}
+}

@@ -1,0 +1,272 @@
+// Package stuff is the domain of the stuff service: a listing, the rules of
+// editing it, and how order events move it between available, reserved and
+// sold. It knows nothing of MongoDB, Echo or NATS; the only shared types it
+// uses are the event payloads.
+package stuff
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/validate"
+)
+
+// Status is where a listing stands in the buying flow.
+type Status string
+
+// Statuses of a listing.
+const (
+	Available Status = "available"
+	Reserved  Status = "reserved"
+	Sold      Status = "sold"
+)
+
+// Limits of a listing's fields (SPEC §2), in characters and cents.
+const (
+	MaxTitle       = 120
+	MaxDescription = 5000
+	MaxDelivery    = 2000
+	MinPrice       = 1
+	MaxPrice       = 1_000_000
+	// DefaultCurrency is the only currency sold today.
+	DefaultCurrency = "usd"
+)
+
+// ErrReserved is returned when the owner edits a listing that an order holds
+// or that is sold.
+var ErrReserved = errs.BadRequest("Cannot edit a reserved stuff")
+
+// OrderState is what the stuff service knows of one order that named it.
+type OrderState string
+
+// Order states as learnt from order events.
+const (
+	OrderCreated   OrderState = "created"
+	OrderCancelled OrderState = "cancelled"
+	OrderComplete  OrderState = "complete"
+)
+
+// Order is one order seen for a listing. The list of them is what makes order
+// events idempotent and lets them be applied in order per listing.
+type Order struct {
+	ID     string
+	UserID string
+	State  OrderState
+}
+
+// Stuff is one listing.
+type Stuff struct {
+	ID          string
+	Title       string
+	Description string
+	Price       int64
+	Currency    string
+	// Delivery is the content the buyer gets; shown only to the seller and
+	// to buyers (see CanSeeDelivery).
+	Delivery string
+	UserID   string
+	Status   Status
+	// OrderID is the order that holds (reserved) or bought (sold) it.
+	OrderID string
+	// Buyers are the users whose order for it completed.
+	Buyers []string
+	// Orders are the orders seen for it, in the order they were seen.
+	Orders []Order
+	// Version starts at 1 and grows by one on every change that is
+	// published (edit, reserved, released, sold).
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Input is what a seller sends to list or edit a listing. Description and
+// Delivery are optional on edit: nil keeps the current value.
+type Input struct {
+	Title       string
+	Description *string
+	Price       int64
+	Currency    *string
+	Delivery    *string
+}
+
+// Validate checks every field at once and returns a
+// *errs.RequestValidationError naming each bad one.
+func (in *Input) Validate() error {
+	var v validate.Errors
+	in.Title = strings.TrimSpace(in.Title)
+	n := validate.Len(in.Title)
+	v.Check(n >= 1, "title", "Title is required")
+	v.Check(n <= MaxTitle, "title", "Title must be at most 120 characters")
+	if in.Description != nil {
+		v.Check(validate.Len(*in.Description) <= MaxDescription, "description", "Description must be at most 5000 characters")
+	}
+	v.Check(in.Price >= MinPrice && in.Price <= MaxPrice, "price", "Price must be an integer number of cents from 1 to 1000000")
+	if in.Currency != nil {
+		v.Check(*in.Currency == DefaultCurrency, "currency", "Currency must be usd")
+	}
+	if in.Delivery != nil {
+		v.Check(validate.Len(*in.Delivery) <= MaxDelivery, "delivery", "Delivery must be at most 2000 characters")
+	}
+	return v.Err()
+}
+
+// New returns a listing of userID made from a validated input, available,
+// at version 1.
+func New(id, userID string, in Input, now time.Time) Stuff {
+	s := Stuff{ID: id, Title: in.Title, Price: in.Price, Currency: DefaultCurrency, UserID: userID,
+		Status: Available, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if in.Description != nil {
+		s.Description = *in.Description
+	}
+	if in.Delivery != nil {
+		s.Delivery = *in.Delivery
+	}
+	return s
+}
+
+// CanSeeDelivery reports whether userID (empty: anonymous) may see the
+// delivery content: the seller and buyers whose order completed.
+func (s *Stuff) CanSeeDelivery(userID string) bool {
+	return userID != "" && (userID == s.UserID || slices.Contains(s.Buyers, userID))
+}
+
+// Edit applies the owner's validated input. It returns errs.ErrNotAuthorized
+// when userID is not the seller and ErrReserved unless the listing is
+// available. changed is false when the input equals the current values; the
+// version then stays.
+func (s *Stuff) Edit(userID string, in Input, now time.Time) (changed bool, err error) {
+	if userID != s.UserID {
+		return false, errs.ErrNotAuthorized
+	}
+	if s.Status != Available {
+		return false, ErrReserved
+	}
+	next := *s
+	next.Title, next.Price = in.Title, in.Price
+	if in.Description != nil {
+		next.Description = *in.Description
+	}
+	if in.Delivery != nil {
+		next.Delivery = *in.Delivery
+	}
+	if next.Title == s.Title && next.Price == s.Price && next.Description == s.Description && next.Delivery == s.Delivery {
+		return false, nil
+	}
+	next.Version++
+	next.UpdatedAt = now
+	*s = next
+	return true, nil
+}
+
+func (s *Stuff) order(id string) *Order {
+	for i := range s.Orders {
+		if s.Orders[i].ID == id {
+			return &s.Orders[i]
+		}
+	}
+	return nil
+}
+
+// ApplyOrderCreated records that order orderID of buyerID wants the listing.
+// An available listing becomes reserved by it (version+1). A second delivery
+// of the same event changes nothing. While another order holds the listing it
+// returns events.ErrNotYet: that order's cancellation is on its way and this
+// event must come back after it. On a sold listing the order is only recorded.
+// changed says whether the listing must be saved.
+func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, now time.Time) (changed bool, err error) {
+	if s.order(orderID) != nil {
+		return false, nil
+	}
+	switch s.Status {
+	case Reserved:
+		return false, events.ErrNotYet
+	case Available:
+		s.Status, s.OrderID = Reserved, orderID
+		s.Version++
+		s.UpdatedAt = now
+	}
+	s.Orders = append(s.Orders, Order{ID: orderID, UserID: buyerID, State: OrderCreated})
+	return true, nil
+}
+
+// ApplyOrderCancelled records that order orderID ended unpaid; if it holds
+// the listing, the listing is available again (version+1). A cancellation of
+// an order not seen yet returns events.ErrNotYet (its order:created comes
+// first); one of an order already ended changes nothing.
+func (s *Stuff) ApplyOrderCancelled(orderID string, now time.Time) (changed bool, err error) {
+	o := s.order(orderID)
+	if o == nil {
+		return false, events.ErrNotYet
+	}
+	if o.State != OrderCreated {
+		return false, nil
+	}
+	o.State = OrderCancelled
+	if s.Status == Reserved && s.OrderID == orderID {
+		s.Status, s.OrderID = Available, ""
+		s.Version++
+		s.UpdatedAt = now
+	}
+	return true, nil
+}
+
+// ApplyOrderCompleted records that order orderID of buyerID was paid: the
+// buyer may see the delivery, and if the order holds the listing it is sold
+// (version+1). A completion of an order not seen yet returns
+// events.ErrNotYet; one of an order already ended (complete, or cancelled,
+// which the payments service refunds) changes nothing. Adding a buyer is a
+// change of its own (version+1), so every replica's cache learns who may see
+// the delivery.
+func (s *Stuff) ApplyOrderCompleted(orderID, buyerID string, now time.Time) (changed bool, err error) {
+	o := s.order(orderID)
+	if o == nil {
+		return false, events.ErrNotYet
+	}
+	if o.State != OrderCreated {
+		return false, nil
+	}
+	o.State = OrderComplete
+	if buyerID == "" {
+		buyerID = o.UserID
+	}
+	visible := false
+	if buyerID != "" && !slices.Contains(s.Buyers, buyerID) {
+		s.Buyers = append(s.Buyers, buyerID)
+		visible = true // who may see the delivery is part of the published state
+	}
+	if s.Status == Reserved && s.OrderID == orderID {
+		s.Status = Sold
+		visible = true
+	}
+	if visible {
+		s.Version++
+		s.UpdatedAt = now
+	}
+	return true, nil
+}
+
+// Data is the payload of stuff:created and stuff:updated for this version.
+func (s *Stuff) Data() events.StuffData {
+	return events.StuffData{ID: s.ID, Version: s.Version, Title: s.Title, Price: s.Price, Currency: s.Currency,
+		UserID: s.UserID, OrderID: s.OrderID, Status: string(s.Status)}
+}
+
+// Key orders listings newest first: by creation time, then by id.
+type Key struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Key returns the listing's place in the newest-first order.
+func (s *Stuff) Key() Key { return Key{CreatedAt: s.CreatedAt, ID: s.ID} }
+
+// Before reports whether k comes before o in the newest-first order.
+func (k Key) Before(o Key) bool {
+	if !k.CreatedAt.Equal(o.CreatedAt) {
+		return k.CreatedAt.After(o.CreatedAt)
+	}
+	return k.ID > o.ID
+}
