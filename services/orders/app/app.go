@@ -1,0 +1,142 @@
+// Package app wires the orders service: configuration, the shared service
+// kit, the store, the rules, the HTTP routes and the listeners. main, the
+// local stack (dev/) and the tests start the service the same way, through
+// LoadConfig and New (or Run).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	listeners "github.com/stuffmart/stuffmart/services/orders/internal/events"
+	httpapi "github.com/stuffmart/stuffmart/services/orders/internal/http"
+	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
+	"github.com/stuffmart/stuffmart/services/orders/internal/store"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/service"
+	"github.com/stuffmart/stuffmart/shared/web"
+)
+
+// Name is the service's name: its default database, NATS client name and
+// queue group.
+const Name = listeners.Group
+
+// Config is the orders service's configuration.
+type Config struct {
+	Service service.Config
+	// OrderHold is how long an order holds its stuff (ORDER_HOLD, default
+	// 15m).
+	OrderHold time.Duration
+}
+
+// LoadConfig reads the shared service variables (see service.LoadConfig)
+// and ORDER_HOLD, reporting every problem together.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	cfg := Config{
+		Service:   service.LoadConfig(r, Name),
+		OrderHold: r.Duration("ORDER_HOLD", orders.DefaultHold),
+	}
+	if err := r.Err(); err != nil {
+		return Config{}, fmt.Errorf("orders configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// LogValue logs the configuration with secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Any("service", c.Service),
+		slog.Duration("order_hold", c.OrderHold),
+	)
+}
+
+// App is a wired orders service.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	svc   *service.Service
+	relay *outbox.Relay
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New wires the service. It does not wait for MongoDB or NATS: Start
+// connects in the background and /readyz tells when both are there.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	svc, err := service.Open(ctx, cfg.Service, log)
+	if err != nil {
+		return nil, err
+	}
+	ordersColl := svc.DB.Collection(store.OrdersCollection)
+	// The relay is built here rather than by svc.Outbox only to give it a
+	// publisher that also removes what it sent: see store.OutboxPublisher.
+	relay := outbox.NewRelay(store.NewOutboxPublisher(svc.Bus, svc.Writer, ordersColl, log), svc.Writer, log, ordersColl)
+	svc.Bus.OnConnect(relay.SweepNow)
+	st := store.New(svc.DB, svc.Writer, relay)
+	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID})
+	httpapi.Register(svc.Echo, rules)
+	for _, l := range listeners.Listeners(rules, log) {
+		svc.Bus.Listen(l)
+	}
+	return &App{cfg: cfg, log: log, svc: svc, relay: relay}, nil
+}
+
+// Handler is the service's HTTP handler (routes, probes, middleware).
+func (a *App) Handler() http.Handler { return a.svc.Echo }
+
+// Start connects to NATS, subscribes the listeners and runs the outbox
+// relay, all in the background, and creates the indexes once MongoDB
+// answers. Call Close to stop.
+func (a *App) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop = cancel
+	a.svc.Start()
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		a.relay.Run(ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		// No claim depends on these indexes (claims are keyed by _id), so
+		// the service serves while they are built.
+		if err := mongox.EnsureIndexesRetry(ctx, a.svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
+			a.log.Error("create indexes", "err", err)
+		}
+	}()
+}
+
+// Close stops the background work and disconnects. HTTP serving is the
+// caller's (Run's) to stop first.
+func (a *App) Close(ctx context.Context) error {
+	if a.stop != nil {
+		a.stop()
+		a.wg.Wait()
+	}
+	return a.svc.Close(ctx)
+}
+
+// Run starts the service, serves HTTP on cfg.Service.HTTPAddr until ctx
+// ends, then shuts down in order: HTTP (in-flight requests finish), events,
+// database.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "config", cfg)
+	a.Start()
+	serveErr := web.Serve(ctx, log, cfg.Service.HTTPAddr, a.Handler(), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, a.Close(cctx))
+}

@@ -1,0 +1,673 @@
+package orders_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
+	"github.com/stuffmart/stuffmart/services/orders/internal/store"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const hold = 15 * time.Minute
+
+// clock is a pinned, advanceable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// nopNotifier stands in for the outbox relay: these tests read the pending
+// events in the documents' outboxes instead.
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(*mongo.Collection, any) {}
+
+type env struct {
+	t     *testing.T
+	db    *mongo.Database
+	store *store.Store
+	svc   *orders.Service
+	clock *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := testkit.Mongo(t)
+	st := store.New(db, mongox.NewWriter(), nopNotifier{})
+	c := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return &env{t: t, db: db, store: st, clock: c,
+		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.now, IDs: store.NewID})}
+}
+
+// stuff lists a stuff of seller in the replica and returns its id.
+func (e *env) stuff(seller string, price int64) string {
+	e.t.Helper()
+	id := store.NewID()
+	if err := e.svc.ApplyStuffCreated(context.Background(), events.StuffData{
+		ID: id, Version: 1, Title: "Notes " + id[18:], Price: price, Currency: "usd", UserID: seller, Status: orders.StuffAvailable,
+	}); err != nil {
+		e.t.Fatalf("list stuff: %v", err)
+	}
+	return id
+}
+
+// order has buyer order a fresh stuff and returns the order.
+func (e *env) order(buyer string) orders.Order {
+	e.t.Helper()
+	o, err := e.svc.Create(context.Background(), buyer, e.stuff(user(), 500))
+	if err != nil {
+		e.t.Fatalf("create order: %v", err)
+	}
+	return o
+}
+
+type orderRecord struct {
+	Status  string           `bson:"status"`
+	Version int64            `bson:"version"`
+	Outbox  []outbox.Pending `bson:"outbox"`
+}
+
+// record reads an order's document as stored, with its pending events.
+func (e *env) record(id string) orderRecord {
+	e.t.Helper()
+	oid, _ := primitive.ObjectIDFromHex(id)
+	var r orderRecord
+	if err := e.db.Collection(store.OrdersCollection).FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&r); err != nil {
+		e.t.Fatalf("read order %s: %v", id, err)
+	}
+	return r
+}
+
+func subjects(r orderRecord) []string {
+	var s []string
+	for _, p := range r.Outbox {
+		s = append(s, p.Subject)
+	}
+	return s
+}
+
+// holdOf returns the hold of a stuff, or ok false.
+func (e *env) holdOf(stuffID string) (orders.Hold, bool) {
+	e.t.Helper()
+	h, err := e.store.Hold(context.Background(), stuffID)
+	if errors.Is(err, orders.ErrNotFound) {
+		return orders.Hold{}, false
+	}
+	if err != nil {
+		e.t.Fatalf("read hold: %v", err)
+	}
+	return h, true
+}
+
+func user() string { return store.NewID() }
+
+func TestReplicaAppliesVersionsInOrderOnce(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		created bool
+		version int64
+		title   string
+		wantErr error
+	}
+	c := func(v int64, title string, want error) step { return step{true, v, title, want} }
+	u := func(v int64, title string, want error) step { return step{false, v, title, want} }
+	tests := []struct {
+		name      string
+		steps     []step
+		wantVer   int64
+		wantTitle string
+	}{
+		{"in order", []step{c(1, "a", nil), u(2, "b", nil), u(3, "c", nil)}, 3, "c"},
+		{"duplicate created", []step{c(1, "a", nil), c(1, "x", nil)}, 1, "a"},
+		{"duplicate update", []step{c(1, "a", nil), u(2, "b", nil), u(2, "x", nil)}, 2, "b"},
+		{"old update after a newer one", []step{c(1, "a", nil), u(2, "b", nil), u(3, "c", nil), u(2, "x", nil), u(1, "y", nil)}, 3, "c"},
+		{"gap waits for the missing version", []step{c(1, "a", nil), u(3, "c", orders.ErrEventAhead), u(2, "b", nil), u(3, "c", nil)}, 3, "c"},
+		{"update before created", []step{u(2, "b", orders.ErrEventAhead), c(1, "a", nil), u(2, "b", nil)}, 2, "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			id, seller := store.NewID(), user()
+			for i, s := range tc.steps {
+				d := events.StuffData{ID: id, Version: s.version, Title: s.title, Price: 100 * s.version, UserID: seller}
+				var err error
+				if s.created {
+					err = e.svc.ApplyStuffCreated(ctx, d)
+				} else {
+					err = e.svc.ApplyStuffUpdated(ctx, d)
+				}
+				if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) {
+					t.Fatalf("step %d (v%d): got %v, want %v", i, s.version, err, s.wantErr)
+				}
+			}
+			got, err := e.store.Stuff(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Version != tc.wantVer || got.Title != tc.wantTitle || got.Price != 100*tc.wantVer || got.SellerID != seller {
+				t.Fatalf("replica = %+v, want version %d title %q", got, tc.wantVer, tc.wantTitle)
+			}
+		})
+	}
+}
+
+func TestReplicaRefusesMalformedEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		d    events.StuffData
+	}{
+		{"id not an ObjectID", events.StuffData{ID: "not-an-id", Version: 1, UserID: "u"}},
+		{"operator-looking id", events.StuffData{ID: `{"$ne":null}`, Version: 1, UserID: "u"}},
+		{"version 0", events.StuffData{ID: store.NewID(), Version: 0, UserID: "u"}},
+		{"no seller", events.StuffData{ID: store.NewID(), Version: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := e.svc.ApplyStuffCreated(ctx, tc.d); !errors.Is(err, orders.ErrMalformedEvent) {
+				t.Errorf("created: got %v, want ErrMalformedEvent", err)
+			}
+			if err := e.svc.ApplyStuffUpdated(ctx, tc.d); !errors.Is(err, orders.ErrMalformedEvent) {
+				t.Errorf("updated: got %v, want ErrMalformedEvent", err)
+			}
+		})
+	}
+}
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	seller, buyer := user(), user()
+	avail := e.stuff(seller, 1250)
+	sold := e.stuff(seller, 900)
+	if err := e.svc.ApplyStuffUpdated(ctx, events.StuffData{ID: sold, Version: 2, Title: "gone", Price: 900, UserID: seller, Status: orders.StuffSold}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		buyer   string
+		stuffID string
+		want    error
+	}{
+		{"malformed id", buyer, "12345", orders.ErrNotFound},
+		{"operator as id", buyer, `{"$gt":""}`, orders.ErrNotFound},
+		{"unknown stuff", buyer, store.NewID(), orders.ErrNotFound},
+		{"own stuff", seller, avail, orders.ErrOwnStuff},
+		{"sold stuff", buyer, sold, orders.ErrSold},
+		{"available", buyer, avail, nil},
+		{"held by that order", user(), avail, orders.ErrHeld},
+		{"held, even for its buyer", buyer, avail, orders.ErrHeld},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := e.svc.Create(ctx, tc.buyer, tc.stuffID)
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.want != nil {
+				return
+			}
+			now := e.clock.now()
+			want := orders.Order{ID: o.ID, UserID: tc.buyer, Status: orders.StatusCreated,
+				Stuff:     orders.StuffRef{ID: avail, Title: "Notes " + avail[18:], Price: 1250, Currency: "usd"},
+				ExpiresAt: now.Add(hold), CreatedAt: now, Version: 1}
+			if o != want {
+				t.Fatalf("order = %+v\nwant    %+v", o, want)
+			}
+			stored, err := e.svc.Get(ctx, tc.buyer, o.ID)
+			if err != nil || stored != want {
+				t.Fatalf("stored order = %+v (%v)", stored, err)
+			}
+			r := e.record(o.ID)
+			if len(r.Outbox) != 1 || r.Outbox[0].Subject != string(events.OrderCreated) {
+				t.Fatalf("outbox = %v, want one order:created", subjects(r))
+			}
+			ev, err := events.Decode[events.OrderCreatedEvent](events.Msg{Subject: events.OrderCreated, Data: r.Outbox[0].Data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEv := events.OrderCreatedEvent{ID: o.ID, Version: 1, Status: orders.StatusCreated, UserID: tc.buyer,
+				ExpiresAt: now.Add(hold), Stuff: events.StuffRef{ID: avail, Price: 1250}}
+			if !ev.ExpiresAt.Equal(wantEv.ExpiresAt) {
+				t.Fatalf("event expiresAt %v, want %v", ev.ExpiresAt, wantEv.ExpiresAt)
+			}
+			ev.ExpiresAt = wantEv.ExpiresAt
+			if ev != wantEv {
+				t.Fatalf("order:created = %+v\nwant          %+v", ev, wantEv)
+			}
+			h, ok := e.holdOf(avail)
+			if !ok || h.OrderID != o.ID || h.UserID != tc.buyer || h.Sold {
+				t.Fatalf("hold = %+v (present %v)", h, ok)
+			}
+		})
+	}
+}
+
+func TestOrderKeepsThePriceSeenAtPurchase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	seller, buyer := user(), user()
+	id := e.stuff(seller, 1000)
+	o, err := e.svc.Create(ctx, buyer, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ApplyStuffUpdated(ctx, events.StuffData{ID: id, Version: 2, Title: "renamed", Price: 5000, UserID: seller}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.Get(ctx, buyer, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Stuff.Price != 1000 || got.Stuff.Title != o.Stuff.Title {
+		t.Fatalf("order stuff = %+v, want the price and title seen at purchase", got.Stuff)
+	}
+}
+
+// failingInsert is the real store whose order inserts fail, as when the
+// database goes away between the hold and the order.
+type failingInsert struct{ *store.Store }
+
+func (failingInsert) InsertOrder(context.Context, orders.Order, events.Event, time.Time) error {
+	return errors.New("connection reset")
+}
+
+func TestCreateReleasesTheHoldWhenTheOrderIsNotSaved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.stuff(user(), 700)
+	broken := orders.NewService(failingInsert{e.store}, orders.Options{Now: e.clock.now, IDs: store.NewID})
+	_, err := broken.Create(ctx, user(), id)
+	if err == nil {
+		t.Fatal("create succeeded with a failing order insert")
+	}
+	if _, ok := errs.As(err); ok {
+		t.Fatalf("got client error %v, want an internal error (500)", err)
+	}
+	if h, ok := e.holdOf(id); ok {
+		t.Fatalf("hold %+v left behind by a failed order", h)
+	}
+	if _, err := e.svc.Create(ctx, user(), id); err != nil {
+		t.Fatalf("next buyer: %v", err)
+	}
+}
+
+func TestOrphanHolds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// setup leaves a hold on the stuff, made at the clock's time.
+		setup func(e *env, stuffID string)
+		age   time.Duration
+		want  error
+	}{
+		{"fresh hold without order", holdWithoutOrder, 10 * time.Second, orders.ErrHeld},
+		{"stale hold without order", holdWithoutOrder, 2 * time.Minute, nil},
+		{"stale hold of a cancelled order", holdOfCancelledOrder, 2 * time.Minute, nil},
+		{"stale hold of a created order", holdOfCreatedOrder, 2 * time.Hour, orders.ErrHeld},
+		{"stale hold of a completed order", holdOfCompletedOrder, 2 * time.Minute, orders.ErrSold},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			id := e.stuff(user(), 300)
+			tc.setup(e, id)
+			e.clock.advance(tc.age)
+			_, err := e.svc.Create(context.Background(), user(), id)
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.want == orders.ErrSold {
+				if h, ok := e.holdOf(id); !ok || !h.Sold {
+					t.Fatalf("hold of the completed order = %+v (present %v), want marked sold", h, ok)
+				}
+			}
+		})
+	}
+}
+
+func holdWithoutOrder(e *env, stuffID string) {
+	if err := e.store.InsertHold(context.Background(), orders.Hold{StuffID: stuffID, OrderID: store.NewID(), UserID: user(), CreatedAt: e.clock.now()}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func holdOfCreatedOrder(e *env, stuffID string) {
+	if _, err := e.svc.Create(context.Background(), user(), stuffID); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// holdOfCancelledOrder leaves the hold of a cancelled order behind, as a
+// process that died between the order's update and the hold's release does.
+func holdOfCancelledOrder(e *env, stuffID string) {
+	ctx := context.Background()
+	o, err := e.svc.Create(ctx, user(), stuffID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.svc.Expire(ctx, o.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.now()}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// holdOfCompletedOrder leaves the hold of a completed order unmarked, as a
+// process that died before marking it does.
+func holdOfCompletedOrder(e *env, stuffID string) {
+	ctx := context.Background()
+	o, err := e.svc.Create(ctx, user(), stuffID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.svc.Complete(ctx, o.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.ReleaseHold(ctx, stuffID, o.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.now()}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestOrderEnds(t *testing.T) {
+	t.Parallel()
+	type op struct {
+		name string
+		do   func(e *env, o orders.Order) error
+		want error
+	}
+	expire := func(want error) op {
+		return op{"expire", func(e *env, o orders.Order) error { return e.svc.Expire(context.Background(), o.ID) }, want}
+	}
+	complete := func(want error) op {
+		return op{"complete", func(e *env, o orders.Order) error { return e.svc.Complete(context.Background(), o.ID) }, want}
+	}
+	cancel := func(want error) op {
+		return op{"cancel", func(e *env, o orders.Order) error { return e.svc.Cancel(context.Background(), o.UserID, o.ID) }, want}
+	}
+	cancelByOther := op{"cancel by someone else", func(e *env, o orders.Order) error { return e.svc.Cancel(context.Background(), user(), o.ID) }, errs.ErrNotAuthorized}
+	created, cancelled, completed := string(events.OrderCreated), string(events.OrderCancelled), string(events.OrderCompleted)
+	tests := []struct {
+		name       string
+		ops        []op
+		wantStatus string
+		wantEvents []string
+	}{
+		{"expire", []op{expire(nil)}, orders.StatusCancelled, []string{created, cancelled}},
+		{"complete", []op{complete(nil)}, orders.StatusComplete, []string{created, completed}},
+		{"cancel", []op{cancel(nil)}, orders.StatusCancelled, []string{created, cancelled}},
+		{"expire twice", []op{expire(nil), expire(nil)}, orders.StatusCancelled, []string{created, cancelled}},
+		{"complete twice", []op{complete(nil), complete(nil)}, orders.StatusComplete, []string{created, completed}},
+		{"expire after complete", []op{complete(nil), expire(nil)}, orders.StatusComplete, []string{created, completed}},
+		{"payment after expiry", []op{expire(nil), complete(orders.ErrOutcomeTaken)}, orders.StatusCancelled, []string{created, cancelled}},
+		{"payment after cancel", []op{cancel(nil), complete(orders.ErrOutcomeTaken)}, orders.StatusCancelled, []string{created, cancelled}},
+		{"cancel twice", []op{cancel(nil), cancel(orders.ErrNotCancellable)}, orders.StatusCancelled, []string{created, cancelled}},
+		{"cancel after complete", []op{complete(nil), cancel(orders.ErrNotCancellable)}, orders.StatusComplete, []string{created, completed}},
+		{"cancel by someone else", []op{cancelByOther}, orders.StatusCreated, []string{created}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			o := e.order(user())
+			for i, op := range tc.ops {
+				err := op.do(e, o)
+				if !errors.Is(err, op.want) || (op.want == nil && err != nil) {
+					t.Fatalf("op %d %s: got %v, want %v", i, op.name, err, op.want)
+				}
+			}
+			r := e.record(o.ID)
+			wantVersion := int64(2)
+			if tc.wantStatus == orders.StatusCreated {
+				wantVersion = 1
+			}
+			if r.Status != tc.wantStatus || r.Version != wantVersion || fmt.Sprint(subjects(r)) != fmt.Sprint(tc.wantEvents) {
+				t.Fatalf("order %s v%d events %v, want %s v%d events %v", r.Status, r.Version, subjects(r), tc.wantStatus, wantVersion, tc.wantEvents)
+			}
+			checkEndEvent(t, r, o)
+			checkHold(t, e, o, tc.wantStatus)
+		})
+	}
+}
+
+// checkEndEvent checks the payload of an order's terminal event.
+func checkEndEvent(t *testing.T, r orderRecord, o orders.Order) {
+	t.Helper()
+	if len(r.Outbox) < 2 {
+		return
+	}
+	p := r.Outbox[1]
+	m := events.Msg{Subject: events.Subject(p.Subject), Data: p.Data}
+	switch m.Subject {
+	case events.OrderCancelled:
+		ev, err := events.Decode[events.OrderCancelledEvent](m)
+		if want := (events.OrderCancelledEvent{ID: o.ID, Version: 2, Stuff: events.StuffRef{ID: o.Stuff.ID}}); err != nil || ev != want {
+			t.Fatalf("order:cancelled = %+v (%v), want %+v", ev, err, want)
+		}
+	case events.OrderCompleted:
+		ev, err := events.Decode[events.OrderCompletedEvent](m)
+		want := events.OrderCompletedEvent{ID: o.ID, Version: 2, UserID: o.UserID, Stuff: events.StuffRef{ID: o.Stuff.ID, Price: o.Stuff.Price}}
+		if err != nil || ev != want {
+			t.Fatalf("order:completed = %+v (%v), want %+v", ev, err, want)
+		}
+	default:
+		t.Fatalf("terminal event %s", m.Subject)
+	}
+}
+
+// checkHold checks the hold of an order's stuff against its status: held
+// while created, gone when cancelled, kept and marked sold when complete.
+func checkHold(t *testing.T, e *env, o orders.Order, status string) {
+	t.Helper()
+	h, ok := e.holdOf(o.Stuff.ID)
+	switch status {
+	case orders.StatusCreated:
+		if !ok || h.OrderID != o.ID || h.Sold {
+			t.Fatalf("hold of a created order = %+v (present %v)", h, ok)
+		}
+	case orders.StatusCancelled:
+		if ok {
+			t.Fatalf("hold of a cancelled order still there: %+v", h)
+		}
+	case orders.StatusComplete:
+		if !ok || h.OrderID != o.ID || !h.Sold {
+			t.Fatalf("hold of a completed order = %+v (present %v), want kept and sold", h, ok)
+		}
+	}
+}
+
+func TestOrderEndsOfUnknownOrMalformedOrders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		id   string
+		want error
+	}{
+		{"unknown", store.NewID(), orders.ErrEventAhead},
+		{"malformed", "zzz", orders.ErrMalformedEvent},
+		{"empty", "", orders.ErrMalformedEvent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := e.svc.Expire(ctx, tc.id); !errors.Is(err, tc.want) {
+				t.Errorf("expire: got %v, want %v", err, tc.want)
+			}
+			if err := e.svc.Complete(ctx, tc.id); !errors.Is(err, tc.want) {
+				t.Errorf("complete: got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// A process that died after claiming an outcome, before saving the order,
+// leaves the claim: the next attempt of the same outcome finishes the work,
+// and the other outcome stays refused.
+func TestOrderEndFinishesAClaimLeftHalfWay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	o := e.order(user())
+	if _, err := e.store.ClaimOutcome(ctx, o.ID, orders.StatusCancelled, e.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Complete(ctx, o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+		t.Fatalf("complete: got %v, want ErrOutcomeTaken", err)
+	}
+	if r := e.record(o.ID); r.Status != orders.StatusCreated {
+		t.Fatalf("status %s after a lost completion", r.Status)
+	}
+	if err := e.svc.Expire(ctx, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := e.record(o.ID)
+	if r.Status != orders.StatusCancelled || r.Version != 2 || len(r.Outbox) != 2 {
+		t.Fatalf("order %s v%d events %v, want cancelled v2 with one order:cancelled", r.Status, r.Version, subjects(r))
+	}
+	checkHold(t, e, o, orders.StatusCancelled)
+}
+
+// The owner's cancel, the expiry and the payment of one order, at the same
+// instant, many times: each order ends exactly one way, with one event.
+func TestOrderEndRace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 20
+	list := make([]orders.Order, n)
+	for i := range list {
+		list[i] = e.order(user())
+	}
+	type result struct{ cancel, expire, complete error }
+	results := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, o := range list {
+		wg.Add(3)
+		go func() { defer wg.Done(); <-start; results[i].cancel = e.svc.Cancel(ctx, o.UserID, o.ID) }()
+		go func() { defer wg.Done(); <-start; results[i].expire = e.svc.Expire(ctx, o.ID) }()
+		go func() { defer wg.Done(); <-start; results[i].complete = e.svc.Complete(ctx, o.ID) }()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	t.Logf("race took %v", time.Since(t0))
+	seen := map[string]int{}
+	for i, o := range list {
+		res := results[i]
+		r := e.record(o.ID)
+		seen[r.Status]++
+		if r.Version != 2 || len(r.Outbox) != 2 {
+			t.Fatalf("order %d: %s v%d events %v, want v2 with exactly one terminal event", i, r.Status, r.Version, subjects(r))
+		}
+		checkEndEvent(t, r, o)
+		checkHold(t, e, o, r.Status)
+		if res.expire != nil {
+			t.Fatalf("order %d: expire: %v", i, res.expire)
+		}
+		switch r.Status {
+		case orders.StatusCancelled:
+			if !errors.Is(res.complete, orders.ErrOutcomeTaken) {
+				t.Fatalf("order %d cancelled, but complete returned %v", i, res.complete)
+			}
+			if res.cancel != nil && !errors.Is(res.cancel, orders.ErrNotCancellable) {
+				t.Fatalf("order %d: cancel: %v", i, res.cancel)
+			}
+		case orders.StatusComplete:
+			if res.complete != nil || !errors.Is(res.cancel, orders.ErrNotCancellable) {
+				t.Fatalf("order %d complete, but complete returned %v and cancel %v", i, res.complete, res.cancel)
+			}
+		default:
+			t.Fatalf("order %d ended %s", i, r.Status)
+		}
+		var claim struct {
+			Outcome string `bson:"outcome"`
+		}
+		oid, _ := primitive.ObjectIDFromHex(o.ID)
+		if err := e.db.Collection(store.OutcomesCollection).FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&claim); err != nil || claim.Outcome != r.Status {
+			t.Fatalf("order %d: outcome claim %q (%v), status %s", i, claim.Outcome, err, r.Status)
+		}
+	}
+	t.Logf("outcomes: %v", seen)
+}
+
+func TestListNewestFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	buyer := user()
+	var ids []string
+	for range 5 {
+		ids = append(ids, e.order(buyer).ID)
+		e.order(user()) // someone else's
+		e.clock.advance(time.Second)
+	}
+	tests := []struct {
+		page, limit int
+		want        []string
+	}{
+		{1, 10, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{1, 2, []string{ids[4], ids[3]}},
+		{2, 2, []string{ids[2], ids[1]}},
+		{3, 2, []string{ids[0]}},
+		{4, 2, nil},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("page %d limit %d", tc.page, tc.limit), func(t *testing.T) {
+			list, err := e.svc.List(ctx, buyer, tc.page, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range list {
+				if o.UserID != buyer {
+					t.Fatalf("listed someone else's order %+v", o)
+				}
+				got = append(got, o.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,423 @@
+// Package store keeps the orders service's data in MongoDB (FerretDB
+// locally): the stuff replica, holds, outcome claims and orders. It maps
+// between BSON documents and the orders domain types and maps driver errors
+// to the domain's (ErrNotFound, ErrDuplicate, ErrStale).
+//
+// Claims (holds, outcomes) are plain inserts keyed by _id, whose unique index
+// makes them atomic on FerretDB too. Every update of an existing document
+// goes through the service's one mongox.Writer (SPEC §8 rule 2) and is
+// conditioned on the version it read, so it is also safe across processes on
+// real MongoDB.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+)
+
+// Collection names.
+const (
+	OrdersCollection   = "orders"
+	StuffCollection    = "stuff"
+	HoldsCollection    = "holds"
+	OutcomesCollection = "outcomes"
+)
+
+// Notifier has the pending events of a document published; the outbox
+// relay implements it.
+type Notifier interface {
+	Notify(coll *mongo.Collection, id any)
+}
+
+// Store implements orders.Store.
+type Store struct {
+	w        *mongox.Writer
+	relay    Notifier
+	orders   *mongo.Collection
+	stuff    *mongo.Collection
+	holds    *mongo.Collection
+	outcomes *mongo.Collection
+
+	stuffReads flight[orders.Stuff]
+	holdReads  flight[orders.Hold]
+}
+
+var _ orders.Store = (*Store)(nil)
+
+// New returns a Store over db. w is the service's one Writer; relay
+// publishes what InsertOrder and UpdateOrder put in an order's outbox.
+func New(db *mongo.Database, w *mongox.Writer, relay Notifier) *Store {
+	return &Store{
+		w:        w,
+		relay:    relay,
+		orders:   db.Collection(OrdersCollection),
+		stuff:    db.Collection(StuffCollection),
+		holds:    db.Collection(HoldsCollection),
+		outcomes: db.Collection(OutcomesCollection),
+	}
+}
+
+// Indexes are the indexes the store needs besides _id. None is unique: every
+// claim is keyed by _id, whose index always exists.
+func Indexes() []mongox.Index {
+	return []mongox.Index{
+		{Collection: OrdersCollection, Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}, Name: "user_newest"},
+	}
+}
+
+// NewID mints an order id.
+func NewID() string { return primitive.NewObjectID().Hex() }
+
+func objectID(id string) (primitive.ObjectID, bool) {
+	oid, err := primitive.ObjectIDFromHex(id)
+	return oid, err == nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return orders.ErrNotFound
+	}
+	return err
+}
+
+func duplicate(err error) error {
+	if mongox.IsDuplicate(err) {
+		return fmt.Errorf("%w: %v", orders.ErrDuplicate, err)
+	}
+	return err
+}
+
+// --- stuff replica ---
+
+type stuffDoc struct {
+	ID       primitive.ObjectID `bson:"_id"`
+	Title    string             `bson:"title"`
+	Price    int64              `bson:"price"`
+	Currency string             `bson:"currency"`
+	UserID   string             `bson:"userId"`
+	Status   string             `bson:"status"`
+	OrderID  string             `bson:"orderId,omitempty"`
+	Version  int64              `bson:"version"`
+}
+
+func (d stuffDoc) domain() orders.Stuff {
+	return orders.Stuff{ID: d.ID.Hex(), Title: d.Title, Price: d.Price, Currency: d.Currency,
+		SellerID: d.UserID, Status: d.Status, OrderID: d.OrderID, Version: d.Version}
+}
+
+// InsertStuff adds s to the replica; ErrDuplicate if it is there.
+func (s *Store) InsertStuff(ctx context.Context, st orders.Stuff) error {
+	oid, ok := objectID(st.ID)
+	if !ok {
+		return fmt.Errorf("stuff id %q: %w", st.ID, orders.ErrMalformedEvent)
+	}
+	_, err := s.stuff.InsertOne(ctx, stuffDoc{ID: oid, Title: st.Title, Price: st.Price, Currency: st.Currency,
+		UserID: st.SellerID, Status: st.Status, OrderID: st.OrderID, Version: st.Version})
+	return duplicate(err)
+}
+
+// UpdateStuff runs fn on stuff id under its write lock and saves what fn
+// changed, on condition that the version is still the one read (ErrStale).
+func (s *Store) UpdateStuff(ctx context.Context, id string, fn func(st *orders.Stuff) (bool, error)) error {
+	oid, ok := objectID(id)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	return s.w.Lock(ctx, s.stuff, oid, func(ctx context.Context) error {
+		var d stuffDoc
+		if err := s.stuff.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+			return notFound(err)
+		}
+		st := d.domain()
+		changed, err := fn(&st)
+		if err != nil || !changed {
+			return err
+		}
+		res, err := s.stuff.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: oid}, {Key: "version", Value: d.Version}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "title", Value: st.Title},
+				{Key: "price", Value: st.Price},
+				{Key: "currency", Value: st.Currency},
+				{Key: "userId", Value: st.SellerID},
+				{Key: "status", Value: st.Status},
+				{Key: "orderId", Value: st.OrderID},
+				{Key: "version", Value: st.Version},
+			}}})
+		if err != nil {
+			return err
+		}
+		if res.MatchedCount == 0 {
+			return orders.ErrStale
+		}
+		return nil
+	})
+}
+
+// Stuff reads stuff id. Concurrent reads of one stuff (200 buyers at once)
+// share one query.
+func (s *Store) Stuff(ctx context.Context, id string) (orders.Stuff, error) {
+	oid, ok := objectID(id)
+	if !ok {
+		return orders.Stuff{}, orders.ErrNotFound
+	}
+	return s.stuffReads.do(ctx, oid.Hex(), func(ctx context.Context) (orders.Stuff, error) {
+		var d stuffDoc
+		if err := s.stuff.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+			return orders.Stuff{}, notFound(err)
+		}
+		return d.domain(), nil
+	})
+}
+
+// --- holds ---
+
+type holdDoc struct {
+	StuffID   primitive.ObjectID `bson:"_id"`
+	OrderID   string             `bson:"orderId"`
+	UserID    string             `bson:"userId"`
+	CreatedAt time.Time          `bson:"createdAt"`
+	Sold      bool               `bson:"sold"`
+}
+
+// InsertHold claims stuff h.StuffID for order h.OrderID: one insert keyed by
+// the stuff id, ErrDuplicate when another order holds it.
+func (s *Store) InsertHold(ctx context.Context, h orders.Hold) error {
+	oid, ok := objectID(h.StuffID)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	_, err := s.holds.InsertOne(ctx, holdDoc{StuffID: oid, OrderID: h.OrderID, UserID: h.UserID, CreatedAt: h.CreatedAt, Sold: h.Sold})
+	return duplicate(err)
+}
+
+// Hold reads the hold of a stuff. Concurrent reads of one hold (199 buyers
+// who just lost) share one query.
+func (s *Store) Hold(ctx context.Context, stuffID string) (orders.Hold, error) {
+	oid, ok := objectID(stuffID)
+	if !ok {
+		return orders.Hold{}, orders.ErrNotFound
+	}
+	return s.holdReads.do(ctx, oid.Hex(), func(ctx context.Context) (orders.Hold, error) {
+		var d holdDoc
+		if err := s.holds.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+			return orders.Hold{}, notFound(err)
+		}
+		return orders.Hold{StuffID: d.StuffID.Hex(), OrderID: d.OrderID, UserID: d.UserID, CreatedAt: d.CreatedAt, Sold: d.Sold}, nil
+	})
+}
+
+// ReleaseHold deletes the hold of stuffID if orderID holds it. Only that
+// order's end (or the undo of its creation) releases it, and no one else can
+// take a held stuff, so the filter is stable between FerretDB's read and
+// delete.
+func (s *Store) ReleaseHold(ctx context.Context, stuffID, orderID string) error {
+	oid, ok := objectID(stuffID)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	_, err := s.holds.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "orderId", Value: orderID}})
+	return err
+}
+
+// MarkHoldSold marks the hold of stuffID sold if orderID holds it.
+func (s *Store) MarkHoldSold(ctx context.Context, stuffID, orderID string) error {
+	oid, ok := objectID(stuffID)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	_, err := s.w.UpdateByID(ctx, s.holds, oid, bson.D{{Key: "$set", Value: bson.D{{Key: "sold", Value: true}}}},
+		bson.E{Key: "orderId", Value: orderID})
+	return err
+}
+
+// --- outcomes ---
+
+type outcomeDoc struct {
+	OrderID primitive.ObjectID `bson:"_id"`
+	Outcome string             `bson:"outcome"`
+	At      time.Time          `bson:"at"`
+}
+
+// ClaimOutcome inserts the outcome claim of an order and returns the
+// recorded outcome: outcome if this insert won or an identical claim was
+// there, the other one otherwise.
+func (s *Store) ClaimOutcome(ctx context.Context, orderID, outcome string, at time.Time) (string, error) {
+	oid, ok := objectID(orderID)
+	if !ok {
+		return "", orders.ErrNotFound
+	}
+	_, err := s.outcomes.InsertOne(ctx, outcomeDoc{OrderID: oid, Outcome: outcome, At: at})
+	if err == nil {
+		return outcome, nil
+	}
+	if !mongox.IsDuplicate(err) {
+		return "", err
+	}
+	var d outcomeDoc
+	if err := s.outcomes.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+		return "", fmt.Errorf("read outcome claim: %w", err)
+	}
+	return d.Outcome, nil
+}
+
+// --- orders ---
+
+type orderStuffDoc struct {
+	ID       string `bson:"id"`
+	Title    string `bson:"title"`
+	Price    int64  `bson:"price"`
+	Currency string `bson:"currency"`
+}
+
+type orderDoc struct {
+	ID        primitive.ObjectID `bson:"_id"`
+	UserID    string             `bson:"userId"`
+	Status    string             `bson:"status"`
+	Stuff     orderStuffDoc      `bson:"stuff"`
+	ExpiresAt time.Time          `bson:"expiresAt"`
+	CreatedAt time.Time          `bson:"createdAt"`
+	Version   int64              `bson:"version"`
+	Outbox    []outbox.Pending   `bson:"outbox,omitempty"`
+}
+
+func (d orderDoc) domain() orders.Order {
+	return orders.Order{
+		ID:        d.ID.Hex(),
+		UserID:    d.UserID,
+		Status:    d.Status,
+		Stuff:     orders.StuffRef{ID: d.Stuff.ID, Title: d.Stuff.Title, Price: d.Stuff.Price, Currency: d.Stuff.Currency},
+		ExpiresAt: d.ExpiresAt.UTC(),
+		CreatedAt: d.CreatedAt.UTC(),
+		Version:   d.Version,
+	}
+}
+
+var noOutbox = options.FindOne().SetProjection(bson.D{{Key: outbox.Field, Value: 0}})
+
+// InsertOrder inserts o with ev in its outbox and notifies the relay.
+func (s *Store) InsertOrder(ctx context.Context, o orders.Order, ev events.Event, now time.Time) error {
+	oid, ok := objectID(o.ID)
+	if !ok {
+		return fmt.Errorf("order id %q is not an ObjectID", o.ID)
+	}
+	p, err := outbox.New(ev, now)
+	if err != nil {
+		return err
+	}
+	_, err = s.orders.InsertOne(ctx, orderDoc{
+		ID:        oid,
+		UserID:    o.UserID,
+		Status:    o.Status,
+		Stuff:     orderStuffDoc{ID: o.Stuff.ID, Title: o.Stuff.Title, Price: o.Stuff.Price, Currency: o.Stuff.Currency},
+		ExpiresAt: o.ExpiresAt,
+		CreatedAt: o.CreatedAt,
+		Version:   o.Version,
+		Outbox:    []outbox.Pending{p},
+	})
+	if err != nil {
+		return duplicate(err)
+	}
+	s.relay.Notify(s.orders, oid)
+	return nil
+}
+
+// Order reads order id.
+func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
+	oid, ok := objectID(id)
+	if !ok {
+		return orders.Order{}, orders.ErrNotFound
+	}
+	var d orderDoc
+	if err := s.orders.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}, noOutbox).Decode(&d); err != nil {
+		return orders.Order{}, notFound(err)
+	}
+	return d.domain(), nil
+}
+
+// OrdersByUser lists userID's orders, newest first.
+func (s *Store) OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]orders.Order, error) {
+	cur, err := s.orders.Find(ctx, bson.D{{Key: "userId", Value: userID}}, options.Find().
+		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
+		SetSkip(int64(skip)).
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: outbox.Field, Value: 0}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []orderDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	list := make([]orders.Order, len(docs))
+	for i, d := range docs {
+		list[i] = d.domain()
+	}
+	return list, nil
+}
+
+// UpdateOrder runs fn on order id under its write lock. When fn returns an
+// event, the order's status and version (the only fields that change after
+// creation) are saved with the event pushed to its outbox, in one update
+// conditioned on the version read (ErrStale otherwise), and the relay is
+// notified.
+func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn func(o *orders.Order) (events.Event, error)) (orders.Order, error) {
+	oid, ok := objectID(id)
+	if !ok {
+		return orders.Order{}, orders.ErrNotFound
+	}
+	var out orders.Order
+	var pushed bool
+	err := s.w.Lock(ctx, s.orders, oid, func(ctx context.Context) error {
+		var d orderDoc
+		if err := s.orders.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}, noOutbox).Decode(&d); err != nil {
+			return notFound(err)
+		}
+		o := d.domain()
+		ev, err := fn(&o)
+		if err != nil {
+			return err
+		}
+		if ev == nil {
+			out = d.domain()
+			return nil
+		}
+		p, err := outbox.New(ev, now)
+		if err != nil {
+			return err
+		}
+		res, err := s.orders.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: oid}, {Key: "version", Value: d.Version}},
+			bson.D{
+				{Key: "$set", Value: bson.D{{Key: "status", Value: o.Status}, {Key: "version", Value: o.Version}}},
+				outbox.Push(p),
+			})
+		if err != nil {
+			return err
+		}
+		if res.MatchedCount == 0 {
+			return orders.ErrStale
+		}
+		out, pushed = o, true
+		return nil
+	})
+	if err != nil {
+		return orders.Order{}, err
+	}
+	if pushed {
+		s.relay.Notify(s.orders, oid)
+	}
+	return out, nil
+}
