@@ -1,0 +1,289 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/stuffmart/stuffmart/services/expiration/app"
+	"github.com/stuffmart/stuffmart/services/expiration/internal/scheduler"
+	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+// The tests of this file measure time to the millisecond against one
+// embedded FerretDB, which stalls every query while any test creates or drops
+// a database or collection (one lock over the whole server): they run one
+// at a time, so that no test's timing depends on another's setup.
+
+// checkLate fails unless arrived is at or after deadline and at most max
+// after it.
+func checkLate(tb testing.TB, id string, deadline, arrived time.Time, max time.Duration) time.Duration {
+	tb.Helper()
+	late := arrived.Sub(deadline)
+	if late < 0 {
+		tb.Fatalf("%s expired %s before its deadline", id, -late)
+	}
+	if late > max {
+		tb.Fatalf("%s expired %s after its deadline, want at most %s", id, late, max)
+	}
+	return late
+}
+
+func TestOrderExpiresWithinASecondOfItsDeadline(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	p := newProbe(t, nc)
+	ready(t, startApp(t, config(t, db.Name(), nc)))
+
+	deadline := time.Now().Add(300 * time.Millisecond)
+	p.created(t, "o1", deadline)
+	late := checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
+	t.Logf("expiration:complete arrived %s after the deadline", late)
+
+	st := store.New(db)
+	if outcome, err := st.Outcome(context.Background(), "o1"); err != nil || outcome != scheduler.OutcomeExpired {
+		t.Fatalf("outcome %q, %v; want expired", outcome, err)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, err := st.Deadline(context.Background(), "o1")
+		return errors.Is(err, errs.ErrNotFound)
+	}, "fired deadline not removed")
+	// The relay took the sent event out of the claim: no sweep sends it
+	// again, and the settlement can be pruned.
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		n, err := st.SettledFor("o1").CountDocuments(context.Background(), bson.D{
+			{Key: "_id", Value: "o1"},
+			{Key: outbox.Field + ".0", Value: bson.D{{Key: "$exists", Value: true}}},
+		})
+		return err == nil && n == 0
+	}, "published event left in the claim's outbox")
+}
+
+func TestOverdueDeadlineFiresAtRestart(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	cfg := config(t, db.Name(), nc)
+	p := newProbe(t, nc)
+	first := startApp(t, cfg)
+	ready(t, first)
+
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	p.created(t, "o1", deadline)
+	st := store.New(db)
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, err := st.Deadline(context.Background(), "o1")
+		return err == nil
+	}, "deadline not persisted")
+	first.stop()
+	if time.Now().After(deadline) {
+		t.Fatal("test setup too slow: the service stopped after the deadline")
+	}
+	// Down over the deadline: nothing fires.
+	holds(t, deadline.Add(300*time.Millisecond), func() bool { return p.count("o1") == 0 }, "fired while the service was down")
+
+	restart := time.Now()
+	startApp(t, cfg)
+	arrived := p.first(t, "o1", 5*time.Second)
+	if since := arrived.Sub(restart); since > time.Second {
+		t.Fatalf("overdue deadline fired %s after the restart, want within 1s", since)
+	}
+	checkLate(t, "o1", deadline, arrived, 5*time.Second)
+	t.Logf("fired %s after the restart", arrived.Sub(restart))
+}
+
+func TestTwoReplicasFireEachDeadlineOnce(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	cfg := config(t, db.Name(), nc)
+	p := newProbe(t, nc)
+	a, b := startApp(t, cfg), startApp(t, cfg)
+	ready(t, a)
+	ready(t, b)
+
+	// Each replica receives some of the order:created events (queue
+	// group) and, with its reload 5 s after start, all of the deadlines:
+	// both race for every claim.
+	const n = 50
+	base := time.Now().Add(6 * time.Second)
+	deadlines := map[string]time.Time{}
+	for i := range n {
+		id := fmt.Sprintf("o%02d", i)
+		deadlines[id] = base.Add(time.Duration(i) * 40 * time.Millisecond)
+		p.created(t, id, deadlines[id])
+	}
+	testkit.Eventually(t, 15*time.Second, func() bool { orders, _ := p.total(); return orders == n },
+		"not every order expired")
+	// Quiet period past the last deadline: no second event for any order.
+	holds(t, time.Now().Add(time.Second), func() bool { _, evs := p.total(); return evs == n },
+		"an order expired twice")
+	// Racing for the claims must not cost the precision either.
+	var worst time.Duration
+	for id, d := range deadlines {
+		worst = max(worst, checkLate(t, id, d, p.first(t, id, 0), time.Second))
+	}
+	t.Logf("worst lateness over %d orders on two replicas: %s", n, worst)
+}
+
+func TestDuplicateOrderCreatedFiresOnce(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	p := newProbe(t, nc)
+	ready(t, startApp(t, config(t, db.Name(), nc)))
+
+	deadline := time.Now().Add(400 * time.Millisecond)
+	p.created(t, "o1", deadline)
+	p.created(t, "o1", deadline)
+	p.created(t, "o1", deadline.Add(time.Hour)) // a replay cannot move it either
+	checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
+	holds(t, time.Now().Add(700*time.Millisecond), func() bool { return p.count("o1") == 1 }, "o1 expired more than once")
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		ds, err := store.New(db).Due(context.Background(), time.Time{})
+		return err == nil && len(ds) == 0
+	}, "deadline left after firing")
+}
+
+func TestCancelledOrCompletedOrderDoesNotFire(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	p := newProbe(t, nc)
+	ready(t, startApp(t, config(t, db.Name(), nc)))
+	st := store.New(db)
+	ctx := context.Background()
+
+	deadline := time.Now().Add(2 * time.Second)
+	for _, id := range []string{"cancelled", "completed", "control"} {
+		p.created(t, id, deadline)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		ds, err := st.Due(ctx, time.Time{})
+		return err == nil && len(ds) == 3
+	}, "deadlines not persisted")
+	p.publish(t, events.OrderCancelledEvent{ID: "cancelled", Version: 1, Stuff: events.StuffRef{ID: "stuff-cancelled"}})
+	p.publish(t, events.OrderCompletedEvent{ID: "completed", Version: 1, UserID: "buyer", Stuff: events.StuffRef{ID: "stuff-completed"}})
+	for id, want := range map[string]string{"cancelled": scheduler.OutcomeCancelled, "completed": scheduler.OutcomeCompleted} {
+		var outcome string
+		testkit.Eventually(t, 5*time.Second, func() bool {
+			var err error
+			outcome, err = st.Outcome(ctx, id)
+			_, derr := st.Deadline(ctx, id)
+			return err == nil && outcome != "" && errors.Is(derr, errs.ErrNotFound)
+		}, "%s: not settled with its deadline removed", id)
+		if outcome != want {
+			t.Fatalf("%s settled as %q, want %q (settled after %s)", id, outcome, want, time.Until(deadline))
+		}
+	}
+	if time.Now().After(deadline) {
+		t.Fatal("test setup too slow: settled after the deadline")
+	}
+	// The control order, due at the same moment, proves the firing
+	// happened; the settled ones stay quiet well past it.
+	checkLate(t, "control", deadline, p.first(t, "control", 5*time.Second), time.Second)
+	holds(t, deadline.Add(500*time.Millisecond), func() bool { return p.count("cancelled")+p.count("completed") == 0 },
+		"a settled order expired")
+}
+
+func TestPastDeadlineFiresAtOnce(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	p := newProbe(t, nc)
+	ready(t, startApp(t, config(t, db.Name(), nc)))
+
+	sent := time.Now()
+	p.created(t, "o1", sent.Add(-time.Minute))
+	if since := p.first(t, "o1", 5*time.Second).Sub(sent); since > time.Second {
+		t.Fatalf("past deadline fired %s after its event, want within 1s", since)
+	}
+}
+
+func TestBadPayloadIsParked(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	p := newProbe(t, nc)
+	ready(t, startApp(t, config(t, db.Name(), nc)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	bad := map[events.Subject]string{
+		events.OrderCreated:   `{"id": 42`,
+		events.OrderCancelled: `{"version": 3}`,
+	}
+	for subject, data := range bad {
+		if err := p.bus.Publish(ctx, subject, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.created(t, "no-deadline", time.Time{})
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		n, err := db.Collection("parked_events").CountDocuments(ctx, bson.D{})
+		return err == nil && n == 3
+	}, "bad payloads not parked")
+	// The listener goes on with good events.
+	deadline := time.Now().Add(100 * time.Millisecond)
+	p.created(t, "o1", deadline)
+	checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
+	if p.count("no-deadline") != 0 {
+		t.Fatal("an order without a deadline expired")
+	}
+}
+
+func TestProbesAndNoAPI(t *testing.T) {
+	db := testkit.Mongo(t)
+	nc := testkit.NATS(t)
+	a := startApp(t, config(t, db.Name(), nc))
+	ready(t, a)
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/healthz", http.StatusOK},
+		{http.MethodGet, "/readyz", http.StatusOK},
+		{http.MethodGet, "/api/expiration", http.StatusNotFound},
+		{http.MethodPost, "/api/orders", http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+tc.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			a.Handler().ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+			if rec.Code != tc.want {
+				t.Fatalf("%s %s: %d %s, want %d", tc.method, tc.path, rec.Code, rec.Body, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	t.Run("reports every missing variable", func(t *testing.T) {
+		_, err := app.LoadConfig(func(string) string { return "" })
+		if err == nil {
+			t.Fatal("no error without configuration")
+		}
+		for _, name := range []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not mention %s", err, name)
+			}
+		}
+	})
+	t.Run("defaults", func(t *testing.T) {
+		e := map[string]string{"MONGO_URI": "mongodb://db", "NATS_URL": "nats://nats:4222", "JWT_KEY": key, "SESSION_KEY": key}
+		cfg, err := app.LoadConfig(func(k string) string { return e[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := cfg.Service
+		if s.Name != "expiration" || s.MongoDB != "expiration" || s.HTTPAddr != ":3000" || s.NATS.ClusterID != "stuffmart" {
+			t.Fatalf("defaults %+v", s)
+		}
+	})
+}
