@@ -1,0 +1,161 @@
+// Package app wires the payments service: configuration, the shared service
+// kit, the store, the charger (Stripe, or the offline test mode without a
+// key), the payments domain, the HTTP routes and the event listeners. main,
+// the local stack (dev/) and the tests all start the service through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/gommon/bytes"
+
+	"github.com/stuffmart/stuffmart/services/payments/internal/events"
+	httpapi "github.com/stuffmart/stuffmart/services/payments/internal/http"
+	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
+	"github.com/stuffmart/stuffmart/services/payments/internal/store"
+	"github.com/stuffmart/stuffmart/services/payments/internal/stripe"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/service"
+)
+
+// Config is the payments service's configuration.
+type Config struct {
+	// Service is the part every service shares (see service.LoadConfig).
+	Service service.Config
+	// StripeSecretKey (STRIPE_SECRET_KEY) charges through Stripe; empty runs
+	// the offline test mode.
+	StripeSecretKey string
+	// StripeAPIURL (STRIPE_API_URL) overrides Stripe's API base URL: tests
+	// and stripe-mock. Empty is https://api.stripe.com.
+	StripeAPIURL string
+	// Currency (CURRENCY) of every charge, ISO 4217 lower case; "usd".
+	Currency string
+	// Now is the clock; nil means time.Now. Tests pin it.
+	Now func() time.Time
+}
+
+// LogValue logs the configuration with secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Any("service", c.Service),
+		slog.String("stripe_secret_key", config.Mask(c.StripeSecretKey)),
+		slog.String("stripe_api_url", c.StripeAPIURL),
+		slog.String("currency", c.Currency),
+	)
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in main): the
+// shared variables for service "payments", STRIPE_SECRET_KEY (optional),
+// STRIPE_API_URL (optional) and CURRENCY ("usd"). It reports every missing
+// or malformed variable at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	cfg := Config{
+		Service:         service.LoadConfig(r, "payments"),
+		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
+		StripeAPIURL:    r.String("STRIPE_API_URL", ""),
+		Currency:        r.String("CURRENCY", "usd"),
+	}
+	problems := []error{r.Err()}
+	if !validCurrency(cfg.Currency) {
+		problems = append(problems, fmt.Errorf("CURRENCY: %q is not a lower-case ISO 4217 code such as usd", cfg.Currency))
+	}
+	if _, err := bytes.Parse(cfg.Service.BodyLimit); err != nil {
+		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.Service.BodyLimit))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func validCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, r := range s {
+		if r < 'a' || r > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// App is the payments service, built and ready to Start.
+type App struct {
+	svc *service.Service
+}
+
+// New builds the service: connects to MongoDB, creates the indexes (retrying
+// until the database answers or ctx ends), picks the charger and registers
+// the routes and listeners. Call Start to connect to NATS and run the outbox
+// relay, and Close when done.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	svc, err := service.Open(ctx, cfg.Service, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{svc: svc}
+	if err := a.build(ctx, cfg, log); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return nil, errors.Join(err, svc.Close(cctx))
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
+	svc := a.svc
+	if cfg.Currency == "" {
+		cfg.Currency = "usd"
+	}
+	if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil {
+		return fmt.Errorf("payments indexes: %w", err)
+	}
+	relay := svc.Outbox(svc.DB.Collection(store.PaymentsCollection))
+	st := store.New(svc.DB, svc.Writer, relay)
+
+	var charger payments.Charger
+	if cfg.StripeSecretKey != "" {
+		charger = stripe.New(cfg.StripeSecretKey, stripe.Options{URL: cfg.StripeAPIURL, Log: log})
+		log.Info("payments: charging through Stripe", "api_url", cfg.StripeAPIURL, "currency", cfg.Currency)
+	} else {
+		charger = stripe.NewOffline()
+		log.Warn("payments: STRIPE_SECRET_KEY is not set: OFFLINE TEST MODE, no card is really charged and nothing leaves this process; " +
+			"pm_card_visa (and Stripe's other success test methods) succeed, pm_card_chargeDeclined and pm_card_insufficientFunds are declined")
+	}
+
+	p := payments.NewService(st, charger, payments.Options{Currency: cfg.Currency, Now: cfg.Now, Log: log})
+	httpapi.Routes(svc.Echo, p)
+	for _, l := range events.Listeners(p) {
+		svc.Bus.Listen(l)
+	}
+	return nil
+}
+
+// Handler is the service's HTTP handler (the Echo instance).
+func (a *App) Handler() http.Handler { return a.svc.Echo }
+
+// Start connects to NATS (listeners subscribe) and runs the outbox relay in
+// the background.
+func (a *App) Start() { a.svc.Start() }
+
+// Close stops the relay and the bus and disconnects from MongoDB.
+func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
+
+// Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
+// ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log.Info("starting payments", "config", cfg)
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.svc.Run(ctx)
+}

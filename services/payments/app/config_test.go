@@ -1,0 +1,55 @@
+package app_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stuffmart/stuffmart/services/payments/app"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfig(t *testing.T) {
+	base := map[string]string{
+		"MONGO_URI": "mongodb://db:27017", "NATS_URL": "nats://nats:4222",
+		"JWT_KEY": strings.Repeat("j", 32), "SESSION_KEY": strings.Repeat("s", 32),
+	}
+	cfg, err := app.LoadConfig(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StripeSecretKey != "" || cfg.Currency != "usd" || cfg.Service.Name != "payments" || cfg.Service.MongoDB != "payments" {
+		t.Fatalf("defaults %+v", cfg)
+	}
+
+	withKey := map[string]string{"STRIPE_SECRET_KEY": "sk_live_secret123", "CURRENCY": "eur"}
+	for k, v := range base {
+		withKey[k] = v
+	}
+	cfg, err = app.LoadConfig(env(withKey))
+	if err != nil || cfg.StripeSecretKey != "sk_live_secret123" || cfg.Currency != "eur" {
+		t.Fatalf("%+v, %v", cfg, err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", cfg)
+	for _, secret := range []string{"sk_live_secret123", strings.Repeat("j", 32), strings.Repeat("s", 32)} {
+		if strings.Contains(buf.String(), secret) {
+			t.Fatalf("secret logged: %s", buf.String())
+		}
+	}
+	if !strings.Contains(buf.String(), `"currency":"eur"`) {
+		t.Fatalf("config not logged: %s", buf.String())
+	}
+
+	_, err = app.LoadConfig(env(map[string]string{"CURRENCY": "US Dollars"}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY", "CURRENCY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package app_test
+
+import (
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/auth"
+)
+
+var codeShape = regexp.MustCompile(`^[A-Z2-7]{16}$`)
+
+func TestCouponRoutes(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	_, admin := s.user(auth.RoleAdmin)
+	_, user := s.user(auth.RoleUser)
+
+	t.Run("admins only", func(t *testing.T) {
+		body := map[string]any{"percentOff": 10}
+		for name, c := range map[string]*http.Cookie{"anonymous": nil, "user": user} {
+			wantError(t, s.mustDo(http.MethodPost, "/api/payments/coupons", c, body), http.StatusUnauthorized, "Not authorized", "")
+			wantError(t, s.mustDo(http.MethodGet, "/api/payments/coupons", c, nil), http.StatusUnauthorized, "Not authorized", "")
+			_ = name
+		}
+	})
+
+	t.Run("create and list", func(t *testing.T) {
+		exp := s.clock.Now().Add(48 * time.Hour).Truncate(time.Second)
+		a := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 3, "expiresAt": exp.Format(time.RFC3339)})
+		b := s.createCoupon(admin, map[string]any{"percentOff": 25})
+		if !codeShape.MatchString(a.Code) || !codeShape.MatchString(b.Code) || a.Code == b.Code {
+			t.Fatalf("codes %q %q", a.Code, b.Code)
+		}
+		if a.PercentOff != 100 || a.MaxRedemptions == nil || *a.MaxRedemptions != 3 || a.ExpiresAt == nil || !a.ExpiresAt.Equal(exp) || a.Redemptions != 0 {
+			t.Fatalf("coupon %+v", a)
+		}
+		if b.MaxRedemptions != nil || b.ExpiresAt != nil {
+			t.Fatalf("unlimited coupon %+v", b)
+		}
+		r := s.mustDo(http.MethodGet, "/api/payments/coupons", admin, nil)
+		wantStatus(t, r, http.StatusOK)
+		var list []couponJSON
+		decode(t, r, &list)
+		found := map[string]bool{}
+		for _, c := range list {
+			found[c.Code] = true
+		}
+		if !found[a.Code] || !found[b.Code] {
+			t.Fatalf("list %+v misses %s or %s", list, a.Code, b.Code)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		tests := []struct {
+			name, body string
+			message    string
+			field      string
+		}{
+			{"percentOff 0", `{"percentOff":0}`, "Must be an integer from 1 to 100", "percentOff"},
+			{"percentOff 101", `{"percentOff":101}`, "Must be an integer from 1 to 100", "percentOff"},
+			{"percentOff float", `{"percentOff":50.5}`, "Must be an integer", "percentOff"},
+			{"percentOff string", `{"percentOff":"50"}`, "Must be an integer", "percentOff"},
+			{"percentOff operator", `{"percentOff":{"$gt":0}}`, "Must be an integer", "percentOff"},
+			{"percentOff missing", `{"maxRedemptions":2}`, "Must be an integer from 1 to 100", "percentOff"},
+			{"maxRedemptions 0", `{"percentOff":10,"maxRedemptions":0}`, "Must be an integer from 1 to 10000", "maxRedemptions"},
+			{"maxRedemptions float", `{"percentOff":10,"maxRedemptions":1.5}`, "Must be an integer", "maxRedemptions"},
+			{"expiresAt in the past", `{"percentOff":10,"expiresAt":"2001-01-01T00:00:00Z"}`, "Must be in the future", "expiresAt"},
+			{"expiresAt not a date", `{"percentOff":10,"expiresAt":"tomorrow"}`, "Must be a date-time such as 2030-01-31T23:59:00Z", "expiresAt"},
+			{"expiresAt number", `{"percentOff":10,"expiresAt":12}`, "Must be a string", "expiresAt"},
+			{"unknown field", `{"percentOff":10,"code":"FREEFREEFREEFREE"}`, "Unknown field", "code"},
+			{"array", `[{"percentOff":10}]`, "Request body must be a JSON object", ""},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				wantError(t, s.mustDo(http.MethodPost, "/api/payments/coupons", admin, tc.body), http.StatusBadRequest, tc.message, tc.field)
+			})
+		}
+	})
+}
+
+func TestPayWithCoupon(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	_, admin := s.user(auth.RoleAdmin)
+	buyer, cookie := s.user(auth.RoleUser)
+
+	t.Run("100 % completes with no card and no charge", func(t *testing.T) {
+		c := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 5})
+		id := s.order(buyer, 5000)
+		r := s.pay(cookie, map[string]any{"orderId": id, "coupon": c.Code})
+		wantStatus(t, r, http.StatusCreated)
+		var p paymentJSON
+		decode(t, r, &p)
+		if p.Amount != 0 || p.OrderID != id {
+			t.Fatalf("payment %+v", p)
+		}
+		if ev := s.paymentEvent(id); ev.Amount != 0 || ev.ProviderID != "coupon" || ev.ID != p.ID {
+			t.Fatalf("payment:created %+v", ev)
+		}
+		if n := countCharges(s, id); n != 0 {
+			t.Fatalf("%d charges reached Stripe", n)
+		}
+		if got := couponByCode(t, s, admin, c.Code); got.Redemptions != 1 {
+			t.Fatalf("redemptions %d, want 1", got.Redemptions)
+		}
+	})
+
+	t.Run("50 % charges half, rounded down to the cent", func(t *testing.T) {
+		c := s.createCoupon(admin, map[string]any{"percentOff": 50})
+		id := s.order(buyer, 2001)
+		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa", "coupon": " " + lower(c.Code) + " "})
+		wantStatus(t, r, http.StatusCreated)
+		var p paymentJSON
+		decode(t, r, &p)
+		charges := chargesOf(s, id)
+		if p.Amount != 1000 || len(charges) != 1 || charges[0].Form.Get("amount") != "1000" {
+			t.Fatalf("payment %+v, charges %+v", p, charges)
+		}
+	})
+
+	t.Run("a declined card gives the coupon slot back", func(t *testing.T) {
+		c := s.createCoupon(admin, map[string]any{"percentOff": 50, "maxRedemptions": 1})
+		a, b := s.order(buyer, 3000), s.order(buyer, 3000)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_chargeDeclined", "coupon": c.Code}),
+			http.StatusPaymentRequired, "Your card was declined.", "paymentMethod")
+		if got := couponByCode(t, s, admin, c.Code); got.Redemptions != 0 {
+			t.Fatalf("redemptions after a decline %d, want 0", got.Redemptions)
+		}
+		wantStatus(t, s.pay(cookie, map[string]any{"orderId": b, "paymentMethod": "pm_card_visa", "coupon": c.Code}), http.StatusCreated)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_visa", "coupon": c.Code}),
+			http.StatusBadRequest, "Coupon has been used up", "coupon")
+		// Without the coupon it can still be paid.
+		wantStatus(t, s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+	})
+
+	t.Run("unknown, expired and used-up codes", func(t *testing.T) {
+		id := s.order(buyer, 1000)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "coupon": "AAAAAAAAAAAAAAAA"}),
+			http.StatusBadRequest, "Coupon code is not valid", "coupon")
+
+		used := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 1})
+		wantStatus(t, s.pay(cookie, map[string]any{"orderId": s.order(buyer, 1000), "coupon": used.Code}), http.StatusCreated)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "coupon": used.Code}),
+			http.StatusBadRequest, "Coupon has been used up", "coupon")
+
+		exp := s.createCoupon(admin, map[string]any{"percentOff": 100, "expiresAt": s.clock.Now().Add(time.Minute).Format(time.RFC3339)})
+		s.clock.Advance(time.Minute) // the order (15 min hold) is still payable
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "coupon": exp.Code}),
+			http.StatusBadRequest, "Coupon has expired", "coupon")
+		if n := countCharges(s, id); n != 0 {
+			t.Fatalf("%d charges reached Stripe", n)
+		}
+	})
+}
+
+// TestCouponRace: 20 orders redeem a one-use coupon at once; one wins.
+func TestCouponRace(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	_, admin := s.user(auth.RoleAdmin)
+	buyer, cookie := s.user(auth.RoleUser)
+	c := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 1})
+	const n = 20
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = s.order(buyer, 1000)
+	}
+	results := make(chan response, n)
+	for _, id := range ids {
+		go func() {
+			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "coupon": c.Code})
+			if err != nil {
+				t.Error(err)
+			}
+			results <- r
+		}()
+	}
+	created := 0
+	for range n {
+		r := <-results
+		switch r.Status {
+		case http.StatusCreated:
+			created++
+		case http.StatusBadRequest:
+			if it := r.errors(t)[0]; it.Message != "Coupon has been used up" || it.Field != "coupon" {
+				t.Errorf("refusal %+v", it)
+			}
+		default:
+			t.Errorf("status %d: %s", r.Status, r.Body)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d redemptions of a one-use coupon succeeded", created)
+	}
+	if got := couponByCode(t, s, admin, c.Code); got.Redemptions != 1 {
+		t.Fatalf("redemptions %d, want 1", got.Redemptions)
+	}
+}
+
+func couponByCode(t *testing.T, s *stack, admin *http.Cookie, code string) couponJSON {
+	t.Helper()
+	r := s.mustDo(http.MethodGet, "/api/payments/coupons", admin, nil)
+	wantStatus(t, r, http.StatusOK)
+	var list []couponJSON
+	decode(t, r, &list)
+	for _, c := range list {
+		if c.Code == code {
+			return c
+		}
+	}
+	t.Fatalf("coupon %s not listed", code)
+	return couponJSON{}
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,432 @@
+package app_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func TestPayWithStripe(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	buyer, cookie := s.user(auth.RoleUser)
+
+	t.Run("success charges once, publishes payment:created, then refuses a second payment", func(t *testing.T) {
+		id := s.order(buyer, 1999)
+		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+		wantStatus(t, r, http.StatusCreated)
+		var p paymentJSON
+		decode(t, r, &p)
+		if p.ID == "" || p.OrderID != id || p.Amount != 1999 {
+			t.Fatalf("payment %+v", p)
+		}
+
+		var charge stripeRequest
+		for _, c := range s.stripe.chargeRequests() {
+			if c.Form.Get("metadata[order_id]") == id {
+				charge = c
+			}
+		}
+		want := map[string]string{
+			"amount": "1999", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true",
+			"metadata[order_id]": id, "automatic_payment_methods[enabled]": "true",
+			"automatic_payment_methods[allow_redirects]": "never",
+		}
+		for k, v := range want {
+			if got := charge.Form.Get(k); got != v {
+				t.Errorf("stripe request %s = %q, want %q (form %v)", k, got, v, charge.Form)
+			}
+		}
+		if charge.IdempotencyKey != "payment-"+id+"-1" {
+			t.Errorf("Idempotency-Key %q, want payment-%s-1", charge.IdempotencyKey, id)
+		}
+
+		ev := s.paymentEvent(id)
+		if ev != (events.PaymentCreatedEvent{ID: p.ID, OrderID: id, Amount: 1999, ProviderID: charge.ID}) {
+			t.Fatalf("payment:created %+v, want id %s amount 1999 provider %s", ev, p.ID, charge.ID)
+		}
+
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
+			http.StatusBadRequest, "Order has already been paid", "")
+		// orders completes it: still refused, from the replica this time.
+		s.publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
+		testkit.Eventually(t, waitFor, func() bool { st, _ := s.replica(id); return st == events.OrderStatusComplete }, "order complete in the replica")
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
+			http.StatusBadRequest, "Order has already been paid", "")
+		if n := countCharges(s, id); n != 1 {
+			t.Fatalf("%d charges reached Stripe, want 1", n)
+		}
+	})
+
+	t.Run("decline then success", func(t *testing.T) {
+		id := s.order(buyer, 2500)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_chargeDeclined"}),
+			http.StatusPaymentRequired, "Your card was declined.", "paymentMethod")
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_chargeDeclinedInsufficientFunds"}),
+			http.StatusPaymentRequired, "Your card has insufficient funds.", "paymentMethod")
+		if st, _ := s.replica(id); st != events.OrderStatusCreated {
+			t.Fatalf("order %s after declines, want created", st)
+		}
+		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_mastercard"})
+		wantStatus(t, r, http.StatusCreated)
+		s.paymentEvent(id)
+		var keys []string
+		for _, c := range s.stripe.chargeRequests() {
+			if c.Form.Get("metadata[order_id]") == id {
+				keys = append(keys, c.IdempotencyKey)
+			}
+		}
+		want := []string{"payment-" + id + "-1", "payment-" + id + "-2", "payment-" + id + "-3"}
+		if strings.Join(keys, ",") != strings.Join(want, ",") {
+			t.Fatalf("idempotency keys %v, want %v", keys, want)
+		}
+	})
+
+	t.Run("unknown payment method at Stripe is a 400 on the field", func(t *testing.T) {
+		id := s.order(buyer, 2500)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_nope"}),
+			http.StatusBadRequest, "No such PaymentMethod: 'pm_nope'", "paymentMethod")
+		wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+	})
+
+	t.Run("cancelled order is refused before any charge", func(t *testing.T) {
+		id := s.order(buyer, 1000)
+		s.cancel(id)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
+			http.StatusBadRequest, "Cannot pay for a cancelled order", "")
+		if n := countCharges(s, id); n != 0 {
+			t.Fatalf("%d charges reached Stripe for a cancelled order", n)
+		}
+	})
+
+	t.Run("expired order is refused", func(t *testing.T) {
+		id := testkit.RandomID(t)[:24]
+		s.publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID,
+			ExpiresAt: s.clock.Now().Add(-time.Second), Stuff: events.StuffRef{ID: "x", Price: 1000}})
+		testkit.Eventually(t, waitFor, func() bool { st, _ := s.replica(id); return st != "" }, "replica")
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
+			http.StatusBadRequest, "Cannot pay for an expired order", "")
+	})
+
+	t.Run("who may pay", func(t *testing.T) {
+		id := s.order(buyer, 1000)
+		_, other := s.user(auth.RoleUser)
+		wantError(t, s.pay(other, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusUnauthorized, "Not authorized", "")
+		wantError(t, s.pay(nil, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusUnauthorized, "Not authorized", "")
+		wantError(t, s.pay(cookie, map[string]any{"orderId": "000000000000000000000000", "paymentMethod": "pm_card_visa"}), http.StatusNotFound, "Not Found", "")
+		if n := countCharges(s, id); n != 0 {
+			t.Fatalf("%d charges reached Stripe", n)
+		}
+	})
+}
+
+func countCharges(s *stack, orderID string) int {
+	n := 0
+	for _, c := range s.stripe.chargeRequests() {
+		if c.Form.Get("metadata[order_id]") == orderID {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDoubleSubmit: 20 simultaneous POSTs for one order reach Stripe once.
+// The charge is held until the 19 others have been answered, so they all
+// meet the claim while it is charging.
+func TestDoubleSubmit(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	buyer, cookie := s.user(auth.RoleUser)
+	id := s.order(buyer, 4200)
+	arrived, release := s.stripe.holdCharges()
+	defer release()
+
+	const n = 20
+	type result struct {
+		r   response
+		err error
+	}
+	results := make(chan result, n)
+	for range n {
+		go func() {
+			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			results <- result{r, err}
+		}()
+	}
+	var created, refused int
+	timeout := time.After(waitFor)
+	for got := 0; got < n; got++ {
+		if got == n-1 {
+			release() // all but one answered: let the charge finish
+		}
+		select {
+		case res := <-results:
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			switch res.r.Status {
+			case http.StatusCreated:
+				created++
+			case http.StatusBadRequest:
+				refused++
+				msg := res.r.errors(t)[0].Message
+				if msg != "A payment for this order is already in progress" && msg != "Order has already been paid" {
+					t.Errorf("refusal %q", msg)
+				}
+			default:
+				t.Errorf("status %d: %s", res.r.Status, res.r.Body)
+			}
+		case <-timeout:
+			release()
+			t.Fatalf("only %d of %d answered (created %d): more than one charge is stuck at Stripe?", got, n, created)
+		}
+	}
+	<-arrived
+	if created != 1 || refused != n-1 {
+		t.Fatalf("created %d, refused %d; want 1 and %d", created, refused, n-1)
+	}
+	if c := countCharges(s, id); c != 1 {
+		t.Fatalf("%d charges reached Stripe, want 1", c)
+	}
+	s.paymentEvent(id)
+}
+
+// TestCancelRace covers a payment racing the order's deadline: the money is
+// given back exactly once and the order is not treated as paid.
+func TestCancelRace(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	buyer, cookie := s.user(auth.RoleUser)
+
+	t.Run("cancelled while the card is being charged", func(t *testing.T) {
+		id := s.order(buyer, 3000)
+		arrived, release := s.stripe.holdCharges()
+		defer release()
+		done := make(chan response, 1)
+		go func() {
+			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- r
+		}()
+		select {
+		case <-arrived:
+		case <-time.After(waitFor):
+			t.Fatal("charge never reached Stripe")
+		}
+		s.cancel(id) // the deadline passes while Stripe is charging
+		release()
+		wantError(t, <-done, http.StatusBadRequest, "Cannot pay for a cancelled order", "")
+
+		charges := chargesOf(s, id)
+		if len(charges) != 1 {
+			t.Fatalf("%d charges, want 1", len(charges))
+		}
+		ev := s.paymentEvent(id) // recorded and published; orders ignores it for a cancelled order
+		wantRefundedOnce(t, s, ev.ID, charges[0].ID)
+	})
+
+	t.Run("cancelled after the payment was answered", func(t *testing.T) {
+		id := s.order(buyer, 3100)
+		wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+		ev := s.paymentEvent(id)
+		s.cancel(id)
+		charges := chargesOf(s, id)
+		testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(ev.ID); return st == "done" }, "refund recorded")
+
+		// A redelivered cancellation, then another order's: once the marker
+		// is applied the duplicate has been handled (same channel, in order).
+		s.publish(events.OrderCancelledEvent{ID: id, Version: 2})
+		marker := s.order(buyer, 100)
+		s.cancel(marker)
+		wantRefundedOnce(t, s, ev.ID, charges[0].ID)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
+			http.StatusBadRequest, "Cannot pay for a cancelled order", "")
+	})
+}
+
+func chargesOf(s *stack, orderID string) []stripeRequest {
+	var out []stripeRequest
+	for _, c := range s.stripe.chargeRequests() {
+		if c.Form.Get("metadata[order_id]") == orderID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func wantRefundedOnce(t *testing.T, s *stack, paymentID, intentID string) {
+	t.Helper()
+	testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(paymentID); return st == "done" }, "refund of %s recorded", paymentID)
+	var refunds []stripeRequest
+	for _, r := range s.stripe.refundRequests() {
+		if r.Form.Get("payment_intent") == intentID {
+			refunds = append(refunds, r)
+		}
+	}
+	if len(refunds) != 1 {
+		t.Fatalf("%d refunds of %s reached Stripe, want 1", len(refunds), intentID)
+	}
+	if _, provider := s.refundRecord(paymentID); provider != refunds[0].ID {
+		t.Fatalf("refund recorded as %q, Stripe answered %q", provider, refunds[0].ID)
+	}
+	if refunds[0].IdempotencyKey == "" {
+		t.Fatal("refund sent without an idempotency key")
+	}
+}
+
+// TestOffline: without a Stripe key the service charges in test mode with
+// Stripe's test payment methods.
+func TestOffline(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	buyer, cookie := s.user(auth.RoleUser)
+
+	tests := []struct {
+		name, method string
+		status       int
+		message      string
+		field        string
+	}{
+		{"visa succeeds", "pm_card_visa", http.StatusCreated, "", ""},
+		{"mastercard succeeds", "pm_card_mastercard", http.StatusCreated, "", ""},
+		{"generic decline", "pm_card_chargeDeclined", http.StatusPaymentRequired, "Your card was declined.", "paymentMethod"},
+		{"insufficient funds", "pm_card_insufficientFunds", http.StatusPaymentRequired, "Your card has insufficient funds.", "paymentMethod"},
+		{"unknown method", "pm_card_bogus", http.StatusBadRequest,
+			"No such PaymentMethod: 'pm_card_bogus' (offline test mode accepts Stripe's test payment methods, such as pm_card_visa or pm_card_chargeDeclined)", "paymentMethod"},
+		{"missing method", "", http.StatusBadRequest, "Payment method is required", "paymentMethod"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := s.order(buyer, 1500)
+			r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": tc.method})
+			if tc.status != http.StatusCreated {
+				wantError(t, r, tc.status, tc.message, tc.field)
+				// The order stays payable.
+				wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+			} else {
+				wantStatus(t, r, http.StatusCreated)
+			}
+			if ev := s.paymentEvent(id); ev.Amount != 1500 || !strings.HasPrefix(ev.ProviderID, "pi_offline_") {
+				t.Fatalf("payment:created %+v", ev)
+			}
+		})
+	}
+
+	t.Run("under Stripe's minimum charge", func(t *testing.T) {
+		id := s.order(buyer, 49)
+		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
+			http.StatusBadRequest, "Amount must be at least 50 cents", "")
+	})
+
+	t.Run("refund when cancelled after payment", func(t *testing.T) {
+		id := s.order(buyer, 1500)
+		wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+		ev := s.paymentEvent(id)
+		s.cancel(id)
+		testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(ev.ID); return st == "done" }, "refund recorded")
+		if _, provider := s.refundRecord(ev.ID); !strings.HasPrefix(provider, "re_offline_") {
+			t.Fatalf("refund provider id %q", provider)
+		}
+	})
+}
+
+// TestReplicaOrdering: an order event ahead of the replica waits for the
+// earlier one (it is not acked and comes back).
+func TestReplicaOrdering(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	buyer, cookie := s.user(auth.RoleUser)
+	id := testkit.RandomID(t)[:24]
+	s.publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
+	s.publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID,
+		ExpiresAt: s.clock.Now().Add(time.Hour), Stuff: events.StuffRef{ID: "x", Price: 700}})
+	testkit.Eventually(t, waitFor, func() bool {
+		st, v := s.replica(id)
+		return st == events.OrderStatusComplete && v == 2
+	}, "completed v2 applied after created v1")
+	// A late duplicate of created does not roll it back.
+	s.publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID, Stuff: events.StuffRef{ID: "x", Price: 700}})
+	s.cancel(s.order(buyer, 100)) // a marker through the same listeners
+	if st, v := s.replica(id); st != events.OrderStatusComplete || v != 2 {
+		t.Fatalf("replica %s v%d after a duplicate created", st, v)
+	}
+	wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusBadRequest, "Order has already been paid", "")
+
+	// A version gap (v3 on a v1 replica) is not applied: it waits (and is
+	// parked after the last redelivery).
+	gap := s.order(buyer, 800)
+	s.publish(events.OrderCancelledEvent{ID: gap, Version: 3})
+	s.cancel(s.order(buyer, 100)) // delivered after v3's first delivery
+	if st, v := s.replica(gap); st != events.OrderStatusCreated || v != 1 {
+		t.Fatalf("replica %s v%d after a v3 event on v1", st, v)
+	}
+	wantStatus(t, s.pay(cookie, map[string]any{"orderId": gap, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+}
+
+func TestPayBadInput(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	buyer, cookie := s.user(auth.RoleUser)
+	id := s.order(buyer, 1000)
+	tests := []struct {
+		name, body string
+		status     int
+		message    string
+		field      string
+	}{
+		{"operator object as order id", `{"orderId":{"$ne":null},"paymentMethod":"pm_card_visa"}`, 400, "Must be a string", "orderId"},
+		{"number as order id", `{"orderId":5}`, 400, "Must be a string", "orderId"},
+		{"operator object as coupon", `{"orderId":"` + id + `","coupon":{"$regex":".*"}}`, 400, "Must be a string", "coupon"},
+		{"missing order id", `{"paymentMethod":"pm_card_visa"}`, 400, "Order id is required", "orderId"},
+		{"unknown field", `{"orderId":"` + id + `","amount":1}`, 400, "Unknown field", "amount"},
+		{"array body", `[]`, 400, "Request body must be a JSON object", ""},
+		{"malformed", `{"orderId":`, 400, "Malformed JSON", ""},
+		{"empty", ``, 400, "Request body must be a JSON object", ""},
+		{"malformed coupon", `{"orderId":"` + id + `","coupon":"nope"}`, 400, "Coupon code is not valid", "coupon"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, s.mustDo(http.MethodPost, "/api/payments", cookie, tc.body), tc.status, tc.message, tc.field)
+		})
+	}
+	// None of that paid the order.
+	wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+}
+
+// TestConcurrentOrdersOfOneBuyer: payments of different orders do not block
+// each other (the claims are per order).
+func TestConcurrentOrdersOfOneBuyer(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	buyer, cookie := s.user(auth.RoleUser)
+	ids := make([]string, 5)
+	for i := range ids {
+		ids[i] = s.order(buyer, 1000+int64(i))
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, len(ids))
+	for i, id := range ids {
+		wg.Go(func() {
+			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses[i] = r.Status
+		})
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != http.StatusCreated {
+			t.Fatalf("order %d: status %d", i, st)
+		}
+	}
+}

@@ -1,0 +1,402 @@
+// Package store is the MongoDB implementation of payments.Store. It maps bson
+// documents to domain types, duplicate keys to payments.ErrExists and missing
+// documents to errs.ErrNotFound. Claims are unique-index inserts; updates of
+// existing documents go through the service's one mongox.Writer (SPEC §8).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
+	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
+)
+
+// Collection names.
+const (
+	OrdersCollection      = "orders"      // the replica
+	AttemptsCollection    = "charges"     // charge attempt claims, _id "orderId:n"
+	PaymentsCollection    = "payments"    // one per order; outbox of payment:created
+	RefundsCollection     = "refunds"     // refund claims and records, _id payment id
+	CouponsCollection     = "coupons"     // _id code
+	RedemptionsCollection = "redemptions" // _id "CODE:slot" or "CODE:order:orderId"
+)
+
+// Indexes are the indexes the store relies on; create them before serving.
+func Indexes() []mongox.Index {
+	return []mongox.Index{
+		// At most one payment per order, whatever happens above.
+		{Collection: PaymentsCollection, Keys: bson.D{{Key: "orderId", Value: 1}}, Unique: true, Name: "orderId_unique"},
+		{Collection: RedemptionsCollection, Keys: bson.D{{Key: "code", Value: 1}}, Name: "code"},
+	}
+}
+
+// Notifier is told about documents whose outbox has a new event;
+// *outbox.Relay implements it.
+type Notifier interface {
+	Notify(coll *mongo.Collection, id any)
+}
+
+// Store implements payments.Store.
+type Store struct {
+	w           *mongox.Writer
+	notify      Notifier
+	orders      *mongo.Collection
+	attempts    *mongo.Collection
+	payments    *mongo.Collection
+	refunds     *mongo.Collection
+	coupons     *mongo.Collection
+	redemptions *mongo.Collection
+}
+
+// New returns a Store on db. notify may be nil (events then wait for the
+// relay's next sweep).
+func New(db *mongo.Database, w *mongox.Writer, notify Notifier) *Store {
+	return &Store{
+		w:           w,
+		notify:      notify,
+		orders:      db.Collection(OrdersCollection),
+		attempts:    db.Collection(AttemptsCollection),
+		payments:    db.Collection(PaymentsCollection),
+		refunds:     db.Collection(RefundsCollection),
+		coupons:     db.Collection(CouponsCollection),
+		redemptions: db.Collection(RedemptionsCollection),
+	}
+}
+
+var _ payments.Store = (*Store)(nil)
+
+func insertErr(what string, err error) error {
+	if mongox.IsDuplicate(err) {
+		return fmt.Errorf("insert %s: %w", what, payments.ErrExists)
+	}
+	return fmt.Errorf("insert %s: %w", what, err)
+}
+
+func findOne(ctx context.Context, c *mongo.Collection, id string, dst any) error {
+	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(dst)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return mongox.NotFound(err)
+	}
+	if err != nil {
+		return fmt.Errorf("find %s %s: %w", c.Name(), id, err)
+	}
+	return nil
+}
+
+type orderDoc struct {
+	ID        string    `bson:"_id"`
+	UserID    string    `bson:"userId"`
+	Price     int64     `bson:"price"`
+	Status    string    `bson:"status"`
+	Version   int64     `bson:"version"`
+	ExpiresAt time.Time `bson:"expiresAt"`
+}
+
+// InsertOrder adds an order to the replica.
+func (s *Store) InsertOrder(ctx context.Context, o payments.Order) error {
+	_, err := s.orders.InsertOne(ctx, orderDoc{ID: o.ID, UserID: o.UserID, Price: o.Price, Status: o.Status, Version: o.Version, ExpiresAt: o.ExpiresAt})
+	if err != nil {
+		return insertErr("order "+o.ID, err)
+	}
+	return nil
+}
+
+// Order reads an order of the replica.
+func (s *Store) Order(ctx context.Context, id string) (payments.Order, error) {
+	var d orderDoc
+	if err := findOne(ctx, s.orders, id, &d); err != nil {
+		return payments.Order{}, err
+	}
+	return payments.Order{ID: d.ID, UserID: d.UserID, Price: d.Price, Status: d.Status, Version: d.Version, ExpiresAt: d.ExpiresAt}, nil
+}
+
+// SetOrderStatus sets the status and version of an order whose replica is
+// at version from; it does nothing otherwise.
+func (s *Store) SetOrderStatus(ctx context.Context, id string, from, to int64, status string) error {
+	_, err := s.w.UpdateByID(ctx, s.orders, id,
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status}, {Key: "version", Value: to}}}},
+		bson.E{Key: "version", Value: from})
+	if err != nil {
+		return fmt.Errorf("set order %s to version %d: %w", id, to, err)
+	}
+	return nil
+}
+
+type attemptDoc struct {
+	ID        string    `bson:"_id"`
+	OrderID   string    `bson:"orderId"`
+	N         int       `bson:"n"`
+	State     string    `bson:"state"`
+	PaymentID string    `bson:"paymentId"`
+	Message   string    `bson:"message,omitempty"`
+	At        time.Time `bson:"at"`
+	UpdatedAt time.Time `bson:"updatedAt,omitempty"`
+}
+
+func attemptID(orderID string, n int) string { return orderID + ":" + strconv.Itoa(n) }
+
+// InsertAttempt claims attempt a.N of an order; ErrExists when taken.
+func (s *Store) InsertAttempt(ctx context.Context, a payments.Attempt) error {
+	_, err := s.attempts.InsertOne(ctx, attemptDoc{
+		ID: attemptID(a.OrderID, a.N), OrderID: a.OrderID, N: a.N, State: string(a.State),
+		PaymentID: a.PaymentID, Message: a.Message, At: a.At,
+	})
+	if err != nil {
+		return insertErr("charge attempt", err)
+	}
+	return nil
+}
+
+// Attempt reads attempt n of an order.
+func (s *Store) Attempt(ctx context.Context, orderID string, n int) (payments.Attempt, error) {
+	var d attemptDoc
+	if err := findOne(ctx, s.attempts, attemptID(orderID, n), &d); err != nil {
+		return payments.Attempt{}, err
+	}
+	return payments.Attempt{OrderID: d.OrderID, N: d.N, State: payments.AttemptState(d.State), PaymentID: d.PaymentID, Message: d.Message, At: d.At}, nil
+}
+
+// SetAttemptState records the outcome of attempt n of an order.
+func (s *Store) SetAttemptState(ctx context.Context, orderID string, n int, state payments.AttemptState, message string) error {
+	_, err := s.w.UpdateByID(ctx, s.attempts, attemptID(orderID, n), bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: string(state)}, {Key: "message", Value: message}, {Key: "updatedAt", Value: time.Now()},
+	}}})
+	if err != nil {
+		return fmt.Errorf("set attempt %d of order %s: %w", n, orderID, err)
+	}
+	return nil
+}
+
+type paymentDoc struct {
+	ID         string           `bson:"_id"`
+	OrderID    string           `bson:"orderId"`
+	UserID     string           `bson:"userId"`
+	Amount     int64            `bson:"amount"`
+	Currency   string           `bson:"currency"`
+	Provider   string           `bson:"provider"`
+	ProviderID string           `bson:"providerId"`
+	Coupon     string           `bson:"coupon,omitempty"`
+	Redemption string           `bson:"redemption,omitempty"`
+	Attempt    int              `bson:"attempt"`
+	CreatedAt  time.Time        `bson:"createdAt"`
+	Outbox     []outbox.Pending `bson:"outbox,omitempty"`
+}
+
+func (d paymentDoc) payment() payments.Payment {
+	return payments.Payment{
+		ID: d.ID, OrderID: d.OrderID, UserID: d.UserID, Amount: d.Amount, Currency: d.Currency,
+		Provider: d.Provider, ProviderID: d.ProviderID, Coupon: d.Coupon, Redemption: d.Redemption,
+		Attempt: d.Attempt, CreatedAt: d.CreatedAt,
+	}
+}
+
+// InsertPayment records p with payment:created in its outbox (one write) and
+// asks the relay to publish it.
+func (s *Store) InsertPayment(ctx context.Context, p payments.Payment) error {
+	ev, err := outbox.New(events.PaymentCreatedEvent{ID: p.ID, OrderID: p.OrderID, Amount: p.Amount, ProviderID: p.ProviderID}, p.CreatedAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.payments.InsertOne(ctx, paymentDoc{
+		ID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Currency: p.Currency,
+		Provider: p.Provider, ProviderID: p.ProviderID, Coupon: p.Coupon, Redemption: p.Redemption,
+		Attempt: p.Attempt, CreatedAt: p.CreatedAt, Outbox: []outbox.Pending{ev},
+	})
+	if err != nil {
+		return insertErr("payment of order "+p.OrderID, err)
+	}
+	if s.notify != nil {
+		s.notify.Notify(s.payments, p.ID)
+	}
+	return nil
+}
+
+// PaymentByOrder returns the payment of an order.
+func (s *Store) PaymentByOrder(ctx context.Context, orderID string) (payments.Payment, error) {
+	var d paymentDoc
+	err := s.payments.FindOne(ctx, bson.D{{Key: "orderId", Value: orderID}},
+		options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return payments.Payment{}, mongox.NotFound(err)
+	}
+	if err != nil {
+		return payments.Payment{}, fmt.Errorf("find payment of order %s: %w", orderID, err)
+	}
+	return d.payment(), nil
+}
+
+type refundDoc struct {
+	ID         string    `bson:"_id"` // payment id
+	OrderID    string    `bson:"orderId"`
+	Amount     int64     `bson:"amount"`
+	State      string    `bson:"state"`
+	Nonce      string    `bson:"nonce"`
+	ProviderID string    `bson:"providerId,omitempty"`
+	At         time.Time `bson:"at"`
+	DoneAt     time.Time `bson:"doneAt,omitempty"`
+}
+
+// InsertRefund claims the refund of a payment; ErrExists when taken.
+func (s *Store) InsertRefund(ctx context.Context, r payments.Refund) error {
+	_, err := s.refunds.InsertOne(ctx, refundDoc{
+		ID: r.PaymentID, OrderID: r.OrderID, Amount: r.Amount, State: string(r.State), Nonce: r.Nonce, At: r.At,
+	})
+	if err != nil {
+		return insertErr("refund of payment "+r.PaymentID, err)
+	}
+	return nil
+}
+
+// Refund reads the refund of a payment.
+func (s *Store) Refund(ctx context.Context, paymentID string) (payments.Refund, error) {
+	var d refundDoc
+	if err := findOne(ctx, s.refunds, paymentID, &d); err != nil {
+		return payments.Refund{}, err
+	}
+	return payments.Refund{
+		PaymentID: d.ID, OrderID: d.OrderID, Amount: d.Amount, State: payments.RefundState(d.State),
+		Nonce: d.Nonce, ProviderID: d.ProviderID, At: d.At, DoneAt: d.DoneAt,
+	}, nil
+}
+
+// CompleteRefund records that the refund of a payment went through.
+func (s *Store) CompleteRefund(ctx context.Context, paymentID, providerID string, at time.Time) error {
+	_, err := s.w.UpdateByID(ctx, s.refunds, paymentID, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: string(payments.RefundDone)}, {Key: "providerId", Value: providerID}, {Key: "doneAt", Value: at},
+	}}})
+	if err != nil {
+		return fmt.Errorf("complete refund of payment %s: %w", paymentID, err)
+	}
+	return nil
+}
+
+// DeleteRefund drops a refund claim that failed, so it can be claimed again.
+func (s *Store) DeleteRefund(ctx context.Context, paymentID string) error {
+	return s.w.Lock(ctx, s.refunds, paymentID, func(ctx context.Context) error {
+		if _, err := s.refunds.DeleteOne(ctx, bson.D{{Key: "_id", Value: paymentID}}); err != nil {
+			return fmt.Errorf("delete refund claim of payment %s: %w", paymentID, err)
+		}
+		return nil
+	})
+}
+
+type couponDoc struct {
+	Code           string    `bson:"_id"`
+	PercentOff     int       `bson:"percentOff"`
+	MaxRedemptions int       `bson:"maxRedemptions"`
+	ExpiresAt      time.Time `bson:"expiresAt,omitempty"`
+	CreatedBy      string    `bson:"createdBy"`
+	CreatedAt      time.Time `bson:"createdAt"`
+}
+
+func (d couponDoc) coupon() payments.Coupon {
+	return payments.Coupon{Code: d.Code, PercentOff: d.PercentOff, MaxRedemptions: d.MaxRedemptions, ExpiresAt: d.ExpiresAt, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt}
+}
+
+// InsertCoupon stores a new coupon; ErrExists when the code is taken.
+func (s *Store) InsertCoupon(ctx context.Context, c payments.Coupon) error {
+	_, err := s.coupons.InsertOne(ctx, couponDoc{Code: c.Code, PercentOff: c.PercentOff, MaxRedemptions: c.MaxRedemptions, ExpiresAt: c.ExpiresAt, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt})
+	if err != nil {
+		return insertErr("coupon", err)
+	}
+	return nil
+}
+
+// Coupon reads a coupon by code.
+func (s *Store) Coupon(ctx context.Context, code string) (payments.Coupon, error) {
+	var d couponDoc
+	if err := findOne(ctx, s.coupons, code, &d); err != nil {
+		return payments.Coupon{}, err
+	}
+	return d.coupon(), nil
+}
+
+// Coupons lists every coupon, newest first, with its redemption count. It
+// reads both collections whole: an admin page, not a hot path.
+func (s *Store) Coupons(ctx context.Context) ([]payments.Coupon, error) {
+	cur, err := s.coupons.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("list coupons: %w", err)
+	}
+	var docs []couponDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list coupons: %w", err)
+	}
+	cur, err = s.redemptions.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "code", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("count redemptions: %w", err)
+	}
+	var reds []struct {
+		Code string `bson:"code"`
+	}
+	if err := cur.All(ctx, &reds); err != nil {
+		return nil, fmt.Errorf("count redemptions: %w", err)
+	}
+	counts := make(map[string]int, len(docs))
+	for _, r := range reds {
+		counts[r.Code]++
+	}
+	out := make([]payments.Coupon, 0, len(docs))
+	for _, d := range docs {
+		c := d.coupon()
+		c.Redemptions = counts[c.Code]
+		out = append(out, c)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, nil
+}
+
+type redemptionDoc struct {
+	ID      string    `bson:"_id"`
+	Code    string    `bson:"code"`
+	Slot    int       `bson:"slot"`
+	OrderID string    `bson:"orderId"`
+	At      time.Time `bson:"at"`
+}
+
+// Redemptions lists the current redemptions of a coupon.
+func (s *Store) Redemptions(ctx context.Context, code string) ([]payments.Redemption, error) {
+	cur, err := s.redemptions.Find(ctx, bson.D{{Key: "code", Value: code}})
+	if err != nil {
+		return nil, fmt.Errorf("list redemptions of %s: %w", code, err)
+	}
+	var docs []redemptionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list redemptions of %s: %w", code, err)
+	}
+	out := make([]payments.Redemption, len(docs))
+	for i, d := range docs {
+		out[i] = payments.Redemption{ID: d.ID, Code: d.Code, Slot: d.Slot, OrderID: d.OrderID, At: d.At}
+	}
+	return out, nil
+}
+
+// InsertRedemption claims a redemption slot; ErrExists when taken.
+func (s *Store) InsertRedemption(ctx context.Context, r payments.Redemption) error {
+	_, err := s.redemptions.InsertOne(ctx, redemptionDoc{ID: r.ID, Code: r.Code, Slot: r.Slot, OrderID: r.OrderID, At: r.At})
+	if err != nil {
+		return insertErr("redemption "+r.ID, err)
+	}
+	return nil
+}
+
+// DeleteRedemption frees a redemption slot.
+func (s *Store) DeleteRedemption(ctx context.Context, id string) error {
+	return s.w.Lock(ctx, s.redemptions, id, func(ctx context.Context) error {
+		if _, err := s.redemptions.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+			return fmt.Errorf("delete redemption %s: %w", id, err)
+		}
+		return nil
+	})
+}
