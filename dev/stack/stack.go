@@ -25,15 +25,7 @@ import (
 // Kubernetes.
 const ClusterID = "stuffmart"
 
-// ferretMu serializes FerretDB start-ups: ferretdb.New writes a package
-// variable of FerretDB's (version.Get().Package), a data race when two stacks
-// start at once in one process, as parallel tests do. It belongs in
-// shared/embedded.StartFerret; until then it is here.
-var ferretMu sync.Mutex
-
 func startFerret(dir string, log *slog.Logger) (*embedded.Ferret, error) {
-	ferretMu.Lock()
-	defer ferretMu.Unlock()
 	return embedded.StartFerret(dir, "127.0.0.1:0", log)
 }
 

@@ -37,9 +37,13 @@ type running struct {
 // startStack runs the whole stack on dataDir and a free port and returns once
 // every service is ready. The stack is stopped at cleanup unless the test
 // stops it first.
-func startStack(t *testing.T, dataDir string) running {
+func startStack(t *testing.T, dataDir string, extraEnv ...string) running {
 	t.Helper()
-	cfg, err := stack.LoadConfig(getenv(map[string]string{"PORT": "0", "DATA_DIR": dataDir}))
+	env := map[string]string{"PORT": "0", "DATA_DIR": dataDir}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		env[extraEnv[i]] = extraEnv[i+1]
+	}
+	cfg, err := stack.LoadConfig(getenv(env))
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}
@@ -198,7 +202,7 @@ func TestStackServesAuthAndKeepsDataAcrossRestarts(t *testing.T) {
 	}
 
 	notFound := `{"errors":[{"message":"Not Found"}]}`
-	for _, path := range []string{"/api/stuff", "/api/stuff/abc", "/api/users/no-such-route"} {
+	for _, path := range []string{"/api/nothing", "/api/stuff/abc", "/api/users/no-such-route"} {
 		if got := strings.TrimSpace(string(c.expect(http.MethodGet, path, nil, http.StatusNotFound))); got != notFound {
 			t.Errorf("GET %s body = %s, want %s", path, got, notFound)
 		}

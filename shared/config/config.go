@@ -85,6 +85,9 @@ func (r *Reader) List(name string) []string {
 	return out
 }
 
+// Fail records a problem found by a check of the caller's own.
+func (r *Reader) Fail(err error) { r.errs = append(r.errs, err) }
+
 // Err returns every problem seen so far, joined, or nil.
 func (r *Reader) Err() error { return errors.Join(r.errs...) }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -20,6 +21,8 @@ import (
 	stand "github.com/nats-io/nats-streaming-server/server"
 	"github.com/nats-io/nats-streaming-server/stores"
 )
+
+var ferretNewMu sync.Mutex
 
 // Ferret is a running embedded FerretDB.
 type Ferret struct {
@@ -38,6 +41,9 @@ func StartFerret(dir, addr string, log *slog.Logger) (*Ferret, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ferretdb.New writes a package variable of FerretDB's; two stacks
+	// starting at once in one process (parallel tests) would race on it.
+	ferretNewMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener: ferretdb.ListenerConfig{TCP: addr},
 		Handler:  "sqlite",
@@ -45,6 +51,7 @@ func StartFerret(dir, addr string, log *slog.Logger) (*Ferret, error) {
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    log,
 	})
+	ferretNewMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("ferretdb: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	stan "github.com/nats-io/stan.go"
 )
@@ -275,6 +276,10 @@ func (b *Bus) connect() (stan.Conn, chan struct{}, error) {
 		stan.PubAckWait(5*time.Second),
 		stan.Pings(1, 3),
 		stan.SetConnectionLostHandler(func(stan.Conn, error) { once.Do(func() { close(lost) }) }),
+		// When NATS comes back within the ping window, nats.go reconnects
+		// quietly and stan reports nothing: run the hooks (outbox sweep,
+		// read-model reconcile) then too.
+		stan.NatsOptions(nats.ReconnectHandler(func(*nats.Conn) { b.runHooks() })),
 	)
 	if err != nil {
 		return nil, nil, err
@@ -294,16 +299,13 @@ func (b *Bus) connect() (stan.Conn, chan struct{}, error) {
 	}
 	b.conn = conn
 	b.subs = subs
-	hooks := append([]func(){}, b.onConnect...)
 	b.mu.Unlock()
 	select {
 	case <-b.connected:
 	default:
 		close(b.connected)
 	}
-	for _, h := range hooks {
-		go h()
-	}
+	b.runHooks()
 	return conn, lost, nil
 }
 
@@ -320,5 +322,15 @@ func (b *Bus) disconnect(conn stan.Conn) {
 	}
 	if err := conn.Close(); err != nil {
 		b.log.Debug("close nats streaming connection", "err", err)
+	}
+}
+
+// runHooks runs every OnConnect hook in its own goroutine.
+func (b *Bus) runHooks() {
+	b.mu.Lock()
+	hooks := append([]func(){}, b.onConnect...)
+	b.mu.Unlock()
+	for _, h := range hooks {
+		go h()
 	}
 }

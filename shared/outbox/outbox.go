@@ -157,6 +157,9 @@ func (r *Relay) drain(ctx context.Context) {
 // common case.
 func (r *Relay) sweep(ctx context.Context) {
 	for name, c := range r.colls {
+		if ctx.Err() != nil {
+			return // shutting down
+		}
 		cur, err := c.Find(ctx, bson.D{{Key: Field + ".0", Value: bson.D{{Key: "$exists", Value: true}}}},
 			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 		if err != nil {

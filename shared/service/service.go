@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/gommon/bytes"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
@@ -59,8 +60,19 @@ func LoadConfig(r *config.Reader, name string) Config {
 		SessionKey: r.Secret("SESSION_KEY", 32),
 		AccessTTL:  r.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
 		RefreshTTL: r.Duration("REFRESH_TOKEN_TTL", 7*24*time.Hour),
-		BodyLimit:  r.String("BODY_LIMIT", web.DefaultBodyLimit),
+		BodyLimit:  bodyLimit(r),
 	}
+}
+
+// bodyLimit reads BODY_LIMIT; Echo panics at start on a size it cannot parse,
+// so a bad value is reported with the other configuration problems instead.
+func bodyLimit(r *config.Reader) string {
+	v := r.String("BODY_LIMIT", web.DefaultBodyLimit)
+	if _, err := bytes.Parse(v); err != nil {
+		r.Fail(fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", v))
+		return web.DefaultBodyLimit
+	}
+	return v
 }
 
 // LogValue logs the configuration with secrets masked.
@@ -140,8 +152,12 @@ func (s *Service) Outbox(colls ...*mongo.Collection) *outbox.Relay {
 
 // park keeps a message that will not be applied in the parked_events
 // collection, for a human to look at.
+// It is keyed by subject and sequence, so parking one message twice (a
+// redelivery racing a slow park, or every replica of a broadcast listener)
+// keeps one copy and is not an error.
 func (s *Service) park(ctx context.Context, m events.Msg, cause error) error {
 	_, err := s.DB.Collection("parked_events").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: fmt.Sprintf("%s#%d", m.Subject, m.Sequence)},
 		{Key: "subject", Value: string(m.Subject)},
 		{Key: "sequence", Value: int64(m.Sequence)},
 		{Key: "data", Value: string(m.Data)},
@@ -149,6 +165,9 @@ func (s *Service) park(ctx context.Context, m events.Msg, cause error) error {
 		{Key: "error", Value: cause.Error()},
 		{Key: "parkedAt", Value: time.Now()},
 	})
+	if mongox.IsDuplicate(err) {
+		return nil
+	}
 	return err
 }
 

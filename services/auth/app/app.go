@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/gommon/bytes"
-
 	httpapi "github.com/stuffmart/stuffmart/services/auth/internal/http"
 	"github.com/stuffmart/stuffmart/services/auth/internal/store"
 	"github.com/stuffmart/stuffmart/services/auth/internal/users"
@@ -51,10 +49,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			continue
 		}
 		cfg.AdminEmails = append(cfg.AdminEmails, e)
-	}
-	// Echo panics at start on a limit it cannot parse; say so here instead.
-	if _, err := bytes.Parse(cfg.Service.BodyLimit); err != nil {
-		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.Service.BodyLimit))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, err

@@ -19,7 +19,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/orders/internal/store"
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/mongox"
-	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
@@ -63,7 +62,6 @@ type App struct {
 	cfg   Config
 	log   *slog.Logger
 	svc   *service.Service
-	relay *outbox.Relay
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -77,17 +75,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	ordersColl := svc.DB.Collection(store.OrdersCollection)
-	// The relay is built here rather than by svc.Outbox only to give it a
-	// publisher that also removes what it sent: see store.OutboxPublisher.
-	relay := outbox.NewRelay(store.NewOutboxPublisher(svc.Bus, svc.Writer, ordersColl, log), svc.Writer, log, ordersColl)
-	svc.Bus.OnConnect(relay.SweepNow)
+	relay := svc.Outbox(ordersColl)
 	st := store.New(svc.DB, svc.Writer, relay)
 	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID})
 	httpapi.Register(svc.Echo, rules)
 	for _, l := range listeners.Listeners(rules, log) {
 		svc.Bus.Listen(l)
 	}
-	return &App{cfg: cfg, log: log, svc: svc, relay: relay}, nil
+	return &App{cfg: cfg, log: log, svc: svc}, nil
 }
 
 // Handler is the service's HTTP handler (routes, probes, middleware).
@@ -100,11 +95,7 @@ func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
 	a.svc.Start()
-	a.wg.Add(2)
-	go func() {
-		defer a.wg.Done()
-		a.relay.Run(ctx)
-	}()
+	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		// No claim depends on these indexes (claims are keyed by _id), so
