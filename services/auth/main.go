@@ -3,27 +3,8 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/stuffmart/stuffmart/services/auth/app"
+	"github.com/stuffmart/stuffmart/shared/service"
 )
 
-func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	cfg, err := app.LoadConfig(os.Getenv)
-	if err != nil {
-		log.Error("configuration", "err", err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app.Run(ctx, cfg, log); err != nil {
-		log.Error("auth stopped", "err", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { service.Main("auth", app.LoadConfig, app.Run) }

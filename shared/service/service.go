@@ -105,6 +105,7 @@ type Service struct {
 	relay *outbox.Relay
 
 	mu       sync.Mutex
+	workers  []func(ctx context.Context)
 	cancel   context.CancelFunc
 	done     chan struct{}
 	closed   bool
@@ -183,16 +184,32 @@ func (s *Service) Start() {
 	s.cancel = cancel
 	s.done = make(chan struct{})
 	s.Bus.Start()
+	var wg sync.WaitGroup
+	if s.relay != nil {
+		wg.Go(func() { s.relay.Run(ctx) })
+	}
+	for _, fn := range s.workers {
+		wg.Go(func() { fn(ctx) })
+	}
 	go func() {
-		defer close(s.done)
-		if s.relay != nil {
-			s.relay.Run(ctx)
-		}
+		wg.Wait()
+		close(s.done)
 	}()
 }
 
-// Close stops the relay and the bus (listeners Close, keeping their durable
-// position) and disconnects from MongoDB. Calling it again returns the first
+// Go registers fn to run in the background from Start until Close, which
+// cancels its ctx and waits for it to return. Register before Start: the
+// scheduler of deadlines, a read model's reconciliation, index creation that
+// retries until the database answers.
+func (s *Service) Go(fn func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.workers = append(s.workers, fn)
+}
+
+// Close stops the background work (relay and workers registered with Go),
+// then the bus (listeners Close, keeping their durable position), and
+// disconnects from MongoDB. Calling it again returns the first
 // result.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
@@ -201,11 +218,16 @@ func (s *Service) Close(ctx context.Context) error {
 		return s.closeErr
 	}
 	s.closed = true
+	var waitErr error
 	if s.cancel != nil {
 		s.cancel()
-		<-s.done
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			waitErr = fmt.Errorf("background work still running: %w", ctx.Err())
+		}
 	}
-	s.closeErr = errors.Join(s.Bus.Close(), s.Mongo.Disconnect(ctx))
+	s.closeErr = errors.Join(waitErr, s.Bus.Close(), s.Mongo.Disconnect(ctx))
 	return s.closeErr
 }
 

@@ -385,3 +385,55 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 		t.Fatalf("config log %s: want the name and masked keys", out)
 	}
 }
+
+func TestWorkersRunFromStartUntilClose(t *testing.T) {
+	t.Parallel()
+	s := open(t, testConfig(t, testkit.NATS(t)))
+	started := make(chan struct{})
+	stopped := make(chan struct{})
+	s.Go(func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		close(stopped)
+	})
+	select {
+	case <-started:
+		t.Fatal("worker ran before Start")
+	default:
+	}
+	s.Start()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker not started by Start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-stopped:
+	default:
+		t.Fatal("Close returned before the worker stopped")
+	}
+}
+
+func TestCloseGivesUpOnAStuckWorker(t *testing.T) {
+	t.Parallel()
+	octx, ocancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ocancel()
+	s, err := service.Open(octx, testConfig(t, testkit.NATS(t)), testkit.Logger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	s.Go(func(context.Context) { <-release }) // ignores its ctx
+	s.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a stuck worker = %v, want a deadline error", err)
+	}
+}

@@ -7,11 +7,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/stuffmart/stuffmart/services/expiration/internal/events"
@@ -19,7 +17,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/service"
-	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // Name is the service's name: client name, default database and queue group.
@@ -44,13 +41,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 // App is a wired expiration service.
 type App struct {
-	svc   *service.Service
-	store *store.Store
-	sched *scheduler.Scheduler
-	log   *slog.Logger
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	svc *service.Service
 }
 
 // New wires the service without starting it. It does not wait for MongoDB
@@ -67,7 +58,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	for _, l := range events.Listeners(sched) {
 		svc.Bus.Listen(l)
 	}
-	return &App{svc: svc, store: st, sched: sched, log: log}, nil
+	svc.Go(func(ctx context.Context) {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := st.Ensure(ectx); err != nil && ctx.Err() == nil {
+			log.Warn("create collections; they will be created on first use", "err", err)
+		}
+	})
+	svc.Go(sched.Run)
+	return &App{svc: svc}, nil
 }
 
 // Handler serves /healthz and /readyz.
@@ -76,36 +75,12 @@ func (a *App) Handler() http.Handler { return a.svc.Echo }
 // Start connects to NATS, creates the store's collections, starts the
 // outbox relay and the scheduler (which loads the pending deadlines and
 // fires overdue ones at once), all in the background until Close.
-func (a *App) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	a.svc.Start()
-	a.wg.Go(func() {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := a.store.Ensure(ectx); err != nil && ctx.Err() == nil {
-			a.log.Warn("create collections; they will be created on first use", "err", err)
-		}
-	})
-	a.wg.Go(func() { a.sched.Run(ctx) })
-}
+func (a *App) Start() { a.svc.Start() }
 
 // Close stops the scheduler (firings in progress finish), then the relay,
 // the listeners and the database connection. Pending deadlines stay in the
 // database for the next start.
-func (a *App) Close(ctx context.Context) error {
-	if a.cancel != nil {
-		a.cancel()
-		done := make(chan struct{})
-		go func() { a.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), a.svc.Close(ctx))
-		}
-	}
-	return a.svc.Close(ctx)
-}
+func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 
 // Run starts the service, serves the probes on the configured address until
 // ctx ends, then shuts down.
@@ -115,9 +90,5 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	a.Start()
-	serveErr := web.Serve(ctx, log, cfg.Service.HTTPAddr, a.Handler(), 10*time.Second)
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return errors.Join(serveErr, a.Close(cctx))
+	return a.svc.Run(ctx)
 }

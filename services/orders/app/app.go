@@ -6,11 +6,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	listeners "github.com/stuffmart/stuffmart/services/orders/internal/events"
@@ -20,7 +18,6 @@ import (
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/service"
-	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // Name is the service's name: its default database, NATS client name and
@@ -59,12 +56,7 @@ func (c Config) LogValue() slog.Value {
 
 // App is a wired orders service.
 type App struct {
-	cfg   Config
-	log   *slog.Logger
-	svc   *service.Service
-
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	svc *service.Service
 }
 
 // New wires the service. It does not wait for MongoDB or NATS: Start
@@ -82,7 +74,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	for _, l := range listeners.Listeners(rules, log) {
 		svc.Bus.Listen(l)
 	}
-	return &App{cfg: cfg, log: log, svc: svc}, nil
+	svc.Go(func(ctx context.Context) {
+		// No claim depends on these indexes (claims are keyed by _id), so
+		// the service serves while they are built.
+		if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
+			log.Error("create indexes", "err", err)
+		}
+	})
+	return &App{svc: svc}, nil
 }
 
 // Handler is the service's HTTP handler (routes, probes, middleware).
@@ -91,30 +90,11 @@ func (a *App) Handler() http.Handler { return a.svc.Echo }
 // Start connects to NATS, subscribes the listeners and runs the outbox
 // relay, all in the background, and creates the indexes once MongoDB
 // answers. Call Close to stop.
-func (a *App) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stop = cancel
-	a.svc.Start()
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		// No claim depends on these indexes (claims are keyed by _id), so
-		// the service serves while they are built.
-		if err := mongox.EnsureIndexesRetry(ctx, a.svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
-			a.log.Error("create indexes", "err", err)
-		}
-	}()
-}
+func (a *App) Start() { a.svc.Start() }
 
 // Close stops the background work and disconnects. HTTP serving is the
 // caller's (Run's) to stop first.
-func (a *App) Close(ctx context.Context) error {
-	if a.stop != nil {
-		a.stop()
-		a.wg.Wait()
-	}
-	return a.svc.Close(ctx)
-}
+func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 
 // Run starts the service, serves HTTP on cfg.Service.HTTPAddr until ctx
 // ends, then shuts down in order: HTTP (in-flight requests finish), events,
@@ -125,9 +105,5 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("starting", "config", cfg)
-	a.Start()
-	serveErr := web.Serve(ctx, log, cfg.Service.HTTPAddr, a.Handler(), 10*time.Second)
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return errors.Join(serveErr, a.Close(cctx))
+	return a.svc.Run(ctx)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/gommon/bytes"
@@ -23,7 +22,6 @@ import (
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/service"
-	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // Config is the stuff service's configuration.
@@ -77,13 +75,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 // App is the stuff service, built and ready to Start.
 type App struct {
-	svc     *service.Service
-	catalog *catalog.Catalog
-	log     *slog.Logger
-	indexed bool
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	svc *service.Service
 }
 
 // New builds the service: connects to MongoDB, creates the indexes and loads
@@ -108,15 +100,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		ReconcileEvery: cfg.ReconcileEvery,
 		Now:            now,
 	})
-	a := &App{svc: svc, catalog: cat, log: log}
+	a := &App{svc: svc}
 
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := mongox.EnsureIndexes(ictx, svc.DB, store.Indexes()...); err != nil {
 		log.Warn("stuff indexes not created yet; retrying in the background", "err", err)
-	} else {
-		a.indexed = true
+		svc.Go(func(ctx context.Context) {
+			if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
+				log.Error("stuff indexes", "err", err)
+			}
+		})
 	}
+	svc.Go(cat.Run)
 	if err := cat.Reconcile(ictx); err != nil {
 		log.Warn("catalog not loaded yet; retrying in the background", "err", err)
 	}
@@ -137,29 +133,11 @@ func (a *App) Handler() http.Handler { return a.svc.Echo }
 
 // Start connects to NATS and runs the outbox relay and the catalog's
 // reconciliation in the background.
-func (a *App) Start() {
-	a.svc.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	a.wg.Go(func() { a.catalog.Run(ctx) })
-	if !a.indexed {
-		a.wg.Go(func() {
-			if err := mongox.EnsureIndexesRetry(ctx, a.svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
-				a.log.Error("stuff indexes", "err", err)
-			}
-		})
-	}
-}
+func (a *App) Start() { a.svc.Start() }
 
 // Close stops the background work, the relay and the bus, and disconnects
 // from MongoDB.
-func (a *App) Close(ctx context.Context) error {
-	if a.cancel != nil {
-		a.cancel()
-		a.wg.Wait()
-	}
-	return a.svc.Close(ctx)
-}
+func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 
 // Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
 // ends, then shuts down gracefully: HTTP first, then events, then the
@@ -171,9 +149,5 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	a.Start()
-	serveErr := web.Serve(ctx, log, cfg.Service.HTTPAddr, a.Handler(), 10*time.Second)
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return errors.Join(serveErr, a.Close(cctx))
+	return a.svc.Run(ctx)
 }
