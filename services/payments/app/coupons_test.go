@@ -223,3 +223,19 @@ func lower(s string) string {
 	}
 	return string(b)
 }
+
+// TestCouponExpiryOutOfRange: an expiry whose offset puts it past year 9999
+// in UTC parses as RFC 3339 but cannot be written as JSON. It must be a 400
+// on its field, and must not be stored: a stored one made every later
+// GET /api/payments/coupons a 500.
+func TestCouponExpiryOutOfRange(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	_, admin := s.user(auth.RoleAdmin)
+	for _, exp := range []string{"9999-12-31T23:59:59-23:59", "9999-12-31T23:00:00-01:00"} {
+		r := s.mustDo(http.MethodPost, "/api/payments/coupons", admin, map[string]any{"percentOff": 10, "expiresAt": exp})
+		wantError(t, r, http.StatusBadRequest, "Must be a date-time before the year 10000", "expiresAt")
+	}
+	s.createCoupon(admin, map[string]any{"percentOff": 10, "expiresAt": "9999-12-31T23:59:59Z"})
+	wantStatus(t, s.mustDo(http.MethodGet, "/api/payments/coupons", admin, nil), http.StatusOK)
+}

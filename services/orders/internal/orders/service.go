@@ -16,6 +16,9 @@ const (
 	DefaultStaleHold = time.Minute
 )
 
+// endTimeout bounds the writes that bring an order to its claimed outcome.
+const endTimeout = 10 * time.Second
+
 // Options configures a Service. The zero value of each field is a default.
 type Options struct {
 	// Hold is how long a new order holds its stuff (ORDER_HOLD).
@@ -295,6 +298,11 @@ func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 	if won != outcome {
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, won)
 	}
+	// The outcome is decided: finish the work even if the caller goes away
+	// (a cancel request dropped now would leave the order "created", its
+	// stuff held and no event out until the deadline fires).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
 		o, err = s.store.UpdateOrder(ctx, id, now, func(o *Order) (events.Event, error) {
 			switch o.Status {

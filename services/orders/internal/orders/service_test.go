@@ -567,6 +567,41 @@ func TestOrderEndFinishesAClaimLeftHalfWay(t *testing.T) {
 	checkHold(t, e, o, orders.StatusCancelled)
 }
 
+// cancelAfterClaim is the real store, with the caller's context ending right
+// after an outcome is claimed: a buyer who gives up on their cancel request
+// (or the storefront's call timing out) at that moment.
+type cancelAfterClaim struct {
+	*store.Store
+	cancel context.CancelFunc
+}
+
+func (c cancelAfterClaim) ClaimOutcome(ctx context.Context, orderID, outcome string, at time.Time) (string, error) {
+	won, err := c.Store.ClaimOutcome(ctx, orderID, outcome, at)
+	c.cancel()
+	return won, err
+}
+
+// Once an outcome is claimed, the order is brought to it even if the caller
+// goes away: a cancel request dropped at that point used to leave the order
+// "created" with its stuff held and no order:cancelled (so payments charged
+// it as created) until the deadline fired.
+func TestOrderEndSurvivesItsCallerGoingAway(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.order(user())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc := orders.NewService(cancelAfterClaim{e.store, cancel}, orders.Options{Hold: hold, Now: e.clock.now, IDs: store.NewID})
+	if err := svc.Cancel(ctx, o.UserID, o.ID); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	r := e.record(o.ID)
+	if r.Status != orders.StatusCancelled || r.Version != 2 || len(r.Outbox) != 2 {
+		t.Fatalf("order %s v%d events %v, want cancelled v2 with one order:cancelled", r.Status, r.Version, subjects(r))
+	}
+	checkHold(t, e, o, orders.StatusCancelled)
+}
+
 // The owner's cancel, the expiry and the payment of one order, at the same
 // instant, many times: each order ends exactly one way, with one event.
 func TestOrderEndRace(t *testing.T) {

@@ -19,10 +19,23 @@ const MaxAttempts = 10
 // MaxCouponRedemptions bounds a coupon's use limit.
 const MaxCouponRedemptions = 10000
 
-// chargeTimeout bounds the charge-and-record part of a payment. It runs
-// detached from the request: a buyer who double-clicks or navigates away must
-// not abort a charge whose outcome would then be unknown.
-const chargeTimeout = 90 * time.Second
+// DefaultChargeTimeout bounds the provider's charge call of a payment. It
+// runs detached from the request: a buyer who double-clicks or navigates away
+// must not abort a charge whose outcome would then be unknown.
+const DefaultChargeTimeout = 90 * time.Second
+
+// bookkeepingTimeout bounds the writes that follow a provider call (record
+// or release a charge, record or give back a refund claim). They run on a
+// context of their own: a provider call that used up its caller's time must
+// not leave a claim taken for nothing (an attempt stuck "charging", a
+// refund claim stuck "pending", a coupon slot never given back).
+const bookkeepingTimeout = 15 * time.Second
+
+// afterProvider returns the context for the writes that follow a provider
+// call made with ctx.
+func afterProvider(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+}
 
 // refundStaleAfter is how old a pending refund claim must be before another
 // actor takes it over (its holder presumably died). Safe: the provider never
@@ -32,6 +45,9 @@ const refundStaleAfter = 2 * time.Minute
 // Options configures a Service.
 type Options struct {
 	Currency string // ISO code, lower case; "usd" when empty
+	// ChargeTimeout bounds the provider's charge call;
+	// DefaultChargeTimeout when zero. Tests shorten it.
+	ChargeTimeout time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	Log *slog.Logger
@@ -39,11 +55,12 @@ type Options struct {
 
 // Service pays orders, manages coupons and keeps the order replica.
 type Service struct {
-	store    Store
-	charger  Charger
-	currency string
-	now      func() time.Time
-	log      *slog.Logger
+	store         Store
+	charger       Charger
+	currency      string
+	chargeTimeout time.Duration
+	now           func() time.Time
+	log           *slog.Logger
 }
 
 // NewService returns a Service over store charging through charger.
@@ -57,7 +74,10 @@ func NewService(store Store, charger Charger, opts Options) *Service {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, charger: charger, currency: opts.Currency, now: opts.Now, log: opts.Log}
+	if opts.ChargeTimeout <= 0 {
+		opts.ChargeTimeout = DefaultChargeTimeout
+	}
+	return &Service{store: store, charger: charger, currency: opts.Currency, chargeTimeout: opts.ChargeTimeout, now: opts.Now, log: opts.Log}
 }
 
 // PayInput is a buyer's request to pay an order.
@@ -112,7 +132,7 @@ func (s *Service) Pay(ctx context.Context, userID string, in PayInput) (Payment,
 	}
 	// From here on this request alone may charge the order: finish what it
 	// starts even if the client goes away.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chargeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.chargeTimeout+bookkeepingTimeout)
 	defer cancel()
 	return s.charge(ctx, o, n, paymentID, amount, coupon, method)
 }
@@ -190,10 +210,15 @@ func (s *Service) charge(ctx context.Context, o Order, n int, paymentID string, 
 		p.Coupon, p.Redemption = coupon.Code, r
 	}
 	if amount > 0 {
-		res, err := s.charger.Charge(ctx, ChargeRequest{
+		// The provider gets chargeTimeout; what follows (release or record)
+		// keeps bookkeepingTimeout of ctx even when the provider used all of
+		// its time.
+		cctx, ccancel := context.WithTimeout(ctx, s.chargeTimeout)
+		res, err := s.charger.Charge(cctx, ChargeRequest{
 			OrderID: o.ID, Amount: amount, Currency: s.currency,
 			PaymentMethod: method, IdempotencyKey: attemptKey(o.ID, n),
 		})
+		ccancel()
 		var declined *DeclinedError
 		var invalid *InvalidPaymentMethodError
 		var amountErr *AmountError
@@ -319,15 +344,24 @@ func (s *Service) refund(ctx context.Context, p Payment) error {
 	}
 
 	providerID := "coupon"
+	var res RefundResult
+	var rerr error
 	if p.Amount > 0 {
-		res, err := s.charger.Refund(ctx, RefundRequest{ProviderID: p.ProviderID, Amount: p.Amount, IdempotencyKey: "refund-" + p.ID + "-" + r.Nonce})
-		if err != nil {
-			// Let the next actor (a redelivered event) claim it afresh.
-			if derr := s.store.DeleteRefund(ctx, p.ID); derr != nil {
-				err = errors.Join(err, derr)
-			}
-			return fmt.Errorf("refund payment %s: %w", p.ID, err)
+		res, rerr = s.charger.Refund(ctx, RefundRequest{ProviderID: p.ProviderID, Amount: p.Amount, IdempotencyKey: "refund-" + p.ID + "-" + r.Nonce})
+	}
+	// The claim is ours: settle it even if the provider used up ctx (a
+	// listener's few seconds), or it would block every retry for
+	// refundStaleAfter.
+	ctx, cancel := afterProvider(ctx)
+	defer cancel()
+	if rerr != nil {
+		// Let the next actor (a redelivered event) claim it afresh.
+		if derr := s.store.DeleteRefund(ctx, p.ID); derr != nil {
+			rerr = errors.Join(rerr, derr)
 		}
+		return fmt.Errorf("refund payment %s: %w", p.ID, rerr)
+	}
+	if p.Amount > 0 {
 		providerID = res.ProviderID
 	}
 	if p.Redemption != "" {
@@ -423,6 +457,9 @@ func (s *Service) CreateCoupon(ctx context.Context, adminID string, in NewCoupon
 	}
 	if in.ExpiresAt != nil {
 		v.Check(in.ExpiresAt.After(now), "expiresAt", "Must be in the future")
+		// RFC 3339 allows 9999-12-31T23:59:59-23:59, which is in the year
+		// 10000 in UTC: JSON cannot carry it, so listing coupons would fail.
+		v.Check(in.ExpiresAt.UTC().Year() <= 9999, "expiresAt", "Must be a date-time before the year 10000")
 	}
 	if err := v.Err(); err != nil {
 		return Coupon{}, err
