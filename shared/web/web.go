@@ -48,6 +48,16 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	e.HTTPErrorHandler = ErrorHandler(log)
 	e.Use(middleware.RequestID())
 	e.Use(accessLog(log))
+	// Errors are answered here, inside the access log, so that it logs the
+	// status the client got rather than the 200 of an unwritten response.
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := next(c); err != nil {
+				c.Error(err)
+			}
+			return nil
+		}
+	})
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisableStackAll: true,
 		// Keep the stack with the error; ErrorHandler logs both once.

@@ -435,3 +435,26 @@ func TestServeReportsListenErrors(t *testing.T) {
 		t.Fatal("Serve on a port in use returned nil")
 	}
 }
+
+func TestAccessLogRecordsTheStatusTheClientGot(t *testing.T) {
+	t.Parallel()
+	log, buf := newLogger()
+	e := web.New(log, web.Options{})
+	e.GET("/missing", func(echo.Context) error { return errs.ErrNotFound })
+	e.GET("/boom", func(echo.Context) error { panic("boom") })
+	for path, want := range map[string]float64{"/missing": 404, "/boom": 500, "/no-route": 404} {
+		rec := serve(e, httptest.NewRequest(http.MethodGet, path, nil))
+		if float64(rec.Code) != want {
+			t.Fatalf("GET %s = %d, want %v", path, rec.Code, want)
+		}
+		var logged []float64
+		for _, r := range buf.records(t, "request") {
+			if r["path"] == path {
+				logged = append(logged, r["status"].(float64))
+			}
+		}
+		if len(logged) != 1 || logged[0] != want {
+			t.Errorf("access log for %s has statuses %v, want exactly [%v]", path, logged, want)
+		}
+	}
+}
