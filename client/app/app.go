@@ -1,0 +1,239 @@
+// Package app wires the storefront: configuration, the service clients, the
+// session and CSRF middleware, the page cache, the static assets and the
+// handlers on an Echo server with the shared probes. main, the local stack
+// (dev/) and the tests all start it the same way, as a service.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/gommon/bytes"
+
+	"github.com/stuffmart/stuffmart/client/internal/api"
+	"github.com/stuffmart/stuffmart/client/internal/assets"
+	"github.com/stuffmart/stuffmart/client/internal/csrf"
+	"github.com/stuffmart/stuffmart/client/internal/handlers"
+	"github.com/stuffmart/stuffmart/client/internal/pagecache"
+	"github.com/stuffmart/stuffmart/client/internal/session"
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/web"
+)
+
+// requiredAssets must be in the assets folder.
+var requiredAssets = []string{"app.css", "countdown.js", "favicon.svg"}
+
+// Config is the storefront's configuration.
+type Config struct {
+	// HTTPAddr (HTTP_ADDR, ":3000") is where it listens.
+	HTTPAddr string
+	// AuthURL, StuffURL, OrdersURL, PaymentsURL (AUTH_URL, STUFF_URL,
+	// ORDERS_URL, PAYMENTS_URL) are the services' base URLs; each defaults
+	// to API_URL (the ingress, or the local gateway), and is required when
+	// API_URL is unset.
+	AuthURL, StuffURL, OrdersURL, PaymentsURL string
+	// JWTKey and SessionKey (JWT_KEY, SESSION_KEY: required, 32+
+	// characters, the services' own) let the storefront read the session
+	// cookie and verify the access token locally.
+	JWTKey, SessionKey string
+	// RefreshTTL (REFRESH_TOKEN_TTL, "168h") is the cookie lifetime the
+	// storefront uses when it clears the cookie (as auth does).
+	RefreshTTL time.Duration
+	// PublicURL (PUBLIC_URL, optional) is the public base URL for canonical
+	// links, Open Graph and the sitemap; empty: each request's own host.
+	PublicURL string
+	// AssetsDir (ASSETS_DIR) holds app.css, countdown.js and favicon.svg;
+	// default: the first "assets" folder found from the working directory
+	// up (the repository's assets/).
+	AssetsDir string
+	// CacheTTL (CACHE_TTL, "1s", at most 1s, "0" turns it off) is how long
+	// anonymous renders of the home and stuff pages are kept.
+	CacheTTL time.Duration
+	// PaymentsOffline (PAYMENTS_OFFLINE, true) offers Stripe's test cards
+	// on the payment form; false asks for a payment method id.
+	PaymentsOffline bool
+	// ServiceTimeout (SERVICE_TIMEOUT, "5s") bounds one call to a service;
+	// PayTimeout (PAY_TIMEOUT, "30s") bounds a payment.
+	ServiceTimeout, PayTimeout time.Duration
+	// BodyLimit (BODY_LIMIT, "256K") caps form bodies: a listing of 5,000
+	// characters of any script, URL-encoded, fits.
+	BodyLimit string
+	// Now is the clock (countdowns, expiry); nil means time.Now. Tests pin
+	// it; not read from the environment.
+	Now func() time.Time
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in main),
+// reporting every missing or malformed variable at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	apiURL := r.String("API_URL", "")
+	svc := func(name string) string {
+		if apiURL != "" {
+			return r.String(name, apiURL)
+		}
+		return r.Required(name)
+	}
+	cfg := Config{
+		HTTPAddr:       r.String("HTTP_ADDR", ":3000"),
+		AuthURL:        svc("AUTH_URL"),
+		StuffURL:       svc("STUFF_URL"),
+		OrdersURL:      svc("ORDERS_URL"),
+		PaymentsURL:    svc("PAYMENTS_URL"),
+		JWTKey:         r.Secret("JWT_KEY", 32),
+		SessionKey:     r.Secret("SESSION_KEY", 32),
+		RefreshTTL:     r.Duration("REFRESH_TOKEN_TTL", 7*24*time.Hour),
+		PublicURL:      strings.TrimRight(r.String("PUBLIC_URL", ""), "/"),
+		AssetsDir:      r.String("ASSETS_DIR", ""),
+		ServiceTimeout: r.Duration("SERVICE_TIMEOUT", 5*time.Second),
+		PayTimeout:     r.Duration("PAY_TIMEOUT", 30*time.Second),
+		BodyLimit:      r.String("BODY_LIMIT", "256K"),
+	}
+	problems := []error{r.Err()}
+	ttl := strings.TrimSpace(getenv("CACHE_TTL"))
+	switch ttl {
+	case "":
+		cfg.CacheTTL = time.Second
+	case "0":
+		cfg.CacheTTL = 0
+	default:
+		d, err := time.ParseDuration(ttl)
+		if err != nil || d < 0 || d > pagecache.MaxTTL {
+			problems = append(problems, fmt.Errorf("CACHE_TTL: %q must be a Go duration from 0 to 1s", ttl))
+		}
+		cfg.CacheTTL = d
+	}
+	cfg.PaymentsOffline = true
+	if v := strings.TrimSpace(getenv("PAYMENTS_OFFLINE")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("PAYMENTS_OFFLINE: %q is not true or false", v))
+		}
+		cfg.PaymentsOffline = b
+	}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			problems = append(problems, fmt.Errorf("PUBLIC_URL: %q must be a base URL such as https://shop.example", cfg.PublicURL))
+		}
+	}
+	if _, err := bytes.Parse(cfg.BodyLimit); err != nil {
+		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.BodyLimit))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// LogValue logs the configuration with secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("auth_url", c.AuthURL),
+		slog.String("stuff_url", c.StuffURL),
+		slog.String("orders_url", c.OrdersURL),
+		slog.String("payments_url", c.PaymentsURL),
+		slog.String("jwt_key", config.Mask(c.JWTKey)),
+		slog.String("session_key", config.Mask(c.SessionKey)),
+		slog.String("public_url", c.PublicURL),
+		slog.String("assets_dir", c.AssetsDir),
+		slog.Duration("cache_ttl", c.CacheTTL),
+		slog.Bool("payments_offline", c.PaymentsOffline),
+		slog.Duration("service_timeout", c.ServiceTimeout),
+	)
+}
+
+// App is the storefront, built and ready to serve.
+type App struct {
+	echo    *echo.Echo
+	clients *api.Clients
+	cache   *pagecache.Cache
+}
+
+// New builds the storefront. It fails on a bad service URL, a cache TTL
+// over a second, or missing assets; it does not wait for the services,
+// which may start later.
+func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	dir := cfg.AssetsDir
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("assets: %w", err)
+		}
+		if dir, err = assets.Find(wd, requiredAssets[0]); err != nil {
+			return nil, err
+		}
+	}
+	set, err := assets.Load(dir, requiredAssets...)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := api.New(cfg.AuthURL, cfg.StuffURL, cfg.OrdersURL, cfg.PaymentsURL,
+		api.Options{Timeout: cfg.ServiceTimeout, PayTimeout: cfg.PayTimeout})
+	if err != nil {
+		return nil, err
+	}
+	cache, err := pagecache.New(cfg.CacheTTL, 2_000, nil)
+	if err != nil {
+		return nil, err
+	}
+	refreshTTL := cfg.RefreshTTL
+	if refreshTTL <= 0 {
+		refreshTTL = 7 * 24 * time.Hour
+	}
+	// Access tokens are checked on the real clock, as every service does.
+	tokens := auth.NewTokens([]byte(cfg.JWTKey), 15*time.Minute)
+	sessions := session.New(auth.NewSessions([]byte(cfg.SessionKey), tokens, refreshTTL), clients.Auth, log, nil)
+	guard := csrf.New([]byte(cfg.SessionKey), func(c echo.Context) string { return session.From(c).UserID() })
+	h := handlers.New(clients, sessions, guard, cache, set, log, handlers.Options{
+		PublicURL:       cfg.PublicURL,
+		PaymentsOffline: cfg.PaymentsOffline,
+		Now:             cfg.Now,
+	})
+	// /readyz checks nothing beyond the process: a storefront that is up
+	// serves its error pages while a service is down, and readiness that
+	// followed the services would take every replica out at once.
+	e := web.New(log, web.Options{BodyLimit: cfg.BodyLimit})
+	h.Routes(e)
+	return &App{echo: e, clients: clients, cache: cache}, nil
+}
+
+// Handler is the storefront's HTTP handler (the Echo instance).
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Start starts nothing in the background (the page cache revalidates on
+// demand); it is here so the storefront starts like every service.
+func (a *App) Start() {}
+
+// Close stops background page renders and drops idle connections to the
+// services.
+func (a *App) Close(context.Context) error {
+	a.cache.Close()
+	a.clients.Close()
+	return nil
+}
+
+// Run builds the storefront and serves HTTP on cfg.HTTPAddr until ctx ends,
+// then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log.Info("starting client", "config", cfg)
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	a.Start()
+	serveErr := web.Serve(ctx, log, cfg.HTTPAddr, a.Handler(), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, a.Close(cctx))
+}

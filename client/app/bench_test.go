@@ -1,0 +1,347 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/stuffmart/stuffmart/client/app"
+	"github.com/stuffmart/stuffmart/client/internal/clienttest"
+	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+	"github.com/stuffmart/stuffmart/shared/web"
+)
+
+// The storefront benchmarks (SPEC §9): the anonymous home page with 5,000
+// listings and the stuff page, through the storefront on loopback at 50
+// connections, with the page cache and without it.
+//
+// The listings come from a stand-in of the stuff service's read API: the
+// same JSON, the same Echo stack (shared/web), the listings pre-encoded in
+// memory as the real service's catalog keeps them. Seeding 5,000 listings
+// into the real service through its API costs minutes of FerretDB work
+// that grows with the square of the count (its outbox relay reads and
+// updates each new document by _id, a collection scan on FerretDB), which
+// would run during the measurement; the stuff service's own benchmarks
+// (services/stuff/app, seeded in bulk through its store) measure its side.
+
+const (
+	benchListings = 5000
+	benchConns    = 50
+)
+
+// listingJSON is a listing as GET /api/stuff shows it to anonymous callers.
+type listingJSON struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	Price       int64  `json:"price"`
+	Currency    string `json:"currency"`
+	UserID      string `json:"userId"`
+	Status      string `json:"status"`
+	Version     int64  `json:"version"`
+	CreatedAt   string `json:"createdAt"`
+}
+
+// standInStuff serves GET /api/stuff and GET /api/stuff/:id over n
+// pre-encoded listings, newest first, and returns its URL and the ids.
+func standInStuff(b *testing.B, n int) (string, []string) {
+	b.Helper()
+	items := make([][]byte, n)
+	byID := make(map[string][]byte, n)
+	ids := make([]string, n)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		id := fmt.Sprintf("%024x", n-i)
+		it, err := json.Marshal(listingJSON{
+			ID: id, Title: fmt.Sprintf("Lecture notes #%d: data structures", n-i),
+			Description: "Typed notes of every lecture, with diagrams, worked examples and the answers to the past exams. Good for revision before the finals.",
+			Price:       int64(100 + i%5000), Currency: "usd", UserID: fmt.Sprintf("%024x", i%97), Status: "available", Version: 1,
+			CreatedAt: base.Add(-time.Duration(i) * time.Minute).Format(time.RFC3339Nano),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		items[i], byID[id], ids[i] = it, it, id
+	}
+	e := web.New(slog.New(slog.DiscardHandler), web.Options{})
+	e.GET("/api/stuff", func(c echo.Context) error {
+		page, err := web.QueryInt(c, "page", 1, 1, 10_000)
+		if err != nil {
+			return err
+		}
+		limit, err := web.QueryInt(c, "limit", 20, 1, 100)
+		if err != nil {
+			return err
+		}
+		from := min((page-1)*limit, n)
+		to := min(from+limit, n)
+		out := append(make([]byte, 0, 64+(to-from)*400), `{"stuff":[`...)
+		for i := from; i < to; i++ {
+			if i > from {
+				out = append(out, ',')
+			}
+			out = append(out, items[i]...)
+		}
+		out = fmt.Appendf(out, `],"page":%d,"limit":%d,"total":%d}`, page, limit, n)
+		return c.JSONBlob(http.StatusOK, out)
+	})
+	e.GET("/api/stuff/:id", func(c echo.Context) error {
+		it, ok := byID[c.Param("id")]
+		if !ok {
+			return errs.ErrNotFound
+		}
+		return c.JSONBlob(http.StatusOK, it)
+	})
+	srv := httptest.NewServer(e)
+	b.Cleanup(srv.Close)
+	return srv.URL, ids
+}
+
+// storefront starts the storefront on the stand-in with the given page
+// cache TTL (0: off). Anonymous pages call only the stuff service.
+func storefront(b *testing.B, stuffURL string, ttl time.Duration) string {
+	b.Helper()
+	cfg, err := app.LoadConfig(func(k string) string {
+		return map[string]string{
+			"API_URL":     "http://127.0.0.1:1", // not called by anonymous pages
+			"STUFF_URL":   stuffURL,
+			"JWT_KEY":     "bench-jwt-key-0123456789-0123456789-abc",
+			"SESSION_KEY": "bench-session-key-0123456789-0123456789",
+			"CACHE_TTL":   ttl.String(),
+		}[k]
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	b.Cleanup(func() {
+		srv.Close()
+		if err := a.Close(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	return srv.URL
+}
+
+// load sends b.N GET requests over benchConns keep-alive connections (with
+// gzip, as browsers) and reports requests per second and the latency
+// percentiles. path picks the path of request i.
+func load(b *testing.B, base string, path func(i int) string) {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConns: 2 * benchConns, MaxIdleConnsPerHost: 2 * benchConns, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	get := func(i int) (time.Duration, error) {
+		t0 := time.Now()
+		resp, err := hc.Get(base + path(i))
+		if err != nil {
+			return 0, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET %s: %d", path(i), resp.StatusCode)
+		}
+		return time.Since(t0), err
+	}
+	for i := range 4 * benchConns { // warm up: connections, caches
+		if _, err := get(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range benchConns {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N || failed.Load() != nil {
+					return
+				}
+				d, err := get(i)
+				if err != nil {
+					failed.Store(&err)
+					return
+				}
+				lat[i] = d
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkHome: GET / (the first 20 of 5,000 listings), anonymous.
+func BenchmarkHome(b *testing.B) {
+	stuff, _ := standInStuff(b, benchListings)
+	for _, mode := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"cached", time.Second}, {"uncached", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			load(b, storefront(b, stuff, mode.ttl), func(int) string { return "/" })
+		})
+	}
+}
+
+// BenchmarkHomePages: GET /?page=N over all 250 pages, anonymous.
+func BenchmarkHomePages(b *testing.B) {
+	stuff, _ := standInStuff(b, benchListings)
+	pages := func(i int) string { return "/?page=" + strconv.Itoa(i%(benchListings/20)+1) }
+	b.Run("cached", func(b *testing.B) { load(b, storefront(b, stuff, time.Second), pages) })
+	b.Run("uncached", func(b *testing.B) { load(b, storefront(b, stuff, 0), pages) })
+}
+
+// BenchmarkStuff: GET /stuff/:id, anonymous: one hot page, and a crawl of
+// random pages among the 5,000 (which the 1 s cache rarely helps).
+func BenchmarkStuff(b *testing.B) {
+	stuff, ids := standInStuff(b, benchListings)
+	hot := "/stuff/" + ids[len(ids)/2]
+	crawl := func(int) string { return "/stuff/" + ids[rand.IntN(len(ids))] }
+	cached, uncached := storefront(b, stuff, time.Second), storefront(b, stuff, 0)
+	b.Run("hot/cached", func(b *testing.B) { load(b, cached, func(int) string { return hot }) })
+	b.Run("hot/uncached", func(b *testing.B) { load(b, uncached, func(int) string { return hot }) })
+	b.Run("crawl/cached", func(b *testing.B) { load(b, cached, crawl) })
+	b.Run("crawl/uncached", func(b *testing.B) { load(b, uncached, crawl) })
+}
+
+// realListings is how many listings BenchmarkRealStuff seeds through the
+// real stuff service's API: enough for full pages, few enough that the
+// services' event work after seeding ends in seconds on FerretDB.
+const realListings = 500
+
+// BenchmarkRealStuff is the uncached home and stuff pages against the real
+// services (the stuff service's HTTP API and in-memory catalog behind the
+// storefront) with 500 listings seeded through the API.
+func BenchmarkRealStuff(b *testing.B) {
+	s := clienttest.Start(b, clienttest.Options{NoCache: true})
+	ids, err := seed(b, s, realListings)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("home/uncached", func(b *testing.B) { load(b, s.URL, func(int) string { return "/" }) })
+	b.Run("stuff/uncached", func(b *testing.B) {
+		load(b, s.URL, func(int) string { return "/stuff/" + ids[rand.IntN(len(ids))] })
+	})
+}
+
+// seed lists n pieces of stuff through the stuff service's API (8 sellers
+// at once), then waits until the services' work that follows (events, the
+// orders replica) is done, so that it does not run during the measurement.
+func seed(b *testing.B, s *clienttest.Stack, n int) ([]string, error) {
+	start := time.Now()
+	hc := &http.Client{Timeout: 30 * time.Second}
+	const workers = 8
+	var next atomic.Int64
+	ids := make([]string, n)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		cookie := testkit.SessionCookie(b, s.Sessions, auth.User{ID: fmt.Sprintf("%024x", w+1), Email: fmt.Sprintf("seller%d@uni.edu", w), Role: auth.RoleUser}, "")
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				body, _ := json.Marshal(map[string]any{ // strings and numbers: cannot fail
+					"title":       fmt.Sprintf("Lecture notes #%d: data structures", i),
+					"description": "Typed notes of every lecture, with diagrams, worked examples and the answers to the past exams.",
+					"price":       100 + i,
+					"delivery":    "https://files.example/notes.pdf",
+				})
+				req, err := http.NewRequest(http.MethodPost, s.StuffURL+"/api/stuff", bytes.NewReader(body))
+				if err != nil {
+					errc <- err
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.AddCookie(cookie)
+				resp, err := hc.Do(req)
+				if err != nil {
+					errc <- err
+					return
+				}
+				var out struct {
+					ID string `json:"id"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					errc <- fmt.Errorf("seed listing %d: %d %v", i, resp.StatusCode, err)
+					return
+				}
+				ids[i] = out.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	if err := waitQuiet(time.Minute); err != nil {
+		return nil, err
+	}
+	b.Logf("seeded %d listings, and the services settled, in %s", n, time.Since(start).Round(time.Millisecond))
+	return ids, nil
+}
+
+// waitQuiet waits until this process uses less than a tenth of a core over
+// half a second.
+func waitQuiet(timeout time.Duration) error {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		before := cpu()
+		time.Sleep(500 * time.Millisecond)
+		if cpu()-before < 50*time.Millisecond {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the services were still busy after %s", timeout)
+		}
+	}
+}

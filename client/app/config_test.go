@@ -1,0 +1,125 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stuffmart/stuffmart/client/app"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var validEnv = map[string]string{
+	"JWT_KEY":     "a-jwt-key-of-at-least-32-characters!",
+	"SESSION_KEY": "a-session-key-of-at-least-32-chars!!",
+	"API_URL":     "http://gateway:8080",
+}
+
+func with(kv ...string) map[string]string {
+	m := map[string]string{}
+	for k, v := range validEnv {
+		m[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := app.LoadConfig(env(validEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != ":3000" || cfg.AuthURL != "http://gateway:8080" || cfg.PaymentsURL != "http://gateway:8080" ||
+		cfg.CacheTTL != time.Second || !cfg.PaymentsOffline || cfg.ServiceTimeout != 5*time.Second {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	cfg, err = app.LoadConfig(env(with("STUFF_URL", "http://stuff-srv:3000", "CACHE_TTL", "0", "PAYMENTS_OFFLINE", "false", "PUBLIC_URL", "https://shop.example/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StuffURL != "http://stuff-srv:3000" || cfg.AuthURL != "http://gateway:8080" || cfg.CacheTTL != 0 || cfg.PaymentsOffline || cfg.PublicURL != "https://shop.example" {
+		t.Errorf("overrides: %+v", cfg)
+	}
+	if s := cfg.LogValue().String(); strings.Contains(s, validEnv["JWT_KEY"]) || strings.Contains(s, validEnv["SESSION_KEY"]) {
+		t.Errorf("secrets in the log: %s", s)
+	}
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"nothing set", map[string]string{}, []string{"AUTH_URL is required", "STUFF_URL is required", "ORDERS_URL is required", "PAYMENTS_URL is required", "JWT_KEY is required", "SESSION_KEY is required"}},
+		{"short secret", with("JWT_KEY", "short"), []string{"JWT_KEY must be at least 32 characters"}},
+		{"cache over a second", with("CACHE_TTL", "2s"), []string{"CACHE_TTL"}},
+		{"bad cache", with("CACHE_TTL", "soon"), []string{"CACHE_TTL"}},
+		{"bad bool", with("PAYMENTS_OFFLINE", "maybe"), []string{"PAYMENTS_OFFLINE"}},
+		{"bad public URL", with("PUBLIC_URL", "shop.example/path"), []string{"PUBLIC_URL"}},
+		{"bad body limit", with("BODY_LIMIT", "lots"), []string{"BODY_LIMIT"}},
+	}
+	for _, tc := range tests {
+		_, err := app.LoadConfig(env(tc.env))
+		if err == nil {
+			t.Errorf("%s: no error", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v lacks %q", tc.name, err, w)
+			}
+		}
+	}
+}
+
+// TestServicesDown: with no service reachable the storefront still answers
+// its probes, and pages are a friendly 503, never a stack trace.
+func TestServicesDown(t *testing.T) {
+	t.Parallel()
+	cfg, err := app.LoadConfig(env(with("API_URL", "http://127.0.0.1:1", "SERVICE_TIMEOUT", "2s")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, testkit.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		if err := a.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusOK} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	nb := newBrowser(t, nil, srv.URL)
+	p := nb.get("/").is(http.StatusServiceUnavailable).contains("We are having trouble", "Reference: <code>")
+	p.lacks("goroutine", "127.0.0.1:1", "dial tcp")
+	nb.get("/stuff/abc").is(http.StatusServiceUnavailable)
+	// HEAD works on the pages crawlers check.
+	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/robots.txt", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD /robots.txt: %d", resp.StatusCode)
+	}
+}

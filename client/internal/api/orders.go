@@ -1,0 +1,67 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Orders is the client of the orders service (/api/orders).
+type Orders struct{ b *base }
+
+// Order statuses.
+const (
+	OrderCreated   = "created"
+	OrderCancelled = "cancelled"
+	OrderComplete  = "complete"
+)
+
+// Order is an order as the orders service shows it to its owner.
+type Order struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	UserID    string    `json:"userId"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	CreatedAt time.Time `json:"createdAt"`
+	Stuff     struct {
+		ID       string `json:"id"`
+		Title    string `json:"title"`
+		Price    int64  `json:"price"`
+		Currency string `json:"currency"`
+	} `json:"stuff"`
+	Version int64 `json:"version"`
+}
+
+// Create orders a stuff for the session's user, holding it. Errors: *Error
+// 404 unknown stuff, 400 own or sold stuff, 409 held by someone else.
+func (c *Orders) Create(ctx context.Context, s Session, stuffID string) (Order, error) {
+	var out Order
+	body := struct {
+		StuffID string `json:"stuffId"`
+	}{stuffID}
+	_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/orders", body: body, sess: s}, &out)
+	return out, err
+}
+
+// List returns the session user's orders, newest first.
+func (c *Orders) List(ctx context.Context, s Session) ([]Order, error) {
+	var out []Order
+	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/orders", sess: s}, &out)
+	return out, err
+}
+
+// Get returns one of the session user's orders. Errors: *Error 404, 401 not
+// theirs.
+func (c *Orders) Get(ctx context.Context, s Session, id string) (Order, error) {
+	var out Order
+	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/orders/" + url.PathEscape(id), sess: s}, &out)
+	return out, err
+}
+
+// Cancel cancels one of the session user's orders, releasing the stuff.
+// Errors: *Error 400 unless created, 401, 404.
+func (c *Orders) Cancel(ctx context.Context, s Session, id string) error {
+	_, err := c.b.do(ctx, call{method: http.MethodDelete, path: "/api/orders/" + url.PathEscape(id), sess: s})
+	return err
+}

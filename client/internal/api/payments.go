@@ -1,0 +1,89 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Payments is the client of the payments service (/api/payments).
+type Payments struct {
+	b          *base
+	payTimeout time.Duration
+}
+
+// PayInput pays an order with a payment method and/or a coupon code.
+type PayInput struct {
+	OrderID       string `json:"orderId"`
+	PaymentMethod string `json:"paymentMethod,omitempty"`
+	Coupon        string `json:"coupon,omitempty"`
+}
+
+// Payment is a recorded payment.
+type Payment struct {
+	ID      string `json:"id"`
+	OrderID string `json:"orderId"`
+	Amount  int64  `json:"amount"`
+}
+
+// replicaWait bounds how long Pay retries a 404: payments learns of an
+// order from the order:created event, which may trail the order's creation
+// by a few milliseconds; a buyer who pays at once must not be told the order
+// does not exist.
+const replicaWait = 3 * time.Second
+
+// Pay pays an order. Errors: *Error 400 (declined card on the paymentMethod
+// field, coupon errors on the coupon field, cancelled, expired or already
+// paid), 401 not the buyer, 404 unknown order.
+func (c *Payments) Pay(ctx context.Context, s Session, in PayInput) (Payment, error) {
+	deadline := time.Now().Add(replicaWait)
+	wait := 25 * time.Millisecond
+	for {
+		var out Payment
+		_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/payments", body: in, sess: s, timeout: c.payTimeout}, &out)
+		if StatusOf(err) != http.StatusNotFound || time.Now().Add(wait).After(deadline) {
+			return out, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return out, errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 400*time.Millisecond)
+	}
+}
+
+// NewCoupon is an admin's coupon request. MaxRedemptions and ExpiresAt are
+// optional (unlimited).
+type NewCoupon struct {
+	PercentOff     int     `json:"percentOff"`
+	MaxRedemptions *int    `json:"maxRedemptions,omitempty"`
+	ExpiresAt      *string `json:"expiresAt,omitempty"`
+}
+
+// Coupon is a coupon as admins see it.
+type Coupon struct {
+	Code           string     `json:"code"`
+	PercentOff     int        `json:"percentOff"`
+	MaxRedemptions *int       `json:"maxRedemptions"`
+	ExpiresAt      *time.Time `json:"expiresAt"`
+	Redemptions    int        `json:"redemptions"`
+}
+
+// CreateCoupon creates a coupon (admins only). Errors: *Error 400 with
+// field items, 401.
+func (c *Payments) CreateCoupon(ctx context.Context, s Session, in NewCoupon) (Coupon, error) {
+	var out Coupon
+	_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/payments/coupons", body: in, sess: s}, &out)
+	return out, err
+}
+
+// Coupons lists every coupon (admins only).
+func (c *Payments) Coupons(ctx context.Context, s Session) ([]Coupon, error) {
+	var out []Coupon
+	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/payments/coupons", sess: s}, &out)
+	return out, err
+}

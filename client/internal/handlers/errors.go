@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/stuffmart/stuffmart/client/internal/api"
+	"github.com/stuffmart/stuffmart/client/internal/views/layout"
+	"github.com/stuffmart/stuffmart/client/internal/views/pages"
+)
+
+// HeldMessage is the customer's sentence for stuff that someone else is
+// checking out (SPEC §1.3), verbatim.
+const HeldMessage = "The stuff is being checking out by someone else, please come back later"
+
+// pageError is an error the visitor sees as a page with its status.
+type pageError struct {
+	status   int
+	heading  string
+	message  string
+	backURL  string
+	backText string
+}
+
+func (e *pageError) Error() string { return e.heading + ": " + e.message }
+
+var (
+	errNotFound = &pageError{status: http.StatusNotFound, heading: "Page not found",
+		message: "There is nothing here. The link may be broken, or the stuff may have been taken down."}
+	errCSRF = &pageError{status: http.StatusForbidden, heading: "This form has expired",
+		message: "The form was not sent from this page of Stuffmart, or it is too old. Go back, reload the page and try again."}
+	errAdminsOnly = &pageError{status: http.StatusForbidden, heading: "Admins only",
+		message: "This page is for Stuffmart's admins."}
+)
+
+// held is the 409 page for stuff someone else is checking out.
+func held(stuffURL string) *pageError {
+	return &pageError{status: http.StatusConflict, heading: "Being checked out", message: HeldMessage,
+		backURL: stuffURL, backText: "Back to the stuff"}
+}
+
+// badRequest is a 400 page with the service's message.
+func badRequest(msg, backURL, backText string) *pageError {
+	return &pageError{status: http.StatusBadRequest, heading: "That did not work", message: msg, backURL: backURL, backText: backText}
+}
+
+// ErrorHandler renders every error as an HTML page with its status: the
+// page errors as they are, Echo's 404/405/413, the services' 404 and 409,
+// and anything else as a friendly 5xx page (logged with the request id).
+func (h *Handler) ErrorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		h.log.ErrorContext(c.Request().Context(), "request failed after the response was sent", "err", err,
+			"path", c.Request().URL.Path, "request_id", requestID(c))
+		return
+	}
+	m := h.errorModel(err, c)
+	if m.Status >= http.StatusInternalServerError {
+		h.log.ErrorContext(c.Request().Context(), "request failed", "err", err, "status", m.Status,
+			"method", c.Request().Method, "path", c.Request().URL.Path, "request_id", m.RequestID)
+	}
+	meta := layout.Meta{Title: m.Heading + " · " + layout.SiteName, Description: m.Message, NoIndex: true}
+	if rerr := h.render(c, m.Status, h.frame(c, meta, "", pages.ErrorPage(m))); rerr != nil {
+		h.log.ErrorContext(c.Request().Context(), "render error page", "err", rerr, "cause", err)
+		if !c.Response().Committed {
+			if werr := c.String(m.Status, http.StatusText(m.Status)); werr != nil {
+				h.log.DebugContext(c.Request().Context(), "write plain error", "err", werr)
+			}
+		}
+	}
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+func (h *Handler) errorModel(err error, c echo.Context) pages.Error {
+	var pe *pageError
+	if errors.As(err, &pe) {
+		return pages.Error{Status: pe.status, Heading: pe.heading, Message: pe.message, BackURL: pe.backURL, BackText: pe.backText}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code < http.StatusInternalServerError {
+		switch he.Code {
+		case http.StatusNotFound:
+			return h.errorModel(errNotFound, c)
+		case http.StatusRequestEntityTooLarge:
+			return pages.Error{Status: he.Code, Heading: "Too much text", Message: "What you sent is too long. Please shorten it and try again."}
+		case http.StatusMethodNotAllowed:
+			return pages.Error{Status: he.Code, Heading: "Not allowed", Message: "This page cannot be used that way."}
+		}
+		return pages.Error{Status: he.Code, Heading: http.StatusText(he.Code), Message: "The request could not be handled."}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return pages.Error{Status: http.StatusRequestEntityTooLarge, Heading: "Too much text", Message: "What you sent is too long. Please shorten it and try again."}
+	}
+	switch api.StatusOf(err) {
+	case http.StatusNotFound:
+		return h.errorModel(errNotFound, c)
+	case http.StatusConflict:
+		return h.errorModel(held(""), c)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return pages.Error{Status: http.StatusForbidden, Heading: "Not allowed", Message: "You are not allowed to do that."}
+	case http.StatusBadRequest:
+		var ae *api.Error
+		errors.As(err, &ae)
+		return pages.Error{Status: http.StatusBadRequest, Heading: "That did not work", Message: ae.Message()}
+	}
+	m := pages.Error{Status: http.StatusInternalServerError, Heading: "Something went wrong",
+		Message: "Sorry, something went wrong on our side. Please try again in a moment.", RequestID: requestID(c)}
+	var ne net.Error
+	if s := api.StatusOf(err); s >= 500 || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) {
+		m.Status = http.StatusServiceUnavailable
+		m.Heading = "We are having trouble"
+		m.Message = "Part of Stuffmart is not answering right now. Please try again in a moment."
+	}
+	return m
+}

@@ -1,0 +1,182 @@
+// Package handlers is the storefront's HTTP layer: one file per area of
+// pages (listings, account, orders, admin, SEO), the page frame and the one
+// render helper, the HTML error pages, and the middleware that resolves the
+// visitor, checks CSRF tokens and sets the security headers. Handlers call
+// the services through package api only, compute every value a page shows,
+// and answer every form POST with a redirect (or the form again, with its
+// errors, when it cannot be done).
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/stuffmart/stuffmart/client/internal/api"
+	"github.com/stuffmart/stuffmart/client/internal/assets"
+	"github.com/stuffmart/stuffmart/client/internal/csrf"
+	"github.com/stuffmart/stuffmart/client/internal/pagecache"
+	"github.com/stuffmart/stuffmart/client/internal/session"
+)
+
+// PageSize is the number of listings on a page of the home page.
+const PageSize = 20
+
+// MaxPage is the last page number the home page accepts (the stuff
+// service's own limit).
+const MaxPage = 10_000
+
+// Options configures the handlers.
+type Options struct {
+	// PublicURL is the storefront's public base URL (https://shop.example)
+	// for canonical links and the sitemap; empty: taken from each request.
+	PublicURL string
+	// PaymentsOffline offers Stripe's test cards on the payment form (the
+	// payments service runs without a Stripe key, or with a test key).
+	PaymentsOffline bool
+	// Now is the clock (countdowns, "Order expired"); time.Now when nil.
+	Now func() time.Time
+}
+
+// Handler serves the storefront's pages.
+type Handler struct {
+	api      *api.Clients
+	sessions *session.Manager
+	csrf     *csrf.Guard
+	cache    *pagecache.Cache
+	assets   *assets.Set
+	log      *slog.Logger
+	opts     Options
+	sitemap  *sitemapCache
+}
+
+// New returns the handlers over the service clients. cache holds anonymous
+// renders of the listing pages; sessions resolves visitors; guard checks
+// CSRF tokens.
+func New(clients *api.Clients, sessions *session.Manager, guard *csrf.Guard, cache *pagecache.Cache, set *assets.Set, log *slog.Logger, opts Options) *Handler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	return &Handler{api: clients, sessions: sessions, csrf: guard, cache: cache, assets: set, log: log, opts: opts,
+		sitemap: &sitemapCache{ttl: time.Minute}}
+}
+
+// noSession lists the paths that never need the visitor: static files,
+// probes, robots and sitemap (anonymous by nature, and hit often).
+func noSession(path string) bool {
+	return strings.HasPrefix(path, assets.Prefix) || path == "/healthz" || path == "/readyz" ||
+		path == "/robots.txt" || path == "/sitemap.xml" || path == "/favicon.ico"
+}
+
+// Routes registers the pages and their middleware on e, whose shared
+// middleware (request ids, logs, recovery, body limit, probes) is in place.
+func (h *Handler) Routes(e *echo.Echo) {
+	// Errors become pages; shared/web answers them inside its access log,
+	// so the log shows the status the visitor got.
+	e.HTTPErrorHandler = h.ErrorHandler
+	e.Use(securityHeaders)
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		resolve := h.sessions.Middleware()(next)
+		return func(c echo.Context) error {
+			if noSession(c.Request().URL.Path) {
+				return next(c)
+			}
+			return resolve(c)
+		}
+	})
+	e.Use(h.csrf.Middleware(func(echo.Context) error { return errCSRF }))
+
+	getHead := []string{http.MethodGet, http.MethodHead}
+	e.Match(getHead, "/assets/*", h.assets.Handler(func(echo.Context) error { return errNotFound }))
+	e.GET("/favicon.ico", func(c echo.Context) error {
+		return c.Redirect(http.StatusMovedPermanently, h.assets.URL("favicon.svg"))
+	})
+	e.Match(getHead, "/robots.txt", h.robots)
+	e.Match(getHead, "/sitemap.xml", h.sitemapXML)
+
+	// Listings.
+	e.Match(getHead, "/", h.home)
+	e.Match(getHead, "/stuff/:id", h.stuff)
+	e.POST("/stuff/:id/buy", h.buy, h.requireUser)
+	e.GET("/sell", h.sellForm, h.requireUser)
+	e.POST("/sell", h.sell, h.requireUser)
+	e.GET("/stuff/:id/edit", h.editForm, h.requireUser)
+	e.POST("/stuff/:id/edit", h.edit, h.requireUser)
+	e.GET("/mine", h.mine, h.requireUser)
+
+	// Account.
+	e.GET("/signup", h.signUpForm)
+	e.POST("/signup", h.signUp)
+	e.GET("/signin", h.signInForm)
+	e.POST("/signin", h.signIn)
+	e.POST("/signout", h.signOut)
+
+	// Orders.
+	e.GET("/orders", h.orders, h.requireUser)
+	e.GET("/orders/:id", h.order, h.requireUser)
+	e.POST("/orders/:id/pay", h.pay, h.requireUser)
+	e.POST("/orders/:id/cancel", h.cancel, h.requireUser)
+	e.GET("/orders/:id/content", h.content, h.requireUser)
+
+	// Admin.
+	e.GET("/admin/coupons", h.coupons, h.requireAdmin)
+	e.POST("/admin/coupons", h.createCoupon, h.requireAdmin)
+	e.GET("/admin/users", h.users, h.requireAdmin)
+	e.POST("/admin/users/:id/ban", h.ban, h.requireAdmin)
+	e.POST("/admin/users/:id/unban", h.unban, h.requireAdmin)
+}
+
+// securityHeaders are on every answer: no inline script or style may run,
+// no other site may frame the storefront, referrers stay on the site.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if c.Request().TLS != nil || c.Scheme() == "https" {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		return next(c)
+	}
+}
+
+// requireUser sends anonymous visitors to the sign-in page (back here after,
+// for a page; to the home page after, for a form).
+func (h *Handler) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !session.From(c).SignedIn() {
+			return c.Redirect(http.StatusSeeOther, signInURL(c))
+		}
+		return next(c)
+	}
+}
+
+// requireAdmin lets admins through; others get the sign-in page or a 403.
+func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := session.From(c)
+		if !v.SignedIn() {
+			return c.Redirect(http.StatusSeeOther, signInURL(c))
+		}
+		if !v.IsAdmin() {
+			return errAdminsOnly
+		}
+		return next(c)
+	}
+}
+
+func signInURL(c echo.Context) string {
+	if c.Request().Method != http.MethodGet {
+		return "/signin"
+	}
+	return "/signin?next=" + urlQueryEscape(c.Request().URL.RequestURI())
+}

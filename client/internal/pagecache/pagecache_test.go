@@ -1,0 +1,178 @@
+package pagecache_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stuffmart/stuffmart/client/internal/pagecache"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// counter is a Fill that renders "1", "2", ... and counts its calls.
+type counter struct {
+	n     atomic.Int64
+	block chan struct{}
+}
+
+func (f *counter) fill(context.Context) (*pagecache.Page, error) {
+	n := f.n.Add(1)
+	if f.block != nil {
+		<-f.block
+	}
+	return pagecache.NewPage(http.StatusOK, []byte{byte('0' + n)}), nil
+}
+
+func TestFreshStaleExpired(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: time.Unix(1000, 0)}
+	c, err := pagecache.New(time.Second, 10, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := &counter{}
+	get := func() string {
+		p, err := c.Get(context.Background(), "k", f.fill)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(p.Body)
+	}
+	if got := get(); got != "1" || f.n.Load() != 1 {
+		t.Fatalf("first Get = %q after %d renders", got, f.n.Load())
+	}
+	clk.Add(400 * time.Millisecond)
+	if got := get(); got != "1" || f.n.Load() != 1 {
+		t.Fatalf("fresh Get = %q after %d renders, want the cached page", got, f.n.Load())
+	}
+	// Stale: the old page now, a new one rendered in the background.
+	clk.Add(200 * time.Millisecond)
+	if got := get(); got != "1" {
+		t.Fatalf("stale Get = %q, want the stale page at once", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for get() != "2" {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale page was never revalidated")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Past the TTL a page is never served.
+	clk.Add(1100 * time.Millisecond)
+	if got := get(); got != "3" {
+		t.Fatalf("expired Get = %q, want a new render", got)
+	}
+}
+
+func TestMissesRenderOnce(t *testing.T) {
+	t.Parallel()
+	c, err := pagecache.New(time.Second, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := &counter{block: make(chan struct{})}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.Get(context.Background(), "k", f.fill); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let them all wait on the one render
+	close(f.block)
+	wg.Wait()
+	if n := f.n.Load(); n != 1 {
+		t.Errorf("%d renders for 20 concurrent misses, want 1", n)
+	}
+}
+
+func TestErrorsAndDisabled(t *testing.T) {
+	t.Parallel()
+	if _, err := pagecache.New(2*time.Second, 10, nil); err == nil {
+		t.Error("a TTL over 1s was accepted")
+	}
+	c, err := pagecache.New(time.Second, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	boom := errors.New("boom")
+	calls := 0
+	failing := func(context.Context) (*pagecache.Page, error) { calls++; return nil, boom }
+	for range 2 {
+		if _, err := c.Get(context.Background(), "k", failing); !errors.Is(err, boom) {
+			t.Fatalf("Get = %v, want the render's error", err)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("a failed render was cached (%d calls)", calls)
+	}
+
+	off, err := pagecache.New(0, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	f := &counter{}
+	for range 3 {
+		if _, err := off.Get(context.Background(), "k", f.fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.n.Load(); n != 3 || off.Enabled() {
+		t.Errorf("disabled cache: %d renders for 3 Gets", n)
+	}
+}
+
+func TestBounded(t *testing.T) {
+	t.Parallel()
+	c, err := pagecache.New(time.Second, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := &counter{}
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		if _, err := c.Get(context.Background(), k, f.fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every key was rendered once; the cache kept at most 3, so at least
+	// two of them render again.
+	before := f.n.Load()
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		if _, err := c.Get(context.Background(), k, f.fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again := f.n.Load() - before; again < 2 {
+		t.Errorf("%d keys rendered again, want at least 2 (at most 3 kept)", again)
+	}
+	p := pagecache.NewPage(http.StatusOK, []byte("<html>hello hello hello hello</html>"))
+	if gz := p.Gzipped(); len(gz) == 0 || p.ETag == "" {
+		t.Errorf("page gzip %d bytes, ETag %q", len(gz), p.ETag)
+	}
+}

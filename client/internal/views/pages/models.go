@@ -1,0 +1,208 @@
+// Package pages holds one templ component per storefront page and the view
+// models they render. Handlers compute every value (prices formatted, what
+// the visitor may do, error messages); the templates only branch on them.
+package pages
+
+import (
+	"strconv"
+
+	"github.com/stuffmart/stuffmart/client/internal/views/components"
+)
+
+// Home is the list of available stuff.
+type Home struct {
+	Cards []components.Card
+	Pager components.Pager
+	// Total is the number of available listings.
+	Total int
+	// First is whether this is the first page (which has the intro).
+	First    bool
+	SignedIn bool
+}
+
+// Stuff is one listing's page.
+type Stuff struct {
+	ID          string
+	Title       string
+	Description string
+	Price       string
+	Listed      string
+	ListedISO   string
+	BadgeKind   string
+	BadgeText   string
+	// What the visitor may do: exactly one of these blocks shows.
+	CanBuy   bool   // signed in, not the seller, available: the BUY form
+	SignInTo string // anonymous and available: the sign-in link (with next)
+	Held     bool   // reserved by an order: "being checked out"
+	Sold     bool
+	IsSeller bool
+	// EditURL is set for the seller while the listing may be edited.
+	EditURL string
+	BuyURL  string
+	CSRF    string
+	// Delivery is shown to the seller and to a buyer.
+	Delivery    string
+	DeliveryURL string
+	Bought      bool
+	Error       string
+}
+
+// StuffForm is the sell and edit form.
+type StuffForm struct {
+	Heading     string
+	Intro       string
+	Action      string
+	Submit      string
+	CancelURL   string
+	CSRF        string
+	Errors      []string
+	Title       components.Field
+	Description components.Field
+	Price       components.Field
+	Delivery    components.Field
+}
+
+// AuthForm is the sign-in and sign-up form.
+type AuthForm struct {
+	Heading  string
+	Intro    string
+	Action   string
+	Submit   string
+	CSRF     string
+	Next     string
+	Errors   []string
+	Email    components.Field
+	Password components.Field
+	AltText  string
+	AltLink  string
+	AltURL   string
+}
+
+// OrderRow is one order in the list of the buyer's orders.
+type OrderRow struct {
+	URL       string
+	Title     string
+	Price     string
+	Created   string
+	BadgeKind string
+	BadgeText string
+	// ContentURL is set for a complete order: what was bought.
+	ContentURL string
+}
+
+// Orders is the list of the buyer's orders.
+type Orders struct {
+	Rows []OrderRow
+}
+
+// Order is one order's page.
+type Order struct {
+	ID        string
+	Title     string
+	StuffURL  string
+	Price     string
+	Created   string
+	BadgeKind string
+	BadgeText string
+	// Deadline is the hold's end, as text and as an ISO timestamp.
+	Deadline    string
+	DeadlineISO string
+	// RemainingMS and Remaining (m:ss) are the time left when the page
+	// was made; the countdown shows while the order can be paid.
+	RemainingMS int64
+	Remaining   string
+	Payable     bool
+	Expired     bool
+	Cancelled   bool
+	Complete    bool
+	ContentURL  string
+	PayAction   string
+	CancelURL   string
+	CSRF        string
+	// Offline offers Stripe's test cards; otherwise a payment method id.
+	Offline     bool
+	Cards       []components.Choice
+	MethodField components.Field
+	MethodError string
+	Coupon      components.Field
+	Errors      []string
+}
+
+// Content is what a buyer bought.
+type Content struct {
+	Title       string
+	StuffURL    string
+	OrderURL    string
+	Delivery    string
+	DeliveryURL string
+	// Pending: paid, but the sale is still being recorded.
+	Pending   bool
+	Cancelled bool
+}
+
+// MineRow is one of the seller's listings.
+type MineRow struct {
+	URL       string
+	EditURL   string
+	Title     string
+	Price     string
+	BadgeKind string
+	BadgeText string
+}
+
+// Mine is the seller's listings.
+type Mine struct {
+	Rows []MineRow
+}
+
+// CouponRow is one coupon in the admin list.
+type CouponRow struct {
+	Code        string
+	PercentOff  string
+	Redemptions string
+	Expires     string
+}
+
+// Coupons is the admin coupon page.
+type Coupons struct {
+	CSRF           string
+	Errors         []string
+	Created        string
+	PercentOff     components.Field
+	MaxRedemptions components.Field
+	ExpiresAt      components.Field
+	Rows           []CouponRow
+}
+
+// UserRow is one account in the admin list.
+type UserRow struct {
+	Email  string
+	Role   string
+	Banned bool
+	// Self is the admin's own account (not bannable).
+	Self      bool
+	BanURL    string
+	UnbanURL  string
+	BadgeKind string
+	BadgeText string
+}
+
+// Users is the admin user page.
+type Users struct {
+	CSRF  string
+	Rows  []UserRow
+	Pager components.Pager
+	Total string
+}
+
+// Error is an error page: 403, 404, 409, 5xx.
+type Error struct {
+	Status    int
+	Heading   string
+	Message   string
+	BackURL   string
+	BackText  string
+	RequestID string
+}
+
+func i64(n int64) string { return strconv.FormatInt(n, 10) }
