@@ -7,6 +7,7 @@ replace github.com/stuffmart/stuffmart/shared => ../shared
 replace github.com/stuffmart/stuffmart/services/auth => ../services/auth
 
 require (
+	github.com/stuffmart/stuffmart/client v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/auth v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/expiration v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/orders v0.0.0-00010101000000-000000000000
@@ -21,12 +22,13 @@ require (
 	github.com/FerretDB/FerretDB v1.24.2 // indirect
 	github.com/FerretDB/wire v0.0.8 // indirect
 	github.com/SAP/go-hdb v1.13.6 // indirect
+	github.com/a-h/templ v0.3.1100 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
-	github.com/fatih/color v1.16.0 // indirect
+	github.com/fatih/color v1.19.0 // indirect
 	github.com/go-logr/logr v1.4.2 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
@@ -52,7 +54,7 @@ require (
 	github.com/labstack/echo/v4 v4.16.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
-	github.com/mattn/go-isatty v0.0.22 // indirect
+	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/minio/highwayhash v1.0.2 // indirect
 	github.com/montanaflynn/stats v0.7.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -114,3 +116,5 @@ replace github.com/stuffmart/stuffmart/services/orders => ../services/orders
 replace github.com/stuffmart/stuffmart/services/payments => ../services/payments
 
 replace github.com/stuffmart/stuffmart/services/expiration => ../services/expiration
+
+replace github.com/stuffmart/stuffmart/client => ../client

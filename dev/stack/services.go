@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	clientapp "github.com/stuffmart/stuffmart/client/app"
 	authapp "github.com/stuffmart/stuffmart/services/auth/app"
 	expirationapp "github.com/stuffmart/stuffmart/services/expiration/app"
 	ordersapp "github.com/stuffmart/stuffmart/services/orders/app"
@@ -35,7 +36,7 @@ func Registry() []Service {
 		{Name: "orders", Prefix: "/api/orders", Start: App(ordersapp.LoadConfig, ordersapp.Run)},
 		{Name: "payments", Prefix: "/api/payments", Start: App(paymentsapp.LoadConfig, paymentsapp.Run)},
 		{Name: "expiration", Start: App(expirationapp.LoadConfig, expirationapp.Run)},
-		// {Name: "client", Prefix: "/", Start: App(clientapp.LoadConfig, clientapp.Run)},
+		{Name: "client", Prefix: "/", Start: App(clientapp.LoadConfig, clientapp.Run)},
 	}
 }
 

@@ -110,6 +110,7 @@ type stack struct {
 	log *slog.Logger
 
 	listener    net.Listener
+	apiURL      string // the gateway, as the client reaches the services
 	ferret      *embedded.Ferret
 	nats        *embedded.NATS
 	secrets     Secrets
@@ -148,6 +149,7 @@ func (s *stack) start(ctx context.Context) (Info, error) {
 	if s.listener, err = net.Listen("tcp", ":"+strconv.Itoa(cfg.Port)); err != nil {
 		return Info{}, fmt.Errorf("gateway: %w", err)
 	}
+	s.apiURL = "http://127.0.0.1:" + strconv.Itoa(s.listener.Addr().(*net.TCPAddr).Port)
 
 	t := time.Now()
 	// FerretDB logs every connection at info and dumps whole wire messages
@@ -296,6 +298,10 @@ func (s *stack) env(svc Service, addr string) map[string]string {
 		"ADMIN_EMAILS":      strings.Join(s.cfg.AdminEmails, ","),
 		"ORDER_HOLD":        s.cfg.OrderHold.String(),
 		"STRIPE_SECRET_KEY": s.cfg.StripeSecretKey,
+		// The storefront calls the services through the gateway, as it
+		// calls them through the ingress's Services in Kubernetes.
+		"API_URL":          s.apiURL,
+		"PAYMENTS_OFFLINE": strconv.FormatBool(s.cfg.StripeSecretKey == ""),
 	}
 }
 

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,10 @@ func TestStackWholeStory(t *testing.T) {
 		c := newClient(t, st.info.URL)
 		c.expect(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": "password123"}, http.StatusCreated)
 		return c
+	}
+	// Everything outside /api is the storefront.
+	if status, raw := newClient(t, st.info.URL).do(http.MethodGet, "/", nil, ""); status != http.StatusOK || !strings.Contains(string(raw), "<html") {
+		t.Fatalf("GET / = %d %.200s, want the storefront's home page", status, raw)
 	}
 	seller, ann, bob, admin := signup("seller@uni.edu"), signup("ann@uni.edu"), signup("bob@uni.edu"), signup("admin@uni.edu")
 
