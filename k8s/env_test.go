@@ -1,0 +1,284 @@
+package k8s_test
+
+import (
+	"context"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	clientapp "github.com/stuffmart/stuffmart/client/app"
+	authapp "github.com/stuffmart/stuffmart/services/auth/app"
+	expirationapp "github.com/stuffmart/stuffmart/services/expiration/app"
+	ordersapp "github.com/stuffmart/stuffmart/services/orders/app"
+	paymentsapp "github.com/stuffmart/stuffmart/services/payments/app"
+	stuffapp "github.com/stuffmart/stuffmart/services/stuff/app"
+)
+
+// loaders are the apps' own configuration loaders (what each main calls with
+// os.Getenv), by Deployment name.
+var loaders = map[string]func(getenv func(string) string) error{
+	"auth":       func(g func(string) string) error { _, err := authapp.LoadConfig(g); return err },
+	"stuff":      func(g func(string) string) error { _, err := stuffapp.LoadConfig(g); return err },
+	"orders":     func(g func(string) string) error { _, err := ordersapp.LoadConfig(g); return err },
+	"expiration": func(g func(string) string) error { _, err := expirationapp.LoadConfig(g); return err },
+	"payments":   func(g func(string) string) error { _, err := paymentsapp.LoadConfig(g); return err },
+	"client":     func(g func(string) string) error { _, err := clientapp.LoadConfig(g); return err },
+}
+
+// runtimeEnv are variables the Go runtime reads, not the apps.
+var runtimeEnv = []string{"GOMEMLIMIT"}
+
+// testSecret stands for a secret's value: long enough for JWT_KEY and
+// SESSION_KEY (32+ characters).
+const testSecret = "k8s-test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+
+// recorder is a getenv that remembers every name asked for.
+type recorder struct {
+	mu   sync.Mutex
+	env  map[string]string
+	read map[string]bool
+}
+
+func (r *recorder) getenv(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.read[name] = true
+	return r.env[name]
+}
+
+// resolveEnv is the environment the container would get: literal values,
+// ConfigMap keys of the manifests, and testSecret for each secret key
+// (optional secrets only when withOptional).
+func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string]string, error) {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if _, dup := env[e.Name]; dup {
+			return nil, fmt.Errorf("%s is set twice", e.Name)
+		}
+		switch vf := e.ValueFrom; {
+		case vf == nil:
+			env[e.Name] = e.Value
+		case vf.ConfigMapKeyRef != nil:
+			ref := vf.ConfigMapKeyRef
+			cm := m.ConfigMaps[ref.Name]
+			v, ok := "", false
+			if cm != nil {
+				v, ok = cm.Data[ref.Key]
+			}
+			if !ok && (ref.Optional == nil || !*ref.Optional) {
+				return nil, fmt.Errorf("%s: ConfigMap %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			env[e.Name] = v
+		case vf.SecretKeyRef != nil:
+			if ref := vf.SecretKeyRef; ref.Optional == nil || !*ref.Optional || withOptional {
+				env[e.Name] = testSecret
+			} else {
+				env[e.Name] = ""
+			}
+		default:
+			return nil, fmt.Errorf("%s: only literal values, configMapKeyRef and secretKeyRef are resolved here", e.Name)
+		}
+	}
+	return env, nil
+}
+
+// TestEnvMatchesLoadConfig calls each app's real LoadConfig with a getenv that
+// records every variable it reads, so the list cannot drift from the code:
+// every variable read must be set in the app's Deployment, every variable
+// set must be read (no typo goes unnoticed), and the Deployment's values
+// (with the ConfigMap's, and stand-ins for the secrets) must load without
+// error.
+func TestEnvMatchesLoadConfig(t *testing.T) {
+	m := loadManifests(t)
+	apps := appDeployments(t)
+	if got, want := slices.Sorted(maps.Keys(apps)), slices.Sorted(maps.Keys(loaders)); !slices.Equal(got, want) {
+		t.Fatalf("app Deployments %v, config loaders %v: add the new app's LoadConfig to loaders", got, want)
+	}
+	for name, d := range apps {
+		t.Run(name, func(t *testing.T) {
+			c := d.Spec.Template.Spec.Containers[0]
+			read := map[string]bool{}
+			// With nothing set, a loader reads every variable on its
+			// "missing" path; with the Deployment's values, on its normal
+			// path, with and without the optional secrets.
+			empty := &recorder{env: map[string]string{}, read: read}
+			if err := loaders[name](empty.getenv); err == nil {
+				t.Error("LoadConfig succeeds with no variable set: is it reading the environment at all?")
+			}
+			for _, withOptional := range []bool{false, true} {
+				env, err := resolveEnv(m, c, withOptional)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := &recorder{env: env, read: read}
+				if err := loaders[name](r.getenv); err != nil {
+					t.Errorf("LoadConfig with the Deployment's environment (optional secrets set: %v): %v", withOptional, err)
+				}
+			}
+			set := map[string]bool{}
+			for _, e := range c.Env {
+				set[e.Name] = true
+			}
+			for _, v := range slices.Sorted(maps.Keys(read)) {
+				if !set[v] {
+					t.Errorf("LoadConfig reads %s; the Deployment does not set it", v)
+				}
+			}
+			for _, v := range slices.Sorted(maps.Keys(set)) {
+				if !read[v] && !slices.Contains(runtimeEnv, v) {
+					t.Errorf("the Deployment sets %s; LoadConfig never reads it", v)
+				}
+			}
+			t.Logf("LoadConfig reads %d variables: %s", len(read), strings.Join(slices.Sorted(maps.Keys(read)), " "))
+		})
+	}
+}
+
+// TestClusterIDAgrees: every app connects to the cluster id the NATS
+// Streaming server runs with.
+func TestClusterIDAgrees(t *testing.T) {
+	m := loadManifests(t)
+	sopts, _ := natsOptions(t)
+	for name, d := range appDeployments(t) {
+		if name == "client" {
+			continue // the storefront does not use NATS
+		}
+		env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env["NATS_CLUSTER_ID"] != sopts.ID {
+			t.Errorf("%s: NATS_CLUSTER_ID %q; the server's --cluster_id is %q", name, env["NATS_CLUSTER_ID"], sopts.ID)
+		}
+	}
+}
+
+// TestClientStartsWithImageAssets builds the storefront (app.New, which
+// connects to nothing) from its Deployment's environment, with ASSETS_DIR
+// mapped to the folder client/Dockerfile copies there: the image has every
+// file the storefront needs.
+func TestClientStartsWithImageAssets(t *testing.T) {
+	m := loadManifests(t)
+	d := m.Deployments["client"]
+	if d == nil {
+		t.Fatal("no client Deployment")
+	}
+	env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := parseDockerfileAt(t, "client/Dockerfile")
+	src := ""
+	for _, cp := range df.final().copies() {
+		if cp.From == "" && filepath.Clean(cp.Dest) == filepath.Clean(env["ASSETS_DIR"]) && len(cp.Sources) == 1 {
+			src = filepath.Join(repoRoot(t), filepath.FromSlash(cp.Sources[0]))
+		}
+	}
+	if src == "" {
+		t.Fatalf("client/Dockerfile copies nothing from the context to ASSETS_DIR %q", env["ASSETS_DIR"])
+	}
+	env["ASSETS_DIR"] = src
+	cfg, err := clientapp.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := clientapp.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("the storefront does not start with the image's assets: %v", err)
+	}
+	if err := a.Close(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestNoEnvReadOutsideLoadConfig: the apps' own packages (this repository's,
+// in each binary) read the environment only through the getenv given to
+// LoadConfig. A direct os.Getenv, os.LookupEnv or os.Environ call would be a
+// variable TestEnvMatchesLoadConfig cannot see; passing os.Getenv as a value
+// (main's LoadConfig(os.Getenv)) is the one allowed use.
+func TestNoEnvReadOutsideLoadConfig(t *testing.T) {
+	var pkgs []string
+	for _, a := range loadSkaffold(t).Build.Artifacts {
+		run, ok := parseDockerfileAt(t, a.dockerfile()).Stages[0].last("RUN")
+		if !ok {
+			t.Fatalf("%s: no RUN", a.dockerfile())
+		}
+		f := strings.Fields(run.Raw)
+		pkgs = append(pkgs, f[len(f)-1]) // go build … ./services/auth
+	}
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-f", "{{if .Module}}{{.Module.Path}} {{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{end}}"}, pkgs...)...)
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.HasPrefix(f[0], "github.com/stuffmart/stuffmart/") {
+			continue
+		}
+		for _, name := range f[2:] {
+			checked++
+			file := filepath.Join(f[1], name)
+			for _, pos := range envCalls(t, file) {
+				t.Errorf("%s: reads the environment directly; read it in LoadConfig through getenv", pos)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no file of this repository checked")
+	}
+}
+
+// envCalls returns the positions of calls to os.Getenv, os.LookupEnv and
+// os.Environ in file.
+func envCalls(t *testing.T, file string) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	osName := ""
+	for _, imp := range f.Imports {
+		if imp.Path.Value == `"os"` {
+			osName = "os"
+			if imp.Name != nil {
+				osName = imp.Name.Name
+			}
+		}
+	}
+	if osName == "" {
+		return nil
+	}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		if id, ok := sel.X.(*ast.Ident); ok && id.Name == osName && slices.Contains([]string{"Getenv", "LookupEnv", "Environ"}, sel.Sel.Name) {
+			out = append(out, fset.Position(call.Pos()).String())
+		}
+		return true
+	})
+	return out
+}
