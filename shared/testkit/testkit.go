@@ -305,3 +305,27 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg stri
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Clock is a settable clock for code that takes a now func: pass c.Now,
+// then move time with Advance. Safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock showing t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

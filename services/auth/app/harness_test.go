@@ -35,31 +35,13 @@ const (
 	password   = "correct horse"
 )
 
-// clock is the app's pinned, settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // stack is one running auth service on its own database and NATS prefix,
 // served over real HTTP.
 type stack struct {
 	t        *testing.T
 	cfg      app.Config
 	db       *mongo.Database
-	clock    *clock
+	clock    *testkit.Clock
 	url      *url.URL
 	sessions *auth.Sessions // same keys as the app: reads and forges cookies
 	close    func()
@@ -74,7 +56,7 @@ func newStack(t *testing.T, admins ...string) *stack {
 // startOn starts the service on db (a restart when another stack used it).
 func startOn(t *testing.T, db *mongo.Database, admins ...string) *stack {
 	t.Helper()
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	cfg := app.Config{
 		Service: service.Config{
 			Name:       "auth",

@@ -36,31 +36,13 @@ const (
 	waitFor    = 10 * time.Second
 )
 
-// clock is the app's pinned, settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // stack is one running payments service on its own database and NATS
 // prefix, served over real HTTP, with a test bus that publishes order events
 // and observes payment:created.
 type stack struct {
 	tb       testing.TB
 	db       *mongo.Database
-	clock    *clock
+	clock    *testkit.Clock
 	url      string
 	hc       *http.Client
 	sessions *auth.Sessions
@@ -77,7 +59,7 @@ func newStack(tb testing.TB, withStripe bool) *stack {
 	tb.Helper()
 	db := testkit.Mongo(tb)
 	nc := testkit.NATS(tb)
-	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	svcNATS := nc
 	svcNATS.ClientName = "payments"
 	cfg := app.Config{

@@ -25,24 +25,6 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 const hold = 15 * time.Minute
 
-// clock is a pinned, advanceable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // nopNotifier stands in for the outbox relay: these tests read the pending
 // events in the documents' outboxes instead.
 type nopNotifier struct{}
@@ -54,16 +36,16 @@ type env struct {
 	db    *mongo.Database
 	store *store.Store
 	svc   *orders.Service
-	clock *clock
+	clock *testkit.Clock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := testkit.Mongo(t)
 	st := store.New(db, mongox.NewWriter(), nopNotifier{})
-	c := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	return &env{t: t, db: db, store: st, clock: c,
-		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.now, IDs: store.NewID})}
+		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.Now, IDs: store.NewID})}
 }
 
 // stuff lists a stuff of seller in the replica and returns its id.
@@ -239,7 +221,7 @@ func TestCreate(t *testing.T) {
 			if tc.want != nil {
 				return
 			}
-			now := e.clock.now()
+			now := e.clock.Now()
 			want := orders.Order{ID: o.ID, UserID: tc.buyer, Status: orders.StatusCreated,
 				Stuff:     orders.StuffRef{ID: avail, Title: "Notes " + avail[18:], Price: 1250, Currency: "usd"},
 				ExpiresAt: now.Add(hold), CreatedAt: now, Version: 1}
@@ -310,7 +292,7 @@ func TestCreateReleasesTheHoldWhenTheOrderIsNotSaved(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	id := e.stuff(user(), 700)
-	broken := orders.NewService(failingInsert{e.store}, orders.Options{Now: e.clock.now, IDs: store.NewID})
+	broken := orders.NewService(failingInsert{e.store}, orders.Options{Now: e.clock.Now, IDs: store.NewID})
 	_, err := broken.Create(ctx, user(), id)
 	if err == nil {
 		t.Fatal("create succeeded with a failing order insert")
@@ -347,7 +329,7 @@ func TestOrphanHolds(t *testing.T) {
 			e := newEnv(t)
 			id := e.stuff(user(), 300)
 			tc.setup(e, id)
-			e.clock.advance(tc.age)
+			e.clock.Advance(tc.age)
 			_, err := e.svc.Create(context.Background(), user(), id)
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
@@ -362,7 +344,7 @@ func TestOrphanHolds(t *testing.T) {
 }
 
 func holdWithoutOrder(e *env, stuffID string) {
-	if err := e.store.InsertHold(context.Background(), orders.Hold{StuffID: stuffID, OrderID: store.NewID(), UserID: user(), CreatedAt: e.clock.now()}); err != nil {
+	if err := e.store.InsertHold(context.Background(), orders.Hold{StuffID: stuffID, OrderID: store.NewID(), UserID: user(), CreatedAt: e.clock.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -384,7 +366,7 @@ func holdOfCancelledOrder(e *env, stuffID string) {
 	if err := e.svc.Expire(ctx, o.ID); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.now()}); err != nil {
+	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -403,7 +385,7 @@ func holdOfCompletedOrder(e *env, stuffID string) {
 	if err := e.store.ReleaseHold(ctx, stuffID, o.ID); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.now()}); err != nil {
+	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -548,7 +530,7 @@ func TestOrderEndFinishesAClaimLeftHalfWay(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	o := e.order(user())
-	if _, err := e.store.ClaimOutcome(ctx, o.ID, orders.StatusCancelled, e.clock.now()); err != nil {
+	if _, err := e.store.ClaimOutcome(ctx, o.ID, orders.StatusCancelled, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.svc.Complete(ctx, o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
@@ -591,7 +573,7 @@ func TestOrderEndSurvivesItsCallerGoingAway(t *testing.T) {
 	o := e.order(user())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	svc := orders.NewService(cancelAfterClaim{e.store, cancel}, orders.Options{Hold: hold, Now: e.clock.now, IDs: store.NewID})
+	svc := orders.NewService(cancelAfterClaim{e.store, cancel}, orders.Options{Hold: hold, Now: e.clock.Now, IDs: store.NewID})
 	if err := svc.Cancel(ctx, o.UserID, o.ID); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
@@ -675,7 +657,7 @@ func TestListNewestFirst(t *testing.T) {
 	for range 5 {
 		ids = append(ids, e.order(buyer).ID)
 		e.order(user()) // someone else's
-		e.clock.advance(time.Second)
+		e.clock.Advance(time.Second)
 	}
 	tests := []struct {
 		page, limit int
