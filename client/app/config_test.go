@@ -111,7 +111,10 @@ func TestServicesDown(t *testing.T) {
 	nb := newBrowser(t, nil, srv.URL)
 	p := nb.get("/").is(http.StatusServiceUnavailable).contains("We are having trouble", "Reference: <code>")
 	p.lacks("goroutine", "127.0.0.1:1", "dial tcp")
-	nb.get("/stuff/abc").is(http.StatusServiceUnavailable)
+	// A well-formed id: "abc" is no id at all, a 404 without asking the
+	// stuff service.
+	nb.get("/stuff/0123456789abcdef01234567").is(http.StatusServiceUnavailable)
+	nb.get("/stuff/abc").is(http.StatusNotFound)
 	// HEAD works on the pages crawlers check.
 	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/robots.txt", nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -71,6 +71,44 @@ func TestStorefront(t *testing.T) {
 		}
 	})
 
+	t.Run("ids no service mints are 404, signed in or not", func(t *testing.T) {
+		t.Parallel()
+		seller := newBrowser(t, s)
+		seller.signUp(email(t, "seller"))
+		seller.sell("Mine stuff", "", "1", "secret delivery")
+		anon := newBrowser(t, s)
+		// "mine" is the stuff service's own list (/api/stuff/mine), not a
+		// listing: it must not be shown as an empty stuff page.
+		for _, path := range []string{"/stuff/mine", "/stuff/..", "/stuff/mine/edit", "/orders/mine", "/orders/..", "/orders/mine/content"} {
+			anon.get(path).is(http.StatusNotFound).contains("Page not found")
+			seller.get(path).is(http.StatusNotFound).contains("Page not found").lacks("secret delivery")
+		}
+		form := seller.get("/sell")
+		for _, path := range []string{"/stuff/mine/buy", "/stuff/mine/edit", "/orders/mine/pay", "/orders/mine/cancel"} {
+			seller.submit(form, path, url.Values{"title": {"x"}, "price": {"1"}}).is(http.StatusNotFound)
+		}
+	})
+
+	t.Run("text a service refuses as too large is a 413 page, not a 5xx", func(t *testing.T) {
+		t.Parallel()
+		// 20,000 "<" fit the storefront's body limit URL-encoded (60 KB)
+		// but not the services' once JSON-encoded (\u003c: 120 KB).
+		long := strings.Repeat("<", 20_000)
+		seller := newBrowser(t, s)
+		seller.signUp(email(t, "seller"))
+		form := seller.get("/sell")
+		seller.submit(form, "/sell", url.Values{"title": {"Long"}, "description": {long}, "price": {"1"}}).
+			is(http.StatusRequestEntityTooLarge).contains("Too much text")
+		id := seller.sell("Short", "", "1", "")
+		edit := seller.get("/stuff/" + id + "/edit")
+		seller.submit(edit, "/stuff/"+id+"/edit", url.Values{"title": {"Short"}, "delivery": {long}, "price": {"1"}}).
+			is(http.StatusRequestEntityTooLarge).contains("Too much text")
+		anon := newBrowser(t, s)
+		up := anon.get("/signup")
+		anon.submit(up, "/signup", url.Values{"email": {long}, "password": {password}}).
+			is(http.StatusRequestEntityTooLarge).contains("Too much text")
+	})
+
 	t.Run("assets are fingerprinted, cached and gzipped", func(t *testing.T) {
 		t.Parallel()
 		b := newBrowser(t, s)
@@ -439,6 +477,27 @@ func TestAnonymousCache(t *testing.T) {
 	anon.get("/", "If-None-Match", etag).is(http.StatusNotModified)
 	seller.get("/").contains(addr)
 	anon.get("/").lacks(addr, "Sign out")
+
+	// A visitor whose refresh is refused is anonymous, and gets the cached
+	// page with a Set-Cookie that signs the browser out: that answer is
+	// theirs alone, never for a shared cache.
+	gone := newBrowser(t, s)
+	gone.signUp(email(t, "gone"))
+	cookie := gone.cookie("session")
+	gone.submit(gone.get("/"), "/signout", nil).redirects("/")
+	stale := newBrowser(t, s)
+	stale.jar.SetCookies(stale.base, []*http.Cookie{{Name: "session", Value: expiredCookie(t, s, cookie)}})
+	out := stale.get("/").is(http.StatusOK).lacks("Sign out")
+	if len(out.header.Values("Set-Cookie")) == 0 {
+		t.Fatal("refused refresh: no Set-Cookie clearing the session")
+	}
+	if cc := out.header.Get("Cache-Control"); !strings.Contains(cc, "private") {
+		t.Errorf("anonymous page with Set-Cookie has Cache-Control %q, want private", cc)
+	}
+	stale.jar.SetCookies(stale.base, []*http.Cookie{{Name: "session", Value: expiredCookie(t, s, cookie)}})
+	if cc := stale.get("/", "If-None-Match", etag).header.Get("Cache-Control"); !strings.Contains(cc, "private") {
+		t.Errorf("304 with Set-Cookie has Cache-Control %q, want private", cc)
+	}
 
 	start := time.Now()
 	id := seller.sell("Fresh stuff", "", "1", "")

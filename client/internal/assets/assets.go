@@ -162,13 +162,22 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// AcceptsGzip reports whether the request accepts a gzip-encoded answer.
+// AcceptsGzip reports whether the request accepts a gzip-encoded answer:
+// it names gzip with a weight above zero ("gzip;q=0", "q=0.0" and "Q=0"
+// all refuse it).
 func AcceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
-			return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			continue
 		}
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.ReplaceAll(p, " ", ""), "=")
+			if strings.EqualFold(k, "q") && strings.Trim(v, "0.") == "" && v != "" {
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }

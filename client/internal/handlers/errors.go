@@ -95,7 +95,10 @@ func (h *Handler) errorModel(err error, c echo.Context) pages.Error {
 		return pages.Error{Status: he.Code, Heading: http.StatusText(he.Code), Message: "The request could not be handled."}
 	}
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	// A service's own body limit counts the JSON the storefront sends, which
+	// may be several times the form (a "<" is 3 bytes in a form, 6 in
+	// JSON): its 413 is the visitor's text, not a failure of ours.
+	if errors.As(err, &mbe) || api.StatusOf(err) == http.StatusRequestEntityTooLarge {
 		return pages.Error{Status: http.StatusRequestEntityTooLarge, Heading: "Too much text", Message: "What you sent is too long. Please shorten it and try again."}
 	}
 	switch api.StatusOf(err) {

@@ -100,12 +100,12 @@ func (h *Handler) Routes(e *echo.Echo) {
 
 	// Listings.
 	e.Match(getHead, "/", h.home)
-	e.Match(getHead, "/stuff/:id", h.stuff)
-	e.POST("/stuff/:id/buy", h.buy, h.requireUser)
+	e.Match(getHead, "/stuff/:id", h.stuff, knownID)
+	e.POST("/stuff/:id/buy", h.buy, knownID, h.requireUser)
 	e.GET("/sell", h.sellForm, h.requireUser)
 	e.POST("/sell", h.sell, h.requireUser)
-	e.GET("/stuff/:id/edit", h.editForm, h.requireUser)
-	e.POST("/stuff/:id/edit", h.edit, h.requireUser)
+	e.GET("/stuff/:id/edit", h.editForm, knownID, h.requireUser)
+	e.POST("/stuff/:id/edit", h.edit, knownID, h.requireUser)
 	e.GET("/mine", h.mine, h.requireUser)
 
 	// Account.
@@ -117,17 +117,17 @@ func (h *Handler) Routes(e *echo.Echo) {
 
 	// Orders.
 	e.GET("/orders", h.orders, h.requireUser)
-	e.GET("/orders/:id", h.order, h.requireUser)
-	e.POST("/orders/:id/pay", h.pay, h.requireUser)
-	e.POST("/orders/:id/cancel", h.cancel, h.requireUser)
-	e.GET("/orders/:id/content", h.content, h.requireUser)
+	e.GET("/orders/:id", h.order, knownID, h.requireUser)
+	e.POST("/orders/:id/pay", h.pay, knownID, h.requireUser)
+	e.POST("/orders/:id/cancel", h.cancel, knownID, h.requireUser)
+	e.GET("/orders/:id/content", h.content, knownID, h.requireUser)
 
 	// Admin.
 	e.GET("/admin/coupons", h.coupons, h.requireAdmin)
 	e.POST("/admin/coupons", h.createCoupon, h.requireAdmin)
 	e.GET("/admin/users", h.users, h.requireAdmin)
-	e.POST("/admin/users/:id/ban", h.ban, h.requireAdmin)
-	e.POST("/admin/users/:id/unban", h.unban, h.requireAdmin)
+	e.POST("/admin/users/:id/ban", h.ban, h.requireAdmin, knownID)
+	e.POST("/admin/users/:id/unban", h.unban, h.requireAdmin, knownID)
 }
 
 // securityHeaders are on every answer: no inline script or style may run,
@@ -172,6 +172,34 @@ func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// knownID answers the 404 page for an :id that no service mints (every id
+// is a MongoDB ObjectID in hex). Such an id must never reach a service: it
+// would become part of the service's path, where "mine" is
+// /api/stuff/mine, the seller's own list, not a listing.
+func knownID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !validID(c.Param("id")) {
+			return errNotFound
+		}
+		return next(c)
+	}
+}
+
+// validID reports whether id looks like an id the services mint: 24 hex
+// digits.
+func validID(id string) bool {
+	if len(id) != 24 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func signInURL(c echo.Context) string {

@@ -83,8 +83,14 @@ func (h *Handler) serveCached(c echo.Context, key string, fill pagecache.Fill) e
 		return err
 	}
 	hd := c.Response().Header()
-	// Shared caches must ask again (and keep signed-in visitors apart).
-	hd.Set("Cache-Control", "no-cache")
+	// Shared caches must ask again (and keep signed-in visitors apart). An
+	// answer that sets a cookie (the session middleware signing out a
+	// browser whose refresh was refused) is that browser's alone.
+	if len(hd.Values("Set-Cookie")) > 0 {
+		hd.Set("Cache-Control", "private, no-cache")
+	} else {
+		hd.Set("Cache-Control", "no-cache")
+	}
 	hd.Add("Vary", "Cookie")
 	hd.Set("ETag", p.ETag)
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && inm == p.ETag {
