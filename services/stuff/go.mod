@@ -6,7 +6,6 @@ replace github.com/stuffmart/stuffmart/shared => ../../shared
 
 require (
 	github.com/labstack/echo/v4 v4.16.0
-	github.com/labstack/gommon v0.5.0
 	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
 	go.mongodb.org/mongo-driver v1.17.10
 )
@@ -45,6 +44,7 @@ require (
 	github.com/jackc/pgx/v5 v5.7.5 // indirect
 	github.com/jackc/puddle/v2 v2.2.2 // indirect
 	github.com/klauspost/compress v1.18.0 // indirect
+	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
 	github.com/minio/highwayhash v1.0.2 // indirect

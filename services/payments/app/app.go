@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/gommon/bytes"
-
 	"github.com/stuffmart/stuffmart/services/payments/internal/events"
 	httpapi "github.com/stuffmart/stuffmart/services/payments/internal/http"
 	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
@@ -65,9 +63,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	problems := []error{r.Err()}
 	if !validCurrency(cfg.Currency) {
 		problems = append(problems, fmt.Errorf("CURRENCY: %q is not a lower-case ISO 4217 code such as usd", cfg.Currency))
-	}
-	if _, err := bytes.Parse(cfg.Service.BodyLimit); err != nil {
-		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.Service.BodyLimit))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, err

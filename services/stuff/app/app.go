@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/gommon/bytes"
-
 	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
 	listeners "github.com/stuffmart/stuffmart/services/stuff/internal/events"
 	httpapi "github.com/stuffmart/stuffmart/services/stuff/internal/http"
@@ -62,10 +60,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if cfg.CacheMax < 1 {
 		problems = append(problems, fmt.Errorf("STUFF_CACHE_MAX: must be at least 1"))
-	}
-	// Echo panics at start on a limit it cannot parse; say so here instead.
-	if _, err := bytes.Parse(cfg.Service.BodyLimit); err != nil {
-		problems = append(problems, fmt.Errorf("BODY_LIMIT: %q is not a size such as 64K", cfg.Service.BodyLimit))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, err
