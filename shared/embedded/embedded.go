@@ -29,10 +29,16 @@ type Ferret struct {
 	URI    string
 	cancel context.CancelFunc
 	done   chan error
+
+	stopIndexer context.CancelFunc
+	indexerDone chan struct{}
 }
 
 // StartFerret serves the MongoDB wire protocol on addr ("127.0.0.1:0" picks a
 // port) backed by SQLite files in dir (created if needed, kept after Stop).
+// Every collection's table gets the index that makes lookups by _id take
+// constant time (see idindex.go): those that exist before StartFerret
+// returns, those created later within a tenth of a second.
 func StartFerret(dir, addr string, log *slog.Logger) (*Ferret, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ferretdb data dir: %w", err)
@@ -63,11 +69,22 @@ func StartFerret(dir, addr string, log *slog.Logger) (*Ferret, error) {
 		cancel()
 		return nil, fmt.Errorf("ferretdb did not start: %w", err)
 	}
-	return &Ferret{URI: uri, cancel: cancel, done: done}, nil
+	ix := newIDIndexer(abs, log)
+	if err := ix.sync(ctx); err != nil {
+		cancel()
+		<-done
+		return nil, fmt.Errorf("ferretdb _id path indexes: %w", err)
+	}
+	ictx, stopIndexer := context.WithCancel(context.Background())
+	indexerDone := make(chan struct{})
+	go ix.run(ictx, indexerDone)
+	return &Ferret{URI: uri, cancel: cancel, done: done, stopIndexer: stopIndexer, indexerDone: indexerDone}, nil
 }
 
 // Stop shuts FerretDB down and waits for it.
 func (f *Ferret) Stop() {
+	f.stopIndexer()
+	<-f.indexerDone
 	f.cancel()
 	<-f.done
 }
