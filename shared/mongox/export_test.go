@@ -7,3 +7,11 @@ func (w *Writer) LockCount() int {
 	defer w.mu.Unlock()
 	return len(w.locks)
 }
+
+// SetAtomicFilters tells the Writer what the server does instead of asking
+// it, so tests on FerretDB also run the path MongoDB takes.
+func (w *Writer) SetAtomicFilters(atomic bool) {
+	w.server.mu.Lock()
+	defer w.server.mu.Unlock()
+	w.server.known, w.server.atomic = true, atomic
+}

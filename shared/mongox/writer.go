@@ -1,12 +1,16 @@
 package mongox
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
 // Writer is the one write path for updates of existing documents (SPEC §8
@@ -19,8 +23,9 @@ import (
 // Decisions two actors race on are not made here: they are claims by a
 // unique-index insert.
 type Writer struct {
-	mu    sync.Mutex
-	locks map[string]*docLock
+	mu     sync.Mutex
+	locks  map[string]*docLock
+	server serverKind
 }
 
 // docLock is a one-slot channel rather than a sync.Mutex so that a writer
@@ -72,18 +77,167 @@ func (w *Writer) Lock(ctx context.Context, coll *mongo.Collection, id any, fn fu
 }
 
 // UpdateByID applies update to the document with _id id under its lock and
-// reports whether a document matched. extra filter conditions (such as a
-// status) may be added; they are checked under the same lock.
-func (w *Writer) UpdateByID(ctx context.Context, coll *mongo.Collection, id any, update any, extra ...bson.E) (matched bool, err error) {
-	filter := bson.D{{Key: "_id", Value: id}}
-	filter = append(filter, extra...)
+// reports whether a document matched. guard lists field values the document
+// must still have for the update to apply (a version read earlier, say);
+// they are plain equalities, not query operators.
+func (w *Writer) UpdateByID(ctx context.Context, coll *mongo.Collection, id any, update any, guard ...bson.E) (matched bool, err error) {
 	err = w.Lock(ctx, coll, id, func(ctx context.Context) error {
-		res, err := coll.UpdateOne(ctx, filter, update)
-		if err != nil {
-			return err
-		}
-		matched = res.MatchedCount > 0
-		return nil
+		matched, err = w.UpdateLocked(ctx, coll, id, update, guard...)
+		return err
 	})
 	return matched, err
+}
+
+// DeleteByID deletes the document with _id id under its lock if it still
+// has the guard's field values (plain equalities), and reports whether it
+// did.
+func (w *Writer) DeleteByID(ctx context.Context, coll *mongo.Collection, id any, guard ...bson.E) (deleted bool, err error) {
+	err = w.Lock(ctx, coll, id, func(ctx context.Context) error {
+		deleted, err = w.DeleteLocked(ctx, coll, id, guard...)
+		return err
+	})
+	return deleted, err
+}
+
+// UpdateLocked is UpdateByID for a caller that already holds id's lock
+// (inside Lock), typically after reading the document: guard then names
+// what was read (its version), so that a write of another process in
+// between makes this one match nothing.
+//
+// The filter stays a plain {_id: id}, the one filter the embedded FerretDB
+// serves from an index (any other filter reads the whole collection). On
+// MongoDB the guard goes into the filter, where it is checked atomically
+// with the write; FerretDB v1 checks a filter and writes in two steps anyway,
+// so there the guard is checked by reading the document by _id first, which
+// is as safe and does not scan. See docs/data-safety.md.
+func (w *Writer) UpdateLocked(ctx context.Context, coll *mongo.Collection, id any, update any, guard ...bson.E) (bool, error) {
+	filter, ok, err := w.guardedFilter(ctx, coll, id, guard)
+	if err != nil || !ok {
+		return false, err
+	}
+	res, err := coll.UpdateOne(ctx, filter, update)
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount > 0, nil
+}
+
+// DeleteLocked is DeleteByID for a caller that already holds id's lock.
+func (w *Writer) DeleteLocked(ctx context.Context, coll *mongo.Collection, id any, guard ...bson.E) (bool, error) {
+	filter, ok, err := w.guardedFilter(ctx, coll, id, guard)
+	if err != nil || !ok {
+		return false, err
+	}
+	res, err := coll.DeleteOne(ctx, filter)
+	if err != nil {
+		return false, err
+	}
+	return res.DeletedCount > 0, nil
+}
+
+// guardedFilter returns the filter of a write of document id guarded by
+// guard, or ok false when the guard already fails (checked in Go).
+func (w *Writer) guardedFilter(ctx context.Context, coll *mongo.Collection, id any, guard []bson.E) (filter bson.D, ok bool, err error) {
+	filter = bson.D{{Key: "_id", Value: id}}
+	if len(guard) == 0 {
+		return filter, true, nil
+	}
+	atomic, err := w.server.atomicFilters(ctx, coll.Database())
+	if err != nil {
+		return nil, false, err
+	}
+	if atomic {
+		return append(filter, guard...), true, nil
+	}
+	ok, err = holds(ctx, coll, id, guard)
+	return filter, ok, err
+}
+
+// holds reads document id by _id and reports whether it exists and has
+// every field value of guard.
+func holds(ctx context.Context, coll *mongo.Collection, id any, guard []bson.E) (bool, error) {
+	proj := bson.D{{Key: "_id", Value: 1}}
+	for _, g := range guard {
+		proj = append(proj, bson.E{Key: g.Key, Value: 1})
+	}
+	raw, err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}, options.FindOne().SetProjection(proj)).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, g := range guard {
+		have, err := raw.LookupErr(g.Key)
+		if err != nil {
+			return false, nil // field missing
+		}
+		eq, err := equalValue(have, g.Value)
+		if err != nil || !eq {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// equalValue compares a stored value with a Go value as MongoDB's equality
+// match does for the types guards use: numbers by value whatever their BSON
+// width, everything else by type and bytes.
+func equalValue(have bson.RawValue, want any) (bool, error) {
+	t, data, err := bson.MarshalValue(want)
+	if err != nil {
+		return false, fmt.Errorf("guard value %v: %w", want, err)
+	}
+	wantRaw := bson.RawValue{Type: t, Value: data}
+	if hn, ok := number(have); ok {
+		wn, ok := number(wantRaw)
+		return ok && hn == wn, nil
+	}
+	return have.Type == wantRaw.Type && bytes.Equal(have.Value, wantRaw.Value), nil
+}
+
+func number(v bson.RawValue) (float64, bool) {
+	switch v.Type {
+	case bsontype.Int32:
+		return float64(v.Int32()), true
+	case bsontype.Int64:
+		return float64(v.Int64()), true
+	case bsontype.Double:
+		return v.Double(), true
+	}
+	return 0, false
+}
+
+// serverKind remembers whether the server checks a write's filter atomically
+// with the write (MongoDB) or not (FerretDB v1). It asks once, on the first
+// guarded write, and asks again after a failure to ask.
+type serverKind struct {
+	mu     sync.Mutex
+	known  bool
+	atomic bool
+}
+
+func (k *serverKind) atomicFilters(ctx context.Context, db *mongo.Database) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.known {
+		return k.atomic, nil
+	}
+	ferret, err := IsFerretDB(ctx, db)
+	if err != nil {
+		return false, err
+	}
+	k.known, k.atomic = true, !ferret
+	return k.atomic, nil
+}
+
+// IsFerretDB reports whether db is served by FerretDB, which answers
+// buildInfo with its own version next to MongoDB's.
+func IsFerretDB(ctx context.Context, db *mongo.Database) (bool, error) {
+	raw, err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	if err != nil {
+		return false, fmt.Errorf("buildInfo: %w", err)
+	}
+	_, err = raw.LookupErr("ferretdbVersion")
+	return err == nil, nil
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -75,52 +77,177 @@ func TestWriterKeepsEveryConcurrentUpdate(t *testing.T) {
 	}
 }
 
+// modes runs a test once as the Writer behaves on FerretDB (guards checked
+// by reading the document) and once as on MongoDB (guards in the filter).
+var modes = []struct {
+	name   string
+	atomic bool
+}{{"guards read back", false}, {"guards in filter", true}}
+
 func TestWriterUpdateByID(t *testing.T) {
 	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t)
+			c := testkit.Mongo(t).Collection("orders")
+			w := mongox.NewWriter()
+			w.SetAtomicFilters(mode.atomic)
+			if _, err := c.InsertOne(ctx, counter{ID: "o1", Status: "created"}); err != nil {
+				t.Fatal(err)
+			}
+			complete := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "complete"}}}, {Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}
+			tests := []struct {
+				name       string
+				id         string
+				guard      []bson.E
+				matched    bool
+				wantStatus string
+				wantN      int
+			}{
+				// Run in order: each row starts from the state the previous left.
+				{"guard not met", "o1", []bson.E{{Key: "status", Value: "cancelled"}}, false, "created", 0},
+				{"two guards, one not met", "o1", []bson.E{{Key: "status", Value: "created"}, {Key: "n", Value: 5}}, false, "created", 0},
+				{"guard on a missing field", "o1", []bson.E{{Key: "nope", Value: 1}}, false, "created", 0},
+				{"guard met", "o1", []bson.E{{Key: "status", Value: "created"}}, true, "complete", 1},
+				{"guard no longer met", "o1", []bson.E{{Key: "status", Value: "created"}}, false, "complete", 1},
+				{"number guard of another width", "o1", []bson.E{{Key: "n", Value: int64(1)}}, true, "complete", 2},
+				{"no guard", "o1", nil, true, "complete", 3},
+				{"missing document", "nope", nil, false, "", 0},
+				{"missing document, guarded", "nope", []bson.E{{Key: "status", Value: "created"}}, false, "", 0},
+			}
+			for _, tc := range tests {
+				matched, err := w.UpdateByID(ctx, c, tc.id, complete, tc.guard...)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				if matched != tc.matched {
+					t.Fatalf("%s: matched = %v, want %v", tc.name, matched, tc.matched)
+				}
+				if tc.id != "o1" {
+					continue
+				}
+				if doc := load(t, ctx, c, "o1"); doc.Status != tc.wantStatus || doc.N != tc.wantN {
+					t.Fatalf("%s: document %+v, want status %s n %d", tc.name, doc, tc.wantStatus, tc.wantN)
+				}
+			}
+			if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+				t.Fatalf("%d documents (%v): an update must never insert", n, err)
+			}
+			if got := w.LockCount(); got != 0 {
+				t.Fatalf("%d locks left", got)
+			}
+		})
+	}
+}
+
+func TestWriterDeleteByID(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t)
+			c := testkit.Mongo(t).Collection("holds")
+			w := mongox.NewWriter()
+			w.SetAtomicFilters(mode.atomic)
+			if _, err := c.InsertMany(ctx, []any{counter{ID: "h1", Status: "o1"}, counter{ID: "h2", Status: "o2"}}); err != nil {
+				t.Fatal(err)
+			}
+			tests := []struct {
+				name    string
+				id      string
+				guard   []bson.E
+				deleted bool
+				left    int64
+			}{
+				{"guard not met: another order holds it", "h1", []bson.E{{Key: "status", Value: "o9"}}, false, 2},
+				{"guard met", "h1", []bson.E{{Key: "status", Value: "o1"}}, true, 1},
+				{"already gone", "h1", []bson.E{{Key: "status", Value: "o1"}}, false, 1},
+				{"no guard", "h2", nil, true, 0},
+			}
+			for _, tc := range tests {
+				deleted, err := w.DeleteByID(ctx, c, tc.id, tc.guard...)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				if deleted != tc.deleted {
+					t.Fatalf("%s: deleted = %v, want %v", tc.name, deleted, tc.deleted)
+				}
+				if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != tc.left {
+					t.Fatalf("%s: %d documents left (%v), want %d", tc.name, n, err, tc.left)
+				}
+			}
+		})
+	}
+}
+
+// On FerretDB every write the Writer sends filters on _id alone: the one
+// filter FerretDB serves from an index (any other filter reads the whole
+// collection). The commands are read off the wire with the driver's monitor.
+func TestWriterFiltersByIDOnlyOnFerretDB(t *testing.T) {
+	t.Parallel()
 	ctx := ctxT(t)
-	c := testkit.Mongo(t).Collection("orders")
-	w := mongox.NewWriter()
+	var mu sync.Mutex
+	var filters []bson.Raw
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		var stmts []bson.Raw
+		switch e.CommandName {
+		case "update":
+			stmts = rawArray(e.Command, "updates")
+		case "delete":
+			stmts = rawArray(e.Command, "deletes")
+		default:
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, st := range stmts {
+			filters = append(filters, st.Lookup("q").Document())
+		}
+	}}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(testkit.MongoURI(t)).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := client.Disconnect(context.Background()); err != nil {
+			t.Errorf("disconnect: %v", err)
+		}
+	})
+	c := client.Database(testkit.DBName(t)).Collection("orders")
 	if _, err := c.InsertOne(ctx, counter{ID: "o1", Status: "created"}); err != nil {
 		t.Fatal(err)
 	}
-	complete := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "complete"}}}, {Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}
-	tests := []struct {
-		name       string
-		id         string
-		extra      []bson.E
-		matched    bool
-		wantStatus string
-		wantN      int
-	}{
-		// Run in order: each row starts from the state the previous left.
-		{"extra condition not met", "o1", []bson.E{{Key: "status", Value: "cancelled"}}, false, "created", 0},
-		{"two conditions, one not met", "o1", []bson.E{{Key: "status", Value: "created"}, {Key: "n", Value: 5}}, false, "created", 0},
-		{"extra condition met", "o1", []bson.E{{Key: "status", Value: "created"}}, true, "complete", 1},
-		{"condition no longer met", "o1", []bson.E{{Key: "status", Value: "created"}}, false, "complete", 1},
-		{"no extra condition", "o1", nil, true, "complete", 2},
-		{"missing document", "nope", nil, false, "", 0},
+	w := mongox.NewWriter() // asks the server what it is
+	if ok, err := w.UpdateByID(ctx, c, "o1", bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "complete"}}}}, bson.E{Key: "status", Value: "created"}); err != nil || !ok {
+		t.Fatalf("guarded update: %v, %v", ok, err)
 	}
-	for _, tc := range tests {
-		matched, err := w.UpdateByID(ctx, c, tc.id, complete, tc.extra...)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if matched != tc.matched {
-			t.Fatalf("%s: matched = %v, want %v", tc.name, matched, tc.matched)
-		}
-		if tc.id != "o1" {
-			continue
-		}
-		if doc := load(t, ctx, c, "o1"); doc.Status != tc.wantStatus || doc.N != tc.wantN {
-			t.Fatalf("%s: document %+v, want status %s n %d", tc.name, doc, tc.wantStatus, tc.wantN)
+	if ok, err := w.DeleteByID(ctx, c, "o1", bson.E{Key: "status", Value: "complete"}); err != nil || !ok {
+		t.Fatalf("guarded delete: %v, %v", ok, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(filters) != 2 {
+		t.Fatalf("saw %d write filters, want 2: %v", len(filters), filters)
+	}
+	for _, f := range filters {
+		elems, err := f.Elements()
+		if err != nil || len(elems) != 1 || elems[0].Key() != "_id" {
+			t.Errorf("write filter %v; want {_id: …} alone", f)
 		}
 	}
-	if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
-		t.Fatalf("%d documents (%v): an update must never insert", n, err)
+}
+
+func rawArray(doc bson.Raw, key string) []bson.Raw {
+	vals, err := doc.Lookup(key).Array().Values()
+	if err != nil {
+		return nil
 	}
-	if got := w.LockCount(); got != 0 {
-		t.Fatalf("%d locks left", got)
+	out := make([]bson.Raw, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, v.Document())
 	}
+	return out
 }
 
 func TestWriterUpdateErrorIsReturned(t *testing.T) {

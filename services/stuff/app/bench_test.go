@@ -16,6 +16,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -26,7 +27,7 @@ const (
 
 type noNotify struct{}
 
-func (noNotify) Notify(*mongo.Collection, any) {}
+func (noNotify) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 
 // benchStack seeds benchListings available listings in bulk (no events)
 // and starts the service on them.

@@ -14,6 +14,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/auth/internal/users"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -34,7 +35,7 @@ type notifications struct {
 	ids []any
 }
 
-func (n *notifications) Notify(_ *mongo.Collection, id any) {
+func (n *notifications) Notify(_ *mongo.Collection, id any, _ ...outbox.Pending) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.ids = append(n.ids, id)

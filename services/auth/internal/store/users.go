@@ -43,7 +43,7 @@ func Indexes() []mongox.Index {
 // Notifier is told about documents whose outbox got an event; the outbox
 // relay implements it.
 type Notifier interface {
-	Notify(coll *mongo.Collection, id any)
+	Notify(coll *mongo.Collection, id any, pending ...outbox.Pending)
 }
 
 // Users is the users collection.
@@ -168,19 +168,23 @@ func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.
 		{Key: "$set", Value: bson.D{{Key: "banned", Value: banned}, {Key: "updatedAt", Value: now}}},
 		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
 	}
+	var pushed []outbox.Pending
 	if banned {
 		ev, err := outbox.New(events.UserBannedEvent{UserID: oid.Hex()}, now)
 		if err != nil {
 			return users.User{}, err
 		}
 		update = append(update, outbox.Push(ev))
+		pushed = append(pushed, ev)
 	}
-	matched, err := s.w.UpdateByID(ctx, s.coll, oid, update, bson.E{Key: "banned", Value: bson.D{{Key: "$ne", Value: banned}}})
+	// Guarded on the opposite state: setting the state the user already
+	// has changes nothing.
+	matched, err := s.w.UpdateByID(ctx, s.coll, oid, update, bson.E{Key: "banned", Value: !banned})
 	if err != nil {
 		return users.User{}, fmt.Errorf("set banned=%t on %s: %w", banned, id, err)
 	}
 	if matched && banned {
-		s.relay.Notify(s.coll, oid)
+		s.relay.Notify(s.coll, oid, pushed...)
 	}
 	// Not matched: unknown (ByID says so) or already in that state.
 	return s.ByID(ctx, id)
@@ -193,14 +197,18 @@ func (s *Users) Promote(ctx context.Context, email string, now time.Time) error 
 	if err != nil {
 		return err
 	}
+	if u.Role == users.RoleAdmin {
+		return nil
+	}
 	oid, err := primitive.ObjectIDFromHex(u.ID)
 	if err != nil {
 		return err
 	}
+	// Guarded on the role read: a change made in between wins.
 	_, err = s.w.UpdateByID(ctx, s.coll, oid, bson.D{
 		{Key: "$set", Value: bson.D{{Key: "role", Value: users.RoleAdmin}, {Key: "updatedAt", Value: now}}},
 		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
-	}, bson.E{Key: "role", Value: bson.D{{Key: "$ne", Value: users.RoleAdmin}}})
+	}, bson.E{Key: "role", Value: u.Role})
 	if err != nil {
 		return fmt.Errorf("promote %s: %w", u.ID, err)
 	}

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 type nopNotifier struct{}
 
-func (nopNotifier) Notify(*mongo.Collection, any) {}
+func (nopNotifier) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 
 // TestRedeliveryAfterAFailedHandler: every listener's first delivery fails,
 // either before the change is written (a transient error) or after it (the

@@ -29,7 +29,7 @@ const hold = 15 * time.Minute
 // events in the documents' outboxes instead.
 type nopNotifier struct{}
 
-func (nopNotifier) Notify(*mongo.Collection, any) {}
+func (nopNotifier) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 
 type env struct {
 	t     *testing.T

@@ -38,7 +38,7 @@ const (
 // Notifier has the pending events of a document published; the outbox
 // relay implements it.
 type Notifier interface {
-	Notify(coll *mongo.Collection, id any)
+	Notify(coll *mongo.Collection, id any, pending ...outbox.Pending)
 }
 
 // Store implements orders.Store.
@@ -145,8 +145,7 @@ func (s *Store) UpdateStuff(ctx context.Context, id string, fn func(st *orders.S
 		if err != nil || !changed {
 			return err
 		}
-		res, err := s.stuff.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: oid}, {Key: "version", Value: d.Version}},
+		matched, err := s.w.UpdateLocked(ctx, s.stuff, oid,
 			bson.D{{Key: "$set", Value: bson.D{
 				{Key: "title", Value: st.Title},
 				{Key: "price", Value: st.Price},
@@ -155,11 +154,12 @@ func (s *Store) UpdateStuff(ctx context.Context, id string, fn func(st *orders.S
 				{Key: "status", Value: st.Status},
 				{Key: "orderId", Value: st.OrderID},
 				{Key: "version", Value: st.Version},
-			}}})
+			}}},
+			bson.E{Key: "version", Value: d.Version})
 		if err != nil {
 			return err
 		}
-		if res.MatchedCount == 0 {
+		if !matched {
 			return orders.ErrStale
 		}
 		return nil
@@ -219,16 +219,15 @@ func (s *Store) Hold(ctx context.Context, stuffID string) (orders.Hold, error) {
 	})
 }
 
-// ReleaseHold deletes the hold of stuffID if orderID holds it. Only that
-// order's end (or the undo of its creation) releases it, and no one else can
-// take a held stuff, so the filter is stable between FerretDB's read and
-// delete.
+// ReleaseHold deletes the hold of stuffID if orderID holds it, through the
+// one write path. Only that order's end (or the undo of its creation)
+// releases it, and no one else can take a held stuff.
 func (s *Store) ReleaseHold(ctx context.Context, stuffID, orderID string) error {
 	oid, ok := objectID(stuffID)
 	if !ok {
 		return orders.ErrNotFound
 	}
-	_, err := s.holds.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "orderId", Value: orderID}})
+	_, err := s.w.DeleteByID(ctx, s.holds, oid, bson.E{Key: "orderId", Value: orderID})
 	return err
 }
 
@@ -330,7 +329,7 @@ func (s *Store) InsertOrder(ctx context.Context, o orders.Order, ev events.Event
 	if err != nil {
 		return duplicate(err)
 	}
-	s.relay.Notify(s.orders, oid)
+	s.relay.Notify(s.orders, oid, p)
 	return nil
 }
 
@@ -379,7 +378,7 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn fu
 		return orders.Order{}, orders.ErrNotFound
 	}
 	var out orders.Order
-	var pushed bool
+	var pushed []outbox.Pending
 	err := s.w.Lock(ctx, s.orders, oid, func(ctx context.Context) error {
 		var d orderDoc
 		if err := s.orders.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}, noOutbox).Decode(&d); err != nil {
@@ -398,26 +397,26 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn fu
 		if err != nil {
 			return err
 		}
-		res, err := s.orders.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: oid}, {Key: "version", Value: d.Version}},
+		matched, err := s.w.UpdateLocked(ctx, s.orders, oid,
 			bson.D{
 				{Key: "$set", Value: bson.D{{Key: "status", Value: o.Status}, {Key: "version", Value: o.Version}}},
 				outbox.Push(p),
-			})
+			},
+			bson.E{Key: "version", Value: d.Version})
 		if err != nil {
 			return err
 		}
-		if res.MatchedCount == 0 {
+		if !matched {
 			return orders.ErrStale
 		}
-		out, pushed = o, true
+		out, pushed = o, []outbox.Pending{p}
 		return nil
 	})
 	if err != nil {
 		return orders.Order{}, err
 	}
-	if pushed {
-		s.relay.Notify(s.orders, oid)
+	if pushed != nil {
+		s.relay.Notify(s.orders, oid, pushed...)
 	}
 	return out, nil
 }

@@ -44,7 +44,7 @@ func Indexes() []mongox.Index {
 // Notifier is told about documents whose outbox has a new event;
 // *outbox.Relay implements it.
 type Notifier interface {
-	Notify(coll *mongo.Collection, id any)
+	Notify(coll *mongo.Collection, id any, pending ...outbox.Pending)
 }
 
 // Store implements payments.Store.
@@ -217,7 +217,7 @@ func (s *Store) InsertPayment(ctx context.Context, p payments.Payment) error {
 		return insertErr("payment of order "+p.OrderID, err)
 	}
 	if s.notify != nil {
-		s.notify.Notify(s.payments, p.ID)
+		s.notify.Notify(s.payments, p.ID, ev)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -21,7 +22,7 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 type noNotify struct{}
 
-func (noNotify) Notify(*mongo.Collection, any) {}
+func (noNotify) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 
 // counting is the real store, counting single reads.
 type counting struct {

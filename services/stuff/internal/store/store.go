@@ -36,7 +36,7 @@ var ErrContention = errors.New("too many concurrent writes")
 // Notifier is told about every document whose outbox got a new event: the
 // outbox relay publishes it right away.
 type Notifier interface {
-	Notify(coll *mongo.Collection, id any)
+	Notify(coll *mongo.Collection, id any, pending ...outbox.Pending)
 }
 
 // Store is the MongoDB implementation of stuff.Store plus the queries of the
@@ -167,7 +167,7 @@ func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error)
 	if _, err := st.coll.InsertOne(ctx, d); err != nil {
 		return stuff.Stuff{}, fmt.Errorf("insert stuff: %w", err)
 	}
-	st.notify.Notify(st.coll, oid)
+	st.notify.Notify(st.coll, oid, p)
 	return s, nil
 }
 
@@ -209,7 +209,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 		var (
 			out    stuff.Stuff
 			saved  bool
-			pushed bool
+			pushed []outbox.Pending
 		)
 		err := st.w.Lock(ctx, st.coll, oid, func(ctx context.Context) error {
 			d, err := st.load(ctx, oid)
@@ -246,21 +246,20 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 					return err
 				}
 				update = append(update, outbox.Push(p))
-				pushed = true
+				pushed = []outbox.Pending{p}
 			}
-			res, err := st.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "rev", Value: d.Rev}}, update)
+			saved, err = st.w.UpdateLocked(ctx, st.coll, oid, update, bson.E{Key: "rev", Value: d.Rev})
 			if err != nil {
 				return fmt.Errorf("save stuff %s: %w", id, err)
 			}
-			saved = res.MatchedCount == 1
 			return nil
 		})
 		if err != nil {
 			return stuff.Stuff{}, err
 		}
 		if saved {
-			if pushed {
-				st.notify.Notify(st.coll, oid)
+			if pushed != nil {
+				st.notify.Notify(st.coll, oid, pushed...)
 			}
 			return out, nil
 		}

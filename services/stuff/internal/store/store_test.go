@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 type notified struct{ n int }
 
-func (c *notified) Notify(*mongo.Collection, any) { c.n++ }
+func (c *notified) Notify(*mongo.Collection, any, ...outbox.Pending) { c.n++ }
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
