@@ -4,7 +4,7 @@
 // Relay publishes pending events in order and then removes them. If NATS is
 // down, the events wait in the documents and go out when it is back; if the
 // process dies, the next sweep finds them. Delivery is at least once, so
-// listeners are idempotent.
+// listeners are idempotent. docs/data-safety.md tells the whole story.
 package outbox
 
 import (
@@ -41,13 +41,17 @@ func New(ev events.Event, now time.Time) (Pending, error) {
 	if err != nil {
 		return Pending{}, err
 	}
-	return Pending{ID: nuid.Next(), Subject: string(ev.Subject()), Data: data, At: now}, nil
+	// BSON keeps milliseconds: truncated here, the value in memory is the
+	// value stored, so the relay can remove it ($pullAll) without reading
+	// it back.
+	return Pending{ID: nuid.Next(), Subject: string(ev.Subject()), Data: data, At: now.Truncate(time.Millisecond)}, nil
 }
 
 // Push is the update operator that appends events to a document's outbox;
 // combine it with the change's $set in one update through the service's
-// mongox.Writer (UpdateByID), so the relay's removal of sent events and this
-// push never overwrite each other.
+// mongox.Writer, so the relay's removal of sent events and this push never
+// overwrite each other. After the write, hand the same events to
+// Relay.Notify.
 func Push(p ...Pending) bson.E {
 	return bson.E{Key: "$push", Value: bson.D{{Key: Field, Value: bson.D{{Key: "$each", Value: p}}}}}
 }
@@ -57,12 +61,20 @@ type Publisher interface {
 	Publish(ctx context.Context, subject events.Subject, data []byte) error
 }
 
-type docRef struct {
-	coll string
-	id   any
-}
-
 // Relay publishes the pending events of the collections it watches.
+//
+// Fresh events (Notify with the events a write just pushed) are published
+// as they are, without reading the document back, and removed with one
+// $pullAll by _id. Each document's events go out in the order they were
+// pushed; different documents are published concurrently by Workers
+// goroutines. A document is read back instead when the relay cannot vouch
+// that the events it was given are all that wait in it: before the first
+// sweep since start has looked for leftovers, and after a publish of the
+// document failed, until a read-back flush empties it.
+//
+// The sweep (at start, every Sweep, and on SweepNow: after NATS reconnects)
+// scans the watched collections for documents with pending events and
+// queues them behind fresh work, so a backlog never delays new events.
 type Relay struct {
 	pub   Publisher
 	w     *mongox.Writer
@@ -71,32 +83,75 @@ type Relay struct {
 	// Sweep is how often every watched collection is scanned for events that
 	// were not published right away (NATS down, a crash). Default 30s.
 	Sweep time.Duration
+	// Workers is how many documents are published at once. Default 8.
+	Workers int
 
-	mu     sync.Mutex
-	queue  []docRef
-	kick   chan struct{}
-	sweepc chan struct{}
+	mu      sync.Mutex
+	docs    map[docRef]*docWork // documents with work queued or running
+	fresh   []docRef            // documents ready to run, fresh work first
+	backlog []docRef            // then those the sweep found
+	suspect map[docRef]bool     // may hold events the relay was not given
+	swept   bool                // the first sweep queued every leftover
+	ready   chan struct{}       // a document was made ready
+	sweepc  chan struct{}
+}
+
+type docRef struct {
+	coll string
+	id   any // comparable: ObjectID, string
+}
+
+// docWork is what is queued for one document.
+type docWork struct {
+	events   []Pending // given by Notify, in push order
+	readBack bool      // read the document: it may hold more than events
+	running  bool
+	inFresh  bool // queued in fresh (it may also be in backlog)
 }
 
 // NewRelay returns a relay that publishes through pub and removes published
 // events through the service's one Writer.
 func NewRelay(pub Publisher, w *mongox.Writer, log *slog.Logger, colls ...*mongo.Collection) *Relay {
-	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second,
-		kick: make(chan struct{}, 1), sweepc: make(chan struct{}, 1)}
+	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second, Workers: 8,
+		docs: map[docRef]*docWork{}, suspect: map[docRef]bool{},
+		ready: make(chan struct{}, 1), sweepc: make(chan struct{}, 1)}
 	for _, c := range colls {
 		r.colls[c.Name()] = c
 	}
 	return r
 }
 
-// Notify asks the relay to publish the pending events of one document now.
-// Call it after every write that pushed to an outbox; it never blocks.
-func (r *Relay) Notify(coll *mongo.Collection, id any) {
+// Notify asks the relay to publish what a write just pushed to document id
+// of coll: events, exactly as pushed (in order), or nothing to have the
+// document read back. Call it after every write that pushed to an outbox;
+// it never blocks.
+func (r *Relay) Notify(coll *mongo.Collection, id any, evs ...Pending) {
+	d := docRef{coll: coll.Name(), id: id}
 	r.mu.Lock()
-	r.queue = append(r.queue, docRef{coll: coll.Name(), id: id})
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	r.enqueue(d, evs, len(evs) == 0, &r.fresh)
+}
+
+// enqueue adds work for d to queue (fresh or backlog); called with r.mu
+// held. A document has an entry in r.docs while it is queued or running; a
+// running document picks up what is added meanwhile, and a document waiting
+// in the backlog is queued again as fresh when a write notifies it.
+func (r *Relay) enqueue(d docRef, evs []Pending, readBack bool, queue *[]docRef) {
+	w, queued := r.docs[d]
+	if !queued {
+		w = &docWork{}
+		r.docs[d] = w
+	}
+	w.events = append(w.events, evs...)
+	w.readBack = w.readBack || readBack
+	fresh := queue == &r.fresh
+	if w.running || (queued && (!fresh || w.inFresh)) {
+		return
+	}
+	w.inFresh = w.inFresh || fresh
+	*queue = append(*queue, d)
 	select {
-	case r.kick <- struct{}{}:
+	case r.ready <- struct{}{}:
 	default:
 	}
 }
@@ -116,46 +171,122 @@ func (r *Relay) Run(ctx context.Context) {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	r.sweep(ctx)
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 8
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { r.work(ctx) })
+	}
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			r.sweep(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.sweepc:
+			case <-t.C:
+			}
+		}
+	})
+	wg.Wait()
+}
+
+// work runs queued documents, fresh ones first, until ctx ends.
+func (r *Relay) work(ctx context.Context) {
 	for {
-		select {
-		case <-ctx.Done():
+		d, ok := r.next()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.ready:
+				continue
+			}
+		}
+		r.runDoc(ctx, d)
+		if ctx.Err() != nil {
 			return
-		case <-r.kick:
-			r.drain(ctx)
-		case <-r.sweepc:
-			r.sweep(ctx)
-		case <-t.C:
-			r.sweep(ctx)
 		}
 	}
 }
 
-func (r *Relay) drain(ctx context.Context) {
+// next takes the next ready document and marks it running.
+func (r *Relay) next() (docRef, bool) {
 	r.mu.Lock()
-	q := r.queue
-	r.queue = nil
-	r.mu.Unlock()
-	seen := make(map[string]bool, len(q))
-	for _, d := range q {
-		// One flush sends everything a document holds: skip repeats.
-		k := fmt.Sprintf("%s/%v", d.coll, d.id)
-		if seen[k] {
-			continue
+	defer r.mu.Unlock()
+	for _, q := range []*[]docRef{&r.fresh, &r.backlog} {
+		for len(*q) > 0 {
+			d := (*q)[0]
+			*q = (*q)[1:]
+			w := r.docs[d]
+			if w == nil || w.running {
+				continue
+			}
+			w.running = true
+			if len(r.fresh)+len(r.backlog) > 0 {
+				// More to do: wake another worker.
+				select {
+				case r.ready <- struct{}{}:
+				default:
+				}
+			}
+			return d, true
 		}
-		seen[k] = true
-		if err := r.flush(ctx, r.colls[d.coll], d.id); err != nil {
-			r.log.Warn("outbox: publish deferred", "collection", d.coll, "id", d.id, "err", err)
+	}
+	return docRef{}, false
+}
+
+// runDoc flushes document d until no work is queued for it.
+func (r *Relay) runDoc(ctx context.Context, d docRef) {
+	for {
+		r.mu.Lock()
+		w := r.docs[d]
+		if len(w.events) == 0 && !w.readBack {
+			delete(r.docs, d)
+			r.mu.Unlock()
+			return
+		}
+		evs, readBack := w.events, w.readBack || r.suspect[d] || !r.swept
+		w.events, w.readBack = nil, false
+		r.mu.Unlock()
+
+		c := r.colls[d.coll]
+		var err error
+		switch {
+		case c == nil:
+			err = fmt.Errorf("outbox: collection %s not watched", d.coll)
+		case readBack:
+			err = r.flush(ctx, c, d.id)
+		default:
+			err = r.publish(ctx, c, d.id, evs)
+		}
+		r.mu.Lock()
+		switch {
+		case err == nil && readBack:
+			delete(r.suspect, d) // read back and emptied
+		case err != nil && c != nil:
+			r.suspect[d] = true // the sweep or the next write reads it back
+		}
+		r.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, errBadEntry) {
+				r.log.Error("outbox: entry cannot be published", "collection", d.coll, "id", d.id, "err", err)
+			} else {
+				r.log.Warn("outbox: publish deferred", "collection", d.coll, "id", d.id, "err", err)
+			}
 		}
 	}
 }
 
-// sweep publishes every pending event of every watched collection. The scan
-// is a collection scan on FerretDB, so it runs rarely; Notify covers the
-// common case.
+// sweep queues every document of every watched collection that holds
+// pending events, behind fresh work. The scan is a collection scan on
+// FerretDB, so it runs rarely; Notify covers the common case.
 func (r *Relay) sweep(ctx context.Context) {
+	complete := true
 	for name, c := range r.colls {
 		if ctx.Err() != nil {
 			return // shutting down
@@ -164,36 +295,53 @@ func (r *Relay) sweep(ctx context.Context) {
 			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 		if err != nil {
 			r.log.Warn("outbox: sweep", "collection", name, "err", err)
+			complete = false
 			continue
 		}
 		var ids []struct {
 			ID any `bson:"_id"`
 		}
-		err = cur.All(ctx, &ids)
-		if err != nil {
+		if err := cur.All(ctx, &ids); err != nil {
 			r.log.Warn("outbox: sweep", "collection", name, "err", err)
+			complete = false
 			continue
 		}
+		r.mu.Lock()
 		for _, d := range ids {
-			if err := r.flush(ctx, c, d.ID); err != nil {
-				if errors.Is(err, errBadEntry) {
-					r.log.Error("outbox: entry cannot be published", "collection", name, "id", d.ID, "err", err)
-					continue // that document only
-				}
-				r.log.Warn("outbox: publish deferred", "collection", name, "id", d.ID, "err", err)
-				break // NATS is likely down; the next sweep retries
-			}
+			r.enqueue(docRef{coll: name, id: d.ID}, nil, true, &r.backlog)
 		}
+		r.mu.Unlock()
+	}
+	if complete {
+		r.mu.Lock()
+		// Every leftover is queued for a read-back: from now on, a
+		// document's fresh events are all it holds unless a publish fails.
+		r.swept = true
+		r.mu.Unlock()
 	}
 }
 
 // errBadEntry marks an outbox entry that does not decode as a Pending.
 var errBadEntry = errors.New("outbox: undecodable entry")
 
-// flush publishes one document's pending events in order and removes those
-// that went out. Publishing happens outside the document lock so handlers are
-// not held up by NATS; the removal takes out exactly the entries that were
-// sent, so an event pushed meanwhile stays.
+// publish sends evs (all of document id's pending events, in order) and
+// removes those that went out.
+func (r *Relay) publish(ctx context.Context, c *mongo.Collection, id any, evs []Pending) error {
+	var sent []any
+	var pubErr error
+	for _, p := range evs {
+		if pubErr = r.pub.Publish(ctx, events.Subject(p.Subject), p.Data); pubErr != nil {
+			break
+		}
+		sent = append(sent, p)
+	}
+	return r.remove(ctx, c, id, sent, pubErr)
+}
+
+// flush reads document id back, publishes its pending events in order and
+// removes those that went out. Publishing happens outside the document lock
+// so handlers are not held up by NATS; the removal takes out exactly the
+// entries that were sent, so an event pushed meanwhile stays.
 //
 // The removal is a $pullAll of the entries exactly as they were read:
 // FerretDB v1's $pull only removes elements equal to the given value (it
@@ -201,9 +349,6 @@ var errBadEntry = errors.New("outbox: undecodable entry")
 // removed and every sweep published the events again), while $pullAll with
 // exact values works on FerretDB and, atomically, on MongoDB.
 func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) error {
-	if c == nil {
-		return fmt.Errorf("outbox: collection not watched")
-	}
 	var doc struct {
 		Outbox []bson.Raw `bson:"outbox"`
 	}
@@ -214,7 +359,7 @@ func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) error {
 	if err != nil {
 		return fmt.Errorf("load outbox: %w", err)
 	}
-	var sent []bson.Raw
+	var sent []any
 	var pubErr error
 	for _, raw := range doc.Outbox {
 		var p Pending
@@ -229,13 +374,19 @@ func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) error {
 		}
 		sent = append(sent, raw)
 	}
-	if len(sent) > 0 {
-		_, err := r.w.UpdateByID(ctx, c, id, bson.D{{Key: "$pullAll", Value: bson.D{{Key: Field, Value: sent}}}})
-		if err != nil {
-			return errors.Join(fmt.Errorf("mark outbox sent: %w", err), pubErr)
-		}
+	return r.remove(ctx, c, id, sent, pubErr)
+}
+
+// remove takes the sent entries out of document id's outbox and returns
+// pubErr (a failed publish is retried by a read-back: the Bus asks for a
+// sweep on reconnect, and the ticker runs one anyway).
+func (r *Relay) remove(ctx context.Context, c *mongo.Collection, id any, sent []any, pubErr error) error {
+	if len(sent) == 0 {
+		return pubErr
 	}
-	// A failed publish is retried by the next sweep: the Bus asks for one on
-	// reconnect, and the ticker runs one anyway.
+	_, err := r.w.UpdateByID(ctx, c, id, bson.D{{Key: "$pullAll", Value: bson.D{{Key: Field, Value: sent}}}})
+	if err != nil {
+		return errors.Join(fmt.Errorf("mark outbox sent: %w", err), pubErr)
+	}
 	return pubErr
 }

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/mongox"
@@ -473,4 +476,220 @@ type failingPublisher struct{}
 
 func (failingPublisher) Publish(context.Context, events.Subject, []byte) error {
 	return errors.New("nats: not connected")
+}
+
+// finds counts the find commands a client sends to one collection.
+type finds struct {
+	coll string
+	n    atomic.Int32
+}
+
+func (f *finds) monitor() *event.CommandMonitor {
+	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "find" && e.Command.Lookup("find").StringValue() == f.coll {
+			f.n.Add(1)
+		}
+	}}
+}
+
+// monitored returns collection name of the test's database through a client
+// whose find commands on it are counted.
+func monitored(t *testing.T, name string) (*mongo.Collection, *finds) {
+	t.Helper()
+	f := &finds{coll: name}
+	client, err := mongo.Connect(context.Background(), options.Client().ApplyURI(testkit.MongoURI(t)).SetMonitor(f.monitor()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := client.Disconnect(context.Background()); err != nil {
+			t.Errorf("disconnect: %v", err)
+		}
+	})
+	return client.Database(testkit.DBName(t)).Collection(name), f
+}
+
+// A write that hands its events to Notify has them published as they are:
+// the document is not read back (once the sweep at start has looked for
+// leftovers), and the events are removed from it.
+func TestRelayPublishesGivenEventsWithoutReadingBack(t *testing.T) {
+	t.Parallel()
+	c, f := monitored(t, "stuff")
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	w := mongox.NewWriter()
+	r := outbox.NewRelay(bus, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour
+	insert(t, c, "s0", pending(t, "s0", 0)) // a leftover: proves the first sweep ran
+	run(t, r)
+	expect(t, got, received{"s0", 0})
+	emptied(t, c, "s0")
+
+	before := f.n.Load()
+	p0 := pending(t, "s1", 0)
+	insert(t, c, "s1", p0)
+	r.Notify(c, "s1", p0)
+	p1, p2 := pending(t, "s1", 1), pending(t, "s1", 2)
+	update(t, w, c, "s1", 2, p1, p2)
+	r.Notify(c, "s1", p1, p2)
+	expect(t, got, received{"s1", 0}, received{"s1", 1}, received{"s1", 2})
+	if n := f.n.Load() - before; n != 0 {
+		t.Fatalf("the relay read the document back %d times; it was given every event", n)
+	}
+	emptied(t, c, "s1")
+	nothingMore(t, got, time.Second)
+}
+
+// Many documents at once: all events arrive, each document's in the order
+// they were pushed, whatever the interleaving between documents.
+func TestRelayKeepsEachDocumentsOrderAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	w := mongox.NewWriter()
+	r := outbox.NewRelay(bus, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour
+	r.Workers = 4
+	run(t, r)
+
+	const docs, perDoc = 12, 5
+	var wg sync.WaitGroup
+	for d := range docs {
+		wg.Go(func() {
+			id := fmt.Sprintf("s%02d", d)
+			p := pending(t, id, 0)
+			insert(t, c, id, p)
+			r.Notify(c, id, p)
+			for v := int64(1); v < perDoc; v++ {
+				p := pending(t, id, v)
+				update(t, w, c, id, v, p)
+				r.Notify(c, id, p)
+			}
+		})
+	}
+	wg.Wait()
+	next := map[string]int64{}
+	for range docs * perDoc {
+		select {
+		case g := <-got:
+			if g.Version != next[g.ID] {
+				t.Fatalf("%s: got version %d, want %d (out of order or twice)", g.ID, g.Version, next[g.ID])
+			}
+			next[g.ID]++
+		case <-time.After(15 * time.Second):
+			t.Fatalf("missing events; got so far %v", next)
+		}
+	}
+	nothingMore(t, got, time.Second)
+}
+
+// slowPublisher takes d per publish and records what it published.
+type slowPublisher struct {
+	inner outbox.Publisher
+	d     time.Duration
+}
+
+func (p *slowPublisher) Publish(ctx context.Context, s events.Subject, data []byte) error {
+	time.Sleep(p.d) // a slow NATS, not synchronization
+	return p.inner.Publish(ctx, s, data)
+}
+
+// A backlog found by the sweep never holds up a fresh event: with one worker
+// and 100 leftover documents, an event notified after the first leftover went
+// out is published next, or the one after.
+func TestRelayFreshEventsGoBeforeTheBacklog(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	for i := range 100 {
+		id := fmt.Sprintf("old%03d", i)
+		insert(t, c, id, pending(t, id, 0))
+	}
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	w := mongox.NewWriter()
+	r := outbox.NewRelay(&slowPublisher{inner: bus, d: 20 * time.Millisecond}, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour
+	r.Workers = 1
+	run(t, r)
+	select {
+	case <-got: // the backlog is queued and flowing
+	case <-time.After(15 * time.Second):
+		t.Fatal("the sweep at start published nothing")
+	}
+	p := pending(t, "fresh", 0)
+	insert(t, c, "fresh", p)
+	r.Notify(c, "fresh", p)
+	for i := 0; ; i++ {
+		select {
+		case g := <-got:
+			if g.ID == "fresh" {
+				if i > 1 {
+					t.Fatalf("the fresh event came out after %d leftovers", i)
+				}
+				return
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the fresh event was not published")
+		}
+	}
+}
+
+// flakyPublisher fails the first publish of an event of document id.
+type flakyPublisher struct {
+	inner  outbox.Publisher
+	id     string
+	failed atomic.Bool
+}
+
+func (p *flakyPublisher) Publish(ctx context.Context, s events.Subject, data []byte) error {
+	if strings.Contains(string(data), `"id":"`+p.id+`"`) && p.failed.CompareAndSwap(false, true) {
+		return errors.New("nats: timeout")
+	}
+	return p.inner.Publish(ctx, s, data)
+}
+
+// After a failed publish the relay no longer trusts what it is given for
+// that document: the next write's event goes out after the one that failed,
+// read back from the document, and not alone.
+func TestRelayReadsBackAfterAFailedPublish(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	bus, got := listen(t, testkit.NATS(t))
+	bus.Start()
+	waitConnected(t, bus)
+	w := mongox.NewWriter()
+	pub := &flakyPublisher{inner: bus, id: "s1"}
+	r := outbox.NewRelay(pub, w, testkit.Logger(t), c)
+	r.Sweep = time.Hour // only the next write may bring the failed event out
+	insert(t, c, "s0", pending(t, "s0", 0))
+	run(t, r)
+	expect(t, got, received{"s0", 0}) // the sweep at start is done
+
+	p0 := pending(t, "s1", 0)
+	insert(t, c, "s1", p0)
+	r.Notify(c, "s1", p0)
+	testkit.Eventually(t, 10*time.Second, func() bool { return pub.failed.Load() }, "first publish not tried")
+	p1 := pending(t, "s1", 1)
+	update(t, w, c, "s1", 1, p1)
+	r.Notify(c, "s1", p1)
+	var s1 []int64
+	deadline := time.After(15 * time.Second)
+	for len(s1) < 2 {
+		select {
+		case g := <-got:
+			if g.ID == "s1" {
+				s1 = append(s1, g.Version)
+			}
+		case <-deadline:
+			t.Fatalf("s1 events received: %v; want 0 then 1", s1)
+		}
+	}
+	if s1[0] != 0 || s1[1] != 1 {
+		t.Fatalf("s1 events in order %v; want [0 1]", s1)
+	}
+	emptied(t, c, "s1")
 }
