@@ -44,7 +44,7 @@ type Bus struct {
 
 	mu        sync.Mutex
 	conn      stan.Conn
-	subs      []stan.Subscription // of conn, closed with it
+	subs      []subscription // of conn, closed with it
 	listeners []Listener
 	onConnect []func()
 	lost      chan struct{}
@@ -285,13 +285,13 @@ func (b *Bus) connect() (stan.Conn, chan struct{}, error) {
 		return nil, nil, err
 	}
 	b.mu.Lock()
-	var subs []stan.Subscription
+	var subs []subscription
 	for _, l := range b.listeners {
 		s, err := b.subscribe(conn, l)
 		if err != nil {
 			b.mu.Unlock()
 			for _, s := range subs {
-				_ = s.Close() // the connection is closed next; nothing else to do
+				_ = s.close() // the connection is closed next; nothing else to do
 			}
 			return nil, nil, errors.Join(err, conn.Close())
 		}
@@ -316,7 +316,7 @@ func (b *Bus) disconnect(conn stan.Conn) {
 	b.subs = nil
 	b.mu.Unlock()
 	for _, s := range subs {
-		if err := s.Close(); err != nil {
+		if err := s.close(); err != nil {
 			b.log.Debug("close subscription", "err", err)
 		}
 	}

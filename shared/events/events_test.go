@@ -654,3 +654,42 @@ func TestConcurrentPublish(t *testing.T) {
 	wg.Wait()
 	recv(t, all, 10*time.Second, "all events")
 }
+
+// A listener handles messages about different entities at once, and the
+// messages about one entity one after another in the order they came: while
+// the handler of stuff s1's first update is stuck, s2's updates are applied,
+// and s1's second update waits for its first.
+func TestListenerWorkersKeepEachEntitysOrder(t *testing.T) {
+	t.Parallel()
+	bus := newBus(t, testkit.NATS(t), nil)
+	release := make(chan struct{})
+	type seen struct {
+		id      string
+		version int64
+	}
+	got := make(chan seen, 10)
+	bus.Listen(events.Listener{Subject: events.StuffUpdated, Group: "workers", Workers: 4, Handle: func(_ context.Context, m events.Msg) error {
+		ev, err := events.Decode[events.StuffUpdatedEvent](m)
+		if err != nil {
+			return err
+		}
+		if ev.ID == "s1" && ev.Version == 1 {
+			<-release
+		}
+		got <- seen{ev.ID, ev.Version}
+		return nil
+	}})
+	start(t, bus)
+	// s1 and s2 must land on different workers for s2 to pass s1.
+	for _, ev := range []events.StuffUpdatedEvent{{ID: "s1", Version: 1}, {ID: "s1", Version: 2}, {ID: "s2", Version: 1}, {ID: "s2", Version: 2}} {
+		publish(t, bus, ev)
+	}
+	if a, b := recv(t, got, 10*time.Second, "s2 v1"), recv(t, got, 10*time.Second, "s2 v2"); a != (seen{"s2", 1}) || b != (seen{"s2", 2}) {
+		t.Fatalf("while s1 v1 is stuck, got %+v then %+v; want s2 v1 then s2 v2", a, b)
+	}
+	none(t, got, 300*time.Millisecond, "s1 v2 before s1 v1")
+	close(release)
+	if a, b := recv(t, got, 10*time.Second, "s1 v1"), recv(t, got, 10*time.Second, "s1 v2"); a != (seen{"s1", 1}) || b != (seen{"s1", 2}) {
+		t.Fatalf("got %+v then %+v; want s1 v1 then s1 v2", a, b)
+	}
+}

@@ -2,8 +2,10 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"time"
 
@@ -39,6 +41,11 @@ type Listener struct {
 	// member of the queue group. Read models kept in memory use it; writes
 	// belong in queue listeners.
 	Broadcast bool
+	// Workers is how many messages are handled at once (default 8), so a
+	// burst of events is not applied one database round trip at a time.
+	// Messages about one entity (see entityOf) go to the same worker, in
+	// the order they arrived; Workers 1 handles everything in order.
+	Workers int
 }
 
 // ErrNotYet says the event depends on one not yet applied (its version is
@@ -62,16 +69,32 @@ func Permanent(err error) error {
 // Parker stores a message that will not be applied, for a human to look at.
 type Parker func(ctx context.Context, m Msg, cause error) error
 
-func (b *Bus) subscribe(conn stan.Conn, l Listener) (stan.Subscription, error) {
+// subscription is one listener's subscription on one connection, with the
+// workers that handle its messages.
+type subscription struct {
+	stan.Subscription
+	quit chan struct{}
+}
+
+// close closes the subscription (durable queue groups keep their position)
+// and stops its workers; messages they had not handled yet are left unacked,
+// so NATS redelivers them.
+func (s subscription) close() error {
+	close(s.quit)
+	return s.Close()
+}
+
+func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	timeout := l.Timeout
 	if timeout <= 0 {
 		timeout = defaultHandlerTimeout
 	}
+	workers := l.Workers
+	if workers <= 0 {
+		workers = defaultWorkers
+	}
 	log := b.log.With("subject", string(l.Subject), "group", l.Group)
 	handle := func(sm *stan.Msg) {
-		if !b.begin() {
-			return // closing: not acked, redelivered to a live member
-		}
 		defer b.end()
 		m := Msg{Subject: l.Subject, Data: sm.Data, Sequence: sm.Sequence, Deliveries: int(sm.RedeliveryCount) + 1}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -102,20 +125,104 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (stan.Subscription, error) {
 		}
 		log.Warn("event handling failed; will be redelivered", "seq", m.Sequence, "deliveries", m.Deliveries, "err", err)
 	}
+
+	// stan calls dispatch for one message at a time; the workers handle
+	// them, each entity's on one worker in arrival order.
+	quit := make(chan struct{})
+	queues := make([]chan *stan.Msg, workers)
+	for i := range queues {
+		queues[i] = make(chan *stan.Msg, maxInflight)
+		go func() {
+			for {
+				select {
+				case sm := <-queues[i]:
+					handle(sm)
+				case <-quit:
+					for { // left unacked: redelivered
+						select {
+						case <-queues[i]:
+							b.end()
+						default:
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
+	dispatch := func(sm *stan.Msg) {
+		if !b.begin() {
+			return // closing: not acked, redelivered to a live member
+		}
+		q := queues[shard(entityOf(l.Subject, sm.Data), workers)]
+		select {
+		case q <- sm:
+		case <-quit:
+			b.end()
+		}
+	}
+
+	var sub stan.Subscription
+	var err error
 	if l.Broadcast {
-		return conn.Subscribe(b.cfg.Prefix+string(l.Subject), handle,
+		sub, err = conn.Subscribe(b.cfg.Prefix+string(l.Subject), dispatch,
 			stan.SetManualAckMode(),
 			stan.AckWait(b.cfg.AckWait),
-			stan.MaxInflight(64),
+			stan.MaxInflight(maxInflight),
+		)
+	} else {
+		sub, err = conn.QueueSubscribe(b.cfg.Prefix+string(l.Subject), l.Group, dispatch,
+			stan.DurableName(l.Group),
+			stan.DeliverAllAvailable(),
+			stan.SetManualAckMode(),
+			stan.AckWait(b.cfg.AckWait),
+			stan.MaxInflight(maxInflight),
 		)
 	}
-	return conn.QueueSubscribe(b.cfg.Prefix+string(l.Subject), l.Group, handle,
-		stan.DurableName(l.Group),
-		stan.DeliverAllAvailable(),
-		stan.SetManualAckMode(),
-		stan.AckWait(b.cfg.AckWait),
-		stan.MaxInflight(64),
-	)
+	if err != nil {
+		close(quit)
+		return subscription{}, err
+	}
+	return subscription{Subscription: sub, quit: quit}, nil
+}
+
+// maxInflight is how many unacked messages NATS sends a subscription.
+const maxInflight = 64
+
+// defaultWorkers is Listener.Workers when unset.
+const defaultWorkers = 8
+
+// entityOf names what a message is about, so that a listener handles the
+// messages about one entity in order: the stuff of stuff and order events
+// (an order's events, and the orders of one stuff, stay in order), the order
+// of an expiry or a payment, the user of a ban. A payload that does not
+// decode names nothing; its handler parks it.
+func entityOf(subject Subject, data []byte) string {
+	var p struct {
+		ID      string   `json:"id"`
+		OrderID string   `json:"orderId"`
+		UserID  string   `json:"userId"`
+		Stuff   StuffRef `json:"stuff"`
+	}
+	if json.Unmarshal(data, &p) != nil {
+		return ""
+	}
+	switch subject {
+	case OrderCreated, OrderCancelled, OrderCompleted:
+		return p.Stuff.ID
+	case ExpirationComplete, PaymentCreated:
+		return p.OrderID
+	case UserBanned:
+		return p.UserID
+	default:
+		return p.ID
+	}
+}
+
+func shard(key string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(key)) // never fails
+	return int(h.Sum32() % uint32(n))
 }
 
 // defaultHandlerTimeout bounds one handling when the Listener sets none.
