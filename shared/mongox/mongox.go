@@ -49,9 +49,21 @@ type Index struct {
 }
 
 // EnsureIndexes creates the indexes (idempotently). Unique indexes are what
-// SPEC §8's claims rest on, so a service must not serve before they exist.
+// claims rest on (docs/data-safety.md), so a service must not serve before
+// they exist.
+//
+// On FerretDB v1 only the unique ones are created: it serves no query from a
+// secondary index (it pushes down a filter on _id alone), so there an index
+// that enforces nothing would only slow every write down.
 func EnsureIndexes(ctx context.Context, db *mongo.Database, idx ...Index) error {
+	ferret, err := IsFerretDB(ctx, db)
+	if err != nil {
+		return err
+	}
 	for _, ix := range idx {
+		if ferret && !ix.Unique {
+			continue
+		}
 		opts := options.Index().SetUnique(ix.Unique)
 		if ix.Name != "" {
 			opts.SetName(ix.Name)

@@ -97,7 +97,9 @@ func TestEnsureIndexesIsIdempotent(t *testing.T) {
 			t.Fatalf("EnsureIndexes call %d: %v", i+1, err)
 		}
 	}
-	if got, want := indexNames(t, ctx, db.Collection("claims")), []string{"_id_", "createdAt_-1", "stuff_claim"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	// On FerretDB (the test server) the index that enforces nothing is not
+	// made: FerretDB would never read it, only keep it up to date.
+	if got, want := indexNames(t, ctx, db.Collection("claims")), []string{"_id_", "stuff_claim"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("indexes %v, want %v", got, want)
 	}
 	if err := mongox.EnsureIndexesRetry(ctx, db, idx...); err != nil {
@@ -111,7 +113,7 @@ func TestEnsureIndexesIsIdempotent(t *testing.T) {
 		t.Fatalf("second claim: %v, want a duplicate key (the unique index must still hold)", err)
 	}
 	// A conflicting definition under an existing name is reported.
-	conflicting := mongox.Index{Collection: "claims", Keys: bson.D{{Key: "other", Value: 1}}, Name: "stuff_claim"}
+	conflicting := mongox.Index{Collection: "claims", Keys: bson.D{{Key: "other", Value: 1}}, Unique: true, Name: "stuff_claim"}
 	if err := mongox.EnsureIndexes(ctx, db, conflicting); err == nil {
 		t.Fatal("EnsureIndexes with a conflicting definition returned nil")
 	}

@@ -26,6 +26,8 @@ type Writer struct {
 	mu     sync.Mutex
 	locks  map[string]*docLock
 	server serverKind
+	// guardsInFilter puts guards into write filters on any server.
+	guardsInFilter bool
 }
 
 // docLock is a one-slot channel rather than a sync.Mutex so that a writer
@@ -38,6 +40,17 @@ type docLock struct {
 // NewWriter returns a Writer; share one per process (per database).
 func NewWriter() *Writer {
 	return &Writer{locks: make(map[string]*docLock)}
+}
+
+// GuardsInFilter makes w put guards into write filters on FerretDB too, as
+// it does on MongoDB: every guarded write then reads the whole collection on
+// FerretDB, and a write of another process between a read and the write that
+// follows it is refused, as long as the two do not overlap (FerretDB v1
+// checks a filter and writes in two steps). Tests that play several replicas
+// on FerretDB use it; it returns w.
+func (w *Writer) GuardsInFilter() *Writer {
+	w.guardsInFilter = true
+	return w
 }
 
 // Lock runs fn while holding the lock of document id in coll, so fn may read
@@ -82,8 +95,16 @@ func (w *Writer) Lock(ctx context.Context, coll *mongo.Collection, id any, fn fu
 // they are plain equalities, not query operators.
 func (w *Writer) UpdateByID(ctx context.Context, coll *mongo.Collection, id any, update any, guard ...bson.E) (matched bool, err error) {
 	err = w.Lock(ctx, coll, id, func(ctx context.Context) error {
-		matched, err = w.UpdateLocked(ctx, coll, id, update, guard...)
-		return err
+		filter, ok, err := w.guardedFilter(ctx, coll, id, guard)
+		if err != nil || !ok {
+			return err
+		}
+		res, err := coll.UpdateOne(ctx, filter, update)
+		if err != nil {
+			return err
+		}
+		matched = res.MatchedCount > 0
+		return nil
 	})
 	return matched, err
 }
@@ -93,27 +114,42 @@ func (w *Writer) UpdateByID(ctx context.Context, coll *mongo.Collection, id any,
 // did.
 func (w *Writer) DeleteByID(ctx context.Context, coll *mongo.Collection, id any, guard ...bson.E) (deleted bool, err error) {
 	err = w.Lock(ctx, coll, id, func(ctx context.Context) error {
-		deleted, err = w.DeleteLocked(ctx, coll, id, guard...)
-		return err
+		filter, ok, err := w.guardedFilter(ctx, coll, id, guard)
+		if err != nil || !ok {
+			return err
+		}
+		res, err := coll.DeleteOne(ctx, filter)
+		if err != nil {
+			return err
+		}
+		deleted = res.DeletedCount > 0
+		return nil
 	})
 	return deleted, err
 }
 
-// UpdateLocked is UpdateByID for a caller that already holds id's lock
-// (inside Lock), typically after reading the document: guard then names
-// what was read (its version), so that a write of another process in
-// between makes this one match nothing.
+// UpdateLocked is for a caller that holds id's lock (inside Lock) and has
+// read the document under it: guard names what it read (its version), so
+// that on MongoDB a write of another process in between makes this update
+// match nothing (the guard goes into the filter and is checked atomically
+// with the write).
 //
-// The filter stays a plain {_id: id}, the one filter the embedded FerretDB
-// serves from an index (any other filter reads the whole collection). On
-// MongoDB the guard goes into the filter, where it is checked atomically
-// with the write; FerretDB v1 checks a filter and writes in two steps anyway,
-// so there the guard is checked by reading the document by _id first, which
-// is as safe and does not scan. See docs/data-safety.md.
+// On FerretDB the filter stays a plain {_id: id}, the one filter it serves
+// from an index (any other filter reads the whole collection), and the guard
+// is taken as checked by the caller's read: within the process nothing wrote
+// the document since, and FerretDB v1 does not make conditional writes
+// atomic across processes anyway, which is why the local stack runs one
+// replica of each service. See docs/data-safety.md.
 func (w *Writer) UpdateLocked(ctx context.Context, coll *mongo.Collection, id any, update any, guard ...bson.E) (bool, error) {
-	filter, ok, err := w.guardedFilter(ctx, coll, id, guard)
-	if err != nil || !ok {
-		return false, err
+	filter := bson.D{{Key: "_id", Value: id}}
+	if len(guard) > 0 {
+		atomic, err := w.atomicFilters(ctx, coll.Database())
+		if err != nil {
+			return false, err
+		}
+		if atomic {
+			filter = append(filter, guard...)
+		}
 	}
 	res, err := coll.UpdateOne(ctx, filter, update)
 	if err != nil {
@@ -122,27 +158,16 @@ func (w *Writer) UpdateLocked(ctx context.Context, coll *mongo.Collection, id an
 	return res.MatchedCount > 0, nil
 }
 
-// DeleteLocked is DeleteByID for a caller that already holds id's lock.
-func (w *Writer) DeleteLocked(ctx context.Context, coll *mongo.Collection, id any, guard ...bson.E) (bool, error) {
-	filter, ok, err := w.guardedFilter(ctx, coll, id, guard)
-	if err != nil || !ok {
-		return false, err
-	}
-	res, err := coll.DeleteOne(ctx, filter)
-	if err != nil {
-		return false, err
-	}
-	return res.DeletedCount > 0, nil
-}
-
 // guardedFilter returns the filter of a write of document id guarded by
-// guard, or ok false when the guard already fails (checked in Go).
+// guard, for a caller that has not read the document: on FerretDB the guard
+// is checked by reading it by _id (ok false when it fails), and the filter is
+// {_id: id} alone.
 func (w *Writer) guardedFilter(ctx context.Context, coll *mongo.Collection, id any, guard []bson.E) (filter bson.D, ok bool, err error) {
 	filter = bson.D{{Key: "_id", Value: id}}
 	if len(guard) == 0 {
 		return filter, true, nil
 	}
-	atomic, err := w.server.atomicFilters(ctx, coll.Database())
+	atomic, err := w.atomicFilters(ctx, coll.Database())
 	if err != nil {
 		return nil, false, err
 	}
@@ -206,6 +231,15 @@ func number(v bson.RawValue) (float64, bool) {
 		return v.Double(), true
 	}
 	return 0, false
+}
+
+// atomicFilters reports whether guards go into write filters: on MongoDB,
+// or wherever GuardsInFilter asked for it.
+func (w *Writer) atomicFilters(ctx context.Context, db *mongo.Database) (bool, error) {
+	if w.guardsInFilter {
+		return true, nil
+	}
+	return w.server.atomicFilters(ctx, db)
 }
 
 // serverKind remembers whether the server checks a write's filter atomically

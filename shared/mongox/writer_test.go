@@ -189,6 +189,7 @@ func TestWriterFiltersByIDOnlyOnFerretDB(t *testing.T) {
 	ctx := ctxT(t)
 	var mu sync.Mutex
 	var filters []bson.Raw
+	finds := 0
 	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		var stmts []bson.Raw
 		switch e.CommandName {
@@ -196,6 +197,11 @@ func TestWriterFiltersByIDOnlyOnFerretDB(t *testing.T) {
 			stmts = rawArray(e.Command, "updates")
 		case "delete":
 			stmts = rawArray(e.Command, "deletes")
+		case "find":
+			mu.Lock()
+			finds++
+			mu.Unlock()
+			return
 		default:
 			return
 		}
@@ -205,6 +211,11 @@ func TestWriterFiltersByIDOnlyOnFerretDB(t *testing.T) {
 			filters = append(filters, st.Lookup("q").Document())
 		}
 	}}
+	findsSoFar := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return finds
+	}
 	client, err := mongo.Connect(ctx, options.Client().ApplyURI(testkit.MongoURI(t)).SetMonitor(monitor))
 	if err != nil {
 		t.Fatal(err)
@@ -219,16 +230,40 @@ func TestWriterFiltersByIDOnlyOnFerretDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := mongox.NewWriter() // asks the server what it is
-	if ok, err := w.UpdateByID(ctx, c, "o1", bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "complete"}}}}, bson.E{Key: "status", Value: "created"}); err != nil || !ok {
-		t.Fatalf("guarded update: %v, %v", ok, err)
+	steps := []struct {
+		name  string
+		run   func() (bool, error)
+		finds int // reads of the document the step makes
+	}{
+		{"guarded update", func() (bool, error) {
+			return w.UpdateByID(ctx, c, "o1", bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "complete"}}}}, bson.E{Key: "status", Value: "created"})
+		}, 1},
+		{"update after the caller's own read", func() (bool, error) {
+			var ok bool
+			err := w.Lock(ctx, c, "o1", func(ctx context.Context) error {
+				var err error
+				ok, err = w.UpdateLocked(ctx, c, "o1", bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}}, bson.E{Key: "status", Value: "complete"})
+				return err
+			})
+			return ok, err
+		}, 0},
+		{"guarded delete", func() (bool, error) {
+			return w.DeleteByID(ctx, c, "o1", bson.E{Key: "status", Value: "complete"})
+		}, 1},
 	}
-	if ok, err := w.DeleteByID(ctx, c, "o1", bson.E{Key: "status", Value: "complete"}); err != nil || !ok {
-		t.Fatalf("guarded delete: %v, %v", ok, err)
+	for _, st := range steps {
+		before := findsSoFar()
+		if ok, err := st.run(); err != nil || !ok {
+			t.Fatalf("%s: %v, %v", st.name, ok, err)
+		}
+		if n := findsSoFar() - before; n != st.finds {
+			t.Errorf("%s read the document %d times, want %d", st.name, n, st.finds)
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(filters) != 2 {
-		t.Fatalf("saw %d write filters, want 2: %v", len(filters), filters)
+	if len(filters) != 3 {
+		t.Fatalf("saw %d write filters, want 3: %v", len(filters), filters)
 	}
 	for _, f := range filters {
 		elems, err := f.Elements()
@@ -401,5 +436,36 @@ func TestWriterLockReturnsFnError(t *testing.T) {
 	}
 	if got := w.LockCount(); got != 0 {
 		t.Fatalf("%d locks left", got)
+	}
+}
+
+// GuardsInFilter puts guards into the filter on FerretDB too, as on MongoDB:
+// a write made after a read is refused when the document changed since,
+// even by another Writer (another process).
+func TestWriterGuardsInFilter(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	c := testkit.Mongo(t).Collection("stuff")
+	if _, err := c.InsertOne(ctx, counter{ID: "s1", Status: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := mongox.NewWriter().GuardsInFilter(), mongox.NewWriter()
+	err := a.Lock(ctx, c, "s1", func(ctx context.Context) error {
+		read := load(t, ctx, c, "s1")
+		// Another process writes between this one's read and write.
+		if ok, err := b.UpdateByID(ctx, c, "s1", bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "v2"}}}}); err != nil || !ok {
+			t.Fatalf("other writer: %v, %v", ok, err)
+		}
+		ok, err := a.UpdateLocked(ctx, c, "s1", bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 9}}}}, bson.E{Key: "status", Value: read.Status})
+		if err != nil || ok {
+			t.Fatalf("write on a stale read: matched %v, %v; want no match", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc := load(t, ctx, c, "s1"); doc.Status != "v2" || doc.N != 0 {
+		t.Fatalf("document %+v; the other writer's change must stand alone", doc)
 	}
 }

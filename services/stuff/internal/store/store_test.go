@@ -53,13 +53,15 @@ func pending(t *testing.T, db *mongo.Database, id string) []events.StuffData {
 // TestUpdateRetriesWhenAnotherReplicaWrote: replica A reads, replica B (its
 // own Writer: another process) writes, A's write must not overwrite B's; A
 // runs its change again on B's result. Both changes and both events stay.
+// Replicas share a database on MongoDB, where guards are in the write's
+// filter; GuardsInFilter makes FerretDB's Writers do the same.
 func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
 	na, nb := &notified{}, &notified{}
-	a := store.New(db, mongox.NewWriter(), na, testkit.Logger(t), nil)
-	b := store.New(db, mongox.NewWriter(), nb, testkit.Logger(t), nil)
+	a := store.New(db, mongox.NewWriter().GuardsInFilter(), na, testkit.Logger(t), nil)
+	b := store.New(db, mongox.NewWriter().GuardsInFilter(), nb, testkit.Logger(t), nil)
 	s, err := a.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
 	if err != nil {
 		t.Fatal(err)
