@@ -112,7 +112,7 @@ type docWork struct {
 // NewRelay returns a relay that publishes through pub and removes published
 // events through the service's one Writer.
 func NewRelay(pub Publisher, w *mongox.Writer, log *slog.Logger, colls ...*mongo.Collection) *Relay {
-	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second, Workers: 8,
+	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second, Workers: 32,
 		docs: map[docRef]*docWork{}, suspect: map[docRef]bool{},
 		ready: make(chan struct{}, 1), sweepc: make(chan struct{}, 1)}
 	for _, c := range colls {
