@@ -51,10 +51,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(svc.DB)
-	relay := svc.Outbox(st.Settled()...)
-	notify := func(orderID string) { relay.Notify(st.SettledFor(orderID), orderID) }
-	sched := scheduler.New(st, notify, log, scheduler.Options{})
+	relay := svc.Outbox(store.SettledCollections(svc.DB)...)
+	st := store.New(svc.DB, relay)
+	followUp := func(orderID string) { relay.Notify(st.SettledFor(orderID), orderID) }
+	sched := scheduler.New(st, followUp, log, scheduler.Options{})
 	for _, l := range events.Listeners(sched) {
 		svc.Bus.Listen(l)
 	}

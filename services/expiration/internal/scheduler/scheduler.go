@@ -50,7 +50,8 @@ type Store interface {
 	// Delete forgets the pending deadline of an order (no error if none).
 	Delete(ctx context.Context, orderID string) error
 	// Claim settles the order as expired together with its pending
-	// expiration:complete event; false when it was already settled.
+	// expiration:complete event, and has the event published; false when
+	// it was already settled.
 	Claim(ctx context.Context, orderID string, now time.Time) (bool, error)
 	// Settle records another outcome, so the deadline never fires; false
 	// when the order was already settled.
@@ -145,10 +146,10 @@ func (o *Options) defaults() {
 // Scheduler schedules, cancels and fires order deadlines. Schedule and Settle
 // may be called before and during Run, from any goroutine.
 type Scheduler struct {
-	store  Store
-	notify func(orderID string)
-	log    *slog.Logger
-	opts   Options
+	store    Store
+	followUp func(orderID string)
+	log      *slog.Logger
+	opts     Options
 
 	mu       sync.Mutex
 	q        queue
@@ -157,14 +158,14 @@ type Scheduler struct {
 	wake     chan struct{}
 }
 
-// New returns a Scheduler over store. notify asks the outbox relay to
-// publish the pending events of an order's settlement: it is called at once
-// after each successful claim, and as a follow-up after a lost one.
-func New(store Store, notify func(orderID string), log *slog.Logger, opts Options) *Scheduler {
+// New returns a Scheduler over store. A claim's event is the store's to hand
+// to the outbox relay; followUp asks the relay to publish whatever an order's
+// settlement still holds, FollowUp after a claim lost to another replica.
+func New(store Store, followUp func(orderID string), log *slog.Logger, opts Options) *Scheduler {
 	opts.defaults()
 	return &Scheduler{
 		store:    store,
-		notify:   notify,
+		followUp: followUp,
 		log:      log,
 		opts:     opts,
 		byID:     make(map[string]*item),
@@ -207,11 +208,26 @@ func (s *Scheduler) Schedule(ctx context.Context, orderID string, expiresAt time
 
 // Settle records that an order ended otherwise (cancelled or completed), so
 // its deadline never fires, on any replica, and forgets the deadline.
+//
+// An order already settled (most often: its own expiry, whose firing
+// deletes the deadline) costs one read. Should a settlement ever be left with
+// its deadline still stored (a replica died in between), the deadline fires
+// at the next reload, its claim fails, and the firing deletes it.
 func (s *Scheduler) Settle(ctx context.Context, orderID, outcome string) error {
-	if _, err := s.store.Settle(ctx, orderID, outcome, s.opts.Now()); err != nil {
+	s.remove(orderID)
+	settled, err := s.store.IsSettled(ctx, orderID)
+	if err != nil {
 		return fmt.Errorf("settle order %s: %w", orderID, err)
 	}
-	s.remove(orderID)
+	if settled {
+		return nil
+	}
+	if settled, err = s.store.Settle(ctx, orderID, outcome, s.opts.Now()); err != nil {
+		return fmt.Errorf("settle order %s: %w", orderID, err)
+	}
+	if !settled {
+		return nil // settled meanwhile, here or on another replica
+	}
 	if err := s.store.Delete(ctx, orderID); err != nil {
 		return fmt.Errorf("settle order %s: %w", orderID, err)
 	}
@@ -299,7 +315,7 @@ func (s *Scheduler) loop(ctx context.Context, jobs chan<- item) {
 // sweep. Flushing an outbox already sent is a no-op.
 func (s *Scheduler) fire(ctx context.Context, it item) {
 	if it.followUp {
-		s.notify(it.id)
+		s.followUp(it.id)
 		s.mu.Lock()
 		delete(s.inflight, it.id)
 		s.mu.Unlock()
@@ -316,7 +332,6 @@ func (s *Scheduler) fire(ctx context.Context, it item) {
 		return
 	}
 	if claimed {
-		s.notify(it.id)
 		s.log.Info("deadline fired", "order_id", it.id, "late", now.Sub(it.at))
 	}
 	if err := s.store.Delete(octx, it.id); err != nil {

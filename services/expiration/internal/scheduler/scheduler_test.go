@@ -31,6 +31,9 @@ type recorder struct {
 	failClaims int
 	claims     chan claim
 	deletes    chan string
+	// published gets the order of each claim won: where the store hands
+	// the claim's event to the outbox relay.
+	published chan string
 }
 
 type claim struct {
@@ -55,6 +58,9 @@ func (r *recorder) Claim(ctx context.Context, id string, now time.Time) (bool, e
 		return false, errBoom
 	}
 	ok, err := r.Store.Claim(ctx, id, now)
+	if ok && r.published != nil {
+		r.published <- id
+	}
 	r.claims <- claim{id: id, claimed: ok, err: err}
 	return ok, err
 }
@@ -75,6 +81,7 @@ type replica struct {
 func start(t *testing.T, st *store.Store, clk *fakeClock) *replica {
 	t.Helper()
 	r := &replica{rec: newRecorder(st), notified: make(chan string, 1000)}
+	r.rec.published = r.notified // a claim's event, published
 	r.s = scheduler.New(r.rec, func(id string) { r.notified <- id }, testkit.Logger(t), scheduler.Options{
 		Now:        clk.Now,
 		NewTimer:   clk.NewTimer,
@@ -126,7 +133,7 @@ func expectNothingFired(t *testing.T, r *replica) {
 func TestFiresInDeadlineOrderAtTheDeadlineNotBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	clk := newFakeClock(t0)
 	r := start(t, st, clk)
 	for _, ms := range []int{300, 100, 200} {
@@ -163,7 +170,7 @@ func TestEarlierDeadlineWakesTheTimer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := newFakeClock(t0)
-	r := start(t, store.New(testkit.Mongo(t)), clk)
+	r := start(t, store.New(testkit.Mongo(t), nil), clk)
 	if err := r.s.Schedule(ctx, "later", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +186,7 @@ func TestEarlierDeadlineWakesTheTimer(t *testing.T) {
 func TestOverdueDeadlinesFireAtStart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	for _, id := range []string{"a", "b"} {
 		if _, err := st.Add(ctx, scheduler.Deadline{OrderID: id, ExpiresAt: t0.Add(-time.Minute)}); err != nil {
 			t.Fatal(err)
@@ -203,7 +210,7 @@ func TestOverdueDeadlinesFireAtStart(t *testing.T) {
 func TestReloadArmsDeadlinesScheduledElsewhere(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	clk := newFakeClock(t0)
 	r := start(t, st, clk)
 	loaded(t, clk)
@@ -231,7 +238,7 @@ func TestReloadArmsDeadlinesScheduledElsewhere(t *testing.T) {
 func TestSettledDeadlineDoesNotFireOnAnyReplica(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	clk := newFakeClock(t0)
 	a := start(t, st, clk)
 	if err := a.s.Schedule(ctx, "o", t0.Add(100*time.Millisecond)); err != nil {
@@ -280,7 +287,7 @@ func TestSettledDeadlineDoesNotFireOnAnyReplica(t *testing.T) {
 func TestReplicasFireEachDeadlineOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	clk := newFakeClock(t0)
 	const n = 20
 	reps := []*replica{start(t, st, clk)}
@@ -322,7 +329,7 @@ func TestReplicasFireEachDeadlineOnce(t *testing.T) {
 func TestLostClaimIsFollowedUpByAFlush(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	// Another replica claimed the order and died before publishing and
 	// before deleting the deadline.
 	deadline := t0.Add(100 * time.Millisecond)
@@ -358,7 +365,7 @@ func TestFailedClaimIsRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := newFakeClock(t0)
-	r := start(t, store.New(testkit.Mongo(t)), clk)
+	r := start(t, store.New(testkit.Mongo(t), nil), clk)
 	r.rec.mu.Lock()
 	r.rec.failClaims = 2
 	r.rec.mu.Unlock()

@@ -48,13 +48,21 @@ const Shards = 16
 // and deleted by Prune.
 type Store struct {
 	db        *mongo.Database
+	notify    Notifier
 	deadlines [Shards]*mongo.Collection
 	settled   [Shards]*mongo.Collection
 }
 
-// New returns a Store over db.
-func New(db *mongo.Database) *Store {
-	s := &Store{db: db}
+// Notifier is told about each claim's pending event; the outbox relay
+// implements it.
+type Notifier interface {
+	Notify(coll *mongo.Collection, id any, pending ...outbox.Pending)
+}
+
+// New returns a Store over db. notify is told about each claim's event; nil
+// leaves the events to the relay's sweep.
+func New(db *mongo.Database, notify Notifier) *Store {
+	s := &Store{db: db, notify: notify}
 	for i := range Shards {
 		s.deadlines[i] = db.Collection(DeadlinesCollection(i))
 		s.settled[i] = db.Collection(SettledCollection(i))
@@ -109,9 +117,15 @@ func (s *Store) Ensure(ctx context.Context) error {
 // a collection that exists.
 const codeNamespaceExists = 48
 
-// Settled lists the collections whose documents carry the pending
-// expiration:complete events; the outbox relay watches them.
-func (s *Store) Settled() []*mongo.Collection { return s.settled[:] }
+// SettledCollections lists db's collections whose documents carry the
+// pending expiration:complete events; the outbox relay watches them.
+func SettledCollections(db *mongo.Database) []*mongo.Collection {
+	out := make([]*mongo.Collection, Shards)
+	for i := range out {
+		out[i] = db.Collection(SettledCollection(i))
+	}
+	return out
+}
 
 // SettledFor is the collection that holds the settlement of an order.
 func (s *Store) SettledFor(orderID string) *mongo.Collection { return s.settled[shard(orderID)] }
@@ -206,7 +220,11 @@ func (s *Store) Claim(ctx context.Context, orderID string, now time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
-	return s.insertSettled(ctx, settledDoc{ID: orderID, Outcome: scheduler.OutcomeExpired, At: now, Outbox: []outbox.Pending{ev}})
+	claimed, err := s.insertSettled(ctx, settledDoc{ID: orderID, Outcome: scheduler.OutcomeExpired, At: now, Outbox: []outbox.Pending{ev}})
+	if claimed && s.notify != nil {
+		s.notify.Notify(s.SettledFor(orderID), orderID, ev)
+	}
+	return claimed, err
 }
 
 // Settle records another outcome for the order (no event); false when it was

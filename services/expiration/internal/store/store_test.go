@@ -26,7 +26,7 @@ func TestAddIsOncePerOrderAndDueFilters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	st := store.New(db)
+	st := store.New(db, nil)
 	at := scheduler.CeilMillis(t0.Add(1500*time.Microsecond + 7))
 	for i, want := range []bool{true, false} {
 		created, err := st.Add(ctx, scheduler.Deadline{OrderID: "o1", ExpiresAt: at.Add(time.Duration(i) * time.Hour)})
@@ -74,7 +74,7 @@ func TestClaimIsWonOnceUnderConcurrencyAndCarriesTheEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	st := store.New(db)
+	st := store.New(db, nil)
 	const n = 20
 	var wg sync.WaitGroup
 	results := make(chan error, n)
@@ -125,7 +125,7 @@ func TestClaimIsWonOnceUnderConcurrencyAndCarriesTheEvent(t *testing.T) {
 func TestSettleBlocksClaim(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t))
+	st := store.New(testkit.Mongo(t), nil)
 	for _, outcome := range []string{scheduler.OutcomeCancelled, scheduler.OutcomeCompleted} {
 		id := "order-" + outcome
 		if settled, err := st.IsSettled(ctx, id); err != nil || settled {
@@ -161,7 +161,7 @@ func TestPruneKeepsRecentAndUnpublishedSettlements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	st := store.New(db)
+	st := store.New(db, nil)
 	old, recent := t0, t0.Add(time.Hour)
 	mustSettle := func(id string, at time.Time, claim bool) {
 		t.Helper()
@@ -198,7 +198,7 @@ func TestPruneKeepsRecentAndUnpublishedSettlements(t *testing.T) {
 	for i := range 200 {
 		shards[st.SettledFor(fmt.Sprint(i)).Name()] = true
 	}
-	if len(shards) != store.Shards || len(st.Settled()) != store.Shards {
+	if len(shards) != store.Shards || len(store.SettledCollections(db)) != store.Shards {
 		t.Fatalf("orders spread over %d of %d shards", len(shards), store.Shards)
 	}
 }
@@ -207,7 +207,7 @@ func TestEnsureCreatesEveryCollectionOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	a, b := store.New(db), store.New(db)
+	a, b := store.New(db, nil), store.New(db, nil)
 	if _, err := a.Add(ctx, scheduler.Deadline{OrderID: "o1", ExpiresAt: t0}); err != nil {
 		t.Fatal(err)
 	}
