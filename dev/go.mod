@@ -7,6 +7,7 @@ replace github.com/stuffmart/stuffmart/shared => ../shared
 replace github.com/stuffmart/stuffmart/services/auth => ../services/auth
 
 require (
+	github.com/nats-io/stan.go v0.10.4
 	github.com/stuffmart/stuffmart/client v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/auth v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/expiration v0.0.0-00010101000000-000000000000
@@ -14,6 +15,7 @@ require (
 	github.com/stuffmart/stuffmart/services/payments v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/stuff v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
+	go.mongodb.org/mongo-driver v1.17.10
 )
 
 require (
@@ -64,7 +66,6 @@ require (
 	github.com/nats-io/nats.go v1.31.0 // indirect
 	github.com/nats-io/nkeys v0.4.6 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/nats-io/stan.go v0.10.4 // indirect
 	github.com/ncruces/go-strftime v0.1.9 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	github.com/prometheus/client_golang v1.22.0 // indirect
@@ -80,7 +81,6 @@ require (
 	github.com/xdg-go/stringprep v1.0.4 // indirect
 	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
 	go.etcd.io/bbolt v1.3.8 // indirect
-	go.mongodb.org/mongo-driver v1.17.10 // indirect
 	go.opentelemetry.io/auto/sdk v1.1.0 // indirect
 	go.opentelemetry.io/otel v1.36.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.36.0 // indirect

@@ -30,6 +30,9 @@ type Config struct {
 	// OrderHold is how long an order holds its stuff (ORDER_HOLD, default
 	// 15m).
 	OrderHold time.Duration
+	// Now is the clock of the rules (time.Now when nil). It is not read
+	// from the environment: benchmarks set it to make deadlines coincide.
+	Now func() time.Time
 }
 
 // LoadConfig reads the shared service variables (see service.LoadConfig)
@@ -69,7 +72,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	ordersColl := svc.DB.Collection(store.OrdersCollection)
 	relay := svc.Outbox(ordersColl)
 	st := store.New(svc.DB, svc.Writer, relay)
-	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID})
+	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID, Now: cfg.Now})
 	httpapi.Register(svc.Echo, rules)
 	for _, l := range listeners.Listeners(rules, log) {
 		svc.Bus.Listen(l)
