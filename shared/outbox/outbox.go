@@ -83,7 +83,9 @@ type Relay struct {
 	// Sweep is how often every watched collection is scanned for events that
 	// were not published right away (NATS down, a crash). Default 30s.
 	Sweep time.Duration
-	// Workers is how many documents are published at once. Default 8.
+	// Workers is how many documents are published at once (default 32):
+	// each publish waits for NATS Streaming's ack, so many in flight are
+	// what keeps up with a burst of writes.
 	Workers int
 
 	mu      sync.Mutex
@@ -95,6 +97,9 @@ type Relay struct {
 	ready   chan struct{}       // a document was made ready
 	sweepc  chan struct{}
 }
+
+// defaultWorkers is Relay.Workers when unset.
+const defaultWorkers = 32
 
 type docRef struct {
 	coll string
@@ -112,7 +117,7 @@ type docWork struct {
 // NewRelay returns a relay that publishes through pub and removes published
 // events through the service's one Writer.
 func NewRelay(pub Publisher, w *mongox.Writer, log *slog.Logger, colls ...*mongo.Collection) *Relay {
-	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second, Workers: 32,
+	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second, Workers: defaultWorkers,
 		docs: map[docRef]*docWork{}, suspect: map[docRef]bool{},
 		ready: make(chan struct{}, 1), sweepc: make(chan struct{}, 1)}
 	for _, c := range colls {
@@ -173,7 +178,7 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 	workers := r.Workers
 	if workers <= 0 {
-		workers = 8
+		workers = defaultWorkers
 	}
 	var wg sync.WaitGroup
 	for range workers {
