@@ -527,6 +527,15 @@ func (s *Service) OrderChanged(ctx context.Context, id string, version int64, st
 	if status != StatusCancelled || o.Status != StatusCancelled {
 		return nil
 	}
+	// Every payment is preceded by the claim of attempt 1: without it no
+	// charge was ever tried and there is nothing to refund. That is one
+	// read by _id, where looking for a payment by order reads the whole
+	// collection on FerretDB; most cancelled orders were never paid for.
+	if _, err := s.store.Attempt(ctx, id, 1); errors.Is(err, errs.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	p, err := s.store.PaymentByOrder(ctx, id)
 	if errors.Is(err, errs.ErrNotFound) {
 		return nil
