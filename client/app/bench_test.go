@@ -242,13 +242,13 @@ func BenchmarkStuff(b *testing.B) {
 }
 
 // realListings is how many listings BenchmarkRealStuff seeds through the
-// real stuff service's API: enough for full pages, few enough that the
-// services' event work after seeding ends in seconds on FerretDB.
-const realListings = 500
+// real stuff service's API, as many as the stand-in serves (about ten
+// seconds of seeding on FerretDB).
+const realListings = benchListings
 
 // BenchmarkRealStuff is the uncached home and stuff pages against the real
 // services (the stuff service's HTTP API and in-memory catalog behind the
-// storefront) with 500 listings seeded through the API.
+// storefront) with 5,000 listings seeded through the API.
 func BenchmarkRealStuff(b *testing.B) {
 	s := clienttest.Start(b, clienttest.Options{NoCache: true})
 	ids, err := seed(b, s, realListings)

@@ -42,24 +42,33 @@ import (
 // service started outside the stack (expiration, restarted) shares them.
 const benchSecret = "bench-secret-bench-secret-bench-secret-0123456789"
 
-// freezable is a clock that can be stopped at one instant: orders created
-// while it is frozen all get the same deadline.
+// freezable is a clock that can be stopped: while it is frozen at t with a
+// step, its n-th reading is t + n·step, so the orders created meanwhile get
+// deadlines exactly step apart (all the same one when step is 0).
 type freezable struct {
 	mu     sync.Mutex
 	frozen time.Time
+	step   time.Duration
 }
 
 func (c *freezable) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.frozen.IsZero() {
-		return c.frozen
+	if c.frozen.IsZero() {
+		return time.Now()
 	}
-	return time.Now()
+	t := c.frozen
+	c.frozen = c.frozen.Add(c.step)
+	return t
 }
 
-func (c *freezable) Freeze(t time.Time) { c.mu.Lock(); c.frozen = t; c.mu.Unlock() }
-func (c *freezable) Thaw()              { c.mu.Lock(); c.frozen = time.Time{}; c.mu.Unlock() }
+func (c *freezable) Freeze(t time.Time, step time.Duration) {
+	c.mu.Lock()
+	c.frozen, c.step = t, step
+	c.mu.Unlock()
+}
+
+func (c *freezable) Thaw() { c.mu.Lock(); c.frozen = time.Time{}; c.mu.Unlock() }
 
 // benchStack is a running stack plus what a benchmark needs to look inside.
 type benchStack struct {
@@ -494,13 +503,30 @@ func (s *benchStack) runExpiration() (stop func()) {
 	}
 }
 
-// BenchmarkStackExpiryBurst places 1,000 orders whose deadlines fall on the
-// same instant (the orders service's clock is frozen while they are placed),
-// restarts the expiration service shortly before that instant, and measures
-// how late after the deadline each order's order:cancelled and its stuff's
-// stuff:updated (available again) are published.
-func BenchmarkStackExpiryBurst(b *testing.B) {
-	const orders, buyers, workers = 1000, 10, 8
+// BenchmarkStackExpiries places 1,000 orders whose deadlines fall on the
+// same instant ("burst") or a steady number a second apart (the orders
+// service's clock is frozen and stepped while they are placed), restarts the
+// expiration service shortly before the first deadline, and measures how late
+// after its deadline each order's expiration:complete, its order:cancelled
+// and its stuff's stuff:updated (available again) are published.
+func BenchmarkStackExpiries(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		step time.Duration // between consecutive deadlines
+	}{
+		{"burst", 0},
+		{"rate=100/s", 10 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchExpiries(b, bc.step) })
+	}
+}
+
+func benchExpiries(b *testing.B, step time.Duration) {
+	const orders, buyers = 1000, 10
+	workers := 8
+	if step > 0 {
+		workers = 1 // the clock's readings go to the orders in turn
+	}
 	const hold = 40 * time.Second
 	for range b.N {
 		s := startBench(b, benchOptions{withoutExpiration: true, env: map[string]string{"ORDER_HOLD": hold.String()}})
@@ -518,9 +544,13 @@ func BenchmarkStackExpiryBurst(b *testing.B) {
 		}
 
 		t0 := time.Now().Truncate(time.Second).Add(time.Second)
-		deadline := t0.Add(hold)
-		s.orders.Freeze(t0)
-		orderOf := make(map[string]string, orders) // stuff id → order id
+		first := t0.Add(hold)
+		s.orders.Freeze(t0, step)
+		type placed struct {
+			id       string
+			deadline time.Time
+		}
+		orderOf := make(map[string]placed, orders) // by stuff id
 		var mu sync.Mutex
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -540,12 +570,12 @@ func BenchmarkStackExpiryBurst(b *testing.B) {
 						ID        string    `json:"id"`
 						ExpiresAt time.Time `json:"expiresAt"`
 					}
-					if err := json.Unmarshal(raw, &o); err != nil || !o.ExpiresAt.Equal(deadline) {
-						b.Errorf("order %s expires at %v (%v), want %v", raw, o.ExpiresAt, err, deadline)
+					if err := json.Unmarshal(raw, &o); err != nil || (step == 0 && !o.ExpiresAt.Equal(first)) {
+						b.Errorf("order %s expires at %v (%v), want %v", raw, o.ExpiresAt, err, first)
 						return
 					}
 					mu.Lock()
-					orderOf[ids[i]] = o.ID
+					orderOf[ids[i]] = placed{o.ID, o.ExpiresAt}
 					mu.Unlock()
 				}
 			})
@@ -555,7 +585,7 @@ func BenchmarkStackExpiryBurst(b *testing.B) {
 		if b.Failed() {
 			b.FailNow()
 		}
-		if left := time.Until(deadline); left < 5*time.Second {
+		if left := time.Until(first); left < 5*time.Second {
 			b.Fatalf("placing the orders took too long: %s left before the deadline", left)
 		}
 
@@ -609,8 +639,8 @@ func BenchmarkStackExpiryBurst(b *testing.B) {
 			return ev.OrderID, json.Unmarshal(data, &ev) == nil && ev.OrderID != ""
 		})
 
-		// Restart expiration 3 s before the deadline.
-		time.Sleep(time.Until(deadline.Add(-3 * time.Second)))
+		// Restart expiration 3 s before the first deadline.
+		time.Sleep(time.Until(first.Add(-3 * time.Second)))
 		stopExpiration()
 		stopExpiration = s.runExpiration()
 		defer stopExpiration()
@@ -619,22 +649,22 @@ func BenchmarkStackExpiryBurst(b *testing.B) {
 			wmu.Lock()
 			done := len(cancelledAt) >= orders && len(releasedAt) >= orders
 			wmu.Unlock()
-			if done || time.Since(deadline) > time.Minute {
+			if done || time.Since(first) > time.Minute+time.Duration(orders)*step {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		wmu.Lock()
 		var cancelLate, releaseLate, expireLate []time.Duration
-		for stuffID, orderID := range orderOf {
-			if at, ok := expired.at(orderID); ok {
-				expireLate = append(expireLate, at.Sub(deadline))
+		for stuffID, o := range orderOf {
+			if at, ok := expired.at(o.id); ok {
+				expireLate = append(expireLate, at.Sub(o.deadline))
 			}
-			if at, ok := cancelledAt[orderID]; ok {
-				cancelLate = append(cancelLate, at.Sub(deadline))
+			if at, ok := cancelledAt[o.id]; ok {
+				cancelLate = append(cancelLate, at.Sub(o.deadline))
 			}
 			if at, ok := releasedAt[stuffID]; ok {
-				releaseLate = append(releaseLate, at.Sub(deadline))
+				releaseLate = append(releaseLate, at.Sub(o.deadline))
 			}
 		}
 		wmu.Unlock()

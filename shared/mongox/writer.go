@@ -13,15 +13,26 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
-// Writer is the one write path for updates of existing documents (SPEC §8
-// rule 2). FerretDB v1 applies an update as read-modify-write without a lock,
-// so two concurrent updates of one document lose one of them; Writer holds a
-// lock per (collection, _id) inside the process so that a handler, a listener
-// and the outbox relay touching the same document take turns. On real MongoDB
-// single-document updates are atomic anyway and the lock costs a map lookup.
+// Writer is the one write path of a service's database: every insert,
+// update and delete goes through it (docs/data-safety.md).
 //
-// Decisions two actors race on are not made here: they are claims by a
-// unique-index insert.
+// It does two things FerretDB v1 needs and MongoDB does not mind:
+//
+//   - A lock per document (collection and _id) inside the process, so that a
+//     handler, a listener and the outbox relay touching the same document
+//     take turns: FerretDB applies an update as read-modify-write without a
+//     lock, so two concurrent updates of one document lose one of them.
+//   - One write at a time per database on FerretDB: SQLite has a single
+//     writer per database file, and writers that collide sleep in SQLite's
+//     busy handler (1, 2, 5, 10 … 100 ms) instead of queueing. Measured on
+//     the local stack, 1,000 expiries at 100 a second were cancelled with a
+//     median delay of 1.4 s with forty concurrent writers and 10 ms with few.
+//     Writes queue here instead, in order, without sleeping. Reads are not
+//     held up (SQLite serves them beside the writer).
+//
+// On MongoDB single-document writes are atomic and concurrent: the lock costs
+// a map lookup and there is no gate. Decisions two actors race on are not
+// made by updates: they are claims, unique-index inserts (Insert).
 type Writer struct {
 	mu     sync.Mutex
 	locks  map[string]*docLock
@@ -99,12 +110,8 @@ func (w *Writer) UpdateByID(ctx context.Context, coll *mongo.Collection, id any,
 		if err != nil || !ok {
 			return err
 		}
-		res, err := coll.UpdateOne(ctx, filter, update)
-		if err != nil {
-			return err
-		}
-		matched = res.MatchedCount > 0
-		return nil
+		matched, err = w.updateOne(ctx, coll, filter, update)
+		return err
 	})
 	return matched, err
 }
@@ -118,12 +125,13 @@ func (w *Writer) DeleteByID(ctx context.Context, coll *mongo.Collection, id any,
 		if err != nil || !ok {
 			return err
 		}
-		res, err := coll.DeleteOne(ctx, filter)
-		if err != nil {
+		return w.write(ctx, coll.Database(), func() error {
+			res, err := coll.DeleteOne(ctx, filter)
+			if err == nil {
+				deleted = res.DeletedCount > 0
+			}
 			return err
-		}
-		deleted = res.DeletedCount > 0
-		return nil
+		})
 	})
 	return deleted, err
 }
@@ -151,11 +159,51 @@ func (w *Writer) UpdateLocked(ctx context.Context, coll *mongo.Collection, id an
 			filter = append(filter, guard...)
 		}
 	}
-	res, err := coll.UpdateOne(ctx, filter, update)
-	if err != nil {
-		return false, err
-	}
-	return res.MatchedCount > 0, nil
+	return w.updateOne(ctx, coll, filter, update)
+}
+
+func (w *Writer) updateOne(ctx context.Context, coll *mongo.Collection, filter bson.D, update any) (matched bool, err error) {
+	err = w.write(ctx, coll.Database(), func() error {
+		res, err := coll.UpdateOne(ctx, filter, update)
+		if err == nil {
+			matched = res.MatchedCount > 0
+		}
+		return err
+	})
+	return matched, err
+}
+
+// Insert inserts doc. A claim is an Insert: the unique index on _id (or
+// another unique index) lets exactly one of any number of concurrent
+// inserts of one key win; the others get an error IsDuplicate recognises.
+func (w *Writer) Insert(ctx context.Context, coll *mongo.Collection, doc any) error {
+	return w.write(ctx, coll.Database(), func() error {
+		_, err := coll.InsertOne(ctx, doc)
+		return err
+	})
+}
+
+// InsertMany inserts docs in one command, each as if alone (unordered: a
+// duplicate key refuses that document only). Seeding and fixtures use it.
+func (w *Writer) InsertMany(ctx context.Context, coll *mongo.Collection, docs []any) error {
+	return w.write(ctx, coll.Database(), func() error {
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		return err
+	})
+}
+
+// DeleteMany deletes the documents that match filter and returns how many
+// went. A filter other than {_id} reads the whole collection on FerretDB:
+// for background clean-ups only, never on a request's or an event's path.
+func (w *Writer) DeleteMany(ctx context.Context, coll *mongo.Collection, filter any) (n int64, err error) {
+	err = w.write(ctx, coll.Database(), func() error {
+		res, err := coll.DeleteMany(ctx, filter)
+		if err == nil {
+			n = res.DeletedCount
+		}
+		return err
+	})
+	return n, err
 }
 
 // guardedFilter returns the filter of a write of document id guarded by
@@ -242,27 +290,62 @@ func (w *Writer) atomicFilters(ctx context.Context, db *mongo.Database) (bool, e
 	return w.server.atomicFilters(ctx, db)
 }
 
-// serverKind remembers whether the server checks a write's filter atomically
-// with the write (MongoDB) or not (FerretDB v1). It asks once, on the first
-// guarded write, and asks again after a failure to ask.
+// serverKind remembers what the server is: whether it checks a write's
+// filter atomically with the write (MongoDB) or not (FerretDB v1), and the
+// gate that keeps FerretDB's writes one at a time. It asks once, on the
+// first write, and again after a failure to ask.
 type serverKind struct {
 	mu     sync.Mutex
 	known  bool
 	atomic bool
+	gate   chan struct{} // nil on MongoDB
 }
 
-func (k *serverKind) atomicFilters(ctx context.Context, db *mongo.Database) (bool, error) {
+func (k *serverKind) learn(ctx context.Context, db *mongo.Database) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.known {
-		return k.atomic, nil
+		return nil
 	}
 	ferret, err := IsFerretDB(ctx, db)
 	if err != nil {
-		return false, err
+		return err
 	}
 	k.known, k.atomic = true, !ferret
+	if ferret {
+		k.gate = make(chan struct{}, 1)
+	}
+	return nil
+}
+
+func (k *serverKind) atomicFilters(ctx context.Context, db *mongo.Database) (bool, error) {
+	if err := k.learn(ctx, db); err != nil {
+		return false, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	return k.atomic, nil
+}
+
+// write runs fn, one write at a time per database on FerretDB. It gives up
+// when ctx ends while waiting.
+func (w *Writer) write(ctx context.Context, db *mongo.Database, fn func() error) error {
+	if err := w.server.learn(ctx, db); err != nil {
+		return err
+	}
+	w.server.mu.Lock()
+	gate := w.server.gate
+	w.server.mu.Unlock()
+	if gate == nil {
+		return fn()
+	}
+	select {
+	case gate <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-gate }()
+	return fn()
 }
 
 // IsFerretDB reports whether db is served by FerretDB, which answers

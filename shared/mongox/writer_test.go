@@ -3,6 +3,7 @@ package mongox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -467,5 +468,71 @@ func TestWriterGuardsInFilter(t *testing.T) {
 	}
 	if doc := load(t, ctx, c, "s1"); doc.Status != "v2" || doc.N != 0 {
 		t.Fatalf("document %+v; the other writer's change must stand alone", doc)
+	}
+}
+
+// On FerretDB the Writer sends one write at a time per database (SQLite has
+// one writer per file, and colliding writers sleep in its busy handler),
+// whatever the number of goroutines writing; the commands in flight are read
+// off the wire with the driver's monitor.
+func TestWriterWritesOneAtATimeOnFerretDB(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	writes := map[string]bool{"insert": true, "update": true, "delete": true}
+	track := func(name string, d int) {
+		if !writes[name] {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		inflight += d
+		most = max(most, inflight)
+	}
+	monitor := &event.CommandMonitor{
+		Started:   func(_ context.Context, e *event.CommandStartedEvent) { track(e.CommandName, 1) },
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) { track(e.CommandName, -1) },
+		Failed:    func(_ context.Context, e *event.CommandFailedEvent) { track(e.CommandName, -1) },
+	}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(testkit.MongoURI(t)).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := client.Disconnect(context.Background()); err != nil {
+			t.Errorf("disconnect: %v", err)
+		}
+	})
+	db := client.Database(testkit.DBName(t))
+	w := mongox.NewWriter()
+	var wg sync.WaitGroup
+	errc := make(chan error, 60)
+	for i := range 20 {
+		wg.Go(func() {
+			id := fmt.Sprintf("d%02d", i)
+			c := db.Collection([]string{"orders", "holds"}[i%2])
+			if err := w.Insert(ctx, c, counter{ID: id}); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := w.UpdateByID(ctx, c, id, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := w.DeleteByID(ctx, c, id); err != nil {
+				errc <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 1 {
+		t.Fatalf("%d writes were in flight at once; want 1", most)
 	}
 }

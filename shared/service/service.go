@@ -157,7 +157,7 @@ func (s *Service) Outbox(colls ...*mongo.Collection) *outbox.Relay {
 // redelivery racing a slow park, or every replica of a broadcast listener)
 // keeps one copy and is not an error.
 func (s *Service) park(ctx context.Context, m events.Msg, cause error) error {
-	_, err := s.DB.Collection("parked_events").InsertOne(ctx, bson.D{
+	err := s.Writer.Insert(ctx, s.DB.Collection("parked_events"), bson.D{
 		{Key: "_id", Value: fmt.Sprintf("%s#%d", m.Subject, m.Sequence)},
 		{Key: "subject", Value: string(m.Subject)},
 		{Key: "sequence", Value: int64(m.Sequence)},

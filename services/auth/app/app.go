@@ -89,7 +89,7 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 	}
 	relay := svc.Outbox(svc.DB.Collection(store.UsersCollection))
 	us := store.NewUsers(svc.DB, svc.Writer, relay)
-	accounts, err := users.NewService(us, store.NewTokens(svc.DB), users.Options{
+	accounts, err := users.NewService(us, store.NewTokens(svc.DB, svc.Writer), users.Options{
 		Admins:       cfg.AdminEmails,
 		RefreshTTL:   cfg.Service.RefreshTTL,
 		PasswordCost: cfg.PasswordCost,

@@ -52,7 +52,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	relay := svc.Outbox(store.SettledCollections(svc.DB)...)
-	st := store.New(svc.DB, relay)
+	st := store.New(svc.DB, svc.Writer, relay)
 	followUp := func(orderID string) { relay.Notify(st.SettledFor(orderID), orderID) }
 	sched := scheduler.New(st, followUp, log, scheduler.Options{})
 	for _, l := range events.Listeners(sched) {

@@ -17,6 +17,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -51,7 +52,7 @@ func TestOrderExpiresWithinASecondOfItsDeadline(t *testing.T) {
 	late := checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
 	t.Logf("expiration:complete arrived %s after the deadline", late)
 
-	st := store.New(db, nil)
+	st := store.New(db, mongox.NewWriter(), nil)
 	if outcome, err := st.Outcome(context.Background(), "o1"); err != nil || outcome != scheduler.OutcomeExpired {
 		t.Fatalf("outcome %q, %v; want expired", outcome, err)
 	}
@@ -80,7 +81,7 @@ func TestOverdueDeadlineFiresAtRestart(t *testing.T) {
 
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	p.created(t, "o1", deadline)
-	st := store.New(db, nil)
+	st := store.New(db, mongox.NewWriter(), nil)
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		_, err := st.Deadline(context.Background(), "o1")
 		return err == nil
@@ -148,7 +149,7 @@ func TestDuplicateOrderCreatedFiresOnce(t *testing.T) {
 	checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
 	holds(t, time.Now().Add(700*time.Millisecond), func() bool { return p.count("o1") == 1 }, "o1 expired more than once")
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		ds, err := store.New(db, nil).Due(context.Background(), time.Time{})
+		ds, err := store.New(db, mongox.NewWriter(), nil).Due(context.Background(), time.Time{})
 		return err == nil && len(ds) == 0
 	}, "deadline left after firing")
 }
@@ -158,7 +159,7 @@ func TestCancelledOrCompletedOrderDoesNotFire(t *testing.T) {
 	nc := testkit.NATS(t)
 	p := newProbe(t, nc)
 	ready(t, startApp(t, config(t, db.Name(), nc)))
-	st := store.New(db, nil)
+	st := store.New(db, mongox.NewWriter(), nil)
 	ctx := context.Background()
 
 	deadline := time.Now().Add(2 * time.Second)

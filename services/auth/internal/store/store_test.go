@@ -49,7 +49,7 @@ func (n *notifications) count() int {
 
 func TestClaimUseHasOneWinner(t *testing.T) {
 	t.Parallel()
-	s := store.NewTokens(openDB(t))
+	s := store.NewTokens(openDB(t), mongox.NewWriter())
 	ctx := context.Background()
 	const n = 50
 	errc := make(chan error, n)
@@ -83,7 +83,7 @@ func TestClaimUseHasOneWinner(t *testing.T) {
 
 func TestRevokeFamily(t *testing.T) {
 	t.Parallel()
-	s := store.NewTokens(openDB(t))
+	s := store.NewTokens(openDB(t), mongox.NewWriter())
 	ctx := context.Background()
 	now := time.Now()
 	for _, tok := range []users.RefreshToken{

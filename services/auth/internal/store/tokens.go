@@ -20,14 +20,16 @@ import (
 // unique-key insert is the one atomic decision (SPEC §8), and _id lookups are
 // the only fast ones.
 type Tokens struct {
+	w       *mongox.Writer
 	tokens  *mongo.Collection
 	uses    *mongo.Collection
 	revoked *mongo.Collection
 }
 
-// NewTokens returns the refresh-token store.
-func NewTokens(db *mongo.Database) *Tokens {
+// NewTokens returns the refresh-token store; it writes through w.
+func NewTokens(db *mongo.Database, w *mongox.Writer) *Tokens {
 	return &Tokens{
+		w:       w,
 		tokens:  db.Collection(TokensCollection),
 		uses:    db.Collection(UsesCollection),
 		revoked: db.Collection(RevokedFamiliesCollection),
@@ -44,7 +46,7 @@ type tokenDoc struct {
 
 // CreateToken stores t (its hash, never the token).
 func (s *Tokens) CreateToken(ctx context.Context, t users.RefreshToken) error {
-	_, err := s.tokens.InsertOne(ctx, tokenDoc(t))
+	err := s.w.Insert(ctx, s.tokens, tokenDoc(t))
 	if err != nil {
 		return fmt.Errorf("insert refresh token: %w", err)
 	}
@@ -66,7 +68,7 @@ func (s *Tokens) Token(ctx context.Context, hash string) (users.RefreshToken, er
 // ClaimUse inserts {_id: hash} into refresh_uses: the first insert wins, any
 // other (concurrent or later) gets users.ErrTokenUsed.
 func (s *Tokens) ClaimUse(ctx context.Context, hash, familyID string, now time.Time) error {
-	_, err := s.uses.InsertOne(ctx, bson.D{{Key: "_id", Value: hash}, {Key: "familyId", Value: familyID}, {Key: "usedAt", Value: now}})
+	err := s.w.Insert(ctx, s.uses, bson.D{{Key: "_id", Value: hash}, {Key: "familyId", Value: familyID}, {Key: "usedAt", Value: now}})
 	if mongox.IsDuplicate(err) {
 		return users.ErrTokenUsed
 	}
@@ -79,7 +81,7 @@ func (s *Tokens) ClaimUse(ctx context.Context, hash, familyID string, now time.T
 // RevokeFamily inserts {_id: familyID} into revoked_families; an existing
 // revocation is kept as is.
 func (s *Tokens) RevokeFamily(ctx context.Context, familyID, userID string, now time.Time) error {
-	_, err := s.revoked.InsertOne(ctx, bson.D{{Key: "_id", Value: familyID}, {Key: "userId", Value: userID}, {Key: "revokedAt", Value: now}})
+	err := s.w.Insert(ctx, s.revoked, bson.D{{Key: "_id", Value: familyID}, {Key: "userId", Value: userID}, {Key: "revokedAt", Value: now}})
 	if err != nil && !mongox.IsDuplicate(err) {
 		return fmt.Errorf("revoke refresh token family: %w", err)
 	}

@@ -90,7 +90,7 @@ var noOutbox = bson.D{{Key: outbox.Field, Value: 0}}
 func (s *Users) Create(ctx context.Context, u *users.User) error {
 	d := userDoc{ID: primitive.NewObjectID(), Email: u.Email, PasswordHash: u.PasswordHash, Role: u.Role,
 		Banned: u.Banned, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt}
-	if _, err := s.coll.InsertOne(ctx, d); err != nil {
+	if err := s.w.Insert(ctx, s.coll, d); err != nil {
 		if mongox.IsDuplicate(err) {
 			return users.ErrEmailInUse
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/expiration/internal/scheduler"
 	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -133,7 +134,7 @@ func expectNothingFired(t *testing.T, r *replica) {
 func TestFiresInDeadlineOrderAtTheDeadlineNotBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	clk := newFakeClock(t0)
 	r := start(t, st, clk)
 	for _, ms := range []int{300, 100, 200} {
@@ -170,7 +171,7 @@ func TestEarlierDeadlineWakesTheTimer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := newFakeClock(t0)
-	r := start(t, store.New(testkit.Mongo(t), nil), clk)
+	r := start(t, store.New(testkit.Mongo(t), mongox.NewWriter(), nil), clk)
 	if err := r.s.Schedule(ctx, "later", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestEarlierDeadlineWakesTheTimer(t *testing.T) {
 func TestOverdueDeadlinesFireAtStart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	for _, id := range []string{"a", "b"} {
 		if _, err := st.Add(ctx, scheduler.Deadline{OrderID: id, ExpiresAt: t0.Add(-time.Minute)}); err != nil {
 			t.Fatal(err)
@@ -210,7 +211,7 @@ func TestOverdueDeadlinesFireAtStart(t *testing.T) {
 func TestReloadArmsDeadlinesScheduledElsewhere(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	clk := newFakeClock(t0)
 	r := start(t, st, clk)
 	loaded(t, clk)
@@ -238,7 +239,7 @@ func TestReloadArmsDeadlinesScheduledElsewhere(t *testing.T) {
 func TestSettledDeadlineDoesNotFireOnAnyReplica(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	clk := newFakeClock(t0)
 	a := start(t, st, clk)
 	if err := a.s.Schedule(ctx, "o", t0.Add(100*time.Millisecond)); err != nil {
@@ -287,7 +288,7 @@ func TestSettledDeadlineDoesNotFireOnAnyReplica(t *testing.T) {
 func TestReplicasFireEachDeadlineOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	clk := newFakeClock(t0)
 	const n = 20
 	reps := []*replica{start(t, st, clk)}
@@ -329,7 +330,7 @@ func TestReplicasFireEachDeadlineOnce(t *testing.T) {
 func TestLostClaimIsFollowedUpByAFlush(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	// Another replica claimed the order and died before publishing and
 	// before deleting the deadline.
 	deadline := t0.Add(100 * time.Millisecond)
@@ -365,7 +366,7 @@ func TestFailedClaimIsRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clk := newFakeClock(t0)
-	r := start(t, store.New(testkit.Mongo(t), nil), clk)
+	r := start(t, store.New(testkit.Mongo(t), mongox.NewWriter(), nil), clk)
 	r.rec.mu.Lock()
 	r.rec.failClaims = 2
 	r.rec.mu.Unlock()

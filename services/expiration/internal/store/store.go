@@ -48,6 +48,7 @@ const Shards = 16
 // and deleted by Prune.
 type Store struct {
 	db        *mongo.Database
+	w         *mongox.Writer
 	notify    Notifier
 	deadlines [Shards]*mongo.Collection
 	settled   [Shards]*mongo.Collection
@@ -59,10 +60,10 @@ type Notifier interface {
 	Notify(coll *mongo.Collection, id any, pending ...outbox.Pending)
 }
 
-// New returns a Store over db. notify is told about each claim's event; nil
-// leaves the events to the relay's sweep.
-func New(db *mongo.Database, notify Notifier) *Store {
-	s := &Store{db: db, notify: notify}
+// New returns a Store over db that writes through w. notify is told about
+// each claim's event; nil leaves the events to the relay's sweep.
+func New(db *mongo.Database, w *mongox.Writer, notify Notifier) *Store {
+	s := &Store{db: db, w: w, notify: notify}
 	for i := range Shards {
 		s.deadlines[i] = db.Collection(DeadlinesCollection(i))
 		s.settled[i] = db.Collection(SettledCollection(i))
@@ -144,7 +145,7 @@ type settledDoc struct {
 
 // Add persists a deadline; false when the order already has one.
 func (s *Store) Add(ctx context.Context, d scheduler.Deadline) (bool, error) {
-	_, err := s.deadlines[shard(d.OrderID)].InsertOne(ctx, deadlineDoc{ID: d.OrderID, ExpiresAt: d.ExpiresAt})
+	err := s.w.Insert(ctx, s.deadlines[shard(d.OrderID)], deadlineDoc{ID: d.OrderID, ExpiresAt: d.ExpiresAt})
 	if mongox.IsDuplicate(err) {
 		return false, nil
 	}
@@ -205,7 +206,7 @@ func (s *Store) Deadline(ctx context.Context, orderID string) (scheduler.Deadlin
 
 // Delete forgets an order's pending deadline; no error when there is none.
 func (s *Store) Delete(ctx context.Context, orderID string) error {
-	if _, err := s.deadlines[shard(orderID)].DeleteOne(ctx, bson.D{{Key: "_id", Value: orderID}}); err != nil {
+	if _, err := s.w.DeleteByID(ctx, s.deadlines[shard(orderID)], orderID); err != nil {
 		return fmt.Errorf("delete deadline %s: %w", orderID, err)
 	}
 	return nil
@@ -234,7 +235,7 @@ func (s *Store) Settle(ctx context.Context, orderID, outcome string, now time.Ti
 }
 
 func (s *Store) insertSettled(ctx context.Context, d settledDoc) (bool, error) {
-	_, err := s.settled[shard(d.ID)].InsertOne(ctx, d)
+	err := s.w.Insert(ctx, s.settled[shard(d.ID)], d)
 	if mongox.IsDuplicate(err) {
 		return false, nil
 	}
@@ -275,7 +276,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	var failed []error
 	for _, c := range s.settled {
-		res, err := c.DeleteMany(ctx, bson.D{
+		deleted, err := s.w.DeleteMany(ctx, c, bson.D{
 			{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}},
 			{Key: outbox.Field + ".0", Value: bson.D{{Key: "$exists", Value: false}}},
 		})
@@ -283,7 +284,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 			failed = append(failed, fmt.Errorf("prune %s: %w", c.Name(), err))
 			continue
 		}
-		n += res.DeletedCount
+		n += deleted
 	}
 	return n, errors.Join(failed...)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -26,7 +27,7 @@ func TestAddIsOncePerOrderAndDueFilters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	st := store.New(db, nil)
+	st := store.New(db, mongox.NewWriter(), nil)
 	at := scheduler.CeilMillis(t0.Add(1500*time.Microsecond + 7))
 	for i, want := range []bool{true, false} {
 		created, err := st.Add(ctx, scheduler.Deadline{OrderID: "o1", ExpiresAt: at.Add(time.Duration(i) * time.Hour)})
@@ -74,7 +75,7 @@ func TestClaimIsWonOnceUnderConcurrencyAndCarriesTheEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	st := store.New(db, nil)
+	st := store.New(db, mongox.NewWriter(), nil)
 	const n = 20
 	var wg sync.WaitGroup
 	results := make(chan error, n)
@@ -125,7 +126,7 @@ func TestClaimIsWonOnceUnderConcurrencyAndCarriesTheEvent(t *testing.T) {
 func TestSettleBlocksClaim(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := store.New(testkit.Mongo(t), nil)
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	for _, outcome := range []string{scheduler.OutcomeCancelled, scheduler.OutcomeCompleted} {
 		id := "order-" + outcome
 		if settled, err := st.IsSettled(ctx, id); err != nil || settled {
@@ -161,7 +162,7 @@ func TestPruneKeepsRecentAndUnpublishedSettlements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	st := store.New(db, nil)
+	st := store.New(db, mongox.NewWriter(), nil)
 	old, recent := t0, t0.Add(time.Hour)
 	mustSettle := func(id string, at time.Time, claim bool) {
 		t.Helper()
@@ -207,7 +208,7 @@ func TestEnsureCreatesEveryCollectionOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testkit.Mongo(t)
-	a, b := store.New(db, nil), store.New(db, nil)
+	a, b := store.New(db, mongox.NewWriter(), nil), store.New(db, mongox.NewWriter(), nil)
 	if _, err := a.Add(ctx, scheduler.Deadline{OrderID: "o1", ExpiresAt: t0}); err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func (s *Store) InsertStuff(ctx context.Context, st orders.Stuff) error {
 	if !ok {
 		return fmt.Errorf("stuff id %q: %w", st.ID, orders.ErrMalformedEvent)
 	}
-	_, err := s.stuff.InsertOne(ctx, stuffDoc{ID: oid, Title: st.Title, Price: st.Price, Currency: st.Currency,
+	err := s.w.Insert(ctx, s.stuff, stuffDoc{ID: oid, Title: st.Title, Price: st.Price, Currency: st.Currency,
 		UserID: st.SellerID, Status: st.Status, OrderID: st.OrderID, Version: st.Version})
 	return duplicate(err)
 }
@@ -199,7 +199,7 @@ func (s *Store) InsertHold(ctx context.Context, h orders.Hold) error {
 	if !ok {
 		return orders.ErrNotFound
 	}
-	_, err := s.holds.InsertOne(ctx, holdDoc{StuffID: oid, OrderID: h.OrderID, UserID: h.UserID, CreatedAt: h.CreatedAt, Sold: h.Sold})
+	err := s.w.Insert(ctx, s.holds, holdDoc{StuffID: oid, OrderID: h.OrderID, UserID: h.UserID, CreatedAt: h.CreatedAt, Sold: h.Sold})
 	return duplicate(err)
 }
 
@@ -258,7 +258,7 @@ func (s *Store) ClaimOutcome(ctx context.Context, orderID, outcome string, at ti
 	if !ok {
 		return "", orders.ErrNotFound
 	}
-	_, err := s.outcomes.InsertOne(ctx, outcomeDoc{OrderID: oid, Outcome: outcome, At: at})
+	err := s.w.Insert(ctx, s.outcomes, outcomeDoc{OrderID: oid, Outcome: outcome, At: at})
 	if err == nil {
 		return outcome, nil
 	}
@@ -316,7 +316,7 @@ func (s *Store) InsertOrder(ctx context.Context, o orders.Order, ev events.Event
 	if err != nil {
 		return err
 	}
-	_, err = s.orders.InsertOne(ctx, orderDoc{
+	err = s.w.Insert(ctx, s.orders, orderDoc{
 		ID:        oid,
 		UserID:    o.UserID,
 		Status:    o.Status,

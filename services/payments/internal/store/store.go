@@ -105,7 +105,7 @@ type orderDoc struct {
 
 // InsertOrder adds an order to the replica.
 func (s *Store) InsertOrder(ctx context.Context, o payments.Order) error {
-	_, err := s.orders.InsertOne(ctx, orderDoc{ID: o.ID, UserID: o.UserID, Price: o.Price, Status: o.Status, Version: o.Version, ExpiresAt: o.ExpiresAt})
+	err := s.w.Insert(ctx, s.orders, orderDoc{ID: o.ID, UserID: o.UserID, Price: o.Price, Status: o.Status, Version: o.Version, ExpiresAt: o.ExpiresAt})
 	if err != nil {
 		return insertErr("order "+o.ID, err)
 	}
@@ -148,7 +148,7 @@ func attemptID(orderID string, n int) string { return orderID + ":" + strconv.It
 
 // InsertAttempt claims attempt a.N of an order; ErrExists when taken.
 func (s *Store) InsertAttempt(ctx context.Context, a payments.Attempt) error {
-	_, err := s.attempts.InsertOne(ctx, attemptDoc{
+	err := s.w.Insert(ctx, s.attempts, attemptDoc{
 		ID: attemptID(a.OrderID, a.N), OrderID: a.OrderID, N: a.N, State: string(a.State),
 		PaymentID: a.PaymentID, Message: a.Message, At: a.At,
 	})
@@ -208,7 +208,7 @@ func (s *Store) InsertPayment(ctx context.Context, p payments.Payment) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.payments.InsertOne(ctx, paymentDoc{
+	err = s.w.Insert(ctx, s.payments, paymentDoc{
 		ID: p.ID, OrderID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Currency: p.Currency,
 		Provider: p.Provider, ProviderID: p.ProviderID, Coupon: p.Coupon, Redemption: p.Redemption,
 		Attempt: p.Attempt, CreatedAt: p.CreatedAt, Outbox: []outbox.Pending{ev},
@@ -249,7 +249,7 @@ type refundDoc struct {
 
 // InsertRefund claims the refund of a payment; ErrExists when taken.
 func (s *Store) InsertRefund(ctx context.Context, r payments.Refund) error {
-	_, err := s.refunds.InsertOne(ctx, refundDoc{
+	err := s.w.Insert(ctx, s.refunds, refundDoc{
 		ID: r.PaymentID, OrderID: r.OrderID, Amount: r.Amount, State: string(r.State), Nonce: r.Nonce, At: r.At,
 	})
 	if err != nil {
@@ -283,12 +283,10 @@ func (s *Store) CompleteRefund(ctx context.Context, paymentID, providerID string
 
 // DeleteRefund drops a refund claim that failed, so it can be claimed again.
 func (s *Store) DeleteRefund(ctx context.Context, paymentID string) error {
-	return s.w.Lock(ctx, s.refunds, paymentID, func(ctx context.Context) error {
-		if _, err := s.refunds.DeleteOne(ctx, bson.D{{Key: "_id", Value: paymentID}}); err != nil {
-			return fmt.Errorf("delete refund claim of payment %s: %w", paymentID, err)
-		}
-		return nil
-	})
+	if _, err := s.w.DeleteByID(ctx, s.refunds, paymentID); err != nil {
+		return fmt.Errorf("delete refund claim of payment %s: %w", paymentID, err)
+	}
+	return nil
 }
 
 type couponDoc struct {
@@ -306,7 +304,7 @@ func (d couponDoc) coupon() payments.Coupon {
 
 // InsertCoupon stores a new coupon; ErrExists when the code is taken.
 func (s *Store) InsertCoupon(ctx context.Context, c payments.Coupon) error {
-	_, err := s.coupons.InsertOne(ctx, couponDoc{Code: c.Code, PercentOff: c.PercentOff, MaxRedemptions: c.MaxRedemptions, ExpiresAt: c.ExpiresAt, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt})
+	err := s.w.Insert(ctx, s.coupons, couponDoc{Code: c.Code, PercentOff: c.PercentOff, MaxRedemptions: c.MaxRedemptions, ExpiresAt: c.ExpiresAt, CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt})
 	if err != nil {
 		return insertErr("coupon", err)
 	}
@@ -384,7 +382,7 @@ func (s *Store) Redemptions(ctx context.Context, code string) ([]payments.Redemp
 
 // InsertRedemption claims a redemption slot; ErrExists when taken.
 func (s *Store) InsertRedemption(ctx context.Context, r payments.Redemption) error {
-	_, err := s.redemptions.InsertOne(ctx, redemptionDoc{ID: r.ID, Code: r.Code, Slot: r.Slot, OrderID: r.OrderID, At: r.At})
+	err := s.w.Insert(ctx, s.redemptions, redemptionDoc{ID: r.ID, Code: r.Code, Slot: r.Slot, OrderID: r.OrderID, At: r.At})
 	if err != nil {
 		return insertErr("redemption "+r.ID, err)
 	}
@@ -393,10 +391,8 @@ func (s *Store) InsertRedemption(ctx context.Context, r payments.Redemption) err
 
 // DeleteRedemption frees a redemption slot.
 func (s *Store) DeleteRedemption(ctx context.Context, id string) error {
-	return s.w.Lock(ctx, s.redemptions, id, func(ctx context.Context) error {
-		if _, err := s.redemptions.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-			return fmt.Errorf("delete redemption %s: %w", id, err)
-		}
-		return nil
-	})
+	if _, err := s.w.DeleteByID(ctx, s.redemptions, id); err != nil {
+		return fmt.Errorf("delete redemption %s: %w", id, err)
+	}
+	return nil
 }

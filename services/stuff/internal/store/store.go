@@ -164,7 +164,7 @@ func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error)
 	}
 	d := toDoc(s, oid)
 	d.Outbox = []outbox.Pending{p}
-	if _, err := st.coll.InsertOne(ctx, d); err != nil {
+	if err := st.w.Insert(ctx, st.coll, d); err != nil {
 		return stuff.Stuff{}, fmt.Errorf("insert stuff: %w", err)
 	}
 	st.notify.Notify(st.coll, oid, p)
@@ -351,7 +351,7 @@ func (st *Store) Seed(ctx context.Context, ss []stuff.Stuff) error {
 	for _, s := range ss {
 		docs = append(docs, toDoc(s, primitive.NewObjectIDFromTimestamp(s.CreatedAt)))
 	}
-	if _, err := st.coll.InsertMany(ctx, docs); err != nil {
+	if err := st.w.InsertMany(ctx, st.coll, docs); err != nil {
 		return fmt.Errorf("seed stuff: %w", err)
 	}
 	return nil
