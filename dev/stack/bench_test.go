@@ -516,6 +516,7 @@ func BenchmarkStackExpiries(b *testing.B) {
 	}{
 		{"burst", 0},
 		{"rate=100/s", 10 * time.Millisecond},
+		{"rate=200/s", 5 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchExpiries(b, bc.step) })
 	}
