@@ -2,6 +2,10 @@ module github.com/stuffmart/stuffmart/dev
 
 go 1.26.0
 
+replace github.com/stuffmart/stuffmart/shared/testkit => ../shared/testkit
+
+replace github.com/stuffmart/stuffmart/shared/embedded => ../shared/embedded
+
 replace github.com/stuffmart/stuffmart/shared => ../shared
 
 replace github.com/stuffmart/stuffmart/services/auth => ../services/auth
@@ -15,6 +19,8 @@ require (
 	github.com/stuffmart/stuffmart/services/payments v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/stuff v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
+	github.com/stuffmart/stuffmart/shared/embedded v0.0.0-00010101000000-000000000000
+	github.com/stuffmart/stuffmart/shared/testkit v0.0.0-00010101000000-000000000000
 	go.mongodb.org/mongo-driver v1.17.10
 )
 
@@ -31,7 +37,7 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/fatih/color v1.19.0 // indirect
-	github.com/go-logr/logr v1.4.2 // indirect
+	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
@@ -67,7 +73,7 @@ require (
 	github.com/nats-io/nkeys v0.4.6 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/ncruces/go-strftime v0.1.9 // indirect
-	github.com/pmezard/go-difflib v1.0.0 // indirect
+	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
 	github.com/prometheus/client_golang v1.22.0 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.64.0 // indirect
@@ -99,7 +105,7 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20250519155744-55703ea1f237 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250519155744-55703ea1f237 // indirect
 	google.golang.org/grpc v1.72.1 // indirect
-	google.golang.org/protobuf v1.36.6 // indirect
+	google.golang.org/protobuf v1.36.12-0.20260120151049-f2248ac996af // indirect
 	modernc.org/gc/v3 v3.0.0-20240107210532-573471604cb6 // indirect
 	modernc.org/libc v1.55.3 // indirect
 	modernc.org/mathutil v1.6.0 // indirect

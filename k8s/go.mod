@@ -10,6 +10,8 @@ replace (
 	github.com/stuffmart/stuffmart/services/payments => ../services/payments
 	github.com/stuffmart/stuffmart/services/stuff => ../services/stuff
 	github.com/stuffmart/stuffmart/shared => ../shared
+	github.com/stuffmart/stuffmart/shared/embedded => ../shared/embedded
+	github.com/stuffmart/stuffmart/shared/testkit => ../shared/testkit
 )
 
 require (
@@ -71,11 +73,11 @@ require (
 	go.etcd.io/bbolt v1.3.8 // indirect
 	go.mongodb.org/mongo-driver v1.17.10 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
-	golang.org/x/crypto v0.57.0 // indirect
-	golang.org/x/net v0.59.0 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -104,6 +105,9 @@ type Service struct {
 	Echo  *echo.Echo
 	relay *outbox.Relay
 
+	indexes      []mongox.Index
+	indexesReady atomic.Bool
+
 	mu       sync.Mutex
 	workers  []func(ctx context.Context)
 	cancel   context.CancelFunc
@@ -135,6 +139,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		Ready: []web.Check{
 			{Name: "database", Func: func(ctx context.Context) error { return mongox.Ping(ctx, client) }},
 			{Name: "nats", Func: s.Bus.Ready},
+			{Name: "indexes", Func: s.checkIndexes},
 		},
 	})
 	s.Echo.Use(s.Sessions.CurrentUser())
@@ -149,6 +154,40 @@ func (s *Service) Outbox(colls ...*mongo.Collection) *outbox.Relay {
 		s.Bus.OnConnect(s.relay.SweepNow)
 	}
 	return s.relay
+}
+
+// Indexes has the service create idx when it starts (idempotently), and
+// again until the database answers. /readyz fails until they all exist:
+// claims rest on unique indexes, so no traffic is routed before them. It is
+// the one start-up policy of every service; call it before Start.
+func (s *Service) Indexes(idx ...mongox.Index) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.indexes = append(s.indexes, idx...)
+}
+
+// errIndexesPending is the readiness failure while indexes are being made.
+var errIndexesPending = errors.New("indexes not created yet")
+
+func (s *Service) checkIndexes(context.Context) error {
+	s.mu.Lock()
+	none := len(s.indexes) == 0
+	s.mu.Unlock()
+	if none || s.indexesReady.Load() {
+		return nil
+	}
+	return errIndexesPending
+}
+
+func (s *Service) ensureIndexes(ctx context.Context, idx []mongox.Index) {
+	if err := mongox.EnsureIndexesRetry(ctx, s.DB, idx...); err != nil {
+		if ctx.Err() == nil {
+			s.Log.Error("create indexes", "err", err)
+		}
+		return
+	}
+	s.indexesReady.Store(true)
+	s.Log.Debug("indexes ready", "count", len(idx))
 }
 
 // park keeps a message that will not be applied in the parked_events
@@ -187,6 +226,9 @@ func (s *Service) Start() {
 	var wg sync.WaitGroup
 	if s.relay != nil {
 		wg.Go(func() { s.relay.Run(ctx) })
+	}
+	if idx := s.indexes; len(idx) > 0 {
+		wg.Go(func() { s.ensureIndexes(ctx, idx) })
 	}
 	for _, fn := range s.workers {
 		wg.Go(func() { fn(ctx) })

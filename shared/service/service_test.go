@@ -18,6 +18,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -435,5 +436,28 @@ func TestCloseGivesUpOnAStuckWorker(t *testing.T) {
 	defer cancel()
 	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a stuck worker = %v, want a deadline error", err)
+	}
+}
+
+// The one start-up policy for indexes: a service is not ready until the
+// indexes it asked for exist, then they hold (a unique one refuses a
+// duplicate).
+func TestIndexesGateReadiness(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, testkit.NATS(t))
+	s := open(t, cfg)
+	s.Indexes(mongox.Index{Collection: "claims", Keys: bson.D{{Key: "key", Value: 1}}, Unique: true, Name: "key_unique"})
+	if code, body := readyz(s); code != http.StatusServiceUnavailable || !strings.Contains(body, `"indexes is not ready"`) {
+		t.Fatalf("/readyz before Start: %d %s; want the indexes named", code, body)
+	}
+	s.Start()
+	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code == http.StatusOK }, "/readyz never 200 once the indexes could be made")
+	c := s.DB.Collection("claims")
+	ctx := context.Background()
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "key", Value: "k1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "key", Value: "k1"}}); !mongox.IsDuplicate(err) {
+		t.Fatalf("second insert of k1: %v; want the unique index to refuse it", err)
 	}
 }

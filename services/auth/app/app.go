@@ -15,7 +15,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/auth/internal/store"
 	"github.com/stuffmart/stuffmart/services/auth/internal/users"
 	"github.com/stuffmart/stuffmart/shared/config"
-	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/validate"
 )
@@ -84,9 +83,7 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 	if cfg.Now != nil {
 		svc.Sessions.Tokens().Now = cfg.Now
 	}
-	if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil {
-		return fmt.Errorf("auth indexes: %w", err)
-	}
+	svc.Indexes(store.Indexes()...)
 	relay := svc.Outbox(svc.DB.Collection(store.UsersCollection))
 	us := store.NewUsers(svc.DB, svc.Writer, relay)
 	accounts, err := users.NewService(us, store.NewTokens(svc.DB, svc.Writer), users.Options{

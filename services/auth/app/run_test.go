@@ -2,15 +2,18 @@ package app_test
 
 import (
 	"context"
-	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stuffmart/stuffmart/services/auth/app"
+	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -53,7 +56,11 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 }
 
-func TestNewGivesUpWhenTheDatabaseNeverAnswers(t *testing.T) {
+// Like every service, auth starts while its database is unreachable (the
+// Kubernetes order of starts is not guaranteed) and is not ready until the
+// database answers and its indexes exist: no traffic reaches it before the
+// unique email index that "Email in use" rests on.
+func TestStartsWithoutItsDatabaseButIsNotReady(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,18 +69,43 @@ func TestNewGivesUpWhenTheDatabaseNeverAnswers(t *testing.T) {
 	if err := ln.Close(); err != nil { // nothing listens there now
 		t.Fatal(err)
 	}
-	cfg := app.Config{Service: service.Config{Name: "auth", MongoURI: "mongodb://" + addr + "/", MongoDB: "auth",
+	cfg := app.Config{Service: service.Config{Name: "auth", MongoURI: "mongodb://" + addr + "/?serverSelectionTimeoutMS=300", MongoDB: "auth",
 		NATS: testkit.NATS(t), JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: accessTTL, RefreshTTL: refreshTTL, BodyLimit: "64K"}}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := app.New(ctx, cfg, testkit.Logger(t))
-	if err == nil {
-		if cerr := a.Close(context.Background()); cerr != nil {
-			t.Log(cerr)
+	if err != nil {
+		t.Fatalf("New without a database: %v", err)
+	}
+	a.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Log(err) // the database never answered
 		}
-		t.Fatal("New succeeded without a database")
+	})
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("New: %v, want the context's deadline", err)
+	body := testkit.ErrorItems(t, mustRead(t, res))
+	if res.StatusCode != http.StatusServiceUnavailable || !slices.ContainsFunc(body, func(it errs.Item) bool { return it.Message == "database is not ready" }) {
+		t.Fatalf("/readyz without a database = %d %+v, want 503 naming the database", res.StatusCode, body)
 	}
+	if !slices.ContainsFunc(body, func(it errs.Item) bool { return it.Message == "indexes is not ready" }) {
+		t.Fatalf("/readyz without a database = %+v, want it to name the indexes too", body)
+	}
+}
+
+func mustRead(t *testing.T, res *http.Response) []byte {
+	t.Helper()
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
 	"github.com/stuffmart/stuffmart/services/orders/internal/store"
 	"github.com/stuffmart/stuffmart/shared/config"
-	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/service"
 )
 
@@ -77,13 +76,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	for _, l := range listeners.Listeners(rules, log) {
 		svc.Bus.Listen(l)
 	}
-	svc.Go(func(ctx context.Context) {
-		// No claim depends on these indexes (claims are keyed by _id), so
-		// the service serves while they are built.
-		if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
-			log.Error("create indexes", "err", err)
-		}
-	})
+	svc.Indexes(store.Indexes()...)
 	return &App{svc: svc}, nil
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/payments/internal/store"
 	"github.com/stuffmart/stuffmart/services/payments/internal/stripe"
 	"github.com/stuffmart/stuffmart/shared/config"
-	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/service"
 )
 
@@ -110,9 +109,7 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.Currency == "" {
 		cfg.Currency = "usd"
 	}
-	if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil {
-		return fmt.Errorf("payments indexes: %w", err)
-	}
+	svc.Indexes(store.Indexes()...)
 	relay := svc.Outbox(svc.DB.Collection(store.PaymentsCollection))
 	st := store.New(svc.DB, svc.Writer, relay)
 

@@ -18,7 +18,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/config"
-	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/service"
 )
 
@@ -96,16 +95,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	})
 	a := &App{svc: svc}
 
+	svc.Indexes(store.Indexes()...)
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := mongox.EnsureIndexes(ictx, svc.DB, store.Indexes()...); err != nil {
-		log.Warn("stuff indexes not created yet; retrying in the background", "err", err)
-		svc.Go(func(ctx context.Context) {
-			if err := mongox.EnsureIndexesRetry(ctx, svc.DB, store.Indexes()...); err != nil && ctx.Err() == nil {
-				log.Error("stuff indexes", "err", err)
-			}
-		})
-	}
 	svc.Go(cat.Run)
 	if err := cat.Reconcile(ictx); err != nil {
 		log.Warn("catalog not loaded yet; retrying in the background", "err", err)
