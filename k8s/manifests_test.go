@@ -23,7 +23,7 @@ import (
 // close within 5 s (shared/service Run; client/app Run does the same).
 const shutdownBudget = 15
 
-// ingressRoutes is the routing of SPEC §7 and issue 7: path prefix ->
+// ingressRoutes is the routing of docs/architecture.md: path prefix ->
 // Service.
 var ingressRoutes = map[string]string{
 	"/api/users":    "auth",
@@ -38,8 +38,8 @@ var ingressRoutes = map[string]string{
 var infraImages = []string{"mongo:7", "nats-streaming:0.25.6"}
 
 // Secret references the Deployments may make, and the only ones: the README
-// tells how to create them. JWT_KEY must be exactly jwt-secret/JWT_KEY (SPEC
-// §4).
+// tells how to create them. JWT_KEY must be exactly jwt-secret/JWT_KEY: the
+// name the README's first Kubernetes step creates.
 var secretRefs = map[string]struct {
 	Secret, Key string
 	Optional    bool
@@ -590,7 +590,7 @@ func TestInClusterAddresses(t *testing.T) {
 	owners := map[string]string{}
 	for app, db := range mongoOf {
 		if other, ok := owners[db]; ok {
-			t.Errorf("%s and %s share %s; each service owns its database (SPEC §2)", app, other, db)
+			t.Errorf("%s and %s share %s; each service owns its database", app, other, db)
 		}
 		owners[db] = app
 	}

@@ -24,7 +24,8 @@ type idOnly struct {
 	ID string `json:"id"`
 }
 
-// TestStackWholeStory walks SPEC §1 through the gateway on one port, as a
+// TestStackWholeStory walks the core story (docs/flows.md) through the
+// gateway on one port, as a
 // user of `make dev` would with curl: sell, buy, a second buyer is told the
 // stuff is held, cancel, the second buyer gets it, a declined card then a
 // good one completes the order and shows the delivery, an unpaid order is

@@ -16,7 +16,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/mongox"
 )
 
-// The local stack keeps its data across restarts (SPEC §7): each server is
+// The local stack keeps its data across restarts: each server is
 // started twice on one data folder here.
 
 func collection(t *testing.T, ctx context.Context, uri string) *mongo.Collection {

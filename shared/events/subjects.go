@@ -12,7 +12,8 @@ import (
 // Subject names a channel.
 type Subject string
 
-// Every subject the services exchange (SPEC §5).
+// Every subject the services exchange; docs/events.md says who publishes
+// and who consumes each.
 const (
 	StuffCreated       Subject = "stuff:created"
 	StuffUpdated       Subject = "stuff:updated"

@@ -1,6 +1,6 @@
 // Package mongox holds the MongoDB helpers every service shares: connecting
 // with timeouts, creating indexes at start, recognising duplicate keys, and the
-// one per-document write path (Writer) that SPEC §8 asks for.
+// one write path (Writer) of docs/data-safety.md.
 package mongox
 
 import (

@@ -33,7 +33,8 @@ func load(t *testing.T, ctx context.Context, c *mongo.Collection, id string) cou
 	return doc
 }
 
-// TestWriterKeepsEveryConcurrentUpdate is SPEC §8 rule 2: FerretDB v1 loses
+// TestWriterKeepsEveryConcurrentUpdate is the second rule of
+// docs/data-safety.md: FerretDB v1 loses
 // concurrent updates of one document, the Writer must not.
 func TestWriterKeepsEveryConcurrentUpdate(t *testing.T) {
 	t.Parallel()
