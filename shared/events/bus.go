@@ -27,11 +27,23 @@ type Config struct {
 	// Prefix is prepended to every subject; tests use it to share one server.
 	Prefix string
 	// AckWait is how long a delivered message waits for its ack before it is
-	// redelivered (stan minimum 1s). Default 5s.
+	// redelivered (stan minimum 1s). Default 30s. A subscription's ack wait
+	// is never shorter than its handler's timeout, so a slow handler is not
+	// redelivered while it still runs.
 	AckWait time.Duration
-	// MaxDeliveries is how many times a message is tried before it is parked.
-	// Default 10.
-	MaxDeliveries int
+	// HandlerTimeout bounds one handling when the Listener sets none.
+	// Default 10s.
+	HandlerTimeout time.Duration
+	// RetryFor is how long a message that fails (or is not yet applicable:
+	// ErrNotYet) is retried before it is parked, counted from when it was
+	// published. Default 6h: an event that waits for another, or for a
+	// dependency that is down, is not poison. Only a Permanent error parks
+	// a message at once.
+	RetryFor time.Duration
+	// MaxBackoff caps the pause between two tries of a failing message;
+	// tries are spaced AckWait, 2×AckWait, 4×AckWait … up to it. Default
+	// 5m.
+	MaxBackoff time.Duration
 }
 
 // Bus is a NATS Streaming connection that connects and reconnects in the
@@ -53,6 +65,9 @@ type Bus struct {
 	stop    context.CancelFunc
 	stopped chan struct{}
 
+	// retries remembers when each failing message may be tried again.
+	retries *retries
+
 	// Handlers in flight, so that Close lets them finish (and ack) before
 	// the subscriptions close; once closing is set, messages that arrive are
 	// left unacked for a live member of the group.
@@ -63,18 +78,26 @@ type Bus struct {
 }
 
 // NewBus returns a Bus; call Start to connect. park is called with messages
-// that failed MaxDeliveries times (nil: log only).
+// that will not be applied: Permanent failures, and failures older than
+// RetryFor (nil: log only).
 func NewBus(cfg Config, log *slog.Logger, park Parker) *Bus {
 	if cfg.AckWait == 0 {
-		cfg.AckWait = 5 * time.Second
+		cfg.AckWait = 30 * time.Second
 	}
-	if cfg.MaxDeliveries == 0 {
-		cfg.MaxDeliveries = 10
+	if cfg.HandlerTimeout == 0 {
+		cfg.HandlerTimeout = defaultHandlerTimeout
+	}
+	if cfg.RetryFor == 0 {
+		cfg.RetryFor = 6 * time.Hour
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 5 * time.Minute
 	}
 	if park == nil {
 		park = func(context.Context, Msg, error) error { return nil }
 	}
-	return &Bus{cfg: cfg, log: log, park: park, connected: make(chan struct{}), stopped: make(chan struct{})}
+	return &Bus{cfg: cfg, log: log, park: park, connected: make(chan struct{}), stopped: make(chan struct{}),
+		retries: newRetries()}
 }
 
 // Listen registers a listener. Listeners registered before Start are
@@ -188,7 +211,7 @@ func (b *Bus) Close() error {
 // so that a handler that ignores its context cannot hold Close forever.
 func (b *Bus) drain() {
 	b.mu.Lock()
-	wait := defaultHandlerTimeout
+	wait := b.cfg.HandlerTimeout
 	for _, l := range b.listeners {
 		wait = max(wait, l.Timeout)
 	}

@@ -21,13 +21,13 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // redelivery would show.
 const quiet = 2 * time.Second
 
-// maxDeliveries is what the redelivery tests configure (testkit's 5 would
-// only make them slower).
-const maxDeliveries = 3
+// retryFor is the retry budget the parking tests configure: a failing
+// message is parked once it is that old.
+const retryFor = 3 * time.Second
 
 func redeliveryConfig(t *testing.T) events.Config {
 	cfg := testkit.NATS(t)
-	cfg.MaxDeliveries = maxDeliveries
+	cfg.RetryFor = retryFor
 	return cfg
 }
 
@@ -247,7 +247,7 @@ func TestRedeliveryUntilSuccess(t *testing.T) {
 	dbDown := errors.New("database unreachable")
 	tests := []struct {
 		name string
-		err  error // returned on the first two deliveries
+		err  error // returned by the first two tries
 	}{
 		{"error", dbDown},
 		{"wrapped error", fmt.Errorf("apply stuff s1: %w", dbDown)},
@@ -263,28 +263,107 @@ func TestRedeliveryUntilSuccess(t *testing.T) {
 				return nil
 			})
 			seen := make(chan attempt, 20)
+			var tries atomic.Int32
 			bus.Listen(events.Listener{Subject: events.OrderCreated, Group: "stuff", Handle: func(_ context.Context, m events.Msg) error {
 				seen <- attempt{m.Deliveries, m.Sequence}
-				if m.Deliveries < 3 {
+				if tries.Add(1) < 3 {
 					return tc.err
 				}
 				return nil
 			}})
 			start(t, bus)
 			publish(t, bus, events.OrderCreatedEvent{ID: "o1"})
-			first := recv(t, seen, 10*time.Second, "delivery 1")
-			for want := 1; want <= 3; want++ {
-				a := first
-				if want > 1 {
-					a = recv(t, seen, 10*time.Second, fmt.Sprintf("delivery %d", want))
+			first := recv(t, seen, 10*time.Second, "try 1")
+			last := first
+			for want := 2; want <= 3; want++ {
+				a := recv(t, seen, 10*time.Second, fmt.Sprintf("try %d", want))
+				if a.seq != first.seq || a.deliveries <= last.deliveries {
+					t.Fatalf("try %d: %+v after %+v; want a later delivery of sequence %d", want, a, last, first.seq)
 				}
-				if a.deliveries != want || a.seq != first.seq {
-					t.Fatalf("delivery %+v, want Deliveries %d of sequence %d", a, want, first.seq)
-				}
+				last = a
 			}
 			none(t, seen, quiet, "delivery after the handler succeeded (not acked)")
 			none(t, parks, 0, "parking")
 		})
+	}
+}
+
+// An event that waits for another (ErrNotYet) longer than a few
+// redeliveries is not poison: it is tried again, less and less often, and
+// applied when it can be, never parked within the retry budget.
+func TestNotYetWaitsWithoutBeingParked(t *testing.T) {
+	t.Parallel()
+	parks := make(chan parked, 10)
+	cfg := testkit.NATS(t) // a budget of a minute
+	bus := newBus(t, cfg, func(ctx context.Context, m events.Msg, cause error) error {
+		parks <- parked{m, cause, ctx.Err() == nil}
+		return nil
+	})
+	var tries atomic.Int32
+	applied := make(chan attempt, 1)
+	bus.Listen(events.Listener{Subject: events.StuffUpdated, Group: "orders", Handle: func(_ context.Context, m events.Msg) error {
+		if tries.Add(1) <= 6 { // the stuff:created it waits for comes late
+			return fmt.Errorf("stuff s1 version 2 ahead of the replica: %w", events.ErrNotYet)
+		}
+		applied <- attempt{m.Deliveries, m.Sequence}
+		return nil
+	}})
+	start(t, bus)
+	publish(t, bus, events.StuffUpdatedEvent{ID: "s1", Version: 2})
+	a := recv(t, applied, 30*time.Second, "the event applied at last")
+	if a.deliveries < 7 {
+		t.Fatalf("applied at delivery %d after 6 tries; want a later one", a.deliveries)
+	}
+	none(t, parks, 0, "parking of an event that was only early")
+}
+
+// A failing message is tried after one ack wait, then two, four …: over
+// eight seconds with a 1 s ack wait, a handler that always fails runs about
+// four times, not eight (NATS redelivers every second; the listener leaves
+// the early redeliveries alone).
+func TestFailuresBackOff(t *testing.T) {
+	t.Parallel()
+	cfg := testkit.NATS(t)
+	cfg.MaxBackoff = 8 * time.Second
+	bus := newBus(t, cfg, nil)
+	var tries atomic.Int32
+	bus.Listen(events.Listener{Subject: events.StuffUpdated, Group: "orders", Handle: func(context.Context, events.Msg) error {
+		tries.Add(1)
+		return errors.New("replica unreachable")
+	}})
+	start(t, bus)
+	publish(t, bus, events.StuffUpdatedEvent{ID: "s1", Version: 1})
+	testkit.Eventually(t, 10*time.Second, func() bool { return tries.Load() >= 1 }, "never tried")
+	time.Sleep(8500 * time.Millisecond) // the window the tries are counted in
+	if n := tries.Load(); n < 3 || n > 5 {
+		t.Fatalf("tried %d times in 8.5 s with a 1 s ack wait; want 3 to 5 (backing off), not one a second", n)
+	}
+}
+
+// A handler slower than the bus's ack wait (but within its own timeout) is
+// not handed the same message again while it runs: the subscription's ack
+// wait is the handler's timeout.
+func TestSlowHandlerIsNotRedeliveredWhileRunning(t *testing.T) {
+	t.Parallel()
+	bus := newBus(t, testkit.NATS(t), nil) // 1 s ack wait
+	var tries atomic.Int32
+	done := make(chan struct{}, 4)
+	bus.Listen(events.Listener{Subject: events.OrderCreated, Group: "slow", Timeout: 4 * time.Second, Handle: func(ctx context.Context, _ events.Msg) error {
+		tries.Add(1)
+		select {
+		case <-time.After(2500 * time.Millisecond): // slow, not stuck
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		done <- struct{}{}
+		return nil
+	}})
+	start(t, bus)
+	publish(t, bus, events.OrderCreatedEvent{ID: "o1"})
+	recv(t, done, 15*time.Second, "the slow handling")
+	none(t, done, quiet, "a second handling")
+	if n := tries.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times; a message still being handled must not be delivered again", n)
 	}
 }
 
@@ -295,38 +374,38 @@ func TestParking(t *testing.T) {
 		name       string
 		timeout    time.Duration
 		handle     events.Handler
-		parkFails  int // the parker fails this many times first
-		parkedAt   []int
+		parkFails  int  // the parker fails this many times first
+		atOnce     bool // parked at the first delivery; else once older than retryFor
 		causeIs    error
 		causeMatch func(error) bool
 	}{
 		{name: "fails every time", handle: func(context.Context, events.Msg) error { return poison },
-			parkedAt: []int{maxDeliveries}, causeIs: poison},
+			causeIs: poison},
 		{name: "never caught up", handle: func(context.Context, events.Msg) error { return events.ErrNotYet },
-			parkedAt: []int{maxDeliveries}, causeIs: events.ErrNotYet},
+			causeIs: events.ErrNotYet},
 		{name: "permanent", handle: func(context.Context, events.Msg) error { return events.Permanent(poison) },
-			parkedAt: []int{1}, causeIs: poison},
+			atOnce: true, causeIs: poison},
 		{name: "wrapped permanent", handle: func(context.Context, events.Msg) error {
 			return fmt.Errorf("apply: %w", events.Permanent(poison))
-		}, parkedAt: []int{1}, causeIs: poison},
+		}, atOnce: true, causeIs: poison},
 		{name: "payload that does not decode", handle: func(_ context.Context, m events.Msg) error {
 			m.Data = []byte(`{"id": 12`)
 			_, err := events.Decode[events.OrderCreatedEvent](m)
 			return err
-		}, parkedAt: []int{1}, causeMatch: func(err error) bool { return err != nil }},
+		}, atOnce: true, causeMatch: func(err error) bool { return err != nil }},
 		{name: "payload of the wrong shape", handle: func(_ context.Context, m events.Msg) error {
 			m.Data = []byte(`{"id": 12}`)
 			_, err := events.Decode[events.OrderCreatedEvent](m)
 			return err
-		}, parkedAt: []int{1}, causeMatch: func(err error) bool { return err != nil }},
+		}, atOnce: true, causeMatch: func(err error) bool { return err != nil }},
 		{name: "handler panics", handle: func(context.Context, events.Msg) error { panic("nil map") },
-			parkedAt: []int{maxDeliveries}, causeMatch: func(err error) bool { return err != nil }},
+			causeMatch: func(err error) bool { return err != nil }},
 		{name: "handler runs out of time", timeout: 50 * time.Millisecond, handle: func(ctx context.Context, _ events.Msg) error {
 			<-ctx.Done()
 			return fmt.Errorf("update replica: %w", ctx.Err())
-		}, parkedAt: []int{maxDeliveries}, causeIs: context.DeadlineExceeded},
+		}, causeIs: context.DeadlineExceeded},
 		{name: "parker fails once", handle: func(context.Context, events.Msg) error { return events.Permanent(poison) },
-			parkFails: 1, parkedAt: []int{1, 2}, causeIs: poison},
+			parkFails: 1, atOnce: true, causeIs: poison},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -349,28 +428,30 @@ func TestParking(t *testing.T) {
 				return tc.handle(ctx, m)
 			}})
 			start(t, bus)
+			published := time.Now()
 			publish(t, bus, events.StuffUpdatedEvent{ID: "s1", Version: 1})
 
-			last := tc.parkedAt[len(tc.parkedAt)-1]
-			for want := 1; want <= last; want++ {
-				if a := recv(t, seen, 10*time.Second, fmt.Sprintf("delivery %d", want)); a.deliveries != want {
-					t.Fatalf("delivery %+v, want Deliveries %d", a, want)
-				}
+			var p parked
+			for i := 0; i <= tc.parkFails; i++ {
+				p = recv(t, parks, 20*time.Second, "parking")
 			}
-			for _, at := range tc.parkedAt {
-				p := recv(t, parks, 10*time.Second, "parking")
-				if p.m.Deliveries != at || p.m.Subject != events.StuffUpdated || string(p.m.Data) == "" {
-					t.Fatalf("parked %+v, want the message at delivery %d", p.m, at)
-				}
-				if !p.ctxOK {
-					t.Fatal("the parker got a context that had already ended")
-				}
-				if tc.causeIs != nil && !errors.Is(p.cause, tc.causeIs) {
-					t.Fatalf("parked with cause %v, want %v", p.cause, tc.causeIs)
-				}
-				if tc.causeMatch != nil && !tc.causeMatch(p.cause) {
-					t.Fatalf("parked with cause %v", p.cause)
-				}
+			age := time.Since(published)
+			switch {
+			case tc.atOnce && p.m.Deliveries != 1+tc.parkFails:
+				t.Fatalf("parked %+v, want the message at delivery %d", p.m, 1+tc.parkFails)
+			case !tc.atOnce && age < retryFor:
+				t.Fatalf("parked after %s, before the retry budget of %s", age, retryFor)
+			case p.m.Subject != events.StuffUpdated || string(p.m.Data) == "":
+				t.Fatalf("parked %+v", p.m)
+			case !p.ctxOK:
+				t.Fatal("the parker got a context that had already ended")
+			case tc.causeIs != nil && !errors.Is(p.cause, tc.causeIs):
+				t.Fatalf("parked with cause %v, want %v", p.cause, tc.causeIs)
+			case tc.causeMatch != nil && !tc.causeMatch(p.cause):
+				t.Fatalf("parked with cause %v", p.cause)
+			}
+			for len(seen) > 0 {
+				<-seen // the tries before parking
 			}
 			none(t, seen, quiet, "delivery after parking")
 			none(t, parks, 0, "second parking")

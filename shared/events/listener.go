@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"time"
 
 	stan "github.com/nats-io/stan.go"
@@ -21,9 +22,10 @@ type Msg struct {
 }
 
 // Handler applies one message. Returning nil acks it. Returning an error
-// leaves it unacked so NATS redelivers it after the ack wait: ErrNotYet for an
-// event that is ahead of the local replica, any other error for a failure.
-// A Permanent error parks the message at once.
+// leaves it unacked so that it is tried again, with backoff, until it is
+// older than the bus's RetryFor: ErrNotYet for an event that is ahead of the
+// local replica, any other error for a failure. A Permanent error parks the
+// message at once.
 type Handler func(ctx context.Context, m Msg) error
 
 // Listener subscribes Handle to Subject in a durable queue group named after
@@ -34,7 +36,7 @@ type Listener struct {
 	// Group is the service's name: queue group and durable name.
 	Group  string
 	Handle Handler
-	// Timeout bounds one handling; default 10s.
+	// Timeout bounds one handling; default the bus's HandlerTimeout.
 	Timeout time.Duration
 	// Broadcast delivers every new message to every replica of the service
 	// (a plain, non-durable subscription from now on) instead of to one
@@ -87,8 +89,11 @@ func (s subscription) close() error {
 func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	timeout := l.Timeout
 	if timeout <= 0 {
-		timeout = defaultHandlerTimeout
+		timeout = b.cfg.HandlerTimeout
 	}
+	// The ack wait outlasts the handler: a message whose handling is still
+	// running is never handed out again meanwhile.
+	ackWait := max(b.cfg.AckWait, timeout)
 	workers := l.Workers
 	if workers <= 0 {
 		workers = defaultWorkers
@@ -97,16 +102,23 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	handle := func(sm *stan.Msg) {
 		defer b.end()
 		m := Msg{Subject: l.Subject, Data: sm.Data, Sequence: sm.Sequence, Deliveries: int(sm.RedeliveryCount) + 1}
+		key := retryKey{group: l.Group, subject: l.Subject, seq: sm.Sequence}
+		now := time.Now()
+		if !b.retries.due(key, now) {
+			return // backing off: not tried, not acked, back after the ack wait
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		err := safeHandle(ctx, l.Handle, m)
 		if err == nil {
+			b.retries.forget(key)
 			ack(log, sm)
 			return
 		}
+		age := now.Sub(time.Unix(0, sm.Timestamp))
 		var perm permanentError
-		if errors.As(err, &perm) || m.Deliveries >= b.cfg.MaxDeliveries {
-			log.Error("parking event", "seq", m.Sequence, "deliveries", m.Deliveries, "err", err)
+		if errors.As(err, &perm) || age >= b.cfg.RetryFor {
+			log.Error("parking event", "seq", m.Sequence, "deliveries", m.Deliveries, "age", age.Round(time.Second), "err", err)
 			// A context of its own: a handler that ran out of time (the
 			// usual poison) must not make parking fail and loop forever.
 			pctx, pcancel := context.WithTimeout(context.Background(), parkTimeout)
@@ -116,14 +128,16 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 				log.Error("park event failed; will be redelivered", "seq", m.Sequence, "err", perr)
 				return
 			}
+			b.retries.forget(key)
 			ack(log, sm)
 			return
 		}
+		next := b.retries.failed(key, now, ackWait, b.cfg.MaxBackoff)
 		if errors.Is(err, ErrNotYet) {
-			log.Debug("event ahead of replica; not acked", "seq", m.Sequence)
+			log.Debug("event ahead of replica; not acked", "seq", m.Sequence, "retry_in", next.Round(time.Millisecond))
 			return
 		}
-		log.Warn("event handling failed; will be redelivered", "seq", m.Sequence, "deliveries", m.Deliveries, "err", err)
+		log.Warn("event handling failed; will be retried", "seq", m.Sequence, "deliveries", m.Deliveries, "retry_in", next.Round(time.Millisecond), "err", err)
 	}
 
 	// stan calls dispatch for one message at a time; the workers handle
@@ -167,7 +181,7 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	if l.Broadcast {
 		sub, err = conn.Subscribe(b.cfg.Prefix+string(l.Subject), dispatch,
 			stan.SetManualAckMode(),
-			stan.AckWait(b.cfg.AckWait),
+			stan.AckWait(ackWait),
 			stan.MaxInflight(maxInflight),
 		)
 	} else {
@@ -175,7 +189,7 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 			stan.DurableName(l.Group),
 			stan.DeliverAllAvailable(),
 			stan.SetManualAckMode(),
-			stan.AckWait(b.cfg.AckWait),
+			stan.AckWait(ackWait),
 			stan.MaxInflight(maxInflight),
 		)
 	}
@@ -225,7 +239,7 @@ func shard(key string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// defaultHandlerTimeout bounds one handling when the Listener sets none.
+// defaultHandlerTimeout is Config.HandlerTimeout when unset.
 const defaultHandlerTimeout = 10 * time.Second
 
 // parkTimeout bounds one call of the Parker.
@@ -247,5 +261,78 @@ func ack(log *slog.Logger, sm *stan.Msg) {
 	if err := sm.Ack(); err != nil {
 		// The message will be redelivered; listeners are idempotent.
 		log.Warn("ack failed", "seq", sm.Sequence, "err", err)
+	}
+}
+
+// retryKey names one message of one listener.
+type retryKey struct {
+	group   string
+	subject Subject
+	seq     uint64
+}
+
+// retries is the backoff of failing messages: when each may be tried next,
+// and how many times it failed. NATS Streaming redelivers an unacked message
+// every ack wait; a redelivery that comes before the message's time is left
+// alone (not handled, not acked), so a message that keeps failing is tried
+// after one ack wait, then two, four … up to the cap. State is per process:
+// another replica of the group tries a message when NATS hands it there.
+type retries struct {
+	mu sync.Mutex
+	m  map[retryKey]retryState
+}
+
+type retryState struct {
+	failures int
+	next     time.Time
+}
+
+func newRetries() *retries { return &retries{m: map[retryKey]retryState{}} }
+
+// due reports whether k may be tried at now.
+func (r *retries) due(k retryKey, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, ok := r.m[k]
+	return !ok || !now.Before(st.next)
+}
+
+// failed records a failure of k at now and returns the pause before its
+// next try: step × 2^(failures-1), at most limit.
+func (r *retries) failed(k retryKey, now time.Time, step, limit time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.m[k]
+	st.failures++
+	pause := step
+	for i := 1; i < st.failures && pause < limit; i++ {
+		pause *= 2
+	}
+	pause = min(pause, limit)
+	// A redelivery comes every step: aim a little before the try, so that
+	// the redelivery that arrives then is handled.
+	st.next = now.Add(pause - step/2)
+	r.m[k] = st
+	r.gc(now, limit)
+	return pause
+}
+
+// forget drops k (acked or parked).
+func (r *retries) forget(k retryKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, k)
+}
+
+// gc drops entries long past their time (handled by another replica, or
+// never redelivered here); called with r.mu held.
+func (r *retries) gc(now time.Time, limit time.Duration) {
+	if len(r.m) < 1024 {
+		return
+	}
+	for k, st := range r.m {
+		if now.Sub(st.next) > 2*limit {
+			delete(r.m, k)
+		}
 	}
 }

@@ -12,9 +12,16 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
 )
+
+// ServerSelectionTimeout is how long an operation waits for a reachable
+// server before it fails: while the database is down, a request is answered
+// 503 "Failed to connect to database" within about this long instead of
+// hanging (see Unreachable).
+const ServerSelectionTimeout = time.Second
 
 // Connect opens a client to uri with bounded connect, server-selection and
 // socket timeouts. It does not wait for the server: a service starts while its
@@ -22,7 +29,7 @@ import (
 func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(uri).
 		SetConnectTimeout(5 * time.Second).
-		SetServerSelectionTimeout(5 * time.Second).
+		SetServerSelectionTimeout(ServerSelectionTimeout).
 		SetTimeout(10 * time.Second).
 		SetMaxPoolSize(64)
 	c, err := mongo.Connect(ctx, opts)
@@ -108,6 +115,35 @@ var ErrDuplicate = errors.New("duplicate key")
 func NotFound(err error) error {
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return errs.ErrNotFound
+	}
+	return err
+}
+
+// Unreachable reports whether err says the database could not be reached
+// (no server to select, a broken connection), as opposed to an answer of the
+// database (a duplicate key, a bad query).
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var dce *errs.DatabaseConnectionError
+	if errors.As(err, &dce) {
+		return true
+	}
+	if errors.As(err, &topology.ServerSelectionError{}) || errors.Is(err, topology.ErrServerSelectionTimeout) {
+		return true
+	}
+	return mongo.IsNetworkError(err)
+}
+
+// AsConnectionError turns an error that says the database could not be
+// reached into an errs.DatabaseConnectionError (503 "Failed to connect to
+// database"); any other error is returned as it is. The services' error
+// handler applies it to every error a handler returns.
+func AsConnectionError(err error) error {
+	var dce *errs.DatabaseConnectionError
+	if Unreachable(err) && !errors.As(err, &dce) {
+		return &errs.DatabaseConnectionError{Err: err}
 	}
 	return err
 }

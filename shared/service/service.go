@@ -136,6 +136,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	s.Bus = events.NewBus(cfg.NATS, log, s.park)
 	s.Echo = web.New(log, web.Options{
 		BodyLimit: cfg.BodyLimit,
+		Translate: mongox.AsConnectionError,
 		Ready: []web.Check{
 			{Name: "database", Func: func(ctx context.Context) error { return mongox.Ping(ctx, client) }},
 			{Name: "nats", Func: s.Bus.Ready},

@@ -157,8 +157,8 @@ func Mongo(tb testing.TB) *mongo.Database {
 }
 
 // NATS returns a configuration on the binary's shared embedded NATS Streaming
-// server with a subject prefix of this test's own, a 1 s ack wait and 5
-// deliveries before parking, so redelivery tests are quick.
+// server with a subject prefix of this test's own, and the bus timings of
+// TestBus: quick redeliveries and a short retry budget.
 func NATS(tb testing.TB) events.Config {
 	tb.Helper()
 	mu.Lock()
@@ -171,14 +171,24 @@ func NATS(tb testing.TB) events.Config {
 		nats = n
 	}
 	id := RandomID(tb)[:10]
-	return events.Config{
-		URL:           nats.URL,
-		ClusterID:     nats.ClusterID,
-		ClientName:    "test-" + id,
-		Prefix:        "t" + id + ".",
-		AckWait:       time.Second,
-		MaxDeliveries: 5,
-	}
+	return TestBus(events.Config{
+		URL:        nats.URL,
+		ClusterID:  nats.ClusterID,
+		ClientName: "test-" + id,
+		Prefix:     "t" + id + ".",
+	})
+}
+
+// TestBus sets the bus timings of tests on c: a 1 s ack wait and handler
+// timeout (a message comes back a second after a failure), backoff capped at
+// 2 s, and a retry budget of a minute before a failing message is parked
+// (tests of parking set a shorter one).
+func TestBus(c events.Config) events.Config {
+	c.AckWait = time.Second
+	c.HandlerTimeout = time.Second
+	c.MaxBackoff = 2 * time.Second
+	c.RetryFor = time.Minute
+	return c
 }
 
 // NATSServer is a dedicated NATS Streaming server a test may stop and start
@@ -203,7 +213,7 @@ func StartNATS(tb testing.TB) *NATSServer {
 		tb.Fatalf("start nats streaming: %v", err)
 	}
 	s := &NATSServer{tb: tb, dir: dir, port: n.Port(), srv: n}
-	s.Config = events.Config{URL: n.URL, ClusterID: n.ClusterID, ClientName: "test-" + RandomID(tb)[:10], AckWait: time.Second, MaxDeliveries: 5}
+	s.Config = TestBus(events.Config{URL: n.URL, ClusterID: n.ClusterID, ClientName: "test-" + RandomID(tb)[:10]})
 	tb.Cleanup(s.Stop)
 	return s
 }

@@ -33,6 +33,9 @@ type Options struct {
 	BodyLimit string
 	// Ready lists what /readyz checks; /readyz answers 503 when one fails.
 	Ready []Check
+	// Translate, when set, turns a handler's error into the one answered:
+	// the services make "the database is unreachable" a 503 with it.
+	Translate func(error) error
 }
 
 // New returns an Echo with the shared middleware and probes installed. Every
@@ -45,7 +48,12 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = ErrorHandler(log)
+	handle := ErrorHandler(log)
+	if tr := opts.Translate; tr != nil {
+		plain := handle
+		handle = func(err error, c echo.Context) { plain(tr(err), c) }
+	}
+	e.HTTPErrorHandler = handle
 	e.Use(middleware.RequestID())
 	e.Use(accessLog(log))
 	// Errors are answered here, inside the access log, so that it logs the
