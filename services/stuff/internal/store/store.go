@@ -1,6 +1,8 @@
 // Package store keeps listings in MongoDB (FerretDB locally): one document
 // per listing holding its fields, the orders seen for it, its pending events
-// (the outbox) and a write counter (rev) for optimistic concurrency.
+// (the outbox) and a write counter (rev) for optimistic concurrency. Every
+// write goes through the process's mongox.Writer, and a change and its event
+// are saved in one write: docs/data-safety.md says why.
 package store
 
 import (
