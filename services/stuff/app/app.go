@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
-	listeners "github.com/stuffmart/stuffmart/services/stuff/internal/events"
 	httpapi "github.com/stuffmart/stuffmart/services/stuff/internal/http"
+	"github.com/stuffmart/stuffmart/services/stuff/internal/listeners"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/config"

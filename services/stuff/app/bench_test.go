@@ -47,7 +47,7 @@ func benchStack(b *testing.B) *stack {
 	if err := store.New(db, mongox.NewWriter(), noNotify{}, testkit.Logger(b), nil).Seed(ctx, ss); err != nil {
 		b.Fatal(err)
 	}
-	return newStack(b, withDB(db), withRealClock())
+	return newStackWith(b, realClock, testkit.OnDB(db))
 }
 
 // pool is benchClients concurrent HTTP clients taking paths from jobs.
@@ -85,13 +85,11 @@ func startPool(hc *http.Client, base string) *pool {
 	return p
 }
 
-// stop waits for the queued requests and returns every latency, sorted.
+// stop waits for the queued requests and returns every latency.
 func (p *pool) stop() ([]time.Duration, error) {
 	close(p.jobs)
 	p.wg.Wait()
-	all := slices.Concat(p.lat...)
-	slices.Sort(all)
-	return all, p.err
+	return slices.Concat(p.lat...), p.err
 }
 
 // load sends requests from benchClients concurrent clients over loopback
@@ -106,7 +104,7 @@ func load(b *testing.B, s *stack, path func(i int) string) {
 	testkit.Eventually(b, 10*time.Second, func() bool {
 		return s.do(b, anon, http.MethodGet, "/readyz", nil).Status == http.StatusOK
 	}, "not ready")
-	warm := startPool(hc, s.url)
+	warm := startPool(hc, s.URL)
 	for i, end := 0, time.Now().Add(3*time.Second); time.Now().Before(end); i++ {
 		warm.jobs <- path(i)
 	}
@@ -114,7 +112,7 @@ func load(b *testing.B, s *stack, path func(i int) string) {
 		b.Fatal(err)
 	}
 
-	p := startPool(hc, s.url)
+	p := startPool(hc, s.URL)
 	start := time.Now()
 	i := 0
 	for b.Loop() {
@@ -129,9 +127,7 @@ func load(b *testing.B, s *stack, path func(i int) string) {
 	if len(all) == 0 {
 		return
 	}
-	pct := func(q float64) float64 {
-		return float64(all[min(len(all)-1, int(float64(len(all))*q))].Microseconds()) / 1000
-	}
+	pct := func(q float64) float64 { return float64(testkit.Percentile(all, q).Microseconds()) / 1000 }
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")

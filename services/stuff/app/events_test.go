@@ -38,9 +38,8 @@ func completed(orderID, buyerID, stuffID string) events.OrderCompletedEvent {
 // scenario has its own stuff, so they run side by side.
 func TestOrderEvents(t *testing.T) {
 	t.Parallel()
-	nc := testkit.NATS(t)
-	s := newStack(t, withNATS(nc))
-	b := newBus(t, nc)
+	s := newStack(t, observe)
+	b := s.Peer
 	seller := s.user()
 	reserved := func(order string) func(stuffJSON) bool {
 		return func(x stuffJSON) bool { return x.Status == "reserved" && x.OrderID == order }
@@ -50,21 +49,21 @@ func TestOrderEvents(t *testing.T) {
 	t.Run("created and edited publish increasing versions", func(t *testing.T) {
 		t.Parallel()
 		st := s.create(t, seller, "Versions", 100, "secret")
-		ev := b.waitVersion(t, st.ID, 1)
+		ev := s.waitVersion(t, st.ID, 1)
 		if ev.Subject != events.StuffCreated || ev.Data.Title != "Versions" || ev.Data.Price != 100 || ev.Data.UserID != seller.ID ||
 			ev.Data.Status != "available" || ev.Data.Currency != "usd" || ev.Data.OrderID != "" {
 			t.Fatalf("stuff:created %+v", ev)
 		}
-		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Versions 2","price":150}`).stuff(t, 200)
-		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Versions 3","price":175}`).stuff(t, 200)
+		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Versions 2","price":150}`).stuff(200)
+		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Versions 3","price":175}`).stuff(200)
 		for v, title := range map[int64]string{2: "Versions 2", 3: "Versions 3"} {
-			ev := b.waitVersion(t, st.ID, v)
+			ev := s.waitVersion(t, st.ID, v)
 			if ev.Subject != events.StuffUpdated || ev.Data.Title != title {
 				t.Fatalf("version %d: %+v", v, ev)
 			}
 		}
-		if n := len(b.of(t, st.ID)); n != 3 {
-			t.Fatalf("%d events for 3 versions: %+v", n, b.of(t, st.ID))
+		if n := len(s.of(t, st.ID)); n != 3 {
+			t.Fatalf("%d events for 3 versions: %+v", n, s.of(t, st.ID))
 		}
 	})
 
@@ -72,27 +71,27 @@ func TestOrderEvents(t *testing.T) {
 		t.Parallel()
 		st := s.create(t, seller, "Reserve me", 100, "secret")
 		order := newID()
-		b.publish(t, created(order, newID(), st.ID))
-		b.publish(t, created(order, newID(), st.ID)) // duplicate delivery
+		b.Publish(created(order, newID(), st.ID))
+		b.Publish(created(order, newID(), st.ID)) // duplicate delivery
 		got := s.waitStuff(t, anon, st.ID, reserved(order), "reserved")
 		if got.Version != 2 {
 			t.Fatalf("version %d after order:created, want 2", got.Version)
 		}
-		ev := b.waitVersion(t, st.ID, 2)
+		ev := s.waitVersion(t, st.ID, 2)
 		if ev.Subject != events.StuffUpdated || ev.Data.Status != "reserved" || ev.Data.OrderID != order {
 			t.Fatalf("stuff:updated %+v", ev)
 		}
 		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Changed","price":1}`).
-			wantError(t, 400, "Cannot edit a reserved stuff", "")
+			wantError(400, "Cannot edit a reserved stuff", "")
 		if s.list(t, "?limit=100").has(st.ID) {
 			t.Fatal("reserved stuff still listed")
 		}
 		// A later, unrelated event on the same stuff is the sync point that
 		// proves the duplicate was applied (or not) before it.
-		b.publish(t, cancelled(order, st.ID))
+		b.Publish(cancelled(order, st.ID))
 		s.waitStuff(t, anon, st.ID, available, "available again")
-		b.waitVersion(t, st.ID, 3)
-		if evs := b.of(t, st.ID); len(evs) != 3 {
+		s.waitVersion(t, st.ID, 3)
+		if evs := s.of(t, st.ID); len(evs) != 3 {
 			t.Fatalf("the duplicate order:created changed something: events %+v", evs)
 		}
 		if got := s.get(t, anon, st.ID); got.Version != 3 || got.Title != "Reserve me" {
@@ -107,13 +106,13 @@ func TestOrderEvents(t *testing.T) {
 		t.Parallel()
 		st := s.create(t, seller, "Out of order", 100, "")
 		order := newID()
-		b.publish(t, cancelled(order, st.ID))
-		b.publish(t, created(order, newID(), st.ID))
+		b.Publish(cancelled(order, st.ID))
+		b.Publish(created(order, newID(), st.ID))
 		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Version == 3 }, "version 3")
 		if got := s.get(t, anon, st.ID); !available(got) {
 			t.Fatalf("after out-of-order events %+v", got)
 		}
-		if e2, e3 := b.waitVersion(t, st.ID, 2), b.waitVersion(t, st.ID, 3); e2.Data.Status != "reserved" || e3.Data.Status != "available" {
+		if e2, e3 := s.waitVersion(t, st.ID, 2), s.waitVersion(t, st.ID, 3); e2.Data.Status != "reserved" || e3.Data.Status != "available" {
 			t.Fatalf("events %+v %+v", e2, e3)
 		}
 	})
@@ -122,15 +121,15 @@ func TestOrderEvents(t *testing.T) {
 		t.Parallel()
 		st := s.create(t, seller, "Second buyer", 100, "")
 		o1, o2 := newID(), newID()
-		b.publish(t, created(o1, newID(), st.ID))
+		b.Publish(created(o1, newID(), st.ID))
 		s.waitStuff(t, anon, st.ID, reserved(o1), "reserved by o1")
-		b.publish(t, cancelled(o1, st.ID))
+		b.Publish(cancelled(o1, st.ID))
 		s.waitStuff(t, anon, st.ID, available, "released")
-		b.publish(t, created(o2, newID(), st.ID))
+		b.Publish(created(o2, newID(), st.ID))
 		s.waitStuff(t, anon, st.ID, reserved(o2), "reserved by o2")
-		b.publish(t, cancelled(o1, st.ID))      // late redelivery of o1's cancel
-		b.publish(t, cancelled(newID(), st.ID)) // an order never seen: parked in the end
-		testkit.Eventually(t, 20*time.Second, func() bool { return parked(t, s.db, events.OrderCancelled) >= 1 }, "unknown order's cancel not parked")
+		b.Publish(cancelled(o1, st.ID))      // late redelivery of o1's cancel
+		b.Publish(cancelled(newID(), st.ID)) // an order never seen: parked in the end
+		testkit.Eventually(t, 20*time.Second, func() bool { return parked(t, s.DB, events.OrderCancelled) >= 1 }, "unknown order's cancel not parked")
 		if got := s.get(t, anon, st.ID); !reserved(o2)(got) || got.Version != 4 {
 			t.Fatalf("another order's cancel changed the stuff: %+v", got)
 		}
@@ -140,10 +139,10 @@ func TestOrderEvents(t *testing.T) {
 		t.Parallel()
 		st := s.create(t, seller, "Queue", 100, "")
 		o1, o2 := newID(), newID()
-		b.publish(t, created(o1, newID(), st.ID))
+		b.Publish(created(o1, newID(), st.ID))
 		s.waitStuff(t, anon, st.ID, reserved(o1), "reserved by o1")
-		b.publish(t, created(o2, newID(), st.ID)) // o1 still holds: comes back
-		b.publish(t, cancelled(o1, st.ID))
+		b.Publish(created(o2, newID(), st.ID)) // o1 still holds: comes back
+		b.Publish(cancelled(o1, st.ID))
 		got := s.waitStuff(t, anon, st.ID, reserved(o2), "reserved by o2")
 		if got.Version != 4 {
 			t.Fatalf("version %d, want 4", got.Version)
@@ -158,13 +157,13 @@ func TestOrderEvents(t *testing.T) {
 		if got := s.get(t, buyer, st.ID); got.Delivery != nil {
 			t.Fatal("delivery shown before the purchase")
 		}
-		b.publish(t, completed(order, buyer.ID, st.ID)) // before its order:created
-		b.publish(t, created(order, buyer.ID, st.ID))
+		b.Publish(completed(order, buyer.ID, st.ID)) // before its order:created
+		b.Publish(created(order, buyer.ID, st.ID))
 		got := s.waitStuff(t, buyer, st.ID, func(x stuffJSON) bool { return x.Status == "sold" }, "sold")
 		if got.Delivery == nil || *got.Delivery != "the secret link" || got.OrderID != order || got.Version != 3 {
 			t.Fatalf("buyer sees %+v", got)
 		}
-		if ev := b.waitVersion(t, st.ID, 3); ev.Data.Status != "sold" || ev.Data.OrderID != order {
+		if ev := s.waitVersion(t, st.ID, 3); ev.Data.Status != "sold" || ev.Data.OrderID != order {
 			t.Fatalf("stuff:updated %+v", ev)
 		}
 		for _, u := range []user{stranger, anon} {
@@ -176,11 +175,11 @@ func TestOrderEvents(t *testing.T) {
 			t.Fatal("seller does not see the delivery")
 		}
 		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Changed","price":1}`).
-			wantError(t, 400, "Cannot edit a reserved stuff", "")
-		b.publish(t, completed(order, buyer.ID, st.ID)) // duplicate
-		b.publish(t, cancelled(order, st.ID))           // too late: it is paid
+			wantError(400, "Cannot edit a reserved stuff", "")
+		b.Publish(completed(order, buyer.ID, st.ID)) // duplicate
+		b.Publish(cancelled(order, st.ID))           // too late: it is paid
 		st2 := s.create(t, seller, "Sync point", 100, "")
-		b.publish(t, created(newID(), buyer.ID, st2.ID))
+		b.Publish(created(newID(), buyer.ID, st2.ID))
 		s.waitStuff(t, anon, st2.ID, func(x stuffJSON) bool { return x.Status == "reserved" }, "sync point reserved")
 		if got := s.get(t, anon, st.ID); got.Status != "sold" || got.Version != 3 {
 			t.Fatalf("after duplicates %+v", got)
@@ -192,10 +191,10 @@ func TestOrderEvents(t *testing.T) {
 
 	t.Run("poison message is parked", func(t *testing.T) {
 		t.Parallel()
-		b.publishRaw(t, events.OrderCreated, `{not json`)
-		b.publishRaw(t, events.OrderCompleted, `{"id":"","stuff":{}}`)
+		b.PublishRaw(events.OrderCreated, []byte(`{not json`))
+		b.PublishRaw(events.OrderCompleted, []byte(`{"id":"","stuff":{}}`))
 		testkit.Eventually(t, 15*time.Second, func() bool {
-			return parked(t, s.db, events.OrderCreated) == 1 && parked(t, s.db, events.OrderCompleted) == 1
+			return parked(t, s.DB, events.OrderCreated) == 1 && parked(t, s.DB, events.OrderCompleted) == 1
 		}, "poison messages not parked")
 	})
 
@@ -204,10 +203,9 @@ func TestOrderEvents(t *testing.T) {
 		owner := s.user()
 		a := s.create(t, owner, "Mine reserved", 100, "")
 		s.create(t, owner, "Mine available", 100, "")
-		b.publish(t, created(newID(), newID(), a.ID))
+		b.Publish(created(newID(), newID(), a.ID))
 		s.waitStuff(t, anon, a.ID, func(x stuffJSON) bool { return x.Status == "reserved" }, "reserved")
-		var m mineJSON
-		decodeStrict(t, s.do(t, owner, http.MethodGet, "/api/stuff/mine", nil).want(t, 200), &m)
+		m := s.do(t, owner, http.MethodGet, "/api/stuff/mine", nil).mine()
 		if len(m.Stuff) != 2 || m.Stuff[1].ID != a.ID || m.Stuff[1].Status != "reserved" {
 			t.Fatalf("mine %+v", m.Stuff)
 		}
@@ -220,9 +218,8 @@ func TestOrderEvents(t *testing.T) {
 // (400, reserved with the old title, version 2).
 func TestEditRacesOrder(t *testing.T) {
 	t.Parallel()
-	nc := testkit.NATS(t)
-	s := newStack(t, withNATS(nc))
-	b := newBus(t, nc)
+	s := newStack(t, observe)
+	b := s.Peer
 	seller := s.user()
 	for i := range 5 {
 		st := s.create(t, seller, "Race", 100, "")
@@ -230,7 +227,7 @@ func TestEditRacesOrder(t *testing.T) {
 		var wg sync.WaitGroup
 		var edit response
 		wg.Go(func() { edit = s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Edited","price":200}`) })
-		wg.Go(func() { b.publish(t, created(order, newID(), st.ID)) })
+		wg.Go(func() { b.Publish(created(order, newID(), st.ID)) })
 		wg.Wait()
 		got := s.waitStuff(t, seller, st.ID, func(x stuffJSON) bool { return x.Status == "reserved" }, "reserved")
 		switch edit.Status {
@@ -245,7 +242,7 @@ func TestEditRacesOrder(t *testing.T) {
 		default:
 			t.Fatalf("round %d: edit answered %d %s", i, edit.Status, edit.Body)
 		}
-		last := b.waitVersion(t, st.ID, got.Version)
+		last := s.waitVersion(t, st.ID, got.Version)
 		if last.Data.Status != "reserved" || last.Data.Title != got.Title {
 			t.Fatalf("round %d: last event %+v for %+v", i, last, got)
 		}
@@ -257,11 +254,10 @@ func TestEditRacesOrder(t *testing.T) {
 func TestEventsSurviveNATSOutage(t *testing.T) {
 	t.Parallel()
 	srv := testkit.StartNATS(t)
-	s := newStack(t, withNATS(srv.Config))
-	b := newBus(t, srv.Config)
+	s := newStack(t, testkit.OnNATS(srv.Config), observe)
 	seller := s.user()
 	before := s.create(t, seller, "Before", 100, "")
-	b.waitVersion(t, before.ID, 1)
+	s.waitVersion(t, before.ID, 1)
 
 	srv.Stop()
 	during := s.create(t, seller, "During the outage", 100, "")
@@ -274,7 +270,7 @@ func TestEventsSurviveNATSOutage(t *testing.T) {
 		return s.do(t, anon, http.MethodGet, "/readyz", nil).Status == http.StatusServiceUnavailable
 	}, "the service did not notice NATS going down")
 	srv.Restart()
-	ev := b.waitVersion(t, during.ID, 1)
+	ev := s.waitVersion(t, during.ID, 1)
 	if ev.Subject != events.StuffCreated || ev.Data.Title != "During the outage" {
 		t.Fatalf("after restart %+v", ev)
 	}
@@ -284,10 +280,9 @@ func TestEventsSurviveNATSOutage(t *testing.T) {
 // listing and single-listing cache follow the other's writes.
 func TestReplicas(t *testing.T) {
 	t.Parallel()
-	nc := testkit.NATS(t)
-	a := newStack(t, withNATS(nc))
-	rb := newStack(t, withNATS(nc), withDB(a.db))
-	b := newBus(t, nc)
+	a := newStack(t, observe)
+	rb := newStack(t, testkit.OnNATS(a.NATS), testkit.OnDB(a.DB))
+	b := a.Peer
 	seller := a.user()
 	listed := func(s *stack, id string, cond func(stuffJSON) bool) func() bool {
 		return func() bool {
@@ -307,7 +302,7 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("B GET %+v", got)
 	}
 
-	a.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Edited on A","price":300}`).stuff(t, 200)
+	a.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Edited on A","price":300}`).stuff(200)
 	testkit.Eventually(t, 10*time.Second, listed(rb, st.ID, func(x stuffJSON) bool { return x.Title == "Edited on A" && x.Version == 2 }),
 		"B's listing misses A's edit")
 	rb.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Title == "Edited on A" && x.Price == 300 }, "B's cache misses A's edit")
@@ -315,12 +310,12 @@ func TestReplicas(t *testing.T) {
 	// The order event is applied by one replica of the queue group; both
 	// stop listing the stuff.
 	order := newID()
-	b.publish(t, created(order, newID(), st.ID))
+	b.Publish(created(order, newID(), st.ID))
 	for _, s := range []*stack{a, rb} {
 		testkit.Eventually(t, 10*time.Second, func() bool { return !s.list(t, "?limit=100").has(st.ID) }, "reserved stuff still listed")
 		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Status == "reserved" && x.OrderID == order }, "reserved everywhere")
 	}
-	b.publish(t, cancelled(order, st.ID))
+	b.Publish(cancelled(order, st.ID))
 	for _, s := range []*stack{a, rb} {
 		testkit.Eventually(t, 10*time.Second, listed(s, st.ID, func(x stuffJSON) bool { return x.Version == 4 }), "released stuff not listed again")
 	}
@@ -329,7 +324,7 @@ func TestReplicas(t *testing.T) {
 	// everything from the database.
 	st2 := rb.create(t, seller, "On B", 100, "")
 	testkit.Eventually(t, 10*time.Second, listed(a, st2.ID, any), "A does not list B's new stuff")
-	c := newStack(t, withNATS(nc), withDB(a.db))
+	c := newStack(t, testkit.OnNATS(a.NATS), testkit.OnDB(a.DB))
 	if p := c.list(t, ""); p.Total != 2 || p.ids()[0] != st2.ID || p.ids()[1] != st.ID {
 		t.Fatalf("new replica lists %+v", p)
 	}
@@ -339,9 +334,8 @@ func TestReplicas(t *testing.T) {
 // come from the database, in the same order, with the right total.
 func TestBoundedReadModel(t *testing.T) {
 	t.Parallel()
-	nc := testkit.NATS(t)
-	s := newStack(t, withNATS(nc), withReadModelMax(5))
-	b := newBus(t, nc)
+	s := newStackWith(t, readModelMax(5), observe)
+	b := s.Peer
 	u := s.user()
 	var newest []string
 	for i := range 8 {
@@ -368,11 +362,11 @@ func TestBoundedReadModel(t *testing.T) {
 	}
 	check(t, s, newest)
 	// A replica started now holds only the newest 5 from the start.
-	r := newStack(t, withNATS(nc), withDB(s.db), withReadModelMax(5))
+	r := newStackWith(t, readModelMax(5), testkit.OnNATS(s.NATS), testkit.OnDB(s.DB))
 	check(t, r, newest)
 	// Reserving one from the memory part and one from the database part.
-	b.publish(t, created(newID(), newID(), newest[1]))
-	b.publish(t, created(newID(), newID(), newest[6]))
+	b.Publish(created(newID(), newID(), newest[1]))
+	b.Publish(created(newID(), newID(), newest[6]))
 	for _, id := range []string{newest[1], newest[6]} {
 		s.waitStuff(t, anon, id, func(x stuffJSON) bool { return x.Status == "reserved" }, "reserved")
 	}

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,7 +27,7 @@ func TestCreateAndGet(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := s.do(t, seller, http.MethodPost, "/api/stuff", tc.body).stuff(t, http.StatusCreated)
+			got := s.do(t, seller, http.MethodPost, "/api/stuff", tc.body).stuff(http.StatusCreated)
 			if len(got.ID) != 24 || got.UserID != seller.ID || got.Status != "available" || got.Version != 1 ||
 				got.Currency != "usd" || got.OrderID != "" || got.CreatedAt.IsZero() {
 				t.Fatalf("created %+v", got)
@@ -93,28 +92,15 @@ func TestCreateBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, s.url+"/api/stuff", strings.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
 			ct := tc.ctype
 			if ct == "" {
 				ct = "application/json"
 			}
-			req.Header.Set("Content-Type", ct)
-			if tc.user.cookie != nil {
-				req.AddCookie(tc.user.cookie)
-			}
-			res, err := s.hc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := readResponse(t, res)
-			r.wantError(t, tc.status, tc.message, tc.field)
+			s.do(t, tc.user, http.MethodPost, "/api/stuff", tc.body, testkit.WithHeader("Content-Type", ct)).
+				wantError(tc.status, tc.message, tc.field)
 		})
 	}
-	var mine mineJSON
-	decodeStrict(t, s.do(t, u, http.MethodGet, "/api/stuff/mine", nil).want(t, 200), &mine)
+	mine := s.do(t, u, http.MethodGet, "/api/stuff/mine", nil).mine()
 	if len(mine.Stuff) != 0 {
 		t.Fatalf("bad input stored %d listings", len(mine.Stuff))
 	}
@@ -134,7 +120,7 @@ func TestGetNotFound(t *testing.T) {
 		"%24where",
 	} {
 		t.Run(id, func(t *testing.T) {
-			s.do(t, anon, http.MethodGet, "/api/stuff/"+id, nil).wantError(t, 404, "Not Found", "")
+			s.do(t, anon, http.MethodGet, "/api/stuff/"+id, nil).wantError(404, "Not Found", "")
 		})
 	}
 }
@@ -183,20 +169,20 @@ func TestUpdate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			own := s.do(t, seller, http.MethodPost, "/api/stuff", `{"title":"Orig","description":"desc","price":100,"delivery":"secret"}`).stuff(t, 201)
+			own := s.do(t, seller, http.MethodPost, "/api/stuff", `{"title":"Orig","description":"desc","price":100,"delivery":"secret"}`).stuff(201)
 			id := own.ID
 			if tc.id != nil {
 				id = tc.id(own)
 			}
 			r := s.do(t, tc.user, http.MethodPut, "/api/stuff/"+id, tc.body)
 			if tc.status != 200 {
-				r.wantError(t, tc.status, tc.message, tc.field)
+				r.wantError(tc.status, tc.message, tc.field)
 				if after := s.get(t, seller, own.ID); after.Version != own.Version || after.Title != own.Title || after.Price != own.Price {
 					t.Fatalf("refused edit changed the stuff: %+v", after)
 				}
 				return
 			}
-			after := r.stuff(t, 200)
+			after := r.stuff(200)
 			tc.check(t, own, after)
 			// Every reader sees the edit at once (the catalog is updated by
 			// the write itself).
@@ -265,7 +251,7 @@ func TestListPagination(t *testing.T) {
 		{"?page=1&page=2", "page"}, {"?limit=99999999999999999999999", "limit"},
 	} {
 		t.Run("bad"+q.query, func(t *testing.T) {
-			s.do(t, anon, http.MethodGet, "/api/stuff"+q.query, nil).wantError(t, 400, "", q.field)
+			s.do(t, anon, http.MethodGet, "/api/stuff"+q.query, nil).wantError(400, "", q.field)
 		})
 	}
 }
@@ -287,8 +273,7 @@ func TestMine(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var m mineJSON
-			decodeStrict(t, s.do(t, tc.user, http.MethodGet, "/api/stuff/mine", nil).want(t, 200), &m)
+			m := s.do(t, tc.user, http.MethodGet, "/api/stuff/mine", nil).mine()
 			var got []string
 			for _, it := range m.Stuff {
 				got = append(got, it.ID)
@@ -302,23 +287,13 @@ func TestMine(t *testing.T) {
 		})
 	}
 	t.Run("anonymous", func(t *testing.T) {
-		s.do(t, anon, http.MethodGet, "/api/stuff/mine", nil).wantError(t, 401, "Not authorized", "")
+		s.do(t, anon, http.MethodGet, "/api/stuff/mine", nil).wantError(401, "Not authorized", "")
 	})
 }
 
 func TestProbes(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	s.do(t, anon, http.MethodGet, "/healthz", nil).want(t, 200)
+	s.do(t, anon, http.MethodGet, "/healthz", nil).Want(200)
 	testkit.Eventually(t, 10*time.Second, func() bool { return s.do(t, anon, http.MethodGet, "/readyz", nil).Status == 200 }, "not ready")
-}
-
-func readResponse(t testing.TB, res *http.Response) response {
-	t.Helper()
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{Status: res.StatusCode, Body: b}
 }

@@ -1,6 +1,8 @@
 // Package store keeps listings in MongoDB (FerretDB locally): one document
 // per listing holding its fields, the orders seen for it, its pending events
-// (the outbox) and a write counter (rev) for optimistic concurrency.
+// (the outbox) and a write counter (rev) for optimistic concurrency. Every
+// write goes through the process's mongox.Writer, and a change and its event
+// are saved in one write: docs/data-safety.md says why.
 package store
 
 import (
@@ -158,7 +160,7 @@ var (
 func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error) {
 	oid := primitive.NewObjectIDFromTimestamp(s.CreatedAt)
 	s.ID = oid.Hex()
-	p, err := outbox.New(events.StuffCreatedEvent(s.Data()), st.now())
+	p, err := outbox.New(events.StuffCreatedEvent(payload(&s)), st.now())
 	if err != nil {
 		return stuff.Stuff{}, err
 	}
@@ -241,7 +243,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 				{Key: "updatedAt", Value: s.UpdatedAt},
 			}}}
 			if s.Version != before {
-				p, err := outbox.New(events.StuffUpdatedEvent(s.Data()), st.now())
+				p, err := outbox.New(events.StuffUpdatedEvent(payload(&s)), st.now())
 				if err != nil {
 					return err
 				}
@@ -355,4 +357,11 @@ func (st *Store) Seed(ctx context.Context, ss []stuff.Stuff) error {
 		return fmt.Errorf("seed stuff: %w", err)
 	}
 	return nil
+}
+
+// payload is the stuff:created / stuff:updated payload of s's current
+// version: what every replica and the orders service learn of a listing.
+func payload(s *stuff.Stuff) events.StuffData {
+	return events.StuffData{ID: s.ID, Version: s.Version, Title: s.Title, Price: s.Price, Currency: s.Currency,
+		UserID: s.UserID, OrderID: s.OrderID, Status: string(s.Status)}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
-	"github.com/stuffmart/stuffmart/shared/events"
 )
 
 // Store keeps listings. Every write stores the change and its pending
@@ -83,28 +82,30 @@ func (sv *Service) Mine(ctx context.Context, userID string) ([]Stuff, error) {
 	return ss, nil
 }
 
-// OrderCreated reserves the listing for the order (see
-// Stuff.ApplyOrderCreated). It returns events.ErrNotYet (wrapped) when the
-// event must come back later, including for a listing not found.
-func (sv *Service) OrderCreated(ctx context.Context, ev events.OrderCreatedEvent) error {
-	return sv.applyOrder(ctx, ev.Stuff.ID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCreated(ev.ID, ev.UserID, sv.clock())
+// OrderCreated reserves listing o.StuffID for order o (see
+// Stuff.ApplyOrderCreated). It returns ErrNotYet (wrapped) when the event
+// must come back later, including for a listing not found.
+func (sv *Service) OrderCreated(ctx context.Context, o OrderRef) error {
+	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
+		return s.ApplyOrderCreated(o.ID, o.BuyerID, sv.clock())
 	})
 }
 
-// OrderCancelled releases the listing if the order holds it (see
-// Stuff.ApplyOrderCancelled).
-func (sv *Service) OrderCancelled(ctx context.Context, ev events.OrderCancelledEvent) error {
-	return sv.applyOrder(ctx, ev.Stuff.ID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCancelled(ev.ID, sv.clock())
+// OrderCancelled releases listing o.StuffID if order o holds it (see
+// Stuff.ApplyOrderCancelled). It returns ErrNotYet (wrapped) like
+// OrderCreated.
+func (sv *Service) OrderCancelled(ctx context.Context, o OrderRef) error {
+	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
+		return s.ApplyOrderCancelled(o.ID, sv.clock())
 	})
 }
 
-// OrderCompleted sells the listing to the order's buyer (see
-// Stuff.ApplyOrderCompleted).
-func (sv *Service) OrderCompleted(ctx context.Context, ev events.OrderCompletedEvent) error {
-	return sv.applyOrder(ctx, ev.Stuff.ID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCompleted(ev.ID, ev.UserID, sv.clock())
+// OrderCompleted sells listing o.StuffID to order o's buyer (see
+// Stuff.ApplyOrderCompleted). It returns ErrNotYet (wrapped) like
+// OrderCreated.
+func (sv *Service) OrderCompleted(ctx context.Context, o OrderRef) error {
+	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
+		return s.ApplyOrderCompleted(o.ID, o.BuyerID, sv.clock())
 	})
 }
 
@@ -118,7 +119,7 @@ func (sv *Service) applyOrder(ctx context.Context, id string, fn func(s *Stuff) 
 		// Our own listing is written before any order can name it; a
 		// missing one is a replica lagging, or garbage parked after the
 		// last delivery.
-		return fmt.Errorf("stuff %s not found: %w", id, events.ErrNotYet)
+		return fmt.Errorf("stuff %s not found: %w", id, ErrNotYet)
 	}
 	if err != nil {
 		return fmt.Errorf("apply order event to stuff %s: %w", id, err)

@@ -1,16 +1,17 @@
 // Package stuff is the domain of the stuff service: a listing, the rules of
 // editing it, and how order events move it between available, reserved and
-// sold. It knows nothing of MongoDB, Echo or NATS; the only shared types it
-// uses are the event payloads.
+// sold. It knows nothing of MongoDB, Echo or NATS, nor of the event payloads:
+// the listeners map order events to OrderRef, and the store maps a listing to
+// its stuff:created / stuff:updated payload.
 package stuff
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
-	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/validate"
 )
 
@@ -24,7 +25,8 @@ const (
 	Sold      Status = "sold"
 )
 
-// Limits of a listing's fields (SPEC §2), in characters and cents.
+// Limits of a listing's fields, in characters and cents: what the API
+// accepts and the storefront's forms say.
 const (
 	MaxTitle       = 120
 	MaxDescription = 5000
@@ -38,6 +40,12 @@ const (
 // ErrReserved is returned when the owner edits a listing that an order holds
 // or that is sold.
 var ErrReserved = errs.BadRequest("Cannot edit a reserved stuff")
+
+// ErrNotYet is returned for an order event that must come back after
+// another one: the listing is held by another order, or the order has not
+// been seen yet (its order:created comes first). Listeners leave such an
+// event unacknowledged so that it is delivered again.
+var ErrNotYet = errors.New("order event must wait for an earlier one")
 
 // OrderState is what the stuff service knows of one order that named it.
 type OrderState string
@@ -55,6 +63,14 @@ type Order struct {
 	ID     string
 	UserID string
 	State  OrderState
+}
+
+// OrderRef is what an order event tells about one order of a listing: the
+// order, its buyer (empty when the event does not say) and the listing.
+type OrderRef struct {
+	ID      string
+	BuyerID string
+	StuffID string
 }
 
 // Stuff is one listing.
@@ -173,7 +189,7 @@ func (s *Stuff) order(id string) *Order {
 // ApplyOrderCreated records that order orderID of buyerID wants the listing.
 // An available listing becomes reserved by it (version+1). A second delivery
 // of the same event changes nothing. While another order holds the listing it
-// returns events.ErrNotYet: that order's cancellation is on its way and this
+// returns ErrNotYet: that order's cancellation is on its way and this
 // event must come back after it. On a sold listing the order is only recorded.
 // changed says whether the listing must be saved.
 func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, now time.Time) (changed bool, err error) {
@@ -182,7 +198,7 @@ func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, now time.Time) (chang
 	}
 	switch s.Status {
 	case Reserved:
-		return false, events.ErrNotYet
+		return false, ErrNotYet
 	case Available:
 		s.Status, s.OrderID = Reserved, orderID
 		s.Version++
@@ -194,12 +210,12 @@ func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, now time.Time) (chang
 
 // ApplyOrderCancelled records that order orderID ended unpaid; if it holds
 // the listing, the listing is available again (version+1). A cancellation of
-// an order not seen yet returns events.ErrNotYet (its order:created comes
+// an order not seen yet returns ErrNotYet (its order:created comes
 // first); one of an order already ended changes nothing.
 func (s *Stuff) ApplyOrderCancelled(orderID string, now time.Time) (changed bool, err error) {
 	o := s.order(orderID)
 	if o == nil {
-		return false, events.ErrNotYet
+		return false, ErrNotYet
 	}
 	if o.State != OrderCreated {
 		return false, nil
@@ -216,14 +232,14 @@ func (s *Stuff) ApplyOrderCancelled(orderID string, now time.Time) (changed bool
 // ApplyOrderCompleted records that order orderID of buyerID was paid: the
 // buyer may see the delivery, and if the order holds the listing it is sold
 // (version+1). A completion of an order not seen yet returns
-// events.ErrNotYet; one of an order already ended (complete, or cancelled,
+// ErrNotYet; one of an order already ended (complete, or cancelled,
 // which the payments service refunds) changes nothing. Adding a buyer is a
 // change of its own (version+1), so every replica's cache learns who may see
 // the delivery.
 func (s *Stuff) ApplyOrderCompleted(orderID, buyerID string, now time.Time) (changed bool, err error) {
 	o := s.order(orderID)
 	if o == nil {
-		return false, events.ErrNotYet
+		return false, ErrNotYet
 	}
 	if o.State != OrderCreated {
 		return false, nil
@@ -246,12 +262,6 @@ func (s *Stuff) ApplyOrderCompleted(orderID, buyerID string, now time.Time) (cha
 		s.UpdatedAt = now
 	}
 	return true, nil
-}
-
-// Data is the payload of stuff:created and stuff:updated for this version.
-func (s *Stuff) Data() events.StuffData {
-	return events.StuffData{ID: s.ID, Version: s.Version, Title: s.Title, Price: s.Price, Currency: s.Currency,
-		UserID: s.UserID, OrderID: s.OrderID, Status: string(s.Status)}
 }
 
 // Key orders listings newest first: by creation time, then by id.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/errs"
-	"github.com/stuffmart/stuffmart/shared/events"
 )
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -20,7 +19,7 @@ type step struct {
 	kind    string // created, cancelled, completed
 	order   string
 	buyer   string
-	wantErr error // nil or events.ErrNotYet
+	wantErr error // nil or stuff.ErrNotYet
 	changed bool
 }
 
@@ -49,12 +48,12 @@ func TestOrderEventRules(t *testing.T) {
 			{kind: "cancelled", order: "o1"},
 		}, wantStatus: stuff.Available, wantVersion: 3},
 		{name: "cancelled before created comes back", steps: []step{
-			{kind: "cancelled", order: "o1", wantErr: events.ErrNotYet},
+			{kind: "cancelled", order: "o1", wantErr: stuff.ErrNotYet},
 			{kind: "created", order: "o1", buyer: "b1", changed: true},
 			{kind: "cancelled", order: "o1", changed: true},
 		}, wantStatus: stuff.Available, wantVersion: 3},
 		{name: "completed before created comes back", steps: []step{
-			{kind: "completed", order: "o1", buyer: "b1", wantErr: events.ErrNotYet},
+			{kind: "completed", order: "o1", buyer: "b1", wantErr: stuff.ErrNotYet},
 			{kind: "created", order: "o1", buyer: "b1", changed: true},
 			{kind: "completed", order: "o1", buyer: "b1", changed: true},
 		}, wantStatus: stuff.Sold, wantOrder: "o1", wantVersion: 3, wantBuyers: []string{"b1"}},
@@ -65,7 +64,7 @@ func TestOrderEventRules(t *testing.T) {
 		}, wantStatus: stuff.Sold, wantOrder: "o1", wantVersion: 3, wantBuyers: []string{"b1"}},
 		{name: "second order waits while the first holds", steps: []step{
 			{kind: "created", order: "o1", buyer: "b1", changed: true},
-			{kind: "created", order: "o2", buyer: "b2", wantErr: events.ErrNotYet},
+			{kind: "created", order: "o2", buyer: "b2", wantErr: stuff.ErrNotYet},
 			{kind: "cancelled", order: "o1", changed: true},
 			{kind: "created", order: "o2", buyer: "b2", changed: true},
 		}, wantStatus: stuff.Reserved, wantOrder: "o2", wantVersion: 4},
