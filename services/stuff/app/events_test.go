@@ -38,7 +38,11 @@ func completed(orderID, buyerID, stuffID string) events.OrderCompletedEvent {
 // scenario has its own stuff, so they run side by side.
 func TestOrderEvents(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, observe)
+	// An event of an order never seen is parked once the retry budget is
+	// spent: a short one here, long enough for the events that only wait.
+	nc := testkit.NATS(t)
+	nc.RetryFor = 8 * time.Second
+	s := newStack(t, observe, testkit.OnNATS(nc))
 	b := s.Peer
 	seller := s.user()
 	reserved := func(order string) func(stuffJSON) bool {
@@ -129,7 +133,7 @@ func TestOrderEvents(t *testing.T) {
 		s.waitStuff(t, anon, st.ID, reserved(o2), "reserved by o2")
 		b.Publish(cancelled(o1, st.ID))      // late redelivery of o1's cancel
 		b.Publish(cancelled(newID(), st.ID)) // an order never seen: parked in the end
-		testkit.Eventually(t, 20*time.Second, func() bool { return parked(t, s.DB, events.OrderCancelled) >= 1 }, "unknown order's cancel not parked")
+		testkit.Eventually(t, 30*time.Second, func() bool { return parked(t, s.DB, events.OrderCancelled) >= 1 }, "unknown order's cancel not parked")
 		if got := s.get(t, anon, st.ID); !reserved(o2)(got) || got.Version != 4 {
 			t.Fatalf("another order's cancel changed the stuff: %+v", got)
 		}
@@ -218,7 +222,11 @@ func TestOrderEvents(t *testing.T) {
 // (400, reserved with the old title, version 2).
 func TestEditRacesOrder(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, observe)
+	// An event of an order never seen is parked once the retry budget is
+	// spent: a short one here, long enough for the events that only wait.
+	nc := testkit.NATS(t)
+	nc.RetryFor = 8 * time.Second
+	s := newStack(t, observe, testkit.OnNATS(nc))
 	b := s.Peer
 	seller := s.user()
 	for i := range 5 {
