@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -31,7 +32,7 @@ func TestAdminRoutesNeedAnAdmin(t *testing.T) {
 	}
 	callers := []struct {
 		name string
-		c    *client
+		c    *browser
 		ok   bool
 	}{
 		{"anonymous", s.client(t), false},
@@ -41,12 +42,12 @@ func TestAdminRoutesNeedAnAdmin(t *testing.T) {
 	for _, caller := range callers {
 		for _, rt := range routes {
 			// Sequential: ban and unban of one target follow each other.
-			r := caller.c.do(rt.method, rt.path, nil)
+			r := caller.c.Do(rt.method, rt.path, nil)
 			if caller.ok {
-				r.wantStatus(t, http.StatusOK)
+				r.Want(http.StatusOK)
 				continue
 			}
-			r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
+			wantErrors(t, r, http.StatusUnauthorized, notAuthorized)
 		}
 	}
 	var doc struct {
@@ -56,7 +57,7 @@ func TestAdminRoutesNeedAnAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Collection("users").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&doc); err != nil || doc.Banned {
+	if err := s.DB.Collection("users").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&doc); err != nil || doc.Banned {
 		t.Fatalf("target banned=%t (err %v) after ban and unban", doc.Banned, err)
 	}
 }
@@ -88,10 +89,9 @@ func TestListUsers(t *testing.T) {
 	for _, tc := range tests {
 		t.Run("query "+tc.query, func(t *testing.T) {
 			t.Parallel()
-			r := admin.do(http.MethodGet, "/api/users"+tc.query, nil)
-			r.wantStatus(t, http.StatusOK)
+			r := admin.in(t).Do(http.MethodGet, "/api/users"+tc.query, nil).Want(http.StatusOK)
 			var p page
-			r.decodeStrict(t, &p)
+			r.Decode(&p)
 			if p.Total != 4 || p.Users == nil {
 				t.Fatalf("page %s: total %d users %v, want total 4 and a list", r.Body, p.Total, p.Users)
 			}
@@ -116,8 +116,8 @@ func TestListUsers(t *testing.T) {
 	} {
 		t.Run("bad "+q.query, func(t *testing.T) {
 			t.Parallel()
-			r := admin.do(http.MethodGet, "/api/users"+q.query, nil)
-			r.wantErrors(t, http.StatusBadRequest)
+			r := admin.in(t).Do(http.MethodGet, "/api/users"+q.query, nil)
+			wantErrors(t, r, http.StatusBadRequest)
 			if !strings.Contains(string(r.Body), `"field":"`+q.field+`"`) {
 				t.Fatalf("error %s does not name field %s", r.Body, q.field)
 			}
@@ -127,50 +127,43 @@ func TestListUsers(t *testing.T) {
 
 func TestBan(t *testing.T) {
 	s := newStack(t, "boss@uni.edu")
-	banned := s.bannedEvents()
 	admin := s.client(t)
 	admin.signUp("boss@uni.edu")
 	victim := s.client(t)
 	v := victim.signUp("ann@uni.edu")
 	// A second device of the victim, another refresh-token family.
 	phone := s.client(t)
-	phone.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).user(t, http.StatusOK)
+	wantUser(t, phone.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}), http.StatusOK)
 
-	r := admin.do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil)
-	r.wantStatus(t, http.StatusOK)
 	var got adminUserJSON
-	r.decodeStrict(t, &got)
+	admin.Do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil).Want(http.StatusOK).Decode(&got)
 	if got != (adminUserJSON{ID: v.ID, Email: v.Email, Role: "user", Banned: true}) {
 		t.Fatalf("ban answered %+v", got)
 	}
 
-	select {
-	case ev := <-banned:
-		if ev.UserID != v.ID {
-			t.Fatalf("user:banned for %q, want %q", ev.UserID, v.ID)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("user:banned was not published")
+	ev, err := events.Decode[events.UserBannedEvent](s.Peer.Wait(events.UserBanned, func(events.Msg) bool { return true }))
+	if err != nil || ev.UserID != v.ID {
+		t.Fatalf("user:banned for %q (err %v), want %q", ev.UserID, err, v.ID)
 	}
 
 	// Every family of the victim is revoked and refresh is refused.
-	for name, c := range map[string]*client{"laptop": victim, "phone": phone} {
-		r := c.do(http.MethodPost, "/api/users/refresh", nil)
-		r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
-		if !r.cleared() {
+	for name, c := range map[string]*browser{"laptop": victim, "phone": phone} {
+		r := c.Do(http.MethodPost, "/api/users/refresh", nil)
+		wantErrors(t, r, http.StatusUnauthorized, notAuthorized)
+		if !cleared(r) {
 			t.Fatalf("%s: refused refresh did not clear the cookie", name)
 		}
 	}
-	n, err := s.db.Collection("revoked_families").CountDocuments(context.Background(), bson.D{{Key: "userId", Value: v.ID}})
+	n, err := s.DB.Collection("revoked_families").CountDocuments(context.Background(), bson.D{{Key: "userId", Value: v.ID}})
 	if err != nil || n != 2 {
 		t.Fatalf("%d families of the banned user revoked (err %v), want 2", n, err)
 	}
 	// Sign-in is refused, even with the right password.
-	s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).
-		wantErrors(t, http.StatusUnauthorized, notAuthorized)
+	wantErrors(t, s.client(t).Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}),
+		http.StatusUnauthorized, notAuthorized)
 	// ...but the wrong password still says only "Invalid credentials".
-	s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": "wrong password"}).
-		wantErrors(t, http.StatusBadRequest, errs.Item{Message: "Invalid credentials"})
+	wantErrors(t, s.client(t).Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": "wrong password"}),
+		http.StatusBadRequest, errs.Item{Message: "Invalid credentials"})
 
 	// The event left the outbox; the version counts the change.
 	doc := func() bson.M {
@@ -179,7 +172,7 @@ func TestBan(t *testing.T) {
 			t.Fatal(err)
 		}
 		var m bson.M
-		if err := s.db.Collection("users").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&m); err != nil {
+		if err := s.DB.Collection("users").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&m); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -193,15 +186,13 @@ func TestBan(t *testing.T) {
 	}
 
 	// Banning again changes nothing.
-	admin.do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil).wantStatus(t, http.StatusOK)
+	admin.Do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil).Want(http.StatusOK)
 	if d := doc(); d["version"] != int64(1) {
 		t.Fatalf("second ban changed version to %v", d["version"])
 	}
 
 	// Unban: sign-in works again; revoked tokens stay revoked.
-	r = admin.do(http.MethodPost, "/api/users/"+v.ID+"/unban", nil)
-	r.wantStatus(t, http.StatusOK)
-	r.decodeStrict(t, &got)
+	admin.Do(http.MethodPost, "/api/users/"+v.ID+"/unban", nil).Want(http.StatusOK).Decode(&got)
 	if got.Banned {
 		t.Fatalf("unban answered %+v", got)
 	}
@@ -209,13 +200,11 @@ func TestBan(t *testing.T) {
 		t.Fatalf("after unban: version %v banned %v, want 2 false", d["version"], d["banned"])
 	}
 	again := s.client(t)
-	again.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).user(t, http.StatusOK)
-	again.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+	wantUser(t, again.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}), http.StatusOK)
+	wantUser(t, again.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 
-	select {
-	case ev := <-banned:
-		t.Fatalf("unexpected second user:banned %+v", ev)
-	default:
+	if got := s.Peer.Received(events.UserBanned); len(got) != 1 {
+		t.Fatalf("user:banned published %d times, want once", len(got))
 	}
 }
 
@@ -243,7 +232,7 @@ func TestBanErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			admin.do(http.MethodPost, tc.path, nil).wantErrors(t, tc.status, tc.want)
+			wantErrors(t, admin.in(t).Do(http.MethodPost, tc.path, nil), tc.status, tc.want)
 		})
 	}
 	t.Cleanup(func() {
@@ -261,7 +250,7 @@ func TestAdminsPromotedAtStart(t *testing.T) {
 	if u.Role != "user" {
 		t.Fatalf("role %s before the email is an admin", u.Role)
 	}
-	before.close()
+	before.Stop()
 
 	after := startOn(t, db, "BOSS@uni.edu ", "nobody@uni.edu")
 	var doc struct {
@@ -275,9 +264,9 @@ func TestAdminsPromotedAtStart(t *testing.T) {
 		t.Fatalf("stored user after start: %+v, want an admin at version 1", doc)
 	}
 	c := after.client(t)
-	got := c.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "boss@uni.edu", "password": password}).user(t, http.StatusOK)
+	got := wantUser(t, c.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "boss@uni.edu", "password": password}), http.StatusOK)
 	if got.Role != "admin" {
 		t.Fatalf("signed in as %+v, want admin", got)
 	}
-	c.do(http.MethodGet, "/api/users", nil).wantStatus(t, http.StatusOK)
+	c.Do(http.MethodGet, "/api/users", nil).Want(http.StatusOK)
 }

@@ -98,7 +98,7 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 	if err := accounts.PromoteAdmins(ctx); err != nil {
 		return err
 	}
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, svc.Sessions))
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, accounts, accounts, svc.Sessions))
 	return nil
 }
 

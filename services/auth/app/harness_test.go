@@ -1,14 +1,14 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,161 +27,67 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-const (
-	jwtKey     = "test-jwt-key-0123456789-0123456789-abcdef"
-	sessionKey = "test-session-key-0123456789-0123456789-ab"
-	accessTTL  = 15 * time.Minute
-	refreshTTL = 7 * 24 * time.Hour
-	password   = "correct horse"
-)
+// password is the password of the accounts tests sign up.
+const password = "correct horse"
 
-// stack is one running auth service on its own database and NATS prefix,
-// served over real HTTP.
+var notAuthorized = errs.Item{Message: "Not authorized"}
+
+// stack is one auth service under test (see testkit.Start) with its clock
+// pinned; its Peer records user:banned.
 type stack struct {
-	t        *testing.T
-	cfg      app.Config
-	db       *mongo.Database
-	clock    *testkit.Clock
-	url      *url.URL
-	sessions *auth.Sessions // same keys as the app: reads and forges cookies
-	close    func()
+	*testkit.Component
+	clock *testkit.Clock
+	url   *url.URL
 }
 
 // newStack starts the service on a fresh database with the given admins.
 func newStack(t *testing.T, admins ...string) *stack {
 	t.Helper()
-	return startOn(t, testkit.Mongo(t), admins...)
+	return start(t, admins)
 }
 
 // startOn starts the service on db (a restart when another stack used it).
 func startOn(t *testing.T, db *mongo.Database, admins ...string) *stack {
 	t.Helper()
+	return start(t, admins, testkit.OnDB(db))
+}
+
+func start(t *testing.T, admins []string, opts ...testkit.Option) *stack {
+	t.Helper()
 	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
-	cfg := app.Config{
-		Service: service.Config{
-			Name:       "auth",
-			HTTPAddr:   "127.0.0.1:0",
-			MongoURI:   testkit.MongoURI(t),
-			MongoDB:    db.Name(),
-			NATS:       testkit.NATS(t),
-			JWTKey:     jwtKey,
-			SessionKey: sessionKey,
-			AccessTTL:  accessTTL,
-			RefreshTTL: refreshTTL,
-			BodyLimit:  "64K",
-		},
-		AdminEmails:  admins,
-		PasswordCost: bcrypt.MinCost,
-		Now:          clk.Now,
+	build := func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
+		return app.New(ctx, app.Config{Service: cfg, AdminEmails: admins, PasswordCost: bcrypt.MinCost, Now: clk.Now}, log)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := app.New(ctx, cfg, testkit.Logger(t))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	a.Start()
-	srv := httptest.NewServer(a.Handler())
-	u, err := url.Parse(srv.URL)
+	c := testkit.Start(t, "auth", build, append(opts, testkit.Observe(events.UserBanned))...)
+	u, err := url.Parse(c.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
-	closeFn := func() {
-		once.Do(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := a.Close(ctx); err != nil {
-				t.Errorf("close app: %v", err)
-			}
-		})
-	}
-	t.Cleanup(closeFn)
-	return &stack{
-		t: t, cfg: cfg, db: db, clock: clk, url: u, close: closeFn,
-		sessions: auth.NewSessions([]byte(sessionKey), auth.NewTokens([]byte(jwtKey), accessTTL), refreshTTL),
-	}
+	return &stack{Component: c, clock: clk, url: u}
 }
 
-// client is a browser: its own cookie jar.
-type client struct {
-	t   *testing.T
-	s   *stack
-	jar *cookiejar.Jar
-	hc  *http.Client
+// browser is a client with a cookie jar of its own whose failures go to t.
+type browser struct {
+	*testkit.Client
+	t *testing.T
+	s *stack
 }
 
 // client returns a new browser for test t (a subtest may have its own).
-func (s *stack) client(t *testing.T) *client {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &client{t: t, s: s, jar: jar, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+func (s *stack) client(t *testing.T) *browser {
+	return &browser{Client: testkit.NewClient(t, s.URL), t: t, s: s}
 }
 
-// response is a finished HTTP exchange.
-type response struct {
-	Status  int
-	Body    []byte
-	Header  http.Header
-	Cookies []*http.Cookie
+// in returns b for subtest t: the same cookies, failures reported to t.
+func (b *browser) in(t *testing.T) *browser {
+	c := testkit.NewClient(t, b.Base)
+	c.HTTP = b.HTTP
+	return &browser{Client: c, t: t, s: b.s}
 }
 
-// do sends a request: body nil (none), a string (raw JSON) or any value
-// (marshalled). JSON bodies get Content-Type application/json.
-func (c *client) do(method, path string, body any) response {
-	c.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		r = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, c.s.url.String()+path, r)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if r != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return c.send(req)
-}
-
-func (c *client) send(req *http.Request) response {
-	c.t.Helper()
-	r, err := fetch(c.hc, req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	return r
-}
-
-// fetch does req with hc and reads the whole response; safe to call from
-// any goroutine.
-func fetch(hc *http.Client, req *http.Request) (response, error) {
-	res, err := hc.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{Status: res.StatusCode, Body: body, Header: res.Header, Cookies: res.Cookies()}, nil
-}
-
-// cookie is the client's session cookie, or nil.
-func (c *client) cookie() *http.Cookie {
-	for _, ck := range c.jar.Cookies(c.s.url) {
+// cookie is the browser's session cookie, or nil.
+func (b *browser) cookie() *http.Cookie {
+	for _, ck := range b.HTTP.Jar.Cookies(b.s.url) {
 		if ck.Name == auth.CookieName {
 			return ck
 		}
@@ -189,21 +95,37 @@ func (c *client) cookie() *http.Cookie {
 	return nil
 }
 
-// setCookie replaces the client's session cookie.
-func (c *client) setCookie(ck *http.Cookie) {
-	c.jar.SetCookies(c.s.url, []*http.Cookie{{Name: ck.Name, Value: ck.Value, Path: "/"}})
+// setCookie replaces the browser's session cookie.
+func (b *browser) setCookie(ck *http.Cookie) {
+	b.HTTP.Jar.SetCookies(b.s.url, []*http.Cookie{{Name: ck.Name, Value: ck.Value, Path: "/"}})
 }
 
-// session decodes what the client's cookie holds.
-func (c *client) session() auth.Session {
-	c.t.Helper()
-	ck := c.cookie()
+// session decodes what the browser's cookie holds.
+func (b *browser) session() auth.Session {
+	b.t.Helper()
+	ck := b.cookie()
 	if ck == nil {
-		c.t.Fatal("no session cookie")
+		b.t.Fatal("no session cookie")
 	}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.AddCookie(ck)
-	return c.s.sessions.Load(req)
+	return b.s.Sessions.Load(req)
+}
+
+// signUp signs b up and asserts success.
+func (b *browser) signUp(email string) userJSON {
+	b.t.Helper()
+	return wantUser(b.t, b.Do(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": password}), http.StatusCreated)
+}
+
+// currentUser returns the currentUser of b, nil when anonymous.
+func (b *browser) currentUser() *userJSON {
+	b.t.Helper()
+	var out struct {
+		CurrentUser *userJSON `json:"currentUser"`
+	}
+	b.Do(http.MethodGet, "/api/users/currentuser", nil).Want(http.StatusOK).Decode(&out)
+	return out.CurrentUser
 }
 
 // userJSON is the public user shape.
@@ -221,127 +143,80 @@ type adminUserJSON struct {
 	Banned bool   `json:"banned"`
 }
 
-// decodeStrict decodes r's body into v, failing on any field v lacks: the
-// API must not say more than its documented shape.
-func (r response) decodeStrict(t *testing.T, v any) {
+// wantUser asserts status and that the body is exactly {id,email,role},
+// every one filled in.
+func wantUser(t *testing.T, r *testkit.Response, status int) userJSON {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(r.Body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("decode %s into %T: %v", r.Body, v, err)
-	}
-}
-
-// user asserts status and that the body is exactly {id,email,role}.
-func (r response) user(t *testing.T, status int) userJSON {
-	t.Helper()
-	r.wantStatus(t, status)
+	r.Want(status)
 	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &keys); err != nil {
-		t.Fatalf("body %s: %v", r.Body, err)
-	}
-	if len(keys) != 3 {
-		t.Fatalf("user body %s: want exactly id, email, role", r.Body)
+	if err := json.Unmarshal(r.Body, &keys); err != nil || len(keys) != 3 {
+		t.Fatalf("user body %s: want exactly id, email, role (%v)", r.Body, err)
 	}
 	var u userJSON
-	r.decodeStrict(t, &u)
+	r.Decode(&u)
 	if len(u.ID) != 24 || u.Email == "" || (u.Role != "user" && u.Role != "admin") {
 		t.Fatalf("user body %s is incomplete", r.Body)
 	}
 	return u
 }
 
-func (r response) wantStatus(t *testing.T, status int) {
+// wantErrors asserts the status and a normalized error body served as JSON:
+// exactly want, in order, when given; any items otherwise.
+func wantErrors(t *testing.T, r *testkit.Response, status int, want ...errs.Item) {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
-	}
+	checkErrors(t, r.Status, r.Header, r.Body, status, want)
 }
 
-// wantErrors asserts the status and the normalized error body; with want
-// items given, exactly those items in that order.
-func (r response) wantErrors(t *testing.T, status int, want ...errs.Item) {
+// checkErrors is wantErrors on the parts of a response. testkit's
+// Response.WantErrors does not check the Content-Type, which auth promises.
+func checkErrors(t *testing.T, got int, h http.Header, body []byte, status int, want []errs.Item) {
 	t.Helper()
-	r.wantStatus(t, status)
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Fatalf("error Content-Type %q, want application/json; body %s", ct, r.Body)
+	if got != status {
+		t.Fatalf("status %d, want %d; body %s", got, status, body)
 	}
-	var body errs.Body
-	r.decodeStrict(t, &body)
-	if len(body.Errors) == 0 {
-		t.Fatalf("error body %s has no errors", r.Body)
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("error Content-Type %q, want application/json; body %s", ct, body)
 	}
-	for _, it := range body.Errors {
-		if it.Message == "" {
-			t.Fatalf("error body %s has an item without message", r.Body)
-		}
-	}
-	if len(want) == 0 {
-		return
-	}
-	if len(body.Errors) != len(want) {
-		t.Fatalf("errors %+v, want %+v", body.Errors, want)
-	}
-	for i := range want {
-		if body.Errors[i] != want[i] {
-			t.Fatalf("errors %+v, want %+v", body.Errors, want)
-		}
+	if items := testkit.ErrorItems(t, body); len(want) > 0 && !slices.Equal(items, want) {
+		t.Fatalf("errors %+v, want %+v", items, want)
 	}
 }
 
 // cleared reports whether the response expires the session cookie.
-func (r response) cleared() bool {
-	for _, ck := range r.Cookies {
-		if ck.Name == auth.CookieName && ck.MaxAge < 0 {
-			return true
-		}
-	}
-	return false
+func cleared(r *testkit.Response) bool {
+	return slices.ContainsFunc(r.Cookies, func(ck *http.Cookie) bool { return ck.Name == auth.CookieName && ck.MaxAge < 0 })
 }
 
-var notAuthorized = errs.Item{Message: "Not authorized"}
-
-// signUp signs c up and asserts success.
-func (c *client) signUp(email string) userJSON {
-	c.t.Helper()
-	return c.do(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": password}).user(c.t, http.StatusCreated)
+// reply is a response read in a goroutine the test started, where t.Fatal
+// must not be called (testkit's Client does): the test checks it after.
+type reply struct {
+	status  int
+	header  http.Header
+	body    []byte
+	cookies []*http.Cookie
+	err     error
 }
 
-// currentUser returns the currentUser of c, nil when anonymous.
-func (c *client) currentUser() *userJSON {
-	c.t.Helper()
-	r := c.do(http.MethodGet, "/api/users/currentuser", nil)
-	r.wantStatus(c.t, http.StatusOK)
-	var out struct {
-		CurrentUser *userJSON `json:"currentUser"`
+// concurrently sends every request at once, each from a goroutine of its
+// own, and returns the replies in order.
+func concurrently(reqs []*http.Request) []reply {
+	out := make([]reply, len(reqs))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Go(func() {
+			<-start
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				out[i].err = err
+				return
+			}
+			defer res.Body.Close()
+			out[i].status, out[i].header, out[i].cookies = res.StatusCode, res.Header, res.Cookies()
+			out[i].body, out[i].err = io.ReadAll(res.Body)
+		})
 	}
-	r.decodeStrict(c.t, &out)
-	return out.CurrentUser
-}
-
-// bannedEvents subscribes to user:banned on the stack's NATS prefix.
-func (s *stack) bannedEvents() <-chan events.UserBannedEvent {
-	s.t.Helper()
-	bus := events.NewBus(s.cfg.Service.NATS, testkit.Logger(s.t), nil)
-	ch := make(chan events.UserBannedEvent, 16)
-	bus.Listen(events.Listener{Subject: events.UserBanned, Group: "auth-test", Handle: func(_ context.Context, m events.Msg) error {
-		ev, err := events.Decode[events.UserBannedEvent](m)
-		if err != nil {
-			return err
-		}
-		ch <- ev
-		return nil
-	}})
-	bus.Start()
-	s.t.Cleanup(func() {
-		if err := bus.Close(); err != nil {
-			s.t.Errorf("close bus: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := bus.WaitConnected(ctx); err != nil {
-		s.t.Fatalf("test bus: %v", err)
-	}
-	return ch
+	close(start)
+	wg.Wait()
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -24,11 +24,11 @@ func TestRefreshRotates(t *testing.T) {
 	u := c.signUp("ann@uni.edu")
 	first := c.session()
 
-	s.clock.Advance(accessTTL + time.Minute)
+	s.clock.Advance(testkit.AccessTTL + time.Minute)
 	if cur := c.currentUser(); cur != nil {
 		t.Fatalf("currentuser %+v with an expired access token, want null", cur)
 	}
-	got := c.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+	got := wantUser(t, c.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 	if got != u {
 		t.Fatalf("refresh answered %+v, want %+v", got, u)
 	}
@@ -43,7 +43,7 @@ func TestRefreshRotates(t *testing.T) {
 		t.Fatalf("currentuser %+v after refresh, want %+v", cur, u)
 	}
 	// The successor works in turn.
-	c.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+	wantUser(t, c.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 	if third := c.session(); third.Refresh == second.Refresh {
 		t.Fatal("second refresh did not rotate")
 	}
@@ -57,7 +57,7 @@ func TestRefreshTokensAreStoredHashed(t *testing.T) {
 	if raw, err := base64.RawURLEncoding.DecodeString(tok); err != nil || len(raw) != 32 {
 		t.Fatalf("refresh token %q is not 32 bytes of base64url (err %v)", tok, err)
 	}
-	cur, err := s.db.Collection("refresh_tokens").Find(context.Background(), bson.D{})
+	cur, err := s.DB.Collection("refresh_tokens").Find(context.Background(), bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +77,8 @@ func TestRefreshTokensAreStoredHashed(t *testing.T) {
 		t.Fatalf("stored token %v lacks its user or family", d)
 	}
 	exp, ok := d["expiresAt"].(primitive.DateTime)
-	if !ok || !exp.Time().Equal(s.clock.Now().Add(refreshTTL)) {
-		t.Fatalf("expiresAt %v, want now + %s", d["expiresAt"], refreshTTL)
+	if !ok || !exp.Time().Equal(s.clock.Now().Add(testkit.RefreshTTL)) {
+		t.Fatalf("expiresAt %v, want now + %s", d["expiresAt"], testkit.RefreshTTL)
 	}
 	ext, err := bson.MarshalExtJSON(d, false, false)
 	if err != nil {
@@ -101,10 +101,10 @@ func TestRefreshRefused(t *testing.T) {
 			return &http.Cookie{Name: auth.CookieName, Value: "garbage"}
 		}},
 		{name: "access token without refresh token", cookie: func(t *testing.T) *http.Cookie {
-			return testkit.SessionCookie(t, s.sessions, auth.User{ID: "65a1b2c3d4e5f60718293a4b", Email: "x@uni.edu", Role: "user"}, "")
+			return testkit.SessionCookie(t, s.Sessions, auth.User{ID: "65a1b2c3d4e5f60718293a4b", Email: "x@uni.edu", Role: "user"}, "")
 		}},
 		{name: "unknown refresh token", cookie: func(t *testing.T) *http.Cookie {
-			return s.sealed(t, s.sessions, "", testkit.RandomID(t))
+			return sealed(t, s.Sessions, "", testkit.RandomID(t))
 		}},
 		{name: "tampered cookie of a real session", cookie: func(t *testing.T) *http.Cookie {
 			c := s.client(t)
@@ -119,9 +119,9 @@ func TestRefreshRefused(t *testing.T) {
 			if tc.cookie != nil {
 				c.setCookie(tc.cookie(t))
 			}
-			r := c.do(http.MethodPost, "/api/users/refresh", nil)
-			r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
-			if !r.cleared() {
+			r := c.Do(http.MethodPost, "/api/users/refresh", nil)
+			wantErrors(t, r, http.StatusUnauthorized, notAuthorized)
+			if !cleared(r) {
 				t.Fatal("a refused refresh did not clear the cookie")
 			}
 		})
@@ -132,10 +132,10 @@ func TestRefreshTokenExpires(t *testing.T) {
 	s := newStack(t)
 	c := s.client(t)
 	c.signUp("ann@uni.edu")
-	s.clock.Advance(refreshTTL)
-	r := c.do(http.MethodPost, "/api/users/refresh", nil)
-	r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
-	if !r.cleared() || c.cookie() != nil {
+	s.clock.Advance(testkit.RefreshTTL)
+	r := c.Do(http.MethodPost, "/api/users/refresh", nil)
+	wantErrors(t, r, http.StatusUnauthorized, notAuthorized)
+	if !cleared(r) || c.cookie() != nil {
 		t.Fatal("an expired refresh token left the cookie in place")
 	}
 }
@@ -147,28 +147,28 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	stolen := victim.cookie()
 
 	// The victim refreshes first: the stolen copy is now a used token.
-	victim.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+	wantUser(t, victim.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 	successor := victim.cookie()
 
 	thief := s.client(t)
 	thief.setCookie(stolen)
-	thief.do(http.MethodPost, "/api/users/refresh", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
+	wantErrors(t, thief.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusUnauthorized, notAuthorized)
 
 	// The reuse revoked the family: the victim's rotated token fails too, and
 	// the victim must sign in again.
-	r := victim.do(http.MethodPost, "/api/users/refresh", nil)
-	r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
-	if !r.cleared() {
+	r := victim.Do(http.MethodPost, "/api/users/refresh", nil)
+	wantErrors(t, r, http.StatusUnauthorized, notAuthorized)
+	if !cleared(r) {
 		t.Fatal("refused refresh did not clear the cookie")
 	}
 	again := s.client(t)
 	again.setCookie(successor)
-	again.do(http.MethodPost, "/api/users/refresh", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
+	wantErrors(t, again.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusUnauthorized, notAuthorized)
 
 	// A new sign-in starts a new family that works.
 	fresh := s.client(t)
-	fresh.do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).user(t, http.StatusOK)
-	fresh.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+	wantUser(t, fresh.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}), http.StatusOK)
+	wantUser(t, fresh.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 }
 
 func TestRefreshConcurrentReuse(t *testing.T) {
@@ -178,41 +178,28 @@ func TestRefreshConcurrentReuse(t *testing.T) {
 	ck := c.cookie()
 
 	const n = 20
-	type result struct {
-		r   response
-		err error
-	}
-	results := make([]result, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		req, err := http.NewRequest(http.MethodPost, s.url.String()+"/api/users/refresh", nil)
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/api/users/refresh", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i].r, results[i].err = fetch(http.DefaultClient, req)
-		}()
+		reqs[i] = req
 	}
-	close(start)
-	wg.Wait()
 
 	var winner *http.Cookie
 	ok := 0
-	for _, res := range results {
+	for _, res := range concurrently(reqs) {
 		if res.err != nil {
 			t.Fatalf("request failed: %v", res.err)
 		}
-		if res.r.Status != http.StatusOK {
-			res.r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
+		if res.status != http.StatusOK {
+			checkErrors(t, res.status, res.header, res.body, http.StatusUnauthorized, []errs.Item{notAuthorized})
 			continue
 		}
 		ok++
-		for _, rc := range res.r.Cookies {
+		for _, rc := range res.cookies {
 			if rc.Name == auth.CookieName && rc.MaxAge >= 0 {
 				winner = rc
 			}
@@ -227,7 +214,7 @@ func TestRefreshConcurrentReuse(t *testing.T) {
 	// The winner's successor belongs to the revoked family.
 	w := s.client(t)
 	w.setCookie(winner)
-	w.do(http.MethodPost, "/api/users/refresh", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
+	wantErrors(t, w.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusUnauthorized, notAuthorized)
 }
 
 // TestRefreshChecksTheUser covers what the refresh reads from the user
@@ -240,11 +227,11 @@ func TestRefreshChecksTheUser(t *testing.T) {
 		change func(ctx context.Context, id primitive.ObjectID) error
 	}{
 		{"banned flag", func(ctx context.Context, id primitive.ObjectID) error {
-			_, err := s.db.Collection("users").UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "banned", Value: true}}}})
+			_, err := s.DB.Collection("users").UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "banned", Value: true}}}})
 			return err
 		}},
 		{"user deleted", func(ctx context.Context, id primitive.ObjectID) error {
-			_, err := s.db.Collection("users").DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+			_, err := s.DB.Collection("users").DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 			return err
 		}},
 	}
@@ -261,12 +248,12 @@ func TestRefreshChecksTheUser(t *testing.T) {
 			if err := tc.change(ctx, oid); err != nil {
 				t.Fatal(err)
 			}
-			r := c.do(http.MethodPost, "/api/users/refresh", nil)
-			r.wantErrors(t, http.StatusUnauthorized, notAuthorized)
-			if !r.cleared() {
+			r := c.Do(http.MethodPost, "/api/users/refresh", nil)
+			wantErrors(t, r, http.StatusUnauthorized, notAuthorized)
+			if !cleared(r) {
 				t.Fatal("refused refresh did not clear the cookie")
 			}
-			n, err := s.db.Collection("revoked_families").CountDocuments(ctx, bson.D{{Key: "userId", Value: u.ID}})
+			n, err := s.DB.Collection("revoked_families").CountDocuments(ctx, bson.D{{Key: "userId", Value: u.ID}})
 			if err != nil || n != 1 {
 				t.Fatalf("%d families revoked (err %v), want 1", n, err)
 			}

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,22 +28,15 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 	cfg := app.Config{
 		Service: service.Config{Name: "auth", HTTPAddr: addr, MongoURI: testkit.MongoURI(t), MongoDB: testkit.Mongo(t).Name(),
-			NATS: testkit.NATS(t), JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: accessTTL, RefreshTTL: refreshTTL, BodyLimit: "64K"},
+			NATS: testkit.NATS(t), JWTKey: testkit.JWTKey, SessionKey: testkit.SessionKey,
+			AccessTTL: testkit.AccessTTL, RefreshTTL: testkit.RefreshTTL, BodyLimit: testkit.BodyLimit},
 		PasswordCost: bcrypt.MinCost,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, cfg, testkit.Logger(t)) }()
 
-	ready := func() bool {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}
-	testkit.Eventually(t, 15*time.Second, ready, "auth never became ready on %s", addr)
+	testkit.WaitReady(t, "http://"+addr)
 	cancel()
 	select {
 	case err := <-done:
@@ -70,7 +62,8 @@ func TestStartsWithoutItsDatabaseButIsNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := app.Config{Service: service.Config{Name: "auth", MongoURI: "mongodb://" + addr + "/?serverSelectionTimeoutMS=300", MongoDB: "auth",
-		NATS: testkit.NATS(t), JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: accessTTL, RefreshTTL: refreshTTL, BodyLimit: "64K"}}
+		NATS: testkit.NATS(t), JWTKey: testkit.JWTKey, SessionKey: testkit.SessionKey,
+		AccessTTL: testkit.AccessTTL, RefreshTTL: testkit.RefreshTTL, BodyLimit: testkit.BodyLimit}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := app.New(ctx, cfg, testkit.Logger(t))
@@ -87,25 +80,12 @@ func TestStartsWithoutItsDatabaseButIsNotReady(t *testing.T) {
 	})
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	res, err := http.Get(srv.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := testkit.ErrorItems(t, mustRead(t, res))
-	if res.StatusCode != http.StatusServiceUnavailable || !slices.ContainsFunc(body, func(it errs.Item) bool { return it.Message == "database is not ready" }) {
-		t.Fatalf("/readyz without a database = %d %+v, want 503 naming the database", res.StatusCode, body)
+	res := testkit.NewClient(t, srv.URL).Do(http.MethodGet, "/readyz", nil)
+	body := res.Errors()
+	if res.Status != http.StatusServiceUnavailable || !slices.ContainsFunc(body, func(it errs.Item) bool { return it.Message == "database is not ready" }) {
+		t.Fatalf("/readyz without a database = %d %+v, want 503 naming the database", res.Status, body)
 	}
 	if !slices.ContainsFunc(body, func(it errs.Item) bool { return it.Message == "indexes is not ready" }) {
 		t.Fatalf("/readyz without a database = %+v, want it to name the indexes too", body)
 	}
-}
-
-func mustRead(t *testing.T, res *http.Response) []byte {
-	t.Helper()
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
-// sealed returns a session cookie sealed with the app's session keys that
-// holds access and refresh as given: the seal is valid, the tokens are
-// whatever the test forged.
-func (s *stack) sealed(t *testing.T, sessions *auth.Sessions, access, refresh string) *http.Cookie {
+// sealed returns a session cookie sealed with sessions' keys that holds
+// access and refresh as given: the seal is valid, the tokens are whatever the
+// test forged.
+func sealed(t *testing.T, sessions *auth.Sessions, access, refresh string) *http.Cookie {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	if err := sessions.Save(rec, httptest.NewRequest(http.MethodGet, "/", nil), auth.Session{Access: access, Refresh: refresh}); err != nil {
@@ -55,10 +55,10 @@ func TestCurrentUserRejectsForgedSessions(t *testing.T) {
 		}
 		return c
 	}
-	key := []byte(jwtKey)
-	otherSessions := auth.NewSessions([]byte("another-session-key-0123456789-0123456789"), s.sessions.Tokens(), refreshTTL)
+	key := []byte(testkit.JWTKey)
+	otherSessions := auth.NewSessions([]byte("another-session-key-0123456789-0123456789"), s.Sessions.Tokens(), testkit.RefreshTTL)
 	valid := forge(t, jwt.SigningMethodHS256, key, claims(nil))
-	validCookie := s.sealed(t, s.sessions, valid, "")
+	validCookie := sealed(t, s.Sessions, valid, "")
 
 	tests := []struct {
 		name   string
@@ -69,17 +69,17 @@ func TestCurrentUserRejectsForgedSessions(t *testing.T) {
 		{name: "control: HS256 with the right key", cookie: validCookie, admin: true},
 		{name: "garbage cookie", cookie: &http.Cookie{Name: auth.CookieName, Value: "garbage"}},
 		{name: "tampered seal", cookie: &http.Cookie{Name: auth.CookieName, Value: tamper(validCookie.Value)}},
-		{name: "sealed with another session key", cookie: s.sealed(t, otherSessions, valid, "")},
-		{name: "alg none", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodNone, nil, claims(nil)), "")},
-		{name: "HS512 with the right key", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS512, key, claims(nil)), "")},
-		{name: "HS384 with the right key", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS384, key, claims(nil)), "")},
-		{name: "HS256 with another key", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS256, []byte("not-the-jwt-key-0123456789-0123456789"), claims(nil)), "")},
-		{name: "expired", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) {
+		{name: "sealed with another session key", cookie: sealed(t, otherSessions, valid, "")},
+		{name: "alg none", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodNone, nil, claims(nil)), "")},
+		{name: "HS512 with the right key", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS512, key, claims(nil)), "")},
+		{name: "HS384 with the right key", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS384, key, claims(nil)), "")},
+		{name: "HS256 with another key", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS256, []byte("not-the-jwt-key-0123456789-0123456789"), claims(nil)), "")},
+		{name: "expired", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) {
 			c["exp"] = now.Add(-time.Second).Unix()
 		})), "")},
-		{name: "no expiry", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "exp") })), "")},
-		{name: "unknown role", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["role"] = "root" })), "")},
-		{name: "no subject", cookie: s.sealed(t, s.sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "sub") })), "")},
+		{name: "no expiry", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "exp") })), "")},
+		{name: "unknown role", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { c["role"] = "root" })), "")},
+		{name: "no subject", cookie: sealed(t, s.Sessions, forge(t, jwt.SigningMethodHS256, key, claims(func(c jwt.MapClaims) { delete(c, "sub") })), "")},
 		{name: "raw JWT as cookie value", cookie: &http.Cookie{Name: auth.CookieName, Value: valid}},
 	}
 	for _, tc := range tests {
@@ -94,18 +94,18 @@ func TestCurrentUserRejectsForgedSessions(t *testing.T) {
 				if cur == nil || cur.ID != admin.ID || cur.Role != "admin" {
 					t.Fatalf("currentuser %+v, want the admin", cur)
 				}
-				c.do(http.MethodGet, "/api/users", nil).wantStatus(t, http.StatusOK)
+				c.Do(http.MethodGet, "/api/users", nil).Want(http.StatusOK)
 				return
 			}
 			if cur != nil {
 				t.Fatalf("currentuser %+v, want null", cur)
 			}
-			r := c.do(http.MethodGet, "/api/users/currentuser", nil)
+			r := c.Do(http.MethodGet, "/api/users/currentuser", nil)
 			if string(r.Body) != "{\"currentUser\":null}\n" {
 				t.Fatalf("anonymous currentuser body %q", r.Body)
 			}
-			c.do(http.MethodGet, "/api/users", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
-			c.do(http.MethodPost, "/api/users/"+admin.ID+"/ban", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
+			wantErrors(t, c.Do(http.MethodGet, "/api/users", nil), http.StatusUnauthorized, notAuthorized)
+			wantErrors(t, c.Do(http.MethodPost, "/api/users/"+admin.ID+"/ban", nil), http.StatusUnauthorized, notAuthorized)
 		})
 	}
 }
@@ -126,7 +126,7 @@ func TestAccessTokenExpires(t *testing.T) {
 	s := newStack(t)
 	c := s.client(t)
 	u := c.signUp("ann@uni.edu")
-	s.clock.Advance(accessTTL - time.Second)
+	s.clock.Advance(testkit.AccessTTL - time.Second)
 	if cur := c.currentUser(); cur == nil || *cur != u {
 		t.Fatalf("currentuser %+v just before expiry, want %+v", cur, u)
 	}
@@ -143,12 +143,11 @@ func TestSignOut(t *testing.T) {
 		c := s.client(t)
 		c.signUp("ann@uni.edu")
 		before := c.cookie()
-		r := c.do(http.MethodPost, "/api/users/signout", nil)
-		r.wantStatus(t, http.StatusOK)
+		r := c.Do(http.MethodPost, "/api/users/signout", nil).Want(http.StatusOK)
 		if string(r.Body) != "{}\n" {
 			t.Fatalf("sign-out body %q, want {}", r.Body)
 		}
-		if !r.cleared() {
+		if !cleared(r) {
 			t.Fatalf("sign-out did not clear the cookie: %v", r.Header.Values("Set-Cookie"))
 		}
 		if c.cookie() != nil || c.currentUser() != nil {
@@ -158,24 +157,24 @@ func TestSignOut(t *testing.T) {
 		// someone else cannot start a new session.
 		thief := s.client(t)
 		thief.setCookie(before)
-		thief.do(http.MethodPost, "/api/users/refresh", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
+		wantErrors(t, thief.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusUnauthorized, notAuthorized)
 	})
 	t.Run("after a refresh, the rotated token is revoked too", func(t *testing.T) {
 		t.Parallel()
 		c := s.client(t)
 		c.signUp("bob@uni.edu")
-		c.do(http.MethodPost, "/api/users/refresh", nil).user(t, http.StatusOK)
+		wantUser(t, c.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 		rotated := c.cookie()
-		c.do(http.MethodPost, "/api/users/signout", nil).wantStatus(t, http.StatusOK)
+		c.Do(http.MethodPost, "/api/users/signout", nil).Want(http.StatusOK)
 		thief := s.client(t)
 		thief.setCookie(rotated)
-		thief.do(http.MethodPost, "/api/users/refresh", nil).wantErrors(t, http.StatusUnauthorized, notAuthorized)
+		wantErrors(t, thief.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusUnauthorized, notAuthorized)
 	})
 	for name, cookie := range map[string]*http.Cookie{
 		"anonymous":         nil,
 		"tampered cookie":   {Name: auth.CookieName, Value: "garbage"},
-		"unknown refresh":   s.sealed(t, s.sessions, "", testkit.RandomID(t)),
-		"access token only": testkit.SessionCookie(t, s.sessions, auth.User{ID: "65a1b2c3d4e5f60718293a4b", Email: "x@uni.edu", Role: "user"}, ""),
+		"unknown refresh":   sealed(t, s.Sessions, "", testkit.RandomID(t)),
+		"access token only": testkit.SessionCookie(t, s.Sessions, auth.User{ID: "65a1b2c3d4e5f60718293a4b", Email: "x@uni.edu", Role: "user"}, ""),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -183,10 +182,9 @@ func TestSignOut(t *testing.T) {
 			if cookie != nil {
 				c.setCookie(cookie)
 			}
-			r := c.do(http.MethodPost, "/api/users/signout", nil)
-			r.wantStatus(t, http.StatusOK)
-			if string(r.Body) != "{}\n" || !r.cleared() {
-				t.Fatalf("sign-out: body %q, cleared %t", r.Body, r.cleared())
+			r := c.Do(http.MethodPost, "/api/users/signout", nil).Want(http.StatusOK)
+			if string(r.Body) != "{}\n" || !cleared(r) {
+				t.Fatalf("sign-out: body %q, cleared %t", r.Body, cleared(r))
 			}
 		})
 	}

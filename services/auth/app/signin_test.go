@@ -14,7 +14,7 @@ func TestSignIn(t *testing.T) {
 	// A 72-byte password: bcrypt would accept any longer password with the
 	// same first 72 bytes if sign-in did not refuse it.
 	long := strings.Repeat("k", 72)
-	s.client(t).do(http.MethodPost, "/api/users/signup", map[string]string{"email": "long@uni.edu", "password": long}).user(t, http.StatusCreated)
+	wantUser(t, s.client(t).Do(http.MethodPost, "/api/users/signup", map[string]string{"email": "long@uni.edu", "password": long}), http.StatusCreated)
 	// boss signed up before being an admin would still be one: the role
 	// follows ADMIN_EMAILS at every sign-in.
 	s.client(t).signUp("boss@uni.edu")
@@ -44,15 +44,15 @@ func TestSignIn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := s.client(t)
-			r := c.do(http.MethodPost, "/api/users/signin", map[string]string{"email": tc.email, "password": tc.password})
+			r := c.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": tc.email, "password": tc.password})
 			if tc.status != http.StatusOK {
-				r.wantErrors(t, tc.status, tc.want...)
+				wantErrors(t, r, tc.status, tc.want...)
 				if c.cookie() != nil {
 					t.Fatal("a refused sign-in set a session cookie")
 				}
 				return
 			}
-			u := r.user(t, http.StatusOK)
+			u := wantUser(t, r, http.StatusOK)
 			if (tc.wantID != "" && u.ID != tc.wantID) || u.Role != tc.wantRole {
 				t.Fatalf("signed in as %+v, want id %q role %s", u, tc.wantID, tc.wantRole)
 			}
@@ -68,8 +68,8 @@ func TestSignIn(t *testing.T) {
 func TestSignInSameAnswerForUnknownEmail(t *testing.T) {
 	s := newStack(t)
 	s.client(t).signUp("ann@uni.edu")
-	wrong := s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": "not the password"})
-	unknown := s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "bob@uni.edu", "password": "not the password"})
+	wrong := s.client(t).Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": "not the password"})
+	unknown := s.client(t).Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "bob@uni.edu", "password": "not the password"})
 	if wrong.Status != unknown.Status || string(wrong.Body) != string(unknown.Body) {
 		t.Fatalf("wrong password: %d %s; unknown email: %d %s", wrong.Status, wrong.Body, unknown.Status, unknown.Body)
 	}

@@ -6,12 +6,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
 func TestSignUp(t *testing.T) {
@@ -34,8 +34,7 @@ func TestSignUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := s.client(t)
-			r := c.do(http.MethodPost, "/api/users/signup", map[string]string{"email": tc.email, "password": tc.password})
-			u := r.user(t, http.StatusCreated)
+			u := wantUser(t, c.Do(http.MethodPost, "/api/users/signup", map[string]string{"email": tc.email, "password": tc.password}), http.StatusCreated)
 			if u.Email != tc.wantEmail || u.Role != tc.wantRole {
 				t.Fatalf("signed up as %+v, want %s %s", u, tc.wantEmail, tc.wantRole)
 			}
@@ -51,17 +50,14 @@ func TestSignUp(t *testing.T) {
 				t.Fatalf("currentuser %+v, want %+v", cur, u)
 			}
 			// The same credentials sign in.
-			c2 := s.client(t)
-			c2.do(http.MethodPost, "/api/users/signin", map[string]string{"email": tc.email, "password": tc.password}).user(t, http.StatusOK)
+			wantUser(t, s.client(t).Do(http.MethodPost, "/api/users/signin", map[string]string{"email": tc.email, "password": tc.password}), http.StatusOK)
 		})
 	}
 }
 
 func TestSignUpCookieAttributes(t *testing.T) {
 	s := newStack(t)
-	c := s.client(t)
-	r := c.do(http.MethodPost, "/api/users/signup", map[string]string{"email": "ann@uni.edu", "password": password})
-	r.wantStatus(t, http.StatusCreated)
+	r := s.client(t).Do(http.MethodPost, "/api/users/signup", map[string]string{"email": "ann@uni.edu", "password": password}).Want(http.StatusCreated)
 	var set string
 	for _, h := range r.Header.Values("Set-Cookie") {
 		if strings.HasPrefix(h, "session=") {
@@ -77,14 +73,8 @@ func TestSignUpCookieAttributes(t *testing.T) {
 		t.Errorf("Set-Cookie %q is Secure over plain HTTP", set)
 	}
 	// Behind the HTTPS ingress the cookie is Secure.
-	req, err := http.NewRequest(http.MethodPost, s.url.String()+"/api/users/signup", strings.NewReader(`{"email":"tls@uni.edu","password":"password1"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Forwarded-Proto", "https")
-	r = s.client(t).send(req)
-	r.wantStatus(t, http.StatusCreated)
+	r = s.client(t).Do(http.MethodPost, "/api/users/signup", testkit.Raw(`{"email":"tls@uni.edu","password":"password1"}`),
+		testkit.WithHeader("X-Forwarded-Proto", "https")).Want(http.StatusCreated)
 	if !strings.Contains(r.Header.Get("Set-Cookie"), "Secure") {
 		t.Errorf("Set-Cookie %q over HTTPS is not Secure", r.Header.Get("Set-Cookie"))
 	}
@@ -143,7 +133,7 @@ func TestCredentialsRejectBadBodies(t *testing.T) {
 				if tc.chunked {
 					body = io.NopCloser(bytes.NewReader([]byte(tc.body))) // unknown length: sent chunked
 				}
-				req, err := http.NewRequest(http.MethodPost, s.url.String()+path, body)
+				req, err := http.NewRequest(http.MethodPost, s.URL+path, body)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -152,16 +142,16 @@ func TestCredentialsRejectBadBodies(t *testing.T) {
 					ct = "application/json"
 				}
 				req.Header.Set("Content-Type", ct)
-				r := s.client(t).send(req)
-				r.wantErrors(t, tc.status, tc.want...)
-				if r.cleared() || len(r.Cookies) > 0 {
+				r := s.client(t).Send(req)
+				wantErrors(t, r, tc.status, tc.want...)
+				if cleared(r) || len(r.Cookies) > 0 {
 					t.Fatalf("a refused request set cookies: %v", r.Cookies)
 				}
 			})
 		}
 	}
 	t.Cleanup(func() {
-		n, err := s.db.Collection("users").CountDocuments(context.Background(), bson.D{})
+		n, err := s.DB.Collection("users").CountDocuments(context.Background(), bson.D{})
 		if err != nil || n != 0 {
 			t.Errorf("bad requests left %d users (err %v)", n, err)
 		}
@@ -192,13 +182,13 @@ func TestSignUpValidation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := s.client(t).do(http.MethodPost, "/api/users/signup", map[string]string{"email": tc.email, "password": tc.password})
-			r.wantErrors(t, http.StatusBadRequest, tc.want...)
+			r := s.client(t).Do(http.MethodPost, "/api/users/signup", map[string]string{"email": tc.email, "password": tc.password})
+			wantErrors(t, r, http.StatusBadRequest, tc.want...)
 		})
 	}
 	t.Run("empty object", func(t *testing.T) {
 		t.Parallel()
-		s.client(t).do(http.MethodPost, "/api/users/signup", `{}`).wantErrors(t, http.StatusBadRequest, badEmail, badLen)
+		wantErrors(t, s.client(t).Do(http.MethodPost, "/api/users/signup", testkit.Raw(`{}`)), http.StatusBadRequest, badEmail, badLen)
 	})
 }
 
@@ -209,8 +199,8 @@ func TestSignUpEmailInUse(t *testing.T) {
 		t.Run(email, func(t *testing.T) {
 			t.Parallel()
 			c := s.client(t)
-			r := c.do(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": "another password"})
-			r.wantErrors(t, http.StatusBadRequest, errs.Item{Message: "Email in use", Field: "email"})
+			r := c.Do(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": "another password"})
+			wantErrors(t, r, http.StatusBadRequest, errs.Item{Message: "Email in use", Field: "email"})
 			if c.cookie() != nil {
 				t.Fatal("a refused sign-up set a session cookie")
 			}
@@ -218,7 +208,7 @@ func TestSignUpEmailInUse(t *testing.T) {
 	}
 	t.Run("first account keeps its password", func(t *testing.T) {
 		t.Parallel()
-		u := s.client(t).do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}).user(t, http.StatusOK)
+		u := wantUser(t, s.client(t).Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}), http.StatusOK)
 		if u.ID != first.ID {
 			t.Fatalf("signed in as %s, want %s", u.ID, first.ID)
 		}
@@ -228,44 +218,31 @@ func TestSignUpEmailInUse(t *testing.T) {
 func TestSignUpConcurrentSameEmail(t *testing.T) {
 	s := newStack(t)
 	const n = 10
-	type result struct {
-		r   response
-		err error
-	}
-	results := make([]result, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		req, err := http.NewRequest(http.MethodPost, s.url.String()+"/api/users/signup",
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/api/users/signup",
 			strings.NewReader(`{"email":"Race@uni.edu","password":"password1"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i].r, results[i].err = fetch(http.DefaultClient, req)
-		}()
+		reqs[i] = req
 	}
-	close(start)
-	wg.Wait()
 	created := 0
-	for _, res := range results {
+	for _, res := range concurrently(reqs) {
 		if res.err != nil {
 			t.Fatalf("request failed: %v", res.err)
 		}
-		if res.r.Status == http.StatusCreated {
+		if res.status == http.StatusCreated {
 			created++
 			continue
 		}
-		res.r.wantErrors(t, http.StatusBadRequest, errs.Item{Message: "Email in use", Field: "email"})
+		checkErrors(t, res.status, res.header, res.body, http.StatusBadRequest, []errs.Item{{Message: "Email in use", Field: "email"}})
 	}
 	if created != 1 {
 		t.Fatalf("%d of %d concurrent sign-ups of one email succeeded, want exactly 1", created, n)
 	}
-	n2, err := s.db.Collection("users").CountDocuments(context.Background(), bson.D{})
+	n2, err := s.DB.Collection("users").CountDocuments(context.Background(), bson.D{})
 	if err != nil || n2 != 1 {
 		t.Fatalf("%d users stored (err %v), want 1", n2, err)
 	}

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -12,12 +13,39 @@ import (
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
-// credentials is the body of sign-up and sign-in. Bind decodes it strictly
-// (unknown fields such as "role", and non-string values such as
-// {"$ne":null}, are 400s); the users service validates the values.
-type credentials struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
+// Accounts starts and ends sessions (users.Service implements it).
+type Accounts interface {
+	SignUp(ctx context.Context, email, password string) (users.Session, error)
+	SignIn(ctx context.Context, email, password string) (users.Session, error)
+	SignOut(ctx context.Context, refreshToken string) error
+}
+
+// Refresher exchanges a refresh token for a new session (users.Service
+// implements it). Every refusal wraps errs.ErrNotAuthorized.
+type Refresher interface {
+	Refresh(ctx context.Context, refreshToken string) (users.Session, error)
+}
+
+// Admin is what admins do to accounts: list, ban and unban them
+// (users.Service implements it).
+type Admin interface {
+	List(ctx context.Context, page, limit int) ([]users.User, int64, error)
+	Ban(ctx context.Context, actorID, id string) (users.User, error)
+	Unban(ctx context.Context, id string) (users.User, error)
+}
+
+// Handler serves the /api/users routes.
+type Handler struct {
+	accounts  Accounts
+	refresher Refresher
+	admin     Admin
+	sessions  *auth.Sessions
+}
+
+// NewHandler returns a Handler over the account rules, writing session
+// cookies with sessions.
+func NewHandler(accounts Accounts, refresher Refresher, admin Admin, sessions *auth.Sessions) *Handler {
+	return &Handler{accounts: accounts, refresher: refresher, admin: admin, sessions: sessions}
 }
 
 // signUp: POST /api/users/signup -> 201 user, signed in.
@@ -26,7 +54,7 @@ func (h *Handler) signUp(c echo.Context) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.users.SignUp(c.Request().Context(), req.Email, req.Password)
+	s, err := h.accounts.SignUp(c.Request().Context(), req.Email, req.Password)
 	if err != nil {
 		return err
 	}
@@ -39,7 +67,7 @@ func (h *Handler) signIn(c echo.Context) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.users.SignIn(c.Request().Context(), req.Email, req.Password)
+	s, err := h.accounts.SignIn(c.Request().Context(), req.Email, req.Password)
 	if err != nil {
 		return err
 	}
@@ -51,7 +79,7 @@ func (h *Handler) signIn(c echo.Context) error {
 func (h *Handler) signOut(c echo.Context) error {
 	sess := h.sessions.Load(c.Request())
 	h.sessions.Clear(c.Response(), c.Request())
-	if err := h.users.SignOut(c.Request().Context(), sess.Refresh); err != nil {
+	if err := h.accounts.SignOut(c.Request().Context(), sess.Refresh); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, struct{}{})
@@ -61,7 +89,7 @@ func (h *Handler) signOut(c echo.Context) error {
 // rotated refresh token; 401 with the cookie cleared when refused.
 func (h *Handler) refresh(c echo.Context) error {
 	sess := h.sessions.Load(c.Request())
-	s, err := h.users.Refresh(c.Request().Context(), sess.Refresh)
+	s, err := h.refresher.Refresh(c.Request().Context(), sess.Refresh)
 	if err != nil {
 		if errors.Is(err, errs.ErrNotAuthorized) {
 			h.sessions.Clear(c.Response(), c.Request())
@@ -74,9 +102,7 @@ func (h *Handler) refresh(c echo.Context) error {
 // currentUser: GET /api/users/currentuser -> {"currentUser": user|null}, from
 // the access token alone (the shared middleware verified it).
 func (h *Handler) currentUser(c echo.Context) error {
-	var out struct {
-		CurrentUser *userJSON `json:"currentUser"`
-	}
+	var out currentUserJSON
 	if u, ok := auth.FromEcho(c); ok {
 		out.CurrentUser = &userJSON{ID: u.ID, Email: u.Email, Role: u.Role}
 	}
@@ -93,7 +119,7 @@ func (h *Handler) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	us, total, err := h.users.List(c.Request().Context(), page, limit)
+	us, total, err := h.admin.List(c.Request().Context(), page, limit)
 	if err != nil {
 		return err
 	}
@@ -107,7 +133,7 @@ func (h *Handler) list(c echo.Context) error {
 // ban: POST /api/users/:id/ban (admin) -> 200 user.
 func (h *Handler) ban(c echo.Context) error {
 	actor, _ := auth.FromEcho(c) // RequireAdmin guarantees a user
-	u, err := h.users.Ban(c.Request().Context(), actor.ID, c.Param("id"))
+	u, err := h.admin.Ban(c.Request().Context(), actor.ID, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -116,7 +142,7 @@ func (h *Handler) ban(c echo.Context) error {
 
 // unban: POST /api/users/:id/unban (admin) -> 200 user.
 func (h *Handler) unban(c echo.Context) error {
-	u, err := h.users.Unban(c.Request().Context(), c.Param("id"))
+	u, err := h.admin.Unban(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}

@@ -6,21 +6,8 @@ package http
 import (
 	"github.com/labstack/echo/v4"
 
-	"github.com/stuffmart/stuffmart/services/auth/internal/users"
 	"github.com/stuffmart/stuffmart/shared/auth"
 )
-
-// Handler serves the /api/users routes.
-type Handler struct {
-	users    *users.Service
-	sessions *auth.Sessions
-}
-
-// NewHandler returns a Handler over the users service, writing sessions
-// with sessions.
-func NewHandler(u *users.Service, sessions *auth.Sessions) *Handler {
-	return &Handler{users: u, sessions: sessions}
-}
 
 // Routes registers the API on e, which must already run the shared
 // middleware (service.Open installs it: body limit, session cookie).

@@ -17,8 +17,8 @@ import (
 
 // Tokens keeps refresh tokens (by hash), their uses and revoked families.
 // Every write is an insert and every hot read is by _id: on FerretDB a
-// unique-key insert is the one atomic decision (SPEC §8), and _id lookups are
-// the only fast ones.
+// unique-key insert is the one atomic decision, and _id lookups are the only
+// fast ones (docs/data-safety.md).
 type Tokens struct {
 	w       *mongox.Writer
 	tokens  *mongo.Collection

@@ -53,8 +53,9 @@ type Users struct {
 	relay Notifier
 }
 
-// NewUsers returns the users store. Updates go through w (SPEC §8 rule 2);
-// relay is notified of events pushed to a user's outbox.
+// NewUsers returns the users store. Updates go through w, the one write path
+// (docs/data-safety.md, rule 2); relay is notified of events pushed to a
+// user's outbox.
 func NewUsers(db *mongo.Database, w *mongox.Writer, relay Notifier) *Users {
 	return &Users{coll: db.Collection(UsersCollection), w: w, relay: relay}
 }

@@ -14,10 +14,10 @@ const DefaultPasswordCost = 10
 
 // hasher hashes and checks passwords with bcrypt.
 //
-// Why bcrypt rather than argon2id: both are accepted by the spec; bcrypt's
-// cost is CPU only, while argon2id's strength comes from memory (tens of MiB
-// per hash), which would blow the service's 40 MiB budget under a handful of
-// concurrent sign-ins. bcrypt's one trap, reading only the first 72 bytes, is
+// Why bcrypt rather than argon2id: both are sound; bcrypt's cost is CPU
+// only, while argon2id's strength comes from memory (tens of MiB per hash),
+// which would blow the service's 40 MiB budget under a handful of concurrent
+// sign-ins. bcrypt's one trap, reading only the first 72 bytes, is
 // closed by refusing longer passwords at sign-up and sign-in instead of
 // letting two passwords with the same 72-byte prefix match.
 type hasher struct {

@@ -22,9 +22,9 @@ type RefreshToken struct {
 }
 
 // TokenStore keeps refresh tokens and the claims that make rotation safe on
-// FerretDB, whose conditional updates are not atomic (SPEC §8): "this token
-// was used" and "this family is revoked" are inserts keyed by _id, never
-// flags flipped by an update.
+// FerretDB, whose conditional updates are not atomic (docs/data-safety.md):
+// "this token was used" and "this family is revoked" are inserts keyed by
+// _id, never flags flipped by an update.
 type TokenStore interface {
 	CreateToken(ctx context.Context, t RefreshToken) error
 	// Token returns the token stored under hash, errs.ErrNotFound if none.
