@@ -3,10 +3,12 @@ package testkit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,51 @@ type Raw string
 // nil is sent as JSON (a Raw as it is). A transport error fails the test.
 func (c *Client) Do(method, path string, body any, opts ...RequestOption) *Response {
 	c.tb.Helper()
+	req, err := c.Request(method, path, body, opts...)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return c.Send(req)
+}
+
+// Try is Do that returns a transport error instead of failing the test (see
+// TrySend).
+func (c *Client) Try(method, path string, body any, opts ...RequestOption) (*Response, error) {
+	req, err := c.Request(method, path, body, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c.TrySend(req)
+}
+
+// Send performs req and returns the finished exchange.
+func (c *Client) Send(req *http.Request) *Response {
+	c.tb.Helper()
+	r, err := c.TrySend(req)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return r
+}
+
+// TrySend is Send that returns a transport error instead of failing the
+// test: for goroutines other than the test's own (a race of many clients),
+// which must not call Fatal.
+func (c *Client) TrySend(req *http.Request) (*Response, error) {
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL.Path, err)
+	}
+	return &Response{tb: c.tb, Method: req.Method, Path: req.URL.Path, Status: res.StatusCode, Header: res.Header, Body: raw, Cookies: res.Cookies()}, nil
+}
+
+// Request builds a request as Do sends it (body as JSON, or Raw as is).
+func (c *Client) Request(method, path string, body any, opts ...RequestOption) (*http.Request, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -81,13 +128,13 @@ func (c *Client) Do(method, path string, body any, opts ...RequestOption) *Respo
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			c.tb.Fatalf("encode body: %v", err)
+			return nil, fmt.Errorf("encode body: %w", err)
 		}
 		r = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, c.Base+path, r)
 	if err != nil {
-		c.tb.Fatal(err)
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -95,22 +142,7 @@ func (c *Client) Do(method, path string, body any, opts ...RequestOption) *Respo
 	for _, o := range opts {
 		o(req)
 	}
-	return c.Send(req)
-}
-
-// Send performs req and returns the finished exchange.
-func (c *Client) Send(req *http.Request) *Response {
-	c.tb.Helper()
-	res, err := c.HTTP.Do(req)
-	if err != nil {
-		c.tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		c.tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
-	}
-	return &Response{tb: c.tb, Method: req.Method, Path: req.URL.Path, Status: res.StatusCode, Header: res.Header, Body: raw, Cookies: res.Cookies()}
+	return req, nil
 }
 
 // Response is a finished HTTP exchange.
@@ -146,9 +178,12 @@ func (r *Response) Decode(v any) {
 
 // Errors returns the items of a normalized error body
 // ({"errors":[{"message":…,"field":…}]}), failing the test when the body
-// has any other shape.
+// has any other shape or is not sent as JSON (HEAD answers have no body).
 func (r *Response) Errors() []errs.Item {
 	r.tb.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		r.tb.Fatalf("%s %s: error body sent as %q, want application/json: %s", r.Method, r.Path, ct, r.Body)
+	}
 	return ErrorItems(r.tb, r.Body)
 }
 
