@@ -12,8 +12,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/stuffmart/stuffmart/services/payments/internal/events"
 	httpapi "github.com/stuffmart/stuffmart/services/payments/internal/http"
+	"github.com/stuffmart/stuffmart/services/payments/internal/listeners"
 	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
 	"github.com/stuffmart/stuffmart/services/payments/internal/store"
 	"github.com/stuffmart/stuffmart/services/payments/internal/stripe"
@@ -124,8 +124,8 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 
 	p := payments.NewService(st, charger, payments.Options{Currency: cfg.Currency, Now: cfg.Now, Log: log})
-	httpapi.Routes(svc.Echo, p)
-	for _, l := range events.Listeners(p) {
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(p, p))
+	for _, l := range listeners.Listeners(p) {
 		svc.Bus.Listen(l)
 	}
 	return nil

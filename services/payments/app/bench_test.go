@@ -22,8 +22,8 @@ import (
 // database before the timer starts.
 func BenchmarkPayOffline(b *testing.B) {
 	s := newStack(b, false)
-	buyer, cookie := s.user(auth.RoleUser)
-	st := store.New(s.db, mongox.NewWriter(), nil)
+	buyer, cookie := s.User(auth.RoleUser)
+	st := store.New(s.DB, mongox.NewWriter(), nil)
 	ctx := context.Background()
 	prefix := testkit.RandomID(b)[:12]
 	for i := range b.N {
@@ -41,7 +41,7 @@ func BenchmarkPayOffline(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprintf("%s%012d", prefix, next.Add(1)-1)
-			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			r, err := s.tryPay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
 			if err != nil {
 				b.Error(err)
 				return

@@ -3,10 +3,12 @@ package app_test
 import (
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
 var codeShape = regexp.MustCompile(`^[A-Z2-7]{16}$`)
@@ -14,14 +16,14 @@ var codeShape = regexp.MustCompile(`^[A-Z2-7]{16}$`)
 func TestCouponRoutes(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	_, admin := s.user(auth.RoleAdmin)
-	_, user := s.user(auth.RoleUser)
+	_, admin := s.User(auth.RoleAdmin)
+	_, user := s.User(auth.RoleUser)
 
 	t.Run("admins only", func(t *testing.T) {
 		body := map[string]any{"percentOff": 10}
 		for name, c := range map[string]*http.Cookie{"anonymous": nil, "user": user} {
-			wantError(t, s.mustDo(http.MethodPost, "/api/payments/coupons", c, body), http.StatusUnauthorized, "Not authorized", "")
-			wantError(t, s.mustDo(http.MethodGet, "/api/payments/coupons", c, nil), http.StatusUnauthorized, "Not authorized", "")
+			s.HTTP.Do(http.MethodPost, "/api/payments/coupons", body, testkit.WithCookie(c)).WantError(http.StatusUnauthorized, "Not authorized", "")
+			s.HTTP.Do(http.MethodGet, "/api/payments/coupons", nil, testkit.WithCookie(c)).WantError(http.StatusUnauthorized, "Not authorized", "")
 			_ = name
 		}
 	})
@@ -39,10 +41,8 @@ func TestCouponRoutes(t *testing.T) {
 		if b.MaxRedemptions != nil || b.ExpiresAt != nil {
 			t.Fatalf("unlimited coupon %+v", b)
 		}
-		r := s.mustDo(http.MethodGet, "/api/payments/coupons", admin, nil)
-		wantStatus(t, r, http.StatusOK)
 		var list []couponJSON
-		decode(t, r, &list)
+		s.HTTP.Do(http.MethodGet, "/api/payments/coupons", nil, testkit.WithCookie(admin)).Want(http.StatusOK).Decode(&list)
 		found := map[string]bool{}
 		for _, c := range list {
 			found[c.Code] = true
@@ -74,7 +74,7 @@ func TestCouponRoutes(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				wantError(t, s.mustDo(http.MethodPost, "/api/payments/coupons", admin, tc.body), http.StatusBadRequest, tc.message, tc.field)
+				s.HTTP.Do(http.MethodPost, "/api/payments/coupons", testkit.Raw(tc.body), testkit.WithCookie(admin)).WantError(http.StatusBadRequest, tc.message, tc.field)
 			})
 		}
 	})
@@ -83,23 +83,23 @@ func TestCouponRoutes(t *testing.T) {
 func TestPayWithCoupon(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true)
-	_, admin := s.user(auth.RoleAdmin)
-	buyer, cookie := s.user(auth.RoleUser)
+	_, admin := s.User(auth.RoleAdmin)
+	buyer, cookie := s.User(auth.RoleUser)
 
 	t.Run("100 % completes with no card and no charge", func(t *testing.T) {
 		c := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 5})
 		id := s.order(buyer, 5000)
 		r := s.pay(cookie, map[string]any{"orderId": id, "coupon": c.Code})
-		wantStatus(t, r, http.StatusCreated)
+		r.Want(http.StatusCreated)
 		var p paymentJSON
-		decode(t, r, &p)
+		r.Decode(&p)
 		if p.Amount != 0 || p.OrderID != id {
 			t.Fatalf("payment %+v", p)
 		}
 		if ev := s.paymentEvent(id); ev.Amount != 0 || ev.ProviderID != "coupon" || ev.ID != p.ID {
 			t.Fatalf("payment:created %+v", ev)
 		}
-		if n := countCharges(s, id); n != 0 {
+		if n := len(s.stripe.chargesOf(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe", n)
 		}
 		if got := couponByCode(t, s, admin, c.Code); got.Redemptions != 1 {
@@ -110,11 +110,11 @@ func TestPayWithCoupon(t *testing.T) {
 	t.Run("50 % charges half, rounded down to the cent", func(t *testing.T) {
 		c := s.createCoupon(admin, map[string]any{"percentOff": 50})
 		id := s.order(buyer, 2001)
-		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa", "coupon": " " + lower(c.Code) + " "})
-		wantStatus(t, r, http.StatusCreated)
+		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa", "coupon": " " + strings.ToLower(c.Code) + " "})
+		r.Want(http.StatusCreated)
 		var p paymentJSON
-		decode(t, r, &p)
-		charges := chargesOf(s, id)
+		r.Decode(&p)
+		charges := s.stripe.chargesOf(id)
 		if p.Amount != 1000 || len(charges) != 1 || charges[0].Form.Get("amount") != "1000" {
 			t.Fatalf("payment %+v, charges %+v", p, charges)
 		}
@@ -123,33 +123,28 @@ func TestPayWithCoupon(t *testing.T) {
 	t.Run("a declined card gives the coupon slot back", func(t *testing.T) {
 		c := s.createCoupon(admin, map[string]any{"percentOff": 50, "maxRedemptions": 1})
 		a, b := s.order(buyer, 3000), s.order(buyer, 3000)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_chargeDeclined", "coupon": c.Code}),
-			http.StatusPaymentRequired, "Your card was declined.", "paymentMethod")
+		s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_chargeDeclined", "coupon": c.Code}).WantError(http.StatusPaymentRequired, "Your card was declined.", "paymentMethod")
 		if got := couponByCode(t, s, admin, c.Code); got.Redemptions != 0 {
 			t.Fatalf("redemptions after a decline %d, want 0", got.Redemptions)
 		}
-		wantStatus(t, s.pay(cookie, map[string]any{"orderId": b, "paymentMethod": "pm_card_visa", "coupon": c.Code}), http.StatusCreated)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_visa", "coupon": c.Code}),
-			http.StatusBadRequest, "Coupon has been used up", "coupon")
+		s.pay(cookie, map[string]any{"orderId": b, "paymentMethod": "pm_card_visa", "coupon": c.Code}).Want(http.StatusCreated)
+		s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_visa", "coupon": c.Code}).WantError(http.StatusBadRequest, "Coupon has been used up", "coupon")
 		// Without the coupon it can still be paid.
-		wantStatus(t, s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+		s.pay(cookie, map[string]any{"orderId": a, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 	})
 
 	t.Run("unknown, expired and used-up codes", func(t *testing.T) {
 		id := s.order(buyer, 1000)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "coupon": "AAAAAAAAAAAAAAAA"}),
-			http.StatusBadRequest, "Coupon code is not valid", "coupon")
+		s.pay(cookie, map[string]any{"orderId": id, "coupon": "AAAAAAAAAAAAAAAA"}).WantError(http.StatusBadRequest, "Coupon code is not valid", "coupon")
 
 		used := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 1})
-		wantStatus(t, s.pay(cookie, map[string]any{"orderId": s.order(buyer, 1000), "coupon": used.Code}), http.StatusCreated)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "coupon": used.Code}),
-			http.StatusBadRequest, "Coupon has been used up", "coupon")
+		s.pay(cookie, map[string]any{"orderId": s.order(buyer, 1000), "coupon": used.Code}).Want(http.StatusCreated)
+		s.pay(cookie, map[string]any{"orderId": id, "coupon": used.Code}).WantError(http.StatusBadRequest, "Coupon has been used up", "coupon")
 
 		exp := s.createCoupon(admin, map[string]any{"percentOff": 100, "expiresAt": s.clock.Now().Add(time.Minute).Format(time.RFC3339)})
 		s.clock.Advance(time.Minute) // the order (15 min hold) is still payable
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "coupon": exp.Code}),
-			http.StatusBadRequest, "Coupon has expired", "coupon")
-		if n := countCharges(s, id); n != 0 {
+		s.pay(cookie, map[string]any{"orderId": id, "coupon": exp.Code}).WantError(http.StatusBadRequest, "Coupon has expired", "coupon")
+		if n := len(s.stripe.chargesOf(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe", n)
 		}
 	})
@@ -159,18 +154,18 @@ func TestPayWithCoupon(t *testing.T) {
 func TestCouponRace(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	_, admin := s.user(auth.RoleAdmin)
-	buyer, cookie := s.user(auth.RoleUser)
+	_, admin := s.User(auth.RoleAdmin)
+	buyer, cookie := s.User(auth.RoleUser)
 	c := s.createCoupon(admin, map[string]any{"percentOff": 100, "maxRedemptions": 1})
 	const n = 20
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = s.order(buyer, 1000)
 	}
-	results := make(chan response, n)
+	results := make(chan result, n)
 	for _, id := range ids {
 		go func() {
-			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "coupon": c.Code})
+			r, err := s.tryPay(cookie, map[string]any{"orderId": id, "coupon": c.Code})
 			if err != nil {
 				t.Error(err)
 			}
@@ -184,7 +179,7 @@ func TestCouponRace(t *testing.T) {
 		case http.StatusCreated:
 			created++
 		case http.StatusBadRequest:
-			if it := r.errors(t)[0]; it.Message != "Coupon has been used up" || it.Field != "coupon" {
+			if it := testkit.ErrorItems(t, r.Body)[0]; it.Message != "Coupon has been used up" || it.Field != "coupon" {
 				t.Errorf("refusal %+v", it)
 			}
 		default:
@@ -201,10 +196,8 @@ func TestCouponRace(t *testing.T) {
 
 func couponByCode(t *testing.T, s *stack, admin *http.Cookie, code string) couponJSON {
 	t.Helper()
-	r := s.mustDo(http.MethodGet, "/api/payments/coupons", admin, nil)
-	wantStatus(t, r, http.StatusOK)
 	var list []couponJSON
-	decode(t, r, &list)
+	s.HTTP.Do(http.MethodGet, "/api/payments/coupons", nil, testkit.WithCookie(admin)).Want(http.StatusOK).Decode(&list)
 	for _, c := range list {
 		if c.Code == code {
 			return c
@@ -214,16 +207,6 @@ func couponByCode(t *testing.T, s *stack, admin *http.Cookie, code string) coupo
 	return couponJSON{}
 }
 
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
 // TestCouponExpiryOutOfRange: an expiry whose offset puts it past year 9999
 // in UTC parses as RFC 3339 but cannot be written as JSON. It must be a 400
 // on its field, and must not be stored: a stored one made every later
@@ -231,11 +214,11 @@ func lower(s string) string {
 func TestCouponExpiryOutOfRange(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	_, admin := s.user(auth.RoleAdmin)
+	_, admin := s.User(auth.RoleAdmin)
 	for _, exp := range []string{"9999-12-31T23:59:59-23:59", "9999-12-31T23:00:00-01:00"} {
-		r := s.mustDo(http.MethodPost, "/api/payments/coupons", admin, map[string]any{"percentOff": 10, "expiresAt": exp})
-		wantError(t, r, http.StatusBadRequest, "Must be a date-time before the year 10000", "expiresAt")
+		r := s.HTTP.Do(http.MethodPost, "/api/payments/coupons", map[string]any{"percentOff": 10, "expiresAt": exp}, testkit.WithCookie(admin))
+		r.WantError(http.StatusBadRequest, "Must be a date-time before the year 10000", "expiresAt")
 	}
 	s.createCoupon(admin, map[string]any{"percentOff": 10, "expiresAt": "9999-12-31T23:59:59Z"})
-	wantStatus(t, s.mustDo(http.MethodGet, "/api/payments/coupons", admin, nil), http.StatusOK)
+	s.HTTP.Do(http.MethodGet, "/api/payments/coupons", nil, testkit.WithCookie(admin)).Want(http.StatusOK)
 }

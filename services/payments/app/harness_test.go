@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -28,182 +30,89 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const (
-	jwtKey     = "test-jwt-key-0123456789-0123456789-abcdef"
-	sessionKey = "test-session-key-0123456789-0123456789-ab"
-	stripeKey  = "sk_test_fake_0123456789"
-	accessTTL  = 15 * time.Minute
-	refreshTTL = 7 * 24 * time.Hour
-	waitFor    = 10 * time.Second
+	stripeKey = "sk_test_fake_0123456789"
+	waitFor   = 10 * time.Second
 )
 
-// stack is one running payments service on its own database and NATS
-// prefix, served over real HTTP, with a test bus that publishes order events
-// and observes payment:created.
+// stack is one running payments service (see testkit.Start) with its clock
+// and, when it charges through Stripe, the fake Stripe it talks to. Its Peer
+// publishes order events as orders would and observes payment:created.
 type stack struct {
-	tb       testing.TB
-	db       *mongo.Database
-	clock    *testkit.Clock
-	url      string
-	hc       *http.Client
-	sessions *auth.Sessions
-	stripe   *fakeStripe // nil in offline mode
-	bus      *events.Bus
-
-	mu       sync.Mutex
-	payments []events.PaymentCreatedEvent
+	*testkit.Component
+	tb     testing.TB
+	clock  *testkit.Clock
+	stripe *fakeStripe // nil in offline mode
 }
 
 // newStack starts the service; withStripe points it at a fake Stripe API
 // (through the real stripe-go client), otherwise it runs offline.
 func newStack(tb testing.TB, withStripe bool) *stack {
 	tb.Helper()
-	db := testkit.Mongo(tb)
-	nc := testkit.NATS(tb)
-	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond))
-	svcNATS := nc
-	svcNATS.ClientName = "payments"
-	cfg := app.Config{
-		Service: service.Config{
-			Name: "payments", HTTPAddr: "127.0.0.1:0",
-			MongoURI: testkit.MongoURI(tb), MongoDB: db.Name(), NATS: svcNATS,
-			JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: accessTTL, RefreshTTL: refreshTTL, BodyLimit: "64K",
-		},
-		Currency: "usd",
-		Now:      clk.Now,
-	}
-	s := &stack{tb: tb, db: db, clock: clk,
-		sessions: auth.NewSessions([]byte(sessionKey), auth.NewTokens([]byte(jwtKey), accessTTL), refreshTTL),
-		hc:       &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-	}
+	s := &stack{tb: tb, clock: testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond))}
+	cfg := app.Config{Currency: "usd", Now: s.clock.Now}
 	if withStripe {
 		s.stripe = newFakeStripe(tb)
 		cfg.StripeSecretKey = stripeKey
 		cfg.StripeAPIURL = s.stripe.srv.URL
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := app.New(ctx, cfg, testkit.Logger(tb))
-	if err != nil {
-		tb.Fatalf("app.New: %v", err)
-	}
-	a.Start()
-	srv := httptest.NewServer(a.Handler())
-	s.url = srv.URL
-	tb.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			tb.Errorf("close app: %v", err)
-		}
-	})
-
-	// The test's own connection: publishes as orders would, and observes
-	// payment:created as orders would, in a group of its own.
-	obs := nc
-	obs.ClientName = "observer"
-	s.bus = events.NewBus(obs, testkit.Logger(tb), nil)
-	s.bus.Listen(events.Listener{Subject: events.PaymentCreated, Group: "observer", Handle: func(_ context.Context, m events.Msg) error {
-		ev, err := events.Decode[events.PaymentCreatedEvent](m)
+	build := func(ctx context.Context, sc service.Config, log *slog.Logger) (testkit.App, error) {
+		cfg.Service = sc
+		a, err := app.New(ctx, cfg, log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		s.mu.Lock()
-		s.payments = append(s.payments, ev)
-		s.mu.Unlock()
-		return nil
-	}})
-	s.bus.Start()
-	tb.Cleanup(func() {
-		if err := s.bus.Close(); err != nil {
-			tb.Errorf("close bus: %v", err)
-		}
-	})
-	if err := s.bus.WaitConnected(ctx); err != nil {
-		tb.Fatalf("test bus: %v", err)
+		return a, nil
 	}
+	s.Component = testkit.Start(tb, "payments", build, testkit.Observe(events.PaymentCreated))
 	return s
 }
 
-// user returns a new signed-in user's session cookie.
-func (s *stack) user(role string) (auth.User, *http.Cookie) {
-	u := auth.User{ID: testkit.RandomID(s.tb)[:24], Email: testkit.RandomID(s.tb)[:8] + "@uni.edu", Role: role}
-	return u, testkit.SessionCookie(s.tb, s.sessions, u, "")
+// pay posts a payment as the holder of cookie (nil: anonymous).
+func (s *stack) pay(cookie *http.Cookie, body map[string]any) *testkit.Response {
+	s.tb.Helper()
+	return s.HTTP.Do(http.MethodPost, "/api/payments", body, testkit.WithCookie(cookie))
 }
 
-// response is a finished HTTP exchange.
-type response struct {
+// result is a payment answered on a goroutine of its own (see tryPay).
+type result struct {
 	Status int
 	Body   []byte
 }
 
-func (r response) errors(tb testing.TB) []errs.Item {
-	tb.Helper()
-	var b errs.Body
-	if err := json.Unmarshal(r.Body, &b); err != nil || len(b.Errors) == 0 {
-		tb.Fatalf("not a normalized error body (%v): %s", err, r.Body)
-	}
-	return b.Errors
-}
-
-// do sends a request as the holder of cookie (nil: anonymous): body nil, a
-// raw JSON string or a value to marshal. It may run on any goroutine.
-func (s *stack) do(method, path string, cookie *http.Cookie, body any) (response, error) {
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			return response{}, err
-		}
-		r = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, s.url+path, r)
+// tryPay posts a payment like pay but returns a transport error instead of
+// failing the test: the testkit client may fail a test only from the test's
+// own goroutine, and the races send from many.
+func (s *stack) tryPay(cookie *http.Cookie, body map[string]any) (result, error) {
+	raw, err := json.Marshal(body)
 	if err != nil {
-		return response{}, err
+		return result{}, err
 	}
-	if r != nil {
-		req.Header.Set("Content-Type", "application/json")
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/api/payments", bytes.NewReader(raw))
+	if err != nil {
+		return result{}, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if cookie != nil {
 		req.AddCookie(cookie)
 	}
-	res, err := s.hc.Do(req)
+	res, err := s.HTTP.HTTP.Do(req)
 	if err != nil {
-		return response{}, err
+		return result{}, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
+	return result{Status: res.StatusCode, Body: data}, err
+}
+
+// wantError fails unless r is status with exactly one error item (message,
+// field), as testkit's Response.WantError does.
+func (r result) wantError(tb testing.TB, status int, message, field string) {
+	tb.Helper()
+	if r.Status != status {
+		tb.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
 	}
-	return response{Status: res.StatusCode, Body: data}, nil
-}
-
-func (s *stack) mustDo(method, path string, cookie *http.Cookie, body any) response {
-	s.tb.Helper()
-	r, err := s.do(method, path, cookie, body)
-	if err != nil {
-		s.tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	return r
-}
-
-// pay posts a payment.
-func (s *stack) pay(cookie *http.Cookie, body map[string]any) response {
-	s.tb.Helper()
-	return s.mustDo(http.MethodPost, "/api/payments", cookie, body)
-}
-
-func (s *stack) publish(ev events.Event) {
-	s.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	if err := s.bus.PublishEvent(ctx, ev); err != nil {
-		s.tb.Fatalf("publish %s: %v", ev.Subject(), err)
+	if got, want := testkit.ErrorItems(tb, r.Body), []errs.Item{{Message: message, Field: field}}; !slices.Equal(got, want) {
+		tb.Fatalf("errors %+v, want %+v", got, want)
 	}
 }
 
@@ -214,8 +123,8 @@ func (s *stack) replica(id string) (status string, version int64) {
 		Status  string `bson:"status"`
 		Version int64  `bson:"version"`
 	}
-	err := s.db.Collection("orders").FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Decode(&d)
-	if err == mongo.ErrNoDocuments {
+	err := s.DB.Collection("orders").FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return "", 0
 	}
 	if err != nil {
@@ -229,7 +138,7 @@ func (s *stack) replica(id string) (status string, version int64) {
 func (s *stack) order(buyer auth.User, price int64) string {
 	s.tb.Helper()
 	id := testkit.RandomID(s.tb)[:24]
-	s.publish(events.OrderCreatedEvent{
+	s.Peer.Publish(events.OrderCreatedEvent{
 		ID: id, Version: 1, Status: events.OrderStatusCreated, UserID: buyer.ID,
 		ExpiresAt: s.clock.Now().Add(15 * time.Minute),
 		Stuff:     events.StuffRef{ID: testkit.RandomID(s.tb)[:24], Price: price},
@@ -241,7 +150,7 @@ func (s *stack) order(buyer auth.User, price int64) string {
 // cancel publishes order:cancelled (version 2) and waits for the replica.
 func (s *stack) cancel(id string) {
 	s.tb.Helper()
-	s.publish(events.OrderCancelledEvent{ID: id, Version: 2, Stuff: events.StuffRef{ID: "stuff"}})
+	s.Peer.Publish(events.OrderCancelledEvent{ID: id, Version: 2, Stuff: events.StuffRef{ID: "stuff"}})
 	testkit.Eventually(s.tb, waitFor, func() bool { st, _ := s.replica(id); return st == events.OrderStatusCancelled }, "order %s cancelled in the replica", id)
 }
 
@@ -249,17 +158,14 @@ func (s *stack) cancel(id string) {
 func (s *stack) paymentEvent(orderID string) events.PaymentCreatedEvent {
 	s.tb.Helper()
 	var got events.PaymentCreatedEvent
-	testkit.Eventually(s.tb, waitFor, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, ev := range s.payments {
-			if ev.OrderID == orderID {
-				got = ev
-				return true
-			}
+	s.Peer.Wait(events.PaymentCreated, func(m events.Msg) bool {
+		ev, err := events.Decode[events.PaymentCreatedEvent](m)
+		if err != nil || ev.OrderID != orderID {
+			return false
 		}
-		return false
-	}, "payment:created for order %s", orderID)
+		got = ev
+		return true
+	})
 	return got
 }
 
@@ -270,8 +176,8 @@ func (s *stack) refundRecord(paymentID string) (state, providerID string) {
 		State      string `bson:"state"`
 		ProviderID string `bson:"providerId"`
 	}
-	err := s.db.Collection("refunds").FindOne(context.Background(), bson.D{{Key: "_id", Value: paymentID}}).Decode(&d)
-	if err == mongo.ErrNoDocuments {
+	err := s.DB.Collection("refunds").FindOne(context.Background(), bson.D{{Key: "_id", Value: paymentID}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return "", ""
 	}
 	if err != nil {
@@ -280,15 +186,11 @@ func (s *stack) refundRecord(paymentID string) (state, providerID string) {
 	return d.State, d.ProviderID
 }
 
-// createCoupon makes a coupon as admin and returns its code.
+// createCoupon makes a coupon as admin.
 func (s *stack) createCoupon(admin *http.Cookie, body map[string]any) couponJSON {
 	s.tb.Helper()
-	r := s.mustDo(http.MethodPost, "/api/payments/coupons", admin, body)
-	if r.Status != http.StatusCreated {
-		s.tb.Fatalf("create coupon: %d %s", r.Status, r.Body)
-	}
 	var c couponJSON
-	decode(s.tb, r, &c)
+	s.HTTP.Do(http.MethodPost, "/api/payments/coupons", body, testkit.WithCookie(admin)).Want(http.StatusCreated).Decode(&c)
 	return c
 }
 
@@ -304,33 +206,6 @@ type paymentJSON struct {
 	ID      string `json:"id"`
 	OrderID string `json:"orderId"`
 	Amount  int64  `json:"amount"`
-}
-
-func decode(tb testing.TB, r response, dst any) {
-	tb.Helper()
-	dec := json.NewDecoder(bytes.NewReader(r.Body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		tb.Fatalf("decode %s: %v", r.Body, err)
-	}
-}
-
-// wantStatus fails unless r has status want.
-func wantStatus(tb testing.TB, r response, want int) {
-	tb.Helper()
-	if r.Status != want {
-		tb.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
-	}
-}
-
-// wantError fails unless r is status with one error item (message, field).
-func wantError(tb testing.TB, r response, status int, message, field string) {
-	tb.Helper()
-	wantStatus(tb, r, status)
-	items := r.errors(tb)
-	if len(items) != 1 || items[0].Message != message || items[0].Field != field {
-		tb.Fatalf("errors %+v, want [{%q %q}]", items, message, field)
-	}
 }
 
 // fakeStripe answers like Stripe's API for the two calls the service makes:
@@ -371,16 +246,31 @@ func (f *fakeStripe) holdCharges() (arrived <-chan struct{}, release func()) {
 	return f.arrived, func() { once.Do(func() { close(h) }) }
 }
 
-func (f *fakeStripe) chargeRequests() []stripeRequest {
+// chargesOf returns the charge requests of an order that reached the fake.
+func (f *fakeStripe) chargesOf(orderID string) []stripeRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]stripeRequest(nil), f.charges...)
+	var out []stripeRequest
+	for _, c := range f.charges {
+		if c.Form.Get("metadata[order_id]") == orderID {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
-func (f *fakeStripe) refundRequests() []stripeRequest {
+// refundsOf returns the refund requests of a PaymentIntent that reached the
+// fake.
+func (f *fakeStripe) refundsOf(intentID string) []stripeRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]stripeRequest(nil), f.refunds...)
+	var out []stripeRequest
+	for _, r := range f.refunds {
+		if r.Form.Get("payment_intent") == intentID {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func stripeError(w http.ResponseWriter, status int, typ, code, decline, msg, param string) {

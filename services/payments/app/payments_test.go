@@ -15,23 +15,21 @@ import (
 func TestPayWithStripe(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 
 	t.Run("success charges once, publishes payment:created, then refuses a second payment", func(t *testing.T) {
 		id := s.order(buyer, 1999)
 		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
-		wantStatus(t, r, http.StatusCreated)
+		r.Want(http.StatusCreated)
 		var p paymentJSON
-		decode(t, r, &p)
+		r.Decode(&p)
 		if p.ID == "" || p.OrderID != id || p.Amount != 1999 {
 			t.Fatalf("payment %+v", p)
 		}
 
 		var charge stripeRequest
-		for _, c := range s.stripe.chargeRequests() {
-			if c.Form.Get("metadata[order_id]") == id {
-				charge = c
-			}
+		for _, c := range s.stripe.chargesOf(id) {
+			charge = c
 		}
 		want := map[string]string{
 			"amount": "1999", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true",
@@ -52,35 +50,29 @@ func TestPayWithStripe(t *testing.T) {
 			t.Fatalf("payment:created %+v, want id %s amount 1999 provider %s", ev, p.ID, charge.ID)
 		}
 
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
-			http.StatusBadRequest, "Order has already been paid", "")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Order has already been paid", "")
 		// orders completes it: still refused, from the replica this time.
-		s.publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
+		s.Peer.Publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
 		testkit.Eventually(t, waitFor, func() bool { st, _ := s.replica(id); return st == events.OrderStatusComplete }, "order complete in the replica")
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
-			http.StatusBadRequest, "Order has already been paid", "")
-		if n := countCharges(s, id); n != 1 {
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Order has already been paid", "")
+		if n := len(s.stripe.chargesOf(id)); n != 1 {
 			t.Fatalf("%d charges reached Stripe, want 1", n)
 		}
 	})
 
 	t.Run("decline then success", func(t *testing.T) {
 		id := s.order(buyer, 2500)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_chargeDeclined"}),
-			http.StatusPaymentRequired, "Your card was declined.", "paymentMethod")
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_chargeDeclinedInsufficientFunds"}),
-			http.StatusPaymentRequired, "Your card has insufficient funds.", "paymentMethod")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_chargeDeclined"}).WantError(http.StatusPaymentRequired, "Your card was declined.", "paymentMethod")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_chargeDeclinedInsufficientFunds"}).WantError(http.StatusPaymentRequired, "Your card has insufficient funds.", "paymentMethod")
 		if st, _ := s.replica(id); st != events.OrderStatusCreated {
 			t.Fatalf("order %s after declines, want created", st)
 		}
 		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_mastercard"})
-		wantStatus(t, r, http.StatusCreated)
+		r.Want(http.StatusCreated)
 		s.paymentEvent(id)
 		var keys []string
-		for _, c := range s.stripe.chargeRequests() {
-			if c.Form.Get("metadata[order_id]") == id {
-				keys = append(keys, c.IdempotencyKey)
-			}
+		for _, c := range s.stripe.chargesOf(id) {
+			keys = append(keys, c.IdempotencyKey)
 		}
 		want := []string{"payment-" + id + "-1", "payment-" + id + "-2", "payment-" + id + "-3"}
 		if strings.Join(keys, ",") != strings.Join(want, ",") {
@@ -90,50 +82,37 @@ func TestPayWithStripe(t *testing.T) {
 
 	t.Run("unknown payment method at Stripe is a 400 on the field", func(t *testing.T) {
 		id := s.order(buyer, 2500)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_nope"}),
-			http.StatusBadRequest, "No such PaymentMethod: 'pm_nope'", "paymentMethod")
-		wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_nope"}).WantError(http.StatusBadRequest, "No such PaymentMethod: 'pm_nope'", "paymentMethod")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 	})
 
 	t.Run("cancelled order is refused before any charge", func(t *testing.T) {
 		id := s.order(buyer, 1000)
 		s.cancel(id)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
-			http.StatusBadRequest, "Cannot pay for a cancelled order", "")
-		if n := countCharges(s, id); n != 0 {
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Cannot pay for a cancelled order", "")
+		if n := len(s.stripe.chargesOf(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe for a cancelled order", n)
 		}
 	})
 
 	t.Run("expired order is refused", func(t *testing.T) {
 		id := testkit.RandomID(t)[:24]
-		s.publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID,
+		s.Peer.Publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID,
 			ExpiresAt: s.clock.Now().Add(-time.Second), Stuff: events.StuffRef{ID: "x", Price: 1000}})
 		testkit.Eventually(t, waitFor, func() bool { st, _ := s.replica(id); return st != "" }, "replica")
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
-			http.StatusBadRequest, "Cannot pay for an expired order", "")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Cannot pay for an expired order", "")
 	})
 
 	t.Run("who may pay", func(t *testing.T) {
 		id := s.order(buyer, 1000)
-		_, other := s.user(auth.RoleUser)
-		wantError(t, s.pay(other, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusUnauthorized, "Not authorized", "")
-		wantError(t, s.pay(nil, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusUnauthorized, "Not authorized", "")
-		wantError(t, s.pay(cookie, map[string]any{"orderId": "000000000000000000000000", "paymentMethod": "pm_card_visa"}), http.StatusNotFound, "Not Found", "")
-		if n := countCharges(s, id); n != 0 {
+		_, other := s.User(auth.RoleUser)
+		s.pay(other, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusUnauthorized, "Not authorized", "")
+		s.pay(nil, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusUnauthorized, "Not authorized", "")
+		s.pay(cookie, map[string]any{"orderId": "000000000000000000000000", "paymentMethod": "pm_card_visa"}).WantError(http.StatusNotFound, "Not Found", "")
+		if n := len(s.stripe.chargesOf(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe", n)
 		}
 	})
-}
-
-func countCharges(s *stack, orderID string) int {
-	n := 0
-	for _, c := range s.stripe.chargeRequests() {
-		if c.Form.Get("metadata[order_id]") == orderID {
-			n++
-		}
-	}
-	return n
 }
 
 // TestDoubleSubmit: 20 simultaneous POSTs for one order reach Stripe once.
@@ -142,21 +121,21 @@ func countCharges(s *stack, orderID string) int {
 func TestDoubleSubmit(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 	id := s.order(buyer, 4200)
 	arrived, release := s.stripe.holdCharges()
 	defer release()
 
 	const n = 20
-	type result struct {
-		r   response
+	type answer struct {
+		r   result
 		err error
 	}
-	results := make(chan result, n)
+	results := make(chan answer, n)
 	for range n {
 		go func() {
-			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
-			results <- result{r, err}
+			r, err := s.tryPay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			results <- answer{r, err}
 		}()
 	}
 	var created, refused int
@@ -175,7 +154,7 @@ func TestDoubleSubmit(t *testing.T) {
 				created++
 			case http.StatusBadRequest:
 				refused++
-				msg := res.r.errors(t)[0].Message
+				msg := testkit.ErrorItems(t, res.r.Body)[0].Message
 				if msg != "A payment for this order is already in progress" && msg != "Order has already been paid" {
 					t.Errorf("refusal %q", msg)
 				}
@@ -191,7 +170,7 @@ func TestDoubleSubmit(t *testing.T) {
 	if created != 1 || refused != n-1 {
 		t.Fatalf("created %d, refused %d; want 1 and %d", created, refused, n-1)
 	}
-	if c := countCharges(s, id); c != 1 {
+	if c := len(s.stripe.chargesOf(id)); c != 1 {
 		t.Fatalf("%d charges reached Stripe, want 1", c)
 	}
 	s.paymentEvent(id)
@@ -202,15 +181,15 @@ func TestDoubleSubmit(t *testing.T) {
 func TestCancelRace(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 
 	t.Run("cancelled while the card is being charged", func(t *testing.T) {
 		id := s.order(buyer, 3000)
 		arrived, release := s.stripe.holdCharges()
 		defer release()
-		done := make(chan response, 1)
+		done := make(chan result, 1)
 		go func() {
-			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			r, err := s.tryPay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -223,9 +202,9 @@ func TestCancelRace(t *testing.T) {
 		}
 		s.cancel(id) // the deadline passes while Stripe is charging
 		release()
-		wantError(t, <-done, http.StatusBadRequest, "Cannot pay for a cancelled order", "")
+		(<-done).wantError(t, http.StatusBadRequest, "Cannot pay for a cancelled order", "")
 
-		charges := chargesOf(s, id)
+		charges := s.stripe.chargesOf(id)
 		if len(charges) != 1 {
 			t.Fatalf("%d charges, want 1", len(charges))
 		}
@@ -235,42 +214,26 @@ func TestCancelRace(t *testing.T) {
 
 	t.Run("cancelled after the payment was answered", func(t *testing.T) {
 		id := s.order(buyer, 3100)
-		wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 		ev := s.paymentEvent(id)
 		s.cancel(id)
-		charges := chargesOf(s, id)
+		charges := s.stripe.chargesOf(id)
 		testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(ev.ID); return st == "done" }, "refund recorded")
 
 		// A redelivered cancellation, then another order's: once the marker
 		// is applied the duplicate has been handled (same channel, in order).
-		s.publish(events.OrderCancelledEvent{ID: id, Version: 2})
+		s.Peer.Publish(events.OrderCancelledEvent{ID: id, Version: 2})
 		marker := s.order(buyer, 100)
 		s.cancel(marker)
 		wantRefundedOnce(t, s, ev.ID, charges[0].ID)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
-			http.StatusBadRequest, "Cannot pay for a cancelled order", "")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Cannot pay for a cancelled order", "")
 	})
-}
-
-func chargesOf(s *stack, orderID string) []stripeRequest {
-	var out []stripeRequest
-	for _, c := range s.stripe.chargeRequests() {
-		if c.Form.Get("metadata[order_id]") == orderID {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func wantRefundedOnce(t *testing.T, s *stack, paymentID, intentID string) {
 	t.Helper()
 	testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(paymentID); return st == "done" }, "refund of %s recorded", paymentID)
-	var refunds []stripeRequest
-	for _, r := range s.stripe.refundRequests() {
-		if r.Form.Get("payment_intent") == intentID {
-			refunds = append(refunds, r)
-		}
-	}
+	refunds := s.stripe.refundsOf(intentID)
 	if len(refunds) != 1 {
 		t.Fatalf("%d refunds of %s reached Stripe, want 1", len(refunds), intentID)
 	}
@@ -287,7 +250,7 @@ func wantRefundedOnce(t *testing.T, s *stack, paymentID, intentID string) {
 func TestOffline(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 
 	tests := []struct {
 		name, method string
@@ -308,11 +271,11 @@ func TestOffline(t *testing.T) {
 			id := s.order(buyer, 1500)
 			r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": tc.method})
 			if tc.status != http.StatusCreated {
-				wantError(t, r, tc.status, tc.message, tc.field)
+				r.WantError(tc.status, tc.message, tc.field)
 				// The order stays payable.
-				wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+				s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 			} else {
-				wantStatus(t, r, http.StatusCreated)
+				r.Want(http.StatusCreated)
 			}
 			if ev := s.paymentEvent(id); ev.Amount != 1500 || !strings.HasPrefix(ev.ProviderID, "pi_offline_") {
 				t.Fatalf("payment:created %+v", ev)
@@ -322,13 +285,12 @@ func TestOffline(t *testing.T) {
 
 	t.Run("under Stripe's minimum charge", func(t *testing.T) {
 		id := s.order(buyer, 49)
-		wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}),
-			http.StatusBadRequest, "Amount must be at least 50 cents", "")
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Amount must be at least 50 cents", "")
 	})
 
 	t.Run("refund when cancelled after payment", func(t *testing.T) {
 		id := s.order(buyer, 1500)
-		wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 		ev := s.paymentEvent(id)
 		s.cancel(id)
 		testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(ev.ID); return st == "done" }, "refund recorded")
@@ -343,38 +305,38 @@ func TestOffline(t *testing.T) {
 func TestReplicaOrdering(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 	id := testkit.RandomID(t)[:24]
-	s.publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
-	s.publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID,
+	s.Peer.Publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
+	s.Peer.Publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID,
 		ExpiresAt: s.clock.Now().Add(time.Hour), Stuff: events.StuffRef{ID: "x", Price: 700}})
 	testkit.Eventually(t, waitFor, func() bool {
 		st, v := s.replica(id)
 		return st == events.OrderStatusComplete && v == 2
 	}, "completed v2 applied after created v1")
 	// A late duplicate of created does not roll it back.
-	s.publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID, Stuff: events.StuffRef{ID: "x", Price: 700}})
+	s.Peer.Publish(events.OrderCreatedEvent{ID: id, Version: 1, Status: "created", UserID: buyer.ID, Stuff: events.StuffRef{ID: "x", Price: 700}})
 	s.cancel(s.order(buyer, 100)) // a marker through the same listeners
 	if st, v := s.replica(id); st != events.OrderStatusComplete || v != 2 {
 		t.Fatalf("replica %s v%d after a duplicate created", st, v)
 	}
-	wantError(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusBadRequest, "Order has already been paid", "")
+	s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Order has already been paid", "")
 
 	// A version gap (v3 on a v1 replica) is not applied: it waits (and is
 	// parked after the last redelivery).
 	gap := s.order(buyer, 800)
-	s.publish(events.OrderCancelledEvent{ID: gap, Version: 3})
+	s.Peer.Publish(events.OrderCancelledEvent{ID: gap, Version: 3})
 	s.cancel(s.order(buyer, 100)) // delivered after v3's first delivery
 	if st, v := s.replica(gap); st != events.OrderStatusCreated || v != 1 {
 		t.Fatalf("replica %s v%d after a v3 event on v1", st, v)
 	}
-	wantStatus(t, s.pay(cookie, map[string]any{"orderId": gap, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+	s.pay(cookie, map[string]any{"orderId": gap, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 }
 
 func TestPayBadInput(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 	id := s.order(buyer, 1000)
 	tests := []struct {
 		name, body string
@@ -394,11 +356,11 @@ func TestPayBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wantError(t, s.mustDo(http.MethodPost, "/api/payments", cookie, tc.body), tc.status, tc.message, tc.field)
+			s.HTTP.Do(http.MethodPost, "/api/payments", testkit.Raw(tc.body), testkit.WithCookie(cookie)).WantError(tc.status, tc.message, tc.field)
 		})
 	}
 	// None of that paid the order.
-	wantStatus(t, s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}), http.StatusCreated)
+	s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 }
 
 // TestConcurrentOrdersOfOneBuyer: payments of different orders do not block
@@ -406,7 +368,7 @@ func TestPayBadInput(t *testing.T) {
 func TestConcurrentOrdersOfOneBuyer(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false)
-	buyer, cookie := s.user(auth.RoleUser)
+	buyer, cookie := s.User(auth.RoleUser)
 	ids := make([]string, 5)
 	for i := range ids {
 		ids[i] = s.order(buyer, 1000+int64(i))
@@ -415,7 +377,7 @@ func TestConcurrentOrdersOfOneBuyer(t *testing.T) {
 	statuses := make([]int, len(ids))
 	for i, id := range ids {
 		wg.Go(func() {
-			r, err := s.do(http.MethodPost, "/api/payments", cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
+			r, err := s.tryPay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"})
 			if err != nil {
 				t.Error(err)
 				return

@@ -5,39 +5,20 @@
 // nothing of MongoDB, Echo, NATS or Stripe.
 //
 // Every decision two actors may race on is a claim made by one unique-index
-// insert (SPEC §8): the charge attempt of an order ("orderId:n"), a coupon
-// redemption slot ("CODE:slot"), the refund of a payment (its id).
+// insert, never a conditional update (docs/data-safety.md): the charge
+// attempt of an order ("orderId:n"), a coupon redemption slot ("CODE:slot"),
+// the refund of a payment (its id). The files follow the concerns: pay.go
+// (claim an attempt, charge, record, re-check), refunds.go, coupons.go,
+// replica.go (the orders replica), service.go (the Service and its options).
 package payments
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"net/http"
 	"time"
-
-	"github.com/stuffmart/stuffmart/shared/errs"
 )
-
-// Order statuses of the replica (the same words as in order events).
-const (
-	StatusCreated   = "created"
-	StatusCancelled = "cancelled"
-	StatusComplete  = "complete"
-)
-
-// Order is the local replica of an order: what paying for it needs.
-type Order struct {
-	ID        string
-	UserID    string
-	Price     int64 // cents
-	Status    string
-	Version   int64
-	ExpiresAt time.Time
-}
 
 // Payment is money received (or waived by a coupon) for an order. There is
 // at most one per order.
@@ -57,101 +38,9 @@ type Payment struct {
 	CreatedAt  time.Time
 }
 
-// AttemptState is where a charge attempt is.
-type AttemptState string
-
-// Attempt states. Charging is the claim itself; declined and failed release
-// the order for another attempt; succeeded and refunded are final.
-const (
-	AttemptCharging  AttemptState = "charging"
-	AttemptDeclined  AttemptState = "declined"
-	AttemptFailed    AttemptState = "failed"
-	AttemptSucceeded AttemptState = "succeeded"
-	AttemptRefunded  AttemptState = "refunded"
-)
-
-// Attempt is the claim of the n-th try to pay an order. Inserting attempt n
-// is what makes a request the one that may charge; its key "orderId:n" is
-// unique, so of two simultaneous requests exactly one gets it.
-type Attempt struct {
-	OrderID   string
-	N         int
-	State     AttemptState
-	PaymentID string // the id the payment will have if this attempt succeeds
-	Message   string // why it was declined or failed
-	At        time.Time
-}
-
-// Coupon is an admin-made discount code.
-type Coupon struct {
-	Code       string
-	PercentOff int
-	// MaxRedemptions is how many orders may use it; 0 is unlimited.
-	MaxRedemptions int
-	// ExpiresAt is when it stops working; zero never.
-	ExpiresAt   time.Time
-	Redemptions int // filled by listings
-	CreatedBy   string
-	CreatedAt   time.Time
-}
-
-// Expired reports whether the coupon no longer works at now.
-func (c Coupon) Expired(now time.Time) bool {
-	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
-}
-
-// Apply returns what an order of price cents costs with the coupon:
-// price × (100 − percentOff) / 100, rounded down to a whole cent, so the
-// buyer never pays a fraction of a cent more than the stated discount.
-func (c Coupon) Apply(price int64) int64 {
-	return price * int64(100-c.PercentOff) / 100
-}
-
-// Redemption is the claim of one use of a coupon by one order. For a limited
-// coupon its ID is "CODE:slot" with slot in 1..MaxRedemptions, so no more
-// than MaxRedemptions can exist; for an unlimited one it is
-// "CODE:order:orderId".
-type Redemption struct {
-	ID      string
-	Code    string
-	Slot    int // 0 for unlimited coupons
-	OrderID string
-	At      time.Time
-}
-
-// RefundState is where a refund is.
-type RefundState string
-
-// Refund states: pending is the claim; done is final.
-const (
-	RefundPending RefundState = "pending"
-	RefundDone    RefundState = "done"
-)
-
-// Refund is the claim, then the record, of giving a payment's money back. Its
-// key is the payment id, so a payment is refunded at most once.
-type Refund struct {
-	PaymentID  string
-	OrderID    string
-	Amount     int64
-	State      RefundState
-	Nonce      string // part of the provider idempotency key of this claim
-	ProviderID string // the provider's refund id
-	At         time.Time
-	DoneAt     time.Time
-}
-
 // ErrExists is returned (wrapped) by Store inserts refused by a unique key:
 // a claim already taken.
 var ErrExists = errors.New("already exists")
-
-// ErrOutOfOrder is returned by the replica when an event is ahead of it (an
-// earlier version is not applied yet): the event must be retried later.
-var ErrOutOfOrder = errors.New("order event ahead of the replica")
-
-// ErrRefundInProgress is returned when another actor holds the refund claim
-// of a payment and has not finished: retry later.
-var ErrRefundInProgress = errors.New("refund in progress elsewhere")
 
 // Store keeps the replica, the claims and the records. Inserts return
 // ErrExists (wrapped) on a duplicate key; reads return errs.ErrNotFound.
@@ -224,119 +113,50 @@ type Charger interface {
 	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
 }
 
-// DeclinedError is a card refused by the provider (HTTP 402 with the
-// provider's message, meant for the buyer). Nothing was charged.
+// DeclinedError is a card refused by the provider. Nothing was charged, and
+// the order may be paid again. Message is the provider's, meant for the
+// buyer (the API shows it on the paymentMethod field).
 type DeclinedError struct {
 	Code    string // decline code, such as generic_decline
 	Message string // "Your card was declined."
 }
 
+// Error describes the decline, for the logs.
 func (e *DeclinedError) Error() string { return "card declined (" + e.Code + "): " + e.Message }
 
-// StatusCode is 402 Payment Required.
-func (e *DeclinedError) StatusCode() int { return http.StatusPaymentRequired }
-
-// Serialize shows the provider's message on the payment method field.
-func (e *DeclinedError) Serialize() []errs.Item {
-	return []errs.Item{{Message: e.Message, Field: "paymentMethod"}}
-}
-
-// InvalidPaymentMethodError is a payment method the provider does not know
-// (400). Nothing was charged.
+// InvalidPaymentMethodError is a payment method the provider does not know.
+// Nothing was charged. Message is meant for the buyer.
 type InvalidPaymentMethodError struct {
 	Message string
 }
 
+// Error describes the refusal, for the logs.
 func (e *InvalidPaymentMethodError) Error() string { return "invalid payment method: " + e.Message }
 
-// StatusCode is 400.
-func (e *InvalidPaymentMethodError) StatusCode() int { return http.StatusBadRequest }
-
-// Serialize names the paymentMethod field.
-func (e *InvalidPaymentMethodError) Serialize() []errs.Item {
-	return []errs.Item{{Message: e.Message, Field: "paymentMethod"}}
-}
-
 // AmountError is an amount the provider will not charge (below its minimum
-// charge, 400). Nothing was charged.
+// charge). Nothing was charged. Message is meant for the buyer.
 type AmountError struct {
 	Message string
 }
 
+// Error describes the refusal, for the logs.
 func (e *AmountError) Error() string { return "amount refused: " + e.Message }
 
-// StatusCode is 400.
-func (e *AmountError) StatusCode() int { return http.StatusBadRequest }
-
-// Serialize shows the provider's message.
-func (e *AmountError) Serialize() []errs.Item { return []errs.Item{{Message: e.Message}} }
-
 // ProviderError is a provider failure other than a decline (outage, bad
-// configuration): 502 for the client, the cause for the logs.
+// configuration). The cause is for the logs, never for the buyer.
 type ProviderError struct {
 	Err error
 }
 
+// Error describes the failure with its cause, for the logs.
 func (e *ProviderError) Error() string { return "payment provider: " + e.Err.Error() }
 
 // Unwrap exposes the cause.
 func (e *ProviderError) Unwrap() error { return e.Err }
-
-// StatusCode is 502 Bad Gateway.
-func (e *ProviderError) StatusCode() int { return http.StatusBadGateway }
-
-// Serialize hides the cause.
-func (e *ProviderError) Serialize() []errs.Item {
-	return []errs.Item{{Message: "The payment provider could not be reached, please try again"}}
-}
-
-// Client-facing refusals of Pay.
-var (
-	ErrOrderCancelled = errs.BadRequest("Cannot pay for a cancelled order")
-	ErrOrderExpired   = errs.BadRequest("Cannot pay for an expired order")
-	ErrAlreadyPaid    = errs.BadRequest("Order has already been paid")
-	ErrInProgress     = errs.BadRequest("A payment for this order is already in progress")
-	ErrTooManyTries   = errs.BadRequest("Too many payment attempts for this order")
-	ErrCouponUnknown  = &errs.BadRequestError{Message: "Coupon code is not valid", Field: "coupon"}
-	ErrCouponExpired  = &errs.BadRequestError{Message: "Coupon has expired", Field: "coupon"}
-	ErrCouponUsedUp   = &errs.BadRequestError{Message: "Coupon has been used up", Field: "coupon"}
-)
 
 // newID returns a random 24-hex-character id (the shape of a Mongo ObjectID).
 func newID() string {
 	b := make([]byte, 12)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
-}
-
-// codeEncoding spells coupon codes: upper-case letters and digits 2-7, no
-// padding, so codes are easy to read out and type.
-var codeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// CodeLen is the length of a coupon code: 16 base32 characters, 80 random
-// bits.
-const CodeLen = 16
-
-// NewCode returns a random, unguessable coupon code.
-func NewCode() string {
-	b := make([]byte, CodeLen*5/8)
-	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
-	return codeEncoding.EncodeToString(b)
-}
-
-// validCode reports whether s is spelled like a coupon code (after
-// normalization to upper case); anything else is not looked up.
-func validCode(s string) bool {
-	if len(s) != CodeLen {
-		return false
-	}
-	_, err := codeEncoding.DecodeString(s)
-	return err == nil
-}
-
-// attemptKey is the idempotency key of charge attempt n of an order: the
-// same attempt retried by the provider client is answered from the
-// provider's idempotency cache, while a new attempt after a decline is not.
-func attemptKey(orderID string, n int) string {
-	return fmt.Sprintf("payment-%s-%d", orderID, n)
 }

@@ -1,7 +1,8 @@
 // Package store is the MongoDB implementation of payments.Store. It maps bson
 // documents to domain types, duplicate keys to payments.ErrExists and missing
 // documents to errs.ErrNotFound. Claims are unique-index inserts; updates of
-// existing documents go through the service's one mongox.Writer (SPEC §8).
+// existing documents go through the service's one mongox.Writer
+// (docs/data-safety.md).
 package store
 
 import (

@@ -1,0 +1,22 @@
+// Package http is the payments service's JSON API under /api/payments:
+// routes.go maps paths to handlers, handlers.go binds requests and calls the
+// payments domain through the small interfaces it declares, dto.go holds the
+// request and response bodies and the mapping of domain errors to answers.
+// Authentication, strict binding and error bodies come from the shared
+// module. Import it as httpapi.
+package http
+
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/stuffmart/stuffmart/shared/auth"
+)
+
+// Routes registers the API on e, which must already run the shared
+// middleware (service.Open installs it: body limit, session cookie).
+func Routes(e *echo.Echo, h *Handler) {
+	g := e.Group("/api/payments")
+	g.POST("", h.pay, auth.RequireUser)
+	g.POST("/coupons", h.createCoupon, auth.RequireAdmin)
+	g.GET("/coupons", h.listCoupons, auth.RequireAdmin)
+}
