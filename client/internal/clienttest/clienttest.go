@@ -213,6 +213,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		ServiceTimeout:  10 * time.Second,
 		PayTimeout:      30 * time.Second,
 		BodyLimit:       "64K",
+		OrderHold:       opts.OrderHold,
 		Now:             opts.Now,
 	}
 	clientURL := startClient(tb, cfg)
