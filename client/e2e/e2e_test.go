@@ -1,7 +1,7 @@
 // Package e2e_test drives the storefront in a real headless Chromium
-// (Debian's chromium, through chromedp) against the real services: the
-// story of SPEC §1 with and without JavaScript, screenshots of the main
-// pages, and an axe-core accessibility check of each of them.
+// (Debian's chromium, through chromedp) against the real services: a
+// purchase (docs/flows.md) with and without JavaScript, screenshots of the
+// main pages, and an axe-core accessibility check of each of them.
 //
 // Chromium is required: a missing browser fails the test, it never skips.
 // CI installs it (apt-get install -y chromium) and axe-core (npm ci here).
@@ -308,10 +308,11 @@ func email(t *testing.T, who string) string {
 	return who + "-" + testkit.RandomID(t)[:6] + "@uni.edu"
 }
 
-// TestStory is SPEC §1 in a browser: sign up, sell, a second student buys,
-// a third gets the 409 page, the buyer sees the countdown, pays with the
-// test card and gets the delivery; then an order left unpaid runs out on
-// screen; then the same story with JavaScript off.
+// TestStory is a purchase (docs/flows.md) in a browser: sign up, sell, a
+// second student buys, a third gets the 409 page, the buyer sees the
+// countdown, pays with the test card and gets the delivery; then an order
+// left unpaid runs out on screen (an expiry); then the same story with
+// JavaScript off.
 func TestStory(t *testing.T) {
 	t.Parallel()
 	axe := axeSource(t)
