@@ -433,7 +433,7 @@ func TestOrderExpired(t *testing.T) {
 	buyer.signUp(email(t, "buyer"))
 	id := seller.sell("Quick stuff", "", "1", "x")
 	// The page promises the hold the stack runs with (ORDER_HOLD).
-	buyer.get("/stuff/"+id).contains("It is held for you for 1 second while you pay.")
+	buyer.get("/stuff/" + id).contains("It is held for you for 1 second while you pay.")
 	order := buyer.buy(id)
 	buyer.eventually(order, func(p page) bool { return strings.Contains(p.body, "Order expired.") }, "order expired").
 		is(http.StatusOK).lacks("data-countdown", "Pay $1.00").contains("Expired")
