@@ -100,7 +100,9 @@ func startBrowser(t *testing.T) context.Context {
 	return bctx
 }
 
-// offsetClock is the storefront's clock, movable by the test.
+// offsetClock is the storefront's clock: the real time moved by an offset
+// the test sets. Not a testkit.Clock, which stands still: the pages must
+// see time pass (the countdown, the deadline reached on screen).
 type offsetClock struct {
 	mu     sync.Mutex
 	offset time.Duration
@@ -180,23 +182,32 @@ func (u *user) fill(id, value string) {
 
 // html is the page's markup (read through the DOM, so it works without
 // JavaScript too). Right after a navigation the page's script started,
-// the DOM may be replaced under the query: it is read again then.
+// the DOM may be replaced under the query: it is read again then, for up
+// to 30 s.
 func (u *user) html() string {
 	u.t.Helper()
-	var err error
-	for range 5 {
-		ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
-		var h string
-		h, err = chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		cancel()
-		if err == nil {
-			return h
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	u.t.Fatalf("read the page: %v", err)
-	return ""
+	last := &read{}
+	testkit.Eventually(u.t, 30*time.Second, func() bool {
+		last.html, last.err = u.read(10 * time.Second)
+		return last.err == nil
+	}, "read the page: %v", last)
+	return last.html
 }
+
+// read reads the page's markup once, within timeout.
+func (u *user) read(timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(u.ctx, timeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+}
+
+// read is the last reading of a page, shown when a wait for it fails.
+type read struct {
+	html string
+	err  error
+}
+
+func (r *read) String() string { return fmt.Sprintf("last page (%v):\n%s", r.err, r.html) }
 
 // path is the current page's path and query.
 func (u *user) path() string {
@@ -220,19 +231,11 @@ func (u *user) see(ss ...string) {
 // meanwhile).
 func (u *user) waitFor(s string, timeout time.Duration) {
 	u.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
-		h, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		cancel()
-		if err == nil && strings.Contains(h, s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("%q did not show within %s; last page (%v):\n%s", s, timeout, err, h)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	last := &read{}
+	testkit.Eventually(u.t, timeout, func() bool {
+		last.html, last.err = u.read(5 * time.Second)
+		return last.err == nil && strings.Contains(last.html, s)
+	}, "%q did not show; %v", s, last)
 }
 
 // screenshot saves a full-page PNG.
@@ -432,7 +435,9 @@ func TestStory(t *testing.T) {
 		order := buyer.path()
 		buyer.see("left to pay", "It is held for you until <time datetime=")
 		before := buyer.html()
-		time.Sleep(1200 * time.Millisecond) // the countdown must not tick without JavaScript
+		// Not a wait: a window longer than a tick, in which nothing must
+		// happen (the countdown must not tick without JavaScript).
+		time.Sleep(1200 * time.Millisecond)
 		if after := buyer.html(); remaining(after) != remaining(before) {
 			t.Errorf("countdown ticked without JavaScript: %q then %q", remaining(before), remaining(after))
 		}
