@@ -1,9 +1,5 @@
 package handlers
 
-// What the storefront tells crawlers and link previews: each listing page's
-// title, description, canonical URL and schema.org Product/Offer data,
-// robots.txt and the sitemap.
-
 import (
 	"bytes"
 	"context"
@@ -20,6 +16,10 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/api"
 	"github.com/stuffmart/stuffmart/client/internal/views/layout"
 )
+
+// What the storefront tells crawlers and link previews: each listing page's
+// title, description, canonical URL and schema.org Product/Offer data,
+// robots.txt and the sitemap.
 
 // homeMeta is page n (of last) of the home page, with total listings for
 // sale: the first page speaks of the site, the others of their page.
