@@ -68,13 +68,24 @@ type Config struct {
 	// BodyLimit (BODY_LIMIT, "256K") caps form bodies: a listing of 5,000
 	// characters of any script, URL-encoded, fits.
 	BodyLimit string
+	// OrderHold (ORDER_HOLD, "15m") is how long an order holds its stuff:
+	// the orders service's own ORDER_HOLD, which the stuff page tells a
+	// buyer next to BUY. 0 means 15 minutes.
+	OrderHold time.Duration
 	// Now is the clock (countdowns, expiry); nil means time.Now. Tests pin
 	// it; not read from the environment.
 	Now func() time.Time
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main),
-// reporting every missing or malformed variable at once.
+// reporting every missing or malformed variable at once: HTTP_ADDR, API_URL
+// or AUTH_URL, STUFF_URL, ORDERS_URL and PAYMENTS_URL, JWT_KEY and
+// SESSION_KEY (required), REFRESH_TOKEN_TTL, PUBLIC_URL, ASSETS_DIR,
+// CACHE_TTL, PAYMENTS_OFFLINE, SERVICE_TIMEOUT, PAY_TIMEOUT, BODY_LIMIT, and
+// ORDER_HOLD (a positive Go duration, default 15m: set it to the orders
+// service's value, so that the hold the stuff page promises is the one
+// orders applies). Each field of Config gives its variable's meaning and
+// default.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	apiURL := r.String("API_URL", "")
@@ -98,6 +109,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ServiceTimeout: r.Duration("SERVICE_TIMEOUT", 5*time.Second),
 		PayTimeout:     r.Duration("PAY_TIMEOUT", 30*time.Second),
 		BodyLimit:      r.String("BODY_LIMIT", "256K"),
+		OrderHold:      r.Duration("ORDER_HOLD", handlers.DefaultOrderHold),
 	}
 	problems := []error{r.Err()}
 	ttl := strings.TrimSpace(getenv("CACHE_TTL"))
@@ -150,6 +162,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("cache_ttl", c.CacheTTL),
 		slog.Bool("payments_offline", c.PaymentsOffline),
 		slog.Duration("service_timeout", c.ServiceTimeout),
+		slog.Duration("order_hold", c.OrderHold),
 	)
 }
 
@@ -195,9 +208,16 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	tokens := auth.NewTokens([]byte(cfg.JWTKey), 15*time.Minute)
 	sessions := session.New(auth.NewSessions([]byte(cfg.SessionKey), tokens, refreshTTL), clients.Auth, log, nil)
 	guard := csrf.New([]byte(cfg.SessionKey), func(c echo.Context) string { return session.From(c).UserID() })
-	h := handlers.New(clients, sessions, guard, cache, set, log, handlers.Options{
+	svc := handlers.Services{
+		Listings: clients.Stuff, Selling: clients.Stuff,
+		Buying: clients.Orders, Orders: clients.Orders,
+		Paying: clients.Payments, Coupons: clients.Payments,
+		Accounts: clients.Auth, Users: clients.Auth,
+	}
+	h := handlers.New(svc, sessions, guard, cache, set, log, handlers.Options{
 		PublicURL:       cfg.PublicURL,
 		PaymentsOffline: cfg.PaymentsOffline,
+		OrderHold:       cfg.OrderHold,
 		Now:             cfg.Now,
 	})
 	// /readyz checks nothing beyond the process: a storefront that is up

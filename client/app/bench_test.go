@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,9 +27,10 @@ import (
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
-// The storefront benchmarks (SPEC §9): the anonymous home page with 5,000
-// listings and the stuff page, through the storefront on loopback at 50
-// connections, with the page cache and without it.
+// The storefront benchmarks: the anonymous home page with 5,000 listings
+// and the stuff page, through the storefront on loopback at 50 connections,
+// with the page cache and without it. The target is at least 2,000
+// requests a second with a p99 under 50 ms on 2 cores (README.md).
 //
 // The listings come from a stand-in of the stuff service's read API: the
 // same JSON, the same Echo stack (shared/web), the listings pre-encoded in
@@ -198,13 +198,10 @@ func load(b *testing.B, base string, path func(i int) string) {
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
-	}
+	ms := func(p float64) float64 { return float64(testkit.Percentile(lat, p).Microseconds()) / 1000 }
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(ms(0.50), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
 }
 
 // BenchmarkHome: GET / (the first 20 of 5,000 listings), anonymous.
@@ -316,16 +313,15 @@ func seed(b *testing.B, s *clienttest.Stack, n int) ([]string, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	if err := waitQuiet(time.Minute); err != nil {
-		return nil, err
-	}
+	waitQuiet(b, time.Minute)
 	b.Logf("seeded %d listings, and the services settled, in %s", n, time.Since(start).Round(time.Millisecond))
 	return ids, nil
 }
 
 // waitQuiet waits until this process uses less than a tenth of a core over
-// half a second.
-func waitQuiet(timeout time.Duration) error {
+// half a second, failing the benchmark after timeout.
+func waitQuiet(b *testing.B, timeout time.Duration) {
+	b.Helper()
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -333,15 +329,9 @@ func waitQuiet(timeout time.Duration) error {
 		}
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	deadline := time.Now().Add(timeout)
-	for {
+	testkit.Eventually(b, timeout, func() bool {
 		before := cpu()
-		time.Sleep(500 * time.Millisecond)
-		if cpu()-before < 50*time.Millisecond {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the services were still busy after %s", timeout)
-		}
-	}
+		time.Sleep(500 * time.Millisecond) // the window the CPU use is measured over
+		return cpu()-before < 50*time.Millisecond
+	}, "the services were still busy")
 }

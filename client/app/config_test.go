@@ -38,14 +38,14 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":3000" || cfg.AuthURL != "http://gateway:8080" || cfg.PaymentsURL != "http://gateway:8080" ||
-		cfg.CacheTTL != time.Second || !cfg.PaymentsOffline || cfg.ServiceTimeout != 5*time.Second {
+		cfg.CacheTTL != time.Second || !cfg.PaymentsOffline || cfg.ServiceTimeout != 5*time.Second || cfg.OrderHold != 15*time.Minute {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	cfg, err = app.LoadConfig(env(with("STUFF_URL", "http://stuff-srv:3000", "CACHE_TTL", "0", "PAYMENTS_OFFLINE", "false", "PUBLIC_URL", "https://shop.example/")))
+	cfg, err = app.LoadConfig(env(with("STUFF_URL", "http://stuff-srv:3000", "CACHE_TTL", "0", "PAYMENTS_OFFLINE", "false", "PUBLIC_URL", "https://shop.example/", "ORDER_HOLD", "10m")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StuffURL != "http://stuff-srv:3000" || cfg.AuthURL != "http://gateway:8080" || cfg.CacheTTL != 0 || cfg.PaymentsOffline || cfg.PublicURL != "https://shop.example" {
+	if cfg.StuffURL != "http://stuff-srv:3000" || cfg.AuthURL != "http://gateway:8080" || cfg.CacheTTL != 0 || cfg.PaymentsOffline || cfg.PublicURL != "https://shop.example" || cfg.OrderHold != 10*time.Minute {
 		t.Errorf("overrides: %+v", cfg)
 	}
 	if s := cfg.LogValue().String(); strings.Contains(s, validEnv["JWT_KEY"]) || strings.Contains(s, validEnv["SESSION_KEY"]) {
@@ -64,6 +64,8 @@ func TestLoadConfig(t *testing.T) {
 		{"bad bool", with("PAYMENTS_OFFLINE", "maybe"), []string{"PAYMENTS_OFFLINE"}},
 		{"bad public URL", with("PUBLIC_URL", "shop.example/path"), []string{"PUBLIC_URL"}},
 		{"bad body limit", with("BODY_LIMIT", "lots"), []string{"BODY_LIMIT"}},
+		{"bad hold", with("ORDER_HOLD", "soon"), []string{"ORDER_HOLD"}},
+		{"no hold", with("ORDER_HOLD", "0"), []string{"ORDER_HOLD"}},
 	}
 	for _, tc := range tests {
 		_, err := app.LoadConfig(env(tc.env))

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"compress/gzip"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -211,20 +212,23 @@ func (b *browser) buy(id string) string {
 	return b.submit(p, "/stuff/"+id+"/buy", nil).redirects("/orders/")
 }
 
-// eventually retries get(path) until cond holds of the page.
+// eventually retries get(path) until cond holds of the page (10 s at most)
+// and returns that page.
 func (b *browser) eventually(path string, cond func(page) bool, msg string) page {
 	b.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p := b.get(path)
-		if cond(p) {
-			return p
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("%s: %s; last page %d:\n%s", path, msg, p.status, p.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	last := &lastPage{}
+	testkit.Eventually(b.t, 10*time.Second, func() bool {
+		last.p = b.get(path)
+		return cond(last.p)
+	}, "%s: %s; %v", path, msg, last)
+	return last.p
+}
+
+// lastPage is the page a wait saw last, shown when the wait fails.
+type lastPage struct{ p page }
+
+func (l *lastPage) String() string {
+	return fmt.Sprintf("last page %d:\n%s", l.p.status, l.p.body)
 }
 
 // email is a fresh address for a test.

@@ -263,7 +263,7 @@ func TestStorefront(t *testing.T) {
 		buyer.signUp(email(t, "buyer"))
 		late.signUp(email(t, "late"))
 		id := seller.sell("Physics lab report", "Graded A.", "7", "The secret content: lab-report.pdf")
-		latePage := late.get("/stuff/" + id).contains(">BUY</button>")
+		latePage := late.get("/stuff/"+id).contains(">BUY</button>", "It is held for you for 15 minutes while you pay.")
 
 		order := buyer.buy(id)
 		op := buyer.get(order).is(http.StatusOK).
@@ -432,6 +432,8 @@ func TestOrderExpired(t *testing.T) {
 	seller.signUp(email(t, "seller"))
 	buyer.signUp(email(t, "buyer"))
 	id := seller.sell("Quick stuff", "", "1", "x")
+	// The page promises the hold the stack runs with (ORDER_HOLD).
+	buyer.get("/stuff/" + id).contains("It is held for you for 1 second while you pay.")
 	order := buyer.buy(id)
 	buyer.eventually(order, func(p page) bool { return strings.Contains(p.body, "Order expired.") }, "order expired").
 		is(http.StatusOK).lacks("data-countdown", "Pay $1.00").contains("Expired")

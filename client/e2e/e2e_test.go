@@ -1,7 +1,7 @@
 // Package e2e_test drives the storefront in a real headless Chromium
-// (Debian's chromium, through chromedp) against the real services: the
-// story of SPEC §1 with and without JavaScript, screenshots of the main
-// pages, and an axe-core accessibility check of each of them.
+// (Debian's chromium, through chromedp) against the real services: a
+// purchase (docs/flows.md) with and without JavaScript, screenshots of the
+// main pages, and an axe-core accessibility check of each of them.
 //
 // Chromium is required: a missing browser fails the test, it never skips.
 // CI installs it (apt-get install -y chromium) and axe-core (npm ci here).
@@ -100,7 +100,9 @@ func startBrowser(t *testing.T) context.Context {
 	return bctx
 }
 
-// offsetClock is the storefront's clock, movable by the test.
+// offsetClock is the storefront's clock: the real time moved by an offset
+// the test sets. Not a testkit.Clock, which stands still: the pages must
+// see time pass (the countdown, the deadline reached on screen).
 type offsetClock struct {
 	mu     sync.Mutex
 	offset time.Duration
@@ -180,23 +182,32 @@ func (u *user) fill(id, value string) {
 
 // html is the page's markup (read through the DOM, so it works without
 // JavaScript too). Right after a navigation the page's script started,
-// the DOM may be replaced under the query: it is read again then.
+// the DOM may be replaced under the query: it is read again then, for up
+// to 30 s.
 func (u *user) html() string {
 	u.t.Helper()
-	var err error
-	for range 5 {
-		ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
-		var h string
-		h, err = chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		cancel()
-		if err == nil {
-			return h
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	u.t.Fatalf("read the page: %v", err)
-	return ""
+	last := &read{}
+	testkit.Eventually(u.t, 30*time.Second, func() bool {
+		last.html, last.err = u.read(10 * time.Second)
+		return last.err == nil
+	}, "read the page: %v", last)
+	return last.html
 }
+
+// read reads the page's markup once, within timeout.
+func (u *user) read(timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(u.ctx, timeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+}
+
+// read is the last reading of a page, shown when a wait for it fails.
+type read struct {
+	html string
+	err  error
+}
+
+func (r *read) String() string { return fmt.Sprintf("last page (%v):\n%s", r.err, r.html) }
 
 // path is the current page's path and query.
 func (u *user) path() string {
@@ -220,19 +231,11 @@ func (u *user) see(ss ...string) {
 // meanwhile).
 func (u *user) waitFor(s string, timeout time.Duration) {
 	u.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
-		h, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		cancel()
-		if err == nil && strings.Contains(h, s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("%q did not show within %s; last page (%v):\n%s", s, timeout, err, h)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	last := &read{}
+	testkit.Eventually(u.t, timeout, func() bool {
+		last.html, last.err = u.read(5 * time.Second)
+		return last.err == nil && strings.Contains(last.html, s)
+	}, "%q did not show; %v", s, last)
 }
 
 // screenshot saves a full-page PNG.
@@ -308,10 +311,11 @@ func email(t *testing.T, who string) string {
 	return who + "-" + testkit.RandomID(t)[:6] + "@uni.edu"
 }
 
-// TestStory is SPEC §1 in a browser: sign up, sell, a second student buys,
-// a third gets the 409 page, the buyer sees the countdown, pays with the
-// test card and gets the delivery; then an order left unpaid runs out on
-// screen; then the same story with JavaScript off.
+// TestStory is a purchase (docs/flows.md) in a browser: sign up, sell, a
+// second student buys, a third gets the 409 page, the buyer sees the
+// countdown, pays with the test card and gets the delivery; then an order
+// left unpaid runs out on screen (an expiry); then the same story with
+// JavaScript off.
 func TestStory(t *testing.T) {
 	t.Parallel()
 	axe := axeSource(t)
@@ -431,7 +435,9 @@ func TestStory(t *testing.T) {
 		order := buyer.path()
 		buyer.see("left to pay", "It is held for you until <time datetime=")
 		before := buyer.html()
-		time.Sleep(1200 * time.Millisecond) // the countdown must not tick without JavaScript
+		// Not a wait: a window longer than a tick, in which nothing must
+		// happen (the countdown must not tick without JavaScript).
+		time.Sleep(1200 * time.Millisecond)
 		if after := buyer.html(); remaining(after) != remaining(before) {
 			t.Errorf("countdown ticked without JavaScript: %q then %q", remaining(before), remaining(after))
 		}

@@ -2,8 +2,10 @@
 // (auth, stuff, orders, payments). They speak the services' JSON APIs over
 // pooled, keep-alive HTTP connections with a timeout on every call, forward
 // only the session cookie, and turn every non-2xx answer into an *Error that
-// carries the status and the service's {"errors":[...]} items. Handlers never
-// make raw HTTP calls: they call these.
+// carries the status and the service's {"errors":[...]} items. A 404 that
+// only means a service's replica has not yet heard of something new (a stuff
+// at orders, an order at payments) is retried here, in one place
+// (replica.go). Handlers never make raw HTTP calls nor retry: they call these.
 package api
 
 import (
@@ -138,7 +140,7 @@ func New(authURL, stuffURL, ordersURL, paymentsURL string, opts Options) (*Clien
 	}
 	c.Auth = &Auth{b: b[0]}
 	c.Stuff = &Stuff{b: b[1]}
-	c.Orders = &Orders{b: b[2]}
+	c.Orders = &Orders{b: b[2], stuff: c.Stuff}
 	c.Payments = &Payments{b: b[3], payTimeout: opts.PayTimeout}
 	c.tr = tr
 	return &c, nil

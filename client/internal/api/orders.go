@@ -8,7 +8,12 @@ import (
 )
 
 // Orders is the client of the orders service (/api/orders).
-type Orders struct{ b *base }
+type Orders struct {
+	b *base
+	// stuff tells a stuff the orders service has not heard of yet from
+	// one that does not exist (Create).
+	stuff *Stuff
+}
 
 // Order statuses.
 const (
@@ -35,13 +40,25 @@ type Order struct {
 
 // Create orders a stuff for the session's user, holding it. Errors: *Error
 // 404 unknown stuff, 400 own or sold stuff, 409 held by someone else.
+//
+// orders learns of a stuff from the stuff:created event, so it answers 404
+// for a stuff listed a moment ago: when the stuff service knows the stuff,
+// the 404 is retried for up to 3 s (awaitReplica) instead of telling the
+// buyer it does not exist.
 func (c *Orders) Create(ctx context.Context, s Session, stuffID string) (Order, error) {
-	var out Order
 	body := struct {
 		StuffID string `json:"stuffId"`
 	}{stuffID}
-	_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/orders", body: body, sess: s}, &out)
-	return out, err
+	create := func() (Order, error) {
+		var out Order
+		_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/orders", body: body, sess: s}, &out)
+		return out, err
+	}
+	listed := func() bool {
+		_, err := c.stuff.Get(ctx, s, stuffID)
+		return err == nil
+	}
+	return awaitReplica(ctx, create, listed)
 }
 
 // List returns the session user's orders, newest first.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 )
@@ -27,33 +26,20 @@ type Payment struct {
 	Amount  int64  `json:"amount"`
 }
 
-// replicaWait bounds how long Pay retries a 404: payments learns of an
-// order from the order:created event, which may trail the order's creation
-// by a few milliseconds; a buyer who pays at once must not be told the order
-// does not exist.
-const replicaWait = 3 * time.Second
-
 // Pay pays an order. Errors: *Error 400 (declined card on the paymentMethod
 // field, coupon errors on the coupon field, cancelled, expired or already
 // paid), 401 not the buyer, 404 unknown order.
+//
+// payments learns of an order from the order:created event, which may trail
+// the order's creation by a few milliseconds: a 404 is retried for up to 3 s
+// (awaitReplica), so a buyer who pays at once is not told the order does not
+// exist.
 func (c *Payments) Pay(ctx context.Context, s Session, in PayInput) (Payment, error) {
-	deadline := time.Now().Add(replicaWait)
-	wait := 25 * time.Millisecond
-	for {
+	return awaitReplica(ctx, func() (Payment, error) {
 		var out Payment
 		_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/payments", body: in, sess: s, timeout: c.payTimeout}, &out)
-		if StatusOf(err) != http.StatusNotFound || time.Now().Add(wait).After(deadline) {
-			return out, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return out, errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		wait = min(2*wait, 400*time.Millisecond)
-	}
+		return out, err
+	}, nil)
 }
 
 // NewCoupon is an admin's coupon request. MaxRedemptions and ExpiresAt are

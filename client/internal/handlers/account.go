@@ -86,12 +86,12 @@ func (h *Handler) signInForm(c echo.Context) error { return h.authForm(signInPag
 // signUp: POST /signup. auth creates the account and sets the session
 // cookie, which is relayed to the browser.
 func (h *Handler) signUp(c echo.Context) error {
-	return h.authenticate(c, signUpPage, h.api.Auth.SignUp)
+	return h.authenticate(c, signUpPage, h.api.Accounts.SignUp)
 }
 
 // signIn: POST /signin.
 func (h *Handler) signIn(c echo.Context) error {
-	return h.authenticate(c, signInPage, h.api.Auth.SignIn)
+	return h.authenticate(c, signInPage, h.api.Accounts.SignIn)
 }
 
 func (h *Handler) authenticate(c echo.Context, p authPage, do func(ctx context.Context, s api.Session, in api.Credentials) (api.SignedIn, error)) error {
@@ -122,7 +122,7 @@ func (h *Handler) signOut(c echo.Context) error {
 	var lines []string
 	if v.Session.Cookie != "" {
 		var err error
-		if lines, err = h.api.Auth.SignOut(c.Request().Context(), v.Session); err != nil {
+		if lines, err = h.api.Accounts.SignOut(c.Request().Context(), v.Session); err != nil {
 			h.log.WarnContext(c.Request().Context(), "sign out at auth failed; clearing the cookie here", "err", err)
 		}
 	}

@@ -26,7 +26,7 @@ type couponInput struct {
 const datetimeLocal = "2006-01-02T15:04"
 
 func (h *Handler) renderCoupons(c echo.Context, status int, in couponInput, fe formErrors) error {
-	list, err := h.api.Payments.Coupons(c.Request().Context(), session.From(c).Session)
+	list, err := h.api.Coupons.Coupons(c.Request().Context(), session.From(c).Session)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (h *Handler) createCoupon(c echo.Context) error {
 	if !fe.empty() {
 		return h.renderCoupons(c, http.StatusBadRequest, in, fe)
 	}
-	cp, err := h.api.Payments.CreateCoupon(c.Request().Context(), session.From(c).Session, req)
+	cp, err := h.api.Coupons.CreateCoupon(c.Request().Context(), session.From(c).Session, req)
 	if err == nil {
 		return c.Redirect(http.StatusSeeOther, "/admin/coupons?created="+urlQueryEscape(cp.Code))
 	}
@@ -120,7 +120,7 @@ func (h *Handler) users(c echo.Context) error {
 		return errNotFound
 	}
 	v := session.From(c)
-	list, err := h.api.Auth.Users(c.Request().Context(), v.Session, n, usersPageSize)
+	list, err := h.api.Users.Users(c.Request().Context(), v.Session, n, usersPageSize)
 	if err != nil {
 		return err
 	}
@@ -150,12 +150,12 @@ func (h *Handler) users(c echo.Context) error {
 
 // ban: POST /admin/users/:id/ban, then the list.
 func (h *Handler) ban(c echo.Context) error {
-	return h.setBan(c, h.api.Auth.Ban, "banned")
+	return h.setBan(c, h.api.Users.Ban, "banned")
 }
 
 // unban: POST /admin/users/:id/unban, then the list.
 func (h *Handler) unban(c echo.Context) error {
-	return h.setBan(c, h.api.Auth.Unban, "unbanned")
+	return h.setBan(c, h.api.Users.Unban, "unbanned")
 }
 
 func (h *Handler) setBan(c echo.Context, do func(ctx context.Context, s api.Session, id string) (api.User, error), done string) error {

@@ -13,8 +13,9 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/views/pages"
 )
 
-// HeldMessage is the customer's sentence for stuff that someone else is
-// checking out (SPEC §1.3), verbatim.
+// HeldMessage is the sentence the 409 page shows for stuff that someone
+// else is checking out: the customer's own wording, kept verbatim (grammar
+// included), as the tests and the customer expect it.
 const HeldMessage = "The stuff is being checking out by someone else, please come back later"
 
 // pageError is an error the visitor sees as a page with its status.

@@ -117,6 +117,30 @@ func formatRemaining(d time.Duration) string {
 	return strconv.FormatInt(s/60, 10) + ":" + pad2(s%60)
 }
 
+// formatDuration says a duration in words, to the second: "15 minutes",
+// "1 hour 30 minutes", "1 second"; "under a second" below half a second.
+func formatDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	var parts []string
+	for _, u := range []struct {
+		size time.Duration
+		name string
+	}{{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		n := int64(d / u.size)
+		d -= time.Duration(n) * u.size
+		switch {
+		case n == 1:
+			parts = append(parts, "1 "+u.name)
+		case n > 1:
+			parts = append(parts, strconv.FormatInt(n, 10)+" "+u.name+"s")
+		}
+	}
+	if len(parts) == 0 {
+		return "under a second"
+	}
+	return strings.Join(parts, " ")
+}
+
 // excerpt is s on one line, cut to at most n characters at a word boundary.
 func excerpt(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")

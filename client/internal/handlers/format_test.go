@@ -130,3 +130,25 @@ func TestStateOf(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{15 * time.Minute, "15 minutes"},
+		{time.Minute, "1 minute"},
+		{time.Second, "1 second"},
+		{90 * time.Second, "1 minute 30 seconds"},
+		{2*time.Hour + time.Minute, "2 hours 1 minute"},
+		{time.Hour, "1 hour"},
+		{10*time.Minute + 400*time.Millisecond, "10 minutes"},
+		{300 * time.Millisecond, "under a second"},
+	}
+	for _, tc := range tests {
+		if got := formatDuration(tc.in); got != tc.want {
+			t.Errorf("formatDuration(%s) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

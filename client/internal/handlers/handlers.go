@@ -1,8 +1,10 @@
 // Package handlers is the storefront's HTTP layer: one file per area of
-// pages (listings, account, orders, admin, SEO), the page frame and the one
-// render helper, the HTML error pages, and the middleware that resolves the
-// visitor, checks CSRF tokens and sets the security headers. Handlers call
-// the services through package api only, compute every value a page shows,
+// pages (listings, selling, account, orders, admin), the SEO data (page
+// meta, structured data, robots.txt, the sitemap), the page frame and the
+// one render helper, the HTML error pages, and the middleware that resolves
+// the visitor, checks CSRF tokens and sets the security headers. Handlers
+// call the services through the small interfaces of services.go (package
+// api implements them, retries included), compute every value a page shows,
 // and answer every form POST with a redirect (or the form again, with its
 // errors, when it cannot be done).
 package handlers
@@ -15,7 +17,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/stuffmart/stuffmart/client/internal/api"
 	"github.com/stuffmart/stuffmart/client/internal/assets"
 	"github.com/stuffmart/stuffmart/client/internal/csrf"
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
@@ -37,32 +38,44 @@ type Options struct {
 	// PaymentsOffline offers Stripe's test cards on the payment form (the
 	// payments service runs without a Stripe key, or with a test key).
 	PaymentsOffline bool
+	// OrderHold is how long an order holds its stuff (the orders service's
+	// ORDER_HOLD), as the stuff page tells a buyer; 15 minutes when 0.
+	OrderHold time.Duration
 	// Now is the clock (countdowns, "Order expired"); time.Now when nil.
 	Now func() time.Time
 }
 
+// DefaultOrderHold is the hold Options.OrderHold defaults to: the orders
+// service's default.
+const DefaultOrderHold = 15 * time.Minute
+
 // Handler serves the storefront's pages.
 type Handler struct {
-	api      *api.Clients
+	api      Services
 	sessions *session.Manager
 	csrf     *csrf.Guard
 	cache    *pagecache.Cache
 	assets   *assets.Set
 	log      *slog.Logger
 	opts     Options
-	sitemap  *sitemapCache
+	// hold is Options.OrderHold in words, for the stuff page.
+	hold    string
+	sitemap *sitemapCache
 }
 
-// New returns the handlers over the service clients. cache holds anonymous
+// New returns the handlers over the services. cache holds anonymous
 // renders of the listing pages; sessions resolves visitors; guard checks
 // CSRF tokens.
-func New(clients *api.Clients, sessions *session.Manager, guard *csrf.Guard, cache *pagecache.Cache, set *assets.Set, log *slog.Logger, opts Options) *Handler {
+func New(svc Services, sessions *session.Manager, guard *csrf.Guard, cache *pagecache.Cache, set *assets.Set, log *slog.Logger, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.OrderHold <= 0 {
+		opts.OrderHold = DefaultOrderHold
+	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
-	return &Handler{api: clients, sessions: sessions, csrf: guard, cache: cache, assets: set, log: log, opts: opts,
-		sitemap: &sitemapCache{ttl: time.Minute}}
+	return &Handler{api: svc, sessions: sessions, csrf: guard, cache: cache, assets: set, log: log, opts: opts,
+		hold: formatDuration(opts.OrderHold), sitemap: &sitemapCache{ttl: time.Minute}}
 }
 
 // noSession lists the paths that never need the visitor: static files,

@@ -170,7 +170,7 @@ func (h *Handler) pay(c echo.Context) error {
 		fe.set("paymentMethod", "Choose one of the test cards.")
 		return h.renderOrder(c, http.StatusBadRequest, o, in, fe)
 	}
-	_, err = h.api.Payments.Pay(c.Request().Context(), session.From(c).Session, api.PayInput{OrderID: o.ID, PaymentMethod: in.method, Coupon: in.coupon})
+	_, err = h.api.Paying.Pay(c.Request().Context(), session.From(c).Session, api.PayInput{OrderID: o.ID, PaymentMethod: in.method, Coupon: in.coupon})
 	if err == nil {
 		return c.Redirect(http.StatusSeeOther, pathTo("/orders/", o.ID, "/content"))
 	}
@@ -219,7 +219,7 @@ func (h *Handler) content(c echo.Context) error {
 	}
 	v := session.From(c)
 	m := pages.Content{Title: o.Stuff.Title, StuffURL: pathTo("/stuff/", o.Stuff.ID), OrderURL: pathTo("/orders/", o.ID)}
-	l, err := h.api.Stuff.Get(c.Request().Context(), v.Session, o.Stuff.ID)
+	l, err := h.api.Listings.Get(c.Request().Context(), v.Session, o.Stuff.ID)
 	if err != nil && api.StatusOf(err) != http.StatusNotFound {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +14,82 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/stuffmart/stuffmart/client/internal/api"
+	"github.com/stuffmart/stuffmart/client/internal/views/layout"
 )
+
+// What the storefront tells crawlers and link previews: each listing page's
+// title, description, canonical URL and schema.org Product/Offer data,
+// robots.txt and the sitemap.
+
+// homeMeta is page n (of last) of the home page, with total listings for
+// sale: the first page speaks of the site, the others of their page.
+func homeMeta(base string, n, last, total int) layout.Meta {
+	meta := layout.Meta{
+		Title:       "Stuffmart: digital stuff from students, for students",
+		Description: "Buy notes, templates, e-books and licence codes from fellow students: " + strconv.Itoa(total) + " for sale now, delivered the moment you pay.",
+		Canonical:   base + homeURL(n),
+	}
+	if n > 1 {
+		meta.Title = "Available stuff, page " + strconv.Itoa(n) + " of " + strconv.Itoa(last) + " · Stuffmart"
+		meta.Description = "Page " + strconv.Itoa(n) + " of the digital stuff students sell on Stuffmart: notes, templates, e-books and licence codes."
+	}
+	return meta
+}
+
+// productLD is schema.org structured data of a listing.
+type productLD struct {
+	Context     string  `json:"@context"`
+	Type        string  `json:"@type"`
+	Name        string  `json:"name"`
+	Description string  `json:"description,omitempty"`
+	SKU         string  `json:"sku"`
+	URL         string  `json:"url"`
+	Offers      offerLD `json:"offers"`
+}
+
+type offerLD struct {
+	Type          string `json:"@type"`
+	Price         string `json:"price"`
+	PriceCurrency string `json:"priceCurrency"`
+	Availability  string `json:"availability"`
+	URL           string `json:"url"`
+}
+
+func availability(status string) string {
+	switch status {
+	case api.StatusReserved:
+		return "https://schema.org/Reserved"
+	case api.StatusSold:
+		return "https://schema.org/SoldOut"
+	default:
+		return "https://schema.org/InStock"
+	}
+}
+
+func (h *Handler) stuffMeta(l api.Listing, base string) layout.Meta {
+	canonical := base + pathTo("/stuff/", l.ID)
+	price := formatPrice(l.Price, l.Currency)
+	desc := excerpt(l.Description, 155)
+	if desc == "" {
+		desc = "Buy " + excerpt(l.Title, 80) + " for " + price + " on Stuffmart, from a fellow student."
+	}
+	currency := "USD"
+	if l.Currency != "" {
+		currency = upper(l.Currency)
+	}
+	return layout.Meta{
+		Title:       l.Title + " · " + price + " · " + layout.SiteName,
+		Description: desc,
+		Canonical:   canonical,
+		OGType:      "product",
+		JSONLD: productLD{
+			Context: "https://schema.org", Type: "Product", Name: l.Title, Description: excerpt(l.Description, 500),
+			SKU: l.ID, URL: canonical,
+			Offers: offerLD{Type: "Offer", Price: decimalPrice(l.Price), PriceCurrency: currency,
+				Availability: availability(l.Status), URL: canonical},
+		},
+	}
+}
 
 // robots: GET /robots.txt. Crawlers may read the listings; account, order
 // and admin pages are kept out (they are noindex too).
@@ -90,7 +166,7 @@ func (h *Handler) buildSitemap(ctx context.Context, base string) ([]byte, error)
 	set.URLs = append(set.URLs, sitemapURL{Loc: base + "/", ChangeFreq: "hourly"})
 	const limit = 100
 	for page := 1; page <= MaxPage && len(set.URLs) < sitemapMax; page++ {
-		p, err := h.api.Stuff.List(ctx, api.Session{}, page, limit)
+		p, err := h.api.Listings.List(ctx, api.Session{}, page, limit)
 		if err != nil {
 			return nil, err
 		}

@@ -10,24 +10,8 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
+	"github.com/stuffmart/stuffmart/shared/testkit"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // counter is a Fill that renders "1", "2", ... and counts its calls.
 type counter struct {
@@ -45,7 +29,7 @@ func (f *counter) fill(context.Context) (*pagecache.Page, error) {
 
 func TestFreshStaleExpired(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: time.Unix(1000, 0)}
+	clk := testkit.NewClock(time.Unix(1000, 0))
 	c, err := pagecache.New(time.Second, 10, clk.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -62,24 +46,18 @@ func TestFreshStaleExpired(t *testing.T) {
 	if got := get(); got != "1" || f.n.Load() != 1 {
 		t.Fatalf("first Get = %q after %d renders", got, f.n.Load())
 	}
-	clk.Add(400 * time.Millisecond)
+	clk.Advance(400 * time.Millisecond)
 	if got := get(); got != "1" || f.n.Load() != 1 {
 		t.Fatalf("fresh Get = %q after %d renders, want the cached page", got, f.n.Load())
 	}
 	// Stale: the old page now, a new one rendered in the background.
-	clk.Add(200 * time.Millisecond)
+	clk.Advance(200 * time.Millisecond)
 	if got := get(); got != "1" {
 		t.Fatalf("stale Get = %q, want the stale page at once", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for get() != "2" {
-		if time.Now().After(deadline) {
-			t.Fatal("the stale page was never revalidated")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return get() == "2" }, "the stale page was never revalidated")
 	// Past the TTL a page is never served.
-	clk.Add(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	if got := get(); got != "3" {
 		t.Fatalf("expired Get = %q, want a new render", got)
 	}
@@ -87,21 +65,29 @@ func TestFreshStaleExpired(t *testing.T) {
 
 func TestMissesRenderOnce(t *testing.T) {
 	t.Parallel()
-	c, err := pagecache.New(time.Second, 10, nil)
+	// A stopped clock: the page, once rendered, stays fresh, so a caller
+	// that comes after the render has none to start either.
+	clk := testkit.NewClock(time.Unix(1000, 0))
+	c, err := pagecache.New(time.Second, 10, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	f := &counter{block: make(chan struct{})}
 	var wg sync.WaitGroup
+	var started atomic.Int64
 	for range 20 {
 		wg.Go(func() {
+			started.Add(1)
 			if _, err := c.Get(context.Background(), "k", f.fill); err != nil {
 				t.Error(err)
 			}
 		})
 	}
-	time.Sleep(50 * time.Millisecond) // let them all wait on the one render
+	// The render is under way, held, and every caller has come: they wait
+	// on that one render.
+	testkit.Eventually(t, 5*time.Second, func() bool { return f.n.Load() == 1 && started.Load() == 20 },
+		"the 20 callers never all came while the one render was held")
 	close(f.block)
 	wg.Wait()
 	if n := f.n.Load(); n != 1 {

@@ -39,7 +39,9 @@ type Stuff struct {
 	// EditURL is set for the seller while the listing may be edited.
 	EditURL string
 	BuyURL  string
-	CSRF    string
+	// Hold is how long an order holds the stuff, in words: "15 minutes".
+	Hold string
+	CSRF string
 	// Delivery is shown to the seller and to a buyer.
 	Delivery    string
 	DeliveryURL string

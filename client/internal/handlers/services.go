@@ -1,0 +1,81 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/stuffmart/stuffmart/client/internal/api"
+)
+
+// The pages reach the services through these interfaces, each the few calls
+// one area of pages makes; package api's clients implement them.
+
+// Listings reads the stuff for sale (the stuff service): the home page, the
+// stuff pages and the sitemap.
+type Listings interface {
+	// List returns a page (from 1) of available listings, newest first.
+	List(ctx context.Context, s api.Session, page, limit int) (api.Page, error)
+	// Get returns one listing, with its delivery if s may see it.
+	Get(ctx context.Context, s api.Session, id string) (api.Listing, error)
+}
+
+// Selling lists and edits the signed-in seller's stuff (the stuff service).
+type Selling interface {
+	Create(ctx context.Context, s api.Session, in api.ListingInput) (api.Listing, error)
+	Update(ctx context.Context, s api.Session, id string, in api.ListingInput) (api.Listing, error)
+	Mine(ctx context.Context, s api.Session) ([]api.Listing, error)
+}
+
+// Buying orders a stuff, holding it for the buyer (the orders service). A
+// 404 means the stuff does not exist: waiting for the orders service to hear
+// of a stuff listed a moment ago is the implementation's job.
+type Buying interface {
+	Create(ctx context.Context, s api.Session, stuffID string) (api.Order, error)
+}
+
+// Orders reads and cancels the signed-in buyer's orders (the orders
+// service).
+type Orders interface {
+	List(ctx context.Context, s api.Session) ([]api.Order, error)
+	Get(ctx context.Context, s api.Session, id string) (api.Order, error)
+	Cancel(ctx context.Context, s api.Session, id string) error
+}
+
+// Paying pays an order (the payments service). A 404 means the order does
+// not exist: waiting for the payments service to hear of an order created a
+// moment ago is the implementation's job.
+type Paying interface {
+	Pay(ctx context.Context, s api.Session, in api.PayInput) (api.Payment, error)
+}
+
+// Coupons lists and creates coupons for admins (the payments service).
+type Coupons interface {
+	Coupons(ctx context.Context, s api.Session) ([]api.Coupon, error)
+	CreateCoupon(ctx context.Context, s api.Session, in api.NewCoupon) (api.Coupon, error)
+}
+
+// Accounts signs visitors up, in and out (the auth service).
+type Accounts interface {
+	SignUp(ctx context.Context, s api.Session, in api.Credentials) (api.SignedIn, error)
+	SignIn(ctx context.Context, s api.Session, in api.Credentials) (api.SignedIn, error)
+	SignOut(ctx context.Context, s api.Session) ([]string, error)
+}
+
+// Users lists and bans accounts for admins (the auth service).
+type Users interface {
+	Users(ctx context.Context, s api.Session, page, limit int) (api.UserList, error)
+	Ban(ctx context.Context, s api.Session, id string) (api.User, error)
+	Unban(ctx context.Context, s api.Session, id string) (api.User, error)
+}
+
+// Services are the services' calls the handlers make, one interface per
+// area of pages. Every field is required.
+type Services struct {
+	Listings Listings
+	Selling  Selling
+	Buying   Buying
+	Orders   Orders
+	Paying   Paying
+	Coupons  Coupons
+	Accounts Accounts
+	Users    Users
+}
