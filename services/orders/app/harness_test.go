@@ -26,7 +26,8 @@ const (
 )
 
 // harness is one orders service under test (see testkit.Component), its
-// Peer observing the order events it publishes.
+// Peer observing the order events it publishes, with the helpers particular
+// to orders.
 type harness struct {
 	*testkit.Component
 	tb testing.TB
@@ -38,6 +39,8 @@ func newHarness(tb testing.TB, opts ...testkit.Option) *harness {
 	return &harness{Component: testkit.Start(tb, app.Name, build, opts...), tb: tb}
 }
 
+// build is the orders app as testkit.Start runs it: the common test
+// configuration and an orderHold hold.
 func build(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
 	a, err := app.New(ctx, app.Config{Service: cfg, OrderHold: orderHold}, log)
 	if err != nil {
@@ -76,6 +79,8 @@ func jsonBody(body string) any {
 	return testkit.Raw(body)
 }
 
+// orderJSON is an order as the API returns it; decoding is strict, so a
+// field the API does not promise fails the test.
 type orderJSON struct {
 	ID        string    `json:"id"`
 	Status    string    `json:"status"`
