@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	listeners "github.com/stuffmart/stuffmart/services/orders/internal/events"
 	httpapi "github.com/stuffmart/stuffmart/services/orders/internal/http"
+	"github.com/stuffmart/stuffmart/services/orders/internal/listeners"
 	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
 	"github.com/stuffmart/stuffmart/services/orders/internal/store"
 	"github.com/stuffmart/stuffmart/shared/config"
@@ -72,8 +72,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	relay := svc.Outbox(ordersColl)
 	st := store.New(svc.DB, svc.Writer, relay)
 	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID, Now: cfg.Now})
-	httpapi.Register(svc.Echo, rules)
-	for _, l := range listeners.Listeners(rules, log) {
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules))
+	for _, l := range listeners.Listeners(rules, rules, log) {
 		svc.Bus.Listen(l)
 	}
 	svc.Indexes(store.Indexes()...)

@@ -25,11 +25,11 @@ func TestReplicaFollowsStuffEvents(t *testing.T) {
 	h := newHarness(t)
 	seller := newID()
 	a, b := newID(), newID()
-	h.publish(events.StuffCreatedEvent(stuffEvent(a, 1, "a1", seller)))
-	h.publish(events.StuffUpdatedEvent(stuffEvent(a, 3, "a3", seller))) // ahead: comes back
-	h.publish(events.StuffUpdatedEvent(stuffEvent(a, 2, "a2", seller)))
-	h.publish(events.StuffUpdatedEvent(stuffEvent(b, 2, "b2", seller))) // before its creation
-	h.publish(events.StuffCreatedEvent(stuffEvent(b, 1, "b1", seller)))
+	h.Peer.Publish(events.StuffCreatedEvent(stuffEvent(a, 1, "a1", seller)))
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(a, 3, "a3", seller))) // ahead: comes back
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(a, 2, "a2", seller)))
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(b, 2, "b2", seller))) // before its creation
+	h.Peer.Publish(events.StuffCreatedEvent(stuffEvent(b, 1, "b1", seller)))
 	h.waitReplica(a, 3)
 	h.waitReplica(b, 2)
 	if _, title := h.replicaVersion(a); title != "a3" {
@@ -41,25 +41,25 @@ func TestReplicaFollowsStuffEvents(t *testing.T) {
 
 	// Redeliveries and stale versions change nothing: once the sentinel
 	// update of b behind them on the same subject is applied, a is as it was.
-	h.publish(events.StuffCreatedEvent(stuffEvent(a, 1, "dup", seller)))
-	h.publish(events.StuffUpdatedEvent(stuffEvent(a, 2, "dup", seller)))
-	h.publish(events.StuffUpdatedEvent(stuffEvent(a, 3, "dup", seller)))
-	h.publish(events.StuffUpdatedEvent(stuffEvent(b, 3, "b3", seller)))
+	h.Peer.Publish(events.StuffCreatedEvent(stuffEvent(a, 1, "dup", seller)))
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(a, 2, "dup", seller)))
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(a, 3, "dup", seller)))
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(b, 3, "b3", seller)))
 	h.waitReplica(b, 3)
 	if v, title := h.replicaVersion(a); v != 3 || title != "a3" {
 		t.Fatalf("stuff a after duplicates: v%d %q, want v3 a3", v, title)
 	}
-	h.publish(events.StuffUpdatedEvent(stuffEvent(a, 4, "a4", seller)))
+	h.Peer.Publish(events.StuffUpdatedEvent(stuffEvent(a, 4, "a4", seller)))
 	h.waitReplica(a, 4)
 	if _, title := h.replicaVersion(a); title != "a4" {
 		t.Fatalf("stuff a: title %q, want a4", title)
 	}
 
-	o := h.buy(h.cookie(newID()), a)
+	o := h.buy(h.buyer(), a)
 	if o.Stuff.Title != "a4" || o.Stuff.Price != 400 {
 		t.Fatalf("order of the replica's latest version: %+v", o.Stuff)
 	}
-	if n, err := h.db.Collection("parked_events").CountDocuments(context.Background(), bson.D{}); err != nil || n != 0 {
+	if n, err := h.DB.Collection("parked_events").CountDocuments(context.Background(), bson.D{}); err != nil || n != 0 {
 		t.Fatalf("%d good events parked (%v)", n, err)
 	}
 }
@@ -78,7 +78,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 		return string(b)
 	}
 	ahead := newID()
-	h.publish(events.StuffCreatedEvent(stuffEvent(ahead, 1, "ahead", newID())))
+	h.Peer.Publish(events.StuffCreatedEvent(stuffEvent(ahead, 1, "ahead", newID())))
 	tests := []struct {
 		name           string
 		subject        events.Subject
@@ -96,16 +96,16 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 		{"a version whose predecessor never comes", events.StuffUpdated, encode(events.StuffUpdatedEvent(stuffEvent(ahead, 3, "v3", newID()))), 5},
 	}
 	for _, tc := range tests {
-		h.publishRaw(tc.subject, []byte(tc.data))
+		h.Peer.PublishRaw(tc.subject, []byte(tc.data))
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testkit.Eventually(t, 20*time.Second, func() bool { return len(h.parked(tc.data)) > 0 }, "never parked")
+			testkit.Eventually(t, 20*time.Second, func() bool { return len(h.parked(t, tc.data)) > 0 }, "never parked")
 			// Parking is at least once: a park slower than the ack wait
 			// (FerretDB creating parked_events under load) is redelivered
 			// and parked again. The first park is the one that counts.
-			p := h.parked(tc.data)
+			p := h.parked(t, tc.data)
 			first := p[0]
 			for _, d := range p {
 				if d["subject"] != string(tc.subject) || d["sequence"] != first["sequence"] || d["error"] == "" {
@@ -129,17 +129,17 @@ func TestOrderEndsByEvents(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	seller := newID()
-	ac, bc, other := h.cookie(newID()), h.cookie(newID()), h.cookie(newID())
+	ac, bc, other := h.buyer(), h.buyer(), h.buyer()
 	stuffA, stuffB := h.list(seller, 111), h.list(seller, 222)
 	oa, ob := h.buy(ac, stuffA), h.buy(bc, stuffB)
 
-	h.publish(events.ExpirationCompleteEvent{OrderID: oa.ID})
-	h.publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222, ProviderID: "pi_1"})
-	ca := h.obs.wait(t, events.OrderCancelled, oa.ID)
+	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: oa.ID})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222, ProviderID: "pi_1"})
+	ca := h.wait(events.OrderCancelled, oa.ID)
 	if ca.Version != 2 || ca.Stuff.ID != stuffA {
 		t.Fatalf("order:cancelled = %+v", ca)
 	}
-	cb := h.obs.wait(t, events.OrderCompleted, ob.ID)
+	cb := h.wait(events.OrderCompleted, ob.ID)
 	if cb.Version != 2 || cb.Stuff.ID != stuffB || cb.UserID != ob.UserID {
 		t.Fatalf("order:completed = %+v", cb)
 	}
@@ -149,30 +149,26 @@ func TestOrderEndsByEvents(t *testing.T) {
 	if o := h.order(bc, ob.ID); o.Status != "complete" || o.Version != 2 {
 		t.Fatalf("paid order = %+v", o)
 	}
-	h.buy(other, stuffA) // released
-	if code, body := h.do(http.MethodPost, "/api/orders", `{"stuffId":"`+stuffB+`"}`, other); code != http.StatusBadRequest {
-		t.Fatalf("buying sold stuff: %d %s", code, body)
-	}
-	if code, body := h.do(http.MethodDelete, "/api/orders/"+ob.ID, "", bc); code != http.StatusBadRequest {
-		t.Fatalf("cancelling a paid order: %d %s", code, body)
-	}
+	h.buy(other, stuffA)                                                                                // released
+	h.do(http.MethodPost, "/api/orders", `{"stuffId":"`+stuffB+`"}`, other).Want(http.StatusBadRequest) // sold
+	h.do(http.MethodDelete, "/api/orders/"+ob.ID, "", bc).Want(http.StatusBadRequest)                   // paid
 
 	// Redeliveries, a payment of the expired order, an expiry of the paid one.
-	h.publish(events.ExpirationCompleteEvent{OrderID: oa.ID})
-	h.publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222})
-	h.publish(events.PaymentCreatedEvent{ID: newID(), OrderID: oa.ID, Amount: 111})
-	h.publish(events.ExpirationCompleteEvent{OrderID: ob.ID})
+	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: oa.ID})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: oa.ID, Amount: 111})
+	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: ob.ID})
 	// Sentinels on both subjects: once applied, the above were handled.
-	oc, od := h.buy(h.cookie(newID()), h.list(seller, 1)), h.buy(h.cookie(newID()), h.list(seller, 1))
-	h.publish(events.ExpirationCompleteEvent{OrderID: oc.ID})
-	h.publish(events.PaymentCreatedEvent{ID: newID(), OrderID: od.ID, Amount: 1})
-	h.obs.wait(t, events.OrderCancelled, oc.ID)
-	h.obs.wait(t, events.OrderCompleted, od.ID)
+	oc, od := h.buy(h.buyer(), h.list(seller, 1)), h.buy(h.buyer(), h.list(seller, 1))
+	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: oc.ID})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: od.ID, Amount: 1})
+	h.wait(events.OrderCancelled, oc.ID)
+	h.wait(events.OrderCompleted, od.ID)
 
-	if n, m := len(h.obs.of(events.OrderCancelled, oa.ID)), len(h.obs.of(events.OrderCompleted, oa.ID)); n != 1 || m != 0 {
+	if n, m := len(h.seen(events.OrderCancelled, oa.ID)), len(h.seen(events.OrderCompleted, oa.ID)); n != 1 || m != 0 {
 		t.Fatalf("expired order: %d order:cancelled, %d order:completed; want 1 and 0", n, m)
 	}
-	if n, m := len(h.obs.of(events.OrderCompleted, ob.ID)), len(h.obs.of(events.OrderCancelled, ob.ID)); n != 1 || m != 0 {
+	if n, m := len(h.seen(events.OrderCompleted, ob.ID)), len(h.seen(events.OrderCancelled, ob.ID)); n != 1 || m != 0 {
 		t.Fatalf("paid order: %d order:completed, %d order:cancelled; want 1 and 0", n, m)
 	}
 	if o := h.order(ac, oa.ID); o.Status != "cancelled" || o.Version != 2 {
@@ -182,7 +178,7 @@ func TestOrderEndsByEvents(t *testing.T) {
 		t.Fatalf("paid order after late events = %+v", o)
 	}
 	h.waitOutboxesEmpty()
-	if n := len(h.obs.of(events.OrderCreated, oa.ID)); n != 1 {
+	if n := len(h.seen(events.OrderCreated, oa.ID)); n != 1 {
 		t.Fatalf("order:created of the expired order seen %d times, want once", n)
 	}
 }

@@ -9,13 +9,14 @@ import (
 
 	"github.com/stuffmart/stuffmart/services/orders/app"
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{
 		"MONGO_URI": "mongodb://localhost:27017", "NATS_URL": "nats://localhost:4222",
-		"JWT_KEY": jwtKey, "SESSION_KEY": sessionKey,
+		"JWT_KEY": testkit.JWTKey, "SESSION_KEY": testkit.SessionKey,
 	}
 	tests := []struct {
 		name     string
@@ -63,13 +64,12 @@ func TestLoadConfig(t *testing.T) {
 func TestCreateOrder(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	seller, buyer := newID(), newID()
+	seller := newID()
+	buyer, bc := h.User("")
 	stuff := h.list(seller, 1999)
 	before := time.Now()
-	code, body := h.do(http.MethodPost, "/api/orders", `{"stuffId":"`+stuff+`"}`, h.cookie(buyer))
-	if code != http.StatusCreated {
-		t.Fatalf("got %d %s", code, body)
-	}
+	res := h.do(http.MethodPost, "/api/orders", `{"stuffId":"`+stuff+`"}`, bc).Want(http.StatusCreated)
+	body := res.Body
 	var raw map[string]any
 	if err := json.Unmarshal(body, &raw); err != nil {
 		t.Fatal(err)
@@ -85,17 +85,15 @@ func TestCreateOrder(t *testing.T) {
 		}
 	}
 	var o orderJSON
-	if err := json.Unmarshal(body, &o); err != nil {
-		t.Fatal(err)
-	}
-	if o.Status != "created" || o.UserID != buyer || o.Version != 1 || o.Stuff.ID != stuff || o.Stuff.Price != 1999 || o.Stuff.Title != "Notes "+stuff[16:] {
+	res.Decode(&o)
+	if o.Status != "created" || o.UserID != buyer.ID || o.Version != 1 || o.Stuff.ID != stuff || o.Stuff.Price != 1999 || o.Stuff.Title != "Notes "+stuff[16:] {
 		t.Fatalf("order = %+v", o)
 	}
 	if o.ExpiresAt.Before(before.Add(orderHold).Add(-time.Second)) || o.ExpiresAt.After(time.Now().Add(orderHold).Add(time.Second)) {
 		t.Fatalf("expiresAt %v, want now + %v", o.ExpiresAt, orderHold)
 	}
-	ev := h.obs.wait(t, events.OrderCreated, o.ID)
-	if ev.Version != 1 || ev.Status != "created" || ev.UserID != buyer || ev.Stuff.ID != stuff || ev.Stuff.Price != 1999 {
+	ev := h.wait(events.OrderCreated, o.ID)
+	if ev.Version != 1 || ev.Status != "created" || ev.UserID != buyer.ID || ev.Stuff.ID != stuff || ev.Stuff.Price != 1999 {
 		t.Fatalf("order:created = %+v", ev)
 	}
 	h.waitOutboxesEmpty()
@@ -106,11 +104,12 @@ func TestCreateOrder(t *testing.T) {
 func TestRoutesAndBadInput(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	seller, buyer, other := newID(), newID(), newID()
-	sc, bc, oc := h.cookie(seller), h.cookie(buyer), h.cookie(other)
-	stuff := h.list(seller, 500)
+	seller, sc := h.User("")
+	buyer, bc := h.User("")
+	other, oc := h.User("")
+	stuff := h.list(seller.ID, 500)
 	sold := newID()
-	h.publish(events.StuffCreatedEvent{ID: sold, Version: 1, Title: "gone", Price: 100, UserID: seller, Status: "sold"})
+	h.Peer.Publish(events.StuffCreatedEvent{ID: sold, Version: 1, Title: "gone", Price: 100, UserID: seller.ID, Status: "sold"})
 	h.waitReplica(sold, 1)
 	order := h.buy(bc, stuff)
 	tampered := *bc
@@ -131,7 +130,7 @@ func TestRoutesAndBadInput(t *testing.T) {
 		contentType string
 		cookie      *http.Cookie
 		wantCode    int
-		wantMsg     string // exact message of the first error, if set
+		wantMsg     string // the exact message of the one error, for 4xx
 		wantField   string
 	}{
 		// POST /api/orders
@@ -196,24 +195,16 @@ func TestRoutesAndBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := h.request(tc.method, tc.path, tc.body, tc.cookie)
+			opts := []testkit.RequestOption{testkit.WithCookie(tc.cookie)}
 			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
+				opts = append(opts, testkit.WithHeader("Content-Type", tc.contentType))
 			}
-			code, body := h.send(req)
-			if code != tc.wantCode {
-				t.Fatalf("got %d %s, want %d", code, body, tc.wantCode)
-			}
-			if code < 400 {
+			res := h.client(t).Do(tc.method, tc.path, jsonBody(tc.body), opts...)
+			if tc.wantCode < 400 {
+				res.Want(tc.wantCode)
 				return
 			}
-			e := errorBody(t, body)
-			if tc.wantMsg != "" && e.Errors[0].Message != tc.wantMsg {
-				t.Fatalf("message %q, want %q", e.Errors[0].Message, tc.wantMsg)
-			}
-			if e.Errors[0].Field != tc.wantField {
-				t.Fatalf("field %q, want %q", e.Errors[0].Field, tc.wantField)
-			}
+			res.WantError(tc.wantCode, tc.wantMsg, tc.wantField)
 		})
 	}
 
@@ -221,18 +212,16 @@ func TestRoutesAndBadInput(t *testing.T) {
 	// created order; nothing else was written by the bad requests.
 	lists := []struct {
 		name   string
-		cookie string
+		id     string
+		cookie *http.Cookie
 		want   []string
-	}{{"buyer", buyer, []string{"cancelled"}}, {"other", other, []string{"created"}}, {"seller", seller, nil}}
+	}{{"buyer", buyer.ID, bc, []string{"cancelled"}}, {"other", other.ID, oc, []string{"created"}}, {"seller", seller.ID, sc, nil}}
 	for _, l := range lists {
-		code, body := h.do(get, "/api/orders", "", h.cookie(l.cookie))
 		var list []orderJSON
-		if err := json.Unmarshal(body, &list); code != 200 || err != nil {
-			t.Fatalf("list of %s: %d %s", l.name, code, body)
-		}
+		h.do(get, "/api/orders", "", l.cookie).Want(http.StatusOK).Decode(&list)
 		var got []string
 		for _, o := range list {
-			if o.UserID != l.cookie {
+			if o.UserID != l.id {
 				t.Fatalf("list of %s holds %+v", l.name, o)
 			}
 			got = append(got, o.Status)
@@ -245,7 +234,7 @@ func TestRoutesAndBadInput(t *testing.T) {
 	if got.Status != "cancelled" || got.Version != 2 {
 		t.Fatalf("cancelled order = %+v", got)
 	}
-	ev := h.obs.wait(t, events.OrderCancelled, order.ID)
+	ev := h.wait(events.OrderCancelled, order.ID)
 	if ev.Version != 2 || ev.Stuff.ID != stuff {
 		t.Fatalf("order:cancelled = %+v", ev)
 	}
@@ -254,8 +243,7 @@ func TestRoutesAndBadInput(t *testing.T) {
 func TestListNewestFirstWithPages(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	buyer := newID()
-	bc := h.cookie(buyer)
+	bc := h.buyer()
 	var ids []string
 	for range 3 {
 		ids = append(ids, h.buy(bc, h.list(newID(), 100)).ID)
@@ -271,11 +259,8 @@ func TestListNewestFirstWithPages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {
-			code, body := h.do(http.MethodGet, "/api/orders"+tc.query, "", bc)
 			var list []orderJSON
-			if err := json.Unmarshal(body, &list); code != 200 || err != nil {
-				t.Fatalf("%d %s", code, body)
-			}
+			h.client(t).Do(http.MethodGet, "/api/orders"+tc.query, nil, testkit.WithCookie(bc)).Want(http.StatusOK).Decode(&list)
 			got := []string{}
 			for _, o := range list {
 				got = append(got, o.ID)

@@ -1,16 +1,19 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -32,8 +35,9 @@ func (h *harness) race(stuffID string, cookies []*http.Cookie) raceResult {
 	for i, c := range cookies {
 		reqs[i] = h.request(http.MethodPost, "/api/orders", `{"stuffId":"`+stuffID+`"}`, c)
 	}
+	client := h.HTTP.HTTP
 	res := raceResult{codes: make([]int, len(cookies)), bodies: make([][]byte, len(cookies))}
-	errs := make([]error, len(cookies))
+	failures := make([]error, len(cookies))
 	release := make(chan struct{})
 	var ready, done sync.WaitGroup
 	for i, req := range reqs {
@@ -43,14 +47,14 @@ func (h *harness) race(stuffID string, cookies []*http.Cookie) raceResult {
 			defer done.Done()
 			ready.Done()
 			<-release
-			r, err := h.client.Do(req)
+			r, err := client.Do(req)
 			if err != nil {
-				errs[i] = err
+				failures[i] = err
 				return
 			}
 			defer r.Body.Close()
 			var b json.RawMessage
-			errs[i] = json.NewDecoder(r.Body).Decode(&b)
+			failures[i] = json.NewDecoder(r.Body).Decode(&b)
 			res.codes[i], res.bodies[i] = r.StatusCode, b
 		}()
 	}
@@ -59,12 +63,52 @@ func (h *harness) race(stuffID string, cookies []*http.Cookie) raceResult {
 	close(release)
 	done.Wait()
 	res.elapsed = time.Since(t0)
-	for i, err := range errs {
+	for i, err := range failures {
 		if err != nil {
 			h.tb.Fatalf("buyer %d: %v", i, err)
 		}
 	}
 	return res
+}
+
+// request builds a request of the service, sent off the test's goroutine
+// (where a testkit.Client, which fails the test, may not be used), with a
+// JSON body (when not empty) and a cookie (when not nil).
+func (h *harness) request(method, path, body string, c *http.Cookie) *http.Request {
+	h.tb.Helper()
+	req, err := http.NewRequest(method, h.URL+path, bytes.NewBufferString(body))
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c != nil {
+		req.AddCookie(c)
+	}
+	return req
+}
+
+// publisher is a bus of the test's own on the service's NATS, to publish
+// from many goroutines at once: the Peer's Publish fails the test, which
+// only the test's goroutine may do.
+func (h *harness) publisher() *events.Bus {
+	h.tb.Helper()
+	nc := h.NATS
+	nc.ClientName = "test-publisher"
+	bus := events.NewBus(nc, testkit.Logger(h.tb), nil)
+	bus.Start()
+	h.tb.Cleanup(func() {
+		if err := bus.Close(); err != nil {
+			h.tb.Errorf("close publisher: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.WaitConnected(ctx); err != nil {
+		h.tb.Fatalf("publisher: %v", err)
+	}
+	return bus
 }
 
 // check wants exactly one 201 and 409s with the exact message for the
@@ -80,8 +124,7 @@ func (r raceResult) check(tb testing.TB) (int, orderJSON) {
 			}
 			winner = i
 		case http.StatusConflict:
-			e := errorBody(tb, r.bodies[i])
-			if len(e.Errors) != 1 || e.Errors[0].Message != heldMsg || e.Errors[0].Field != "" {
+			if got := testkit.ErrorItems(tb, r.bodies[i]); !slices.Equal(got, []errs.Item{{Message: heldMsg}}) {
 				tb.Fatalf("buyer %d: 409 body %s", i, r.bodies[i])
 			}
 		default:
@@ -98,11 +141,12 @@ func (r raceResult) check(tb testing.TB) (int, orderJSON) {
 	return winner, o
 }
 
+// buyers returns the ids and session cookies of n new signed-in users.
 func (h *harness) buyers(n int) ([]string, []*http.Cookie) {
 	ids, cookies := make([]string, n), make([]*http.Cookie, n)
 	for i := range ids {
-		ids[i] = newID()
-		cookies[i] = h.cookie(ids[i])
+		u, c := h.User("")
+		ids[i], cookies[i] = u.ID, c
 	}
 	return ids, cookies
 }
@@ -110,7 +154,7 @@ func (h *harness) buyers(n int) ([]string, []*http.Cookie) {
 // ordersOf counts the orders placed on a stuff.
 func (h *harness) ordersOf(stuffID string) int64 {
 	h.tb.Helper()
-	n, err := h.db.Collection("orders").CountDocuments(context.Background(), bson.D{{Key: "stuff.id", Value: stuffID}})
+	n, err := h.DB.Collection("orders").CountDocuments(context.Background(), bson.D{{Key: "stuff.id", Value: stuffID}})
 	if err != nil {
 		h.tb.Fatal(err)
 	}
@@ -150,9 +194,7 @@ func TestPurchaseRace(t *testing.T) {
 		}
 	}
 
-	if code, body := h.do(http.MethodDelete, "/api/orders/"+first.ID, "", cookies[firstWinner]); code != http.StatusNoContent {
-		t.Fatalf("cancel: %d %s", code, body)
-	}
+	h.do(http.MethodDelete, "/api/orders/"+first.ID, "", cookies[firstWinner]).Want(http.StatusNoContent)
 	_, others := h.buyers(buyers)
 	res := h.race(stuffs[0], others)
 	_, again := res.check(t)
@@ -162,8 +204,8 @@ func TestPurchaseRace(t *testing.T) {
 	if n := h.ordersOf(stuffs[0]); n != 2 {
 		t.Fatalf("%d orders on the stuff after a cancel and a resale, want 2", n)
 	}
-	h.obs.wait(t, events.OrderCancelled, first.ID)
-	h.obs.wait(t, events.OrderCreated, again.ID)
+	h.wait(events.OrderCancelled, first.ID)
+	h.wait(events.OrderCreated, again.ID)
 }
 
 // TestCompletionCancellationRace: for many orders at once, the owner's
@@ -185,18 +227,20 @@ func TestCompletionCancellationRace(t *testing.T) {
 	}
 	for i, s := range stuffs {
 		h.waitReplica(s, 1)
-		c := h.cookie(newID())
+		c := h.buyer()
 		list[i] = placed{h.buy(c, s), c}
 	}
 	deletes := make([]int, n)
 	failures := make([]error, 3*n)
 	release := make(chan struct{})
 	var wg sync.WaitGroup
+	bus := h.publisher()
 	publish := func(ev events.Event) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return h.bus.PublishEvent(ctx, ev)
+		return bus.PublishEvent(ctx, ev)
 	}
+	client := h.HTTP.HTTP
 	for i, p := range list {
 		req := h.request(http.MethodDelete, "/api/orders/"+p.order.ID, "", p.cookie)
 		wg.Add(3)
@@ -208,7 +252,7 @@ func TestCompletionCancellationRace(t *testing.T) {
 				// alone: HTTP is quicker than NATS and would win them all.
 				return
 			}
-			res, err := h.client.Do(req)
+			res, err := client.Do(req)
 			if err != nil {
 				failures[3*i] = err
 				return
@@ -237,17 +281,17 @@ func TestCompletionCancellationRace(t *testing.T) {
 
 	// Sentinels: once these are applied, every event published before them
 	// on the same subjects has been handled.
-	sentinelPaid := h.buy(h.cookie(newID()), h.list(seller, 1))
-	sentinelExpired := h.buy(h.cookie(newID()), h.list(seller, 1))
-	h.publish(events.PaymentCreatedEvent{ID: newID(), OrderID: sentinelPaid.ID, Amount: 1})
-	h.publish(events.ExpirationCompleteEvent{OrderID: sentinelExpired.ID})
-	h.obs.wait(t, events.OrderCompleted, sentinelPaid.ID)
-	h.obs.wait(t, events.OrderCancelled, sentinelExpired.ID)
+	sentinelPaid := h.buy(h.buyer(), h.list(seller, 1))
+	sentinelExpired := h.buy(h.buyer(), h.list(seller, 1))
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: sentinelPaid.ID, Amount: 1})
+	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: sentinelExpired.ID})
+	h.wait(events.OrderCompleted, sentinelPaid.ID)
+	h.wait(events.OrderCancelled, sentinelExpired.ID)
 
 	tally := map[string]int{}
 	for i, p := range list {
 		o := h.order(p.cookie, p.order.ID)
-		cancelled, completed := h.obs.of(events.OrderCancelled, o.ID), h.obs.of(events.OrderCompleted, o.ID)
+		cancelled, completed := h.seen(events.OrderCancelled, o.ID), h.seen(events.OrderCompleted, o.ID)
 		tally[o.Status]++
 		switch o.Status {
 		case "cancelled":
@@ -279,8 +323,8 @@ func TestCompletionCancellationRace(t *testing.T) {
 		if h.order(p.cookie, p.order.ID).Status == "complete" {
 			want = http.StatusBadRequest
 		}
-		if code, body := h.do(http.MethodPost, "/api/orders", fmt.Sprintf(`{"stuffId":%q}`, stuffs[i]), h.cookie(newID())); code != want {
-			t.Errorf("stuff %d after the race: %d %s, want %d", i, code, body, want)
+		if res := h.do(http.MethodPost, "/api/orders", fmt.Sprintf(`{"stuffId":%q}`, stuffs[i]), h.buyer()); res.Status != want {
+			t.Errorf("stuff %d after the race: %d %s, want %d", i, res.Status, res.Body, want)
 		}
 	}
 }
@@ -290,26 +334,25 @@ func TestCompletionCancellationRace(t *testing.T) {
 func TestOrderCreatedSurvivesNATSOutage(t *testing.T) {
 	t.Parallel()
 	srv := testkit.StartNATS(t)
-	h := start(t, srv.Config)
+	h := newHarness(t, testkit.OnNATS(srv.Config))
 	stuff := h.list(newID(), 400)
 
 	srv.Stop()
 	testkit.Eventually(t, 20*time.Second, func() bool {
-		code, _ := h.do(http.MethodGet, "/readyz", "", nil)
-		return code == http.StatusServiceUnavailable
+		return h.do(http.MethodGet, "/readyz", "", nil).Status == http.StatusServiceUnavailable
 	}, "readyz still reports NATS as up")
-	o := h.buy(h.cookie(newID()), stuff)
-	if got := h.obs.of(events.OrderCreated, o.ID); len(got) != 0 {
+	o := h.buy(h.buyer(), stuff)
+	if got := h.seen(events.OrderCreated, o.ID); len(got) != 0 {
 		t.Fatalf("order:created seen while NATS was down: %+v", got)
 	}
 
 	srv.Restart()
-	ev := h.obs.wait(t, events.OrderCreated, o.ID)
+	ev := h.wait(events.OrderCreated, o.ID)
 	if ev.Version != 1 || ev.Stuff.ID != stuff {
 		t.Fatalf("order:created = %+v", ev)
 	}
 	h.waitOutboxesEmpty()
-	if n := len(h.obs.of(events.OrderCreated, o.ID)); n != 1 {
+	if n := len(h.seen(events.OrderCreated, o.ID)); n != 1 {
 		t.Fatalf("order:created seen %d times", n)
 	}
 }

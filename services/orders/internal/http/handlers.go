@@ -1,61 +1,46 @@
 package http
 
 import (
+	"context"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/errs"
-	"github.com/stuffmart/stuffmart/shared/validate"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
-type handlers struct {
-	svc Service
+// Placer places and cancels a buyer's orders.
+type Placer interface {
+	Create(ctx context.Context, userID, stuffID string) (orders.Order, error)
+	Cancel(ctx context.Context, userID, id string) error
 }
 
-type createRequest struct {
-	StuffID string `json:"stuffId"`
+// Reader reads a buyer's orders.
+type Reader interface {
+	Get(ctx context.Context, userID, id string) (orders.Order, error)
+	List(ctx context.Context, userID string, page, limit int) ([]orders.Order, error)
 }
 
-// Validate requires a stuff id; its shape is checked by the service (a
-// malformed id is an unknown stuff: 404).
-func (r createRequest) Validate() error {
-	var v validate.Errors
-	v.Check(r.StuffID != "", "stuffId", "Stuff id is required")
-	return v.Err()
+// Paging bounds of GET /api/orders.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 100
+	MaxPage      = 10000
+)
+
+// Handler serves the /api/orders routes.
+type Handler struct {
+	placer Placer
+	reader Reader
 }
 
-type stuffJSON struct {
-	ID       string `json:"id"`
-	Title    string `json:"title"`
-	Price    int64  `json:"price"`
-	Currency string `json:"currency"`
-}
-
-type orderJSON struct {
-	ID        string    `json:"id"`
-	Status    string    `json:"status"`
-	UserID    string    `json:"userId"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	CreatedAt time.Time `json:"createdAt"`
-	Stuff     stuffJSON `json:"stuff"`
-	Version   int64     `json:"version"`
-}
-
-func toJSON(o orders.Order) orderJSON {
-	return orderJSON{
-		ID:        o.ID,
-		Status:    o.Status,
-		UserID:    o.UserID,
-		ExpiresAt: o.ExpiresAt.UTC(),
-		CreatedAt: o.CreatedAt.UTC(),
-		Stuff:     stuffJSON{ID: o.Stuff.ID, Title: o.Stuff.Title, Price: o.Stuff.Price, Currency: o.Stuff.Currency},
-		Version:   o.Version,
-	}
+// NewHandler returns a Handler that places and cancels orders with placer
+// and reads them with reader.
+func NewHandler(placer Placer, reader Reader) *Handler {
+	return &Handler{placer: placer, reader: reader}
 }
 
 func user(c echo.Context) (auth.User, error) {
@@ -68,7 +53,7 @@ func user(c echo.Context) (auth.User, error) {
 
 // create is POST /api/orders {stuffId}: 201 with the order; 404 unknown
 // stuff; 400 own or sold stuff; 409 held by another order.
-func (h handlers) create(c echo.Context) error {
+func (h *Handler) create(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
 		return err
@@ -77,7 +62,7 @@ func (h handlers) create(c echo.Context) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	o, err := h.svc.Create(c.Request().Context(), u.ID, req.StuffID)
+	o, err := h.placer.Create(c.Request().Context(), u.ID, req.StuffID)
 	if err != nil {
 		return err
 	}
@@ -86,7 +71,7 @@ func (h handlers) create(c echo.Context) error {
 
 // list is GET /api/orders?page=&limit=: the caller's orders, newest first,
 // as a JSON array.
-func (h handlers) list(c echo.Context) error {
+func (h *Handler) list(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
 		return err
@@ -99,24 +84,20 @@ func (h handlers) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := h.svc.List(c.Request().Context(), u.ID, page, limit)
+	list, err := h.reader.List(c.Request().Context(), u.ID, page, limit)
 	if err != nil {
 		return err
 	}
-	out := make([]orderJSON, len(list))
-	for i, o := range list {
-		out[i] = toJSON(o)
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, listJSON(list))
 }
 
 // get is GET /api/orders/:id: 404 unknown, 401 not the caller's.
-func (h handlers) get(c echo.Context) error {
+func (h *Handler) get(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
 		return err
 	}
-	o, err := h.svc.Get(c.Request().Context(), u.ID, c.Param("id"))
+	o, err := h.reader.Get(c.Request().Context(), u.ID, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -124,12 +105,12 @@ func (h handlers) get(c echo.Context) error {
 }
 
 // cancel is DELETE /api/orders/:id: 204; 400 unless the order is created.
-func (h handlers) cancel(c echo.Context) error {
+func (h *Handler) cancel(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
 		return err
 	}
-	if err := h.svc.Cancel(c.Request().Context(), u.ID, c.Param("id")); err != nil {
+	if err := h.placer.Cancel(c.Request().Context(), u.ID, c.Param("id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -1,8 +1,10 @@
 // Package orders holds the orders service's domain: orders, the replica of
 // stuff they are placed on, the hold that makes a stuff exclusive to one
-// order, and the rules that decide how an order ends. It knows no Mongo, Echo
-// or NATS; it declares the Store it needs and builds event payloads (the one
-// type the services share) for the store to publish through its outbox.
+// order, and the rules that decide how an order ends. It knows no Mongo,
+// Echo, NATS or event payloads: it declares the Store it needs, and the
+// store publishes the event of each change it saves (order:created,
+// order:cancelled, order:completed) through its outbox. docs/flows.md
+// follows an order through a purchase, an expiry and a refund.
 package orders
 
 import (
@@ -11,15 +13,14 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
-	"github.com/stuffmart/stuffmart/shared/events"
 )
 
-// Order statuses (SPEC §5): created, then exactly one of cancelled or
-// complete.
+// Order statuses: created, then exactly one of cancelled or complete. The
+// order events carry them as they are (docs/events.md).
 const (
-	StatusCreated   = events.OrderStatusCreated
-	StatusCancelled = events.OrderStatusCancelled
-	StatusComplete  = events.OrderStatusComplete
+	StatusCreated   = "created"
+	StatusCancelled = "cancelled"
+	StatusComplete  = "complete"
 )
 
 // Stuff statuses as the stuff service publishes them.
@@ -29,8 +30,8 @@ const (
 	StuffSold      = "sold"
 )
 
-// HeldMessage is the customer's wording for a stuff held by another order
-// (SPEC §1.3), verbatim.
+// HeldMessage is the customer's wording, verbatim, for a stuff held by
+// another order: the buyer who meets it gets a 409 with this message.
 const HeldMessage = "The stuff is being checking out by someone else, please come back later"
 
 // Errors the service returns to HTTP clients.
@@ -67,7 +68,8 @@ var (
 )
 
 // Stuff is the local replica of a stuff listed in the stuff service, kept
-// from its stuff:created and stuff:updated events in version order.
+// from its stuff:created and stuff:updated events in version order (the
+// listeners map each payload to a Stuff).
 type Stuff struct {
 	ID       string
 	Title    string
@@ -131,18 +133,20 @@ type Store interface {
 	// MarkHoldSold marks the hold of stuffID sold if it belongs to orderID.
 	MarkHoldSold(ctx context.Context, stuffID, orderID string) error
 
-	// InsertOrder saves a new order with ev pending in its outbox, and has
-	// the event published.
-	InsertOrder(ctx context.Context, o Order, ev events.Event, now time.Time) error
+	// InsertOrder saves a new order with its order:created pending in its
+	// outbox, in one write, and has the event published.
+	InsertOrder(ctx context.Context, o Order, now time.Time) error
 	// Order reads an order.
 	Order(ctx context.Context, id string) (Order, error)
 	// OrdersByUser lists a user's orders, newest first.
 	OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]Order, error)
 	// UpdateOrder loads an order and, under its document's write lock, lets
-	// fn change it; when fn returns an event, the change and the event are
-	// saved in one write and the event is published. fn returning a nil
-	// event writes nothing. It returns the order as saved (or as found).
-	UpdateOrder(ctx context.Context, id string, now time.Time, fn func(o *Order) (events.Event, error)) (Order, error)
+	// fn end it (set its Status to StatusCancelled or StatusComplete and
+	// bump its Version). When fn reports a change, the order is saved with
+	// the event of its end (order:cancelled or order:completed) in one
+	// write, and the event is published; otherwise nothing is written. It
+	// returns the order as saved (or as found).
+	UpdateOrder(ctx context.Context, id string, now time.Time, fn func(o *Order) (changed bool, err error)) (Order, error)
 
 	// ClaimOutcome records outcome as the end of orderID unless one is
 	// already recorded, and returns the recorded one: the one atomic

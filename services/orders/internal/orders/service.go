@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
-	"github.com/stuffmart/stuffmart/shared/events"
 )
 
 // Defaults of Options.
@@ -107,7 +106,7 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, er
 	if err := s.claimHold(ctx, Hold{StuffID: st.ID, OrderID: o.ID, UserID: userID, CreatedAt: now}); err != nil {
 		return Order{}, err
 	}
-	if err := s.store.InsertOrder(ctx, o, orderCreated(o), now); err != nil {
+	if err := s.store.InsertOrder(ctx, o, now); err != nil {
 		return s.undoHold(ctx, o, err)
 	}
 	return o, nil
@@ -304,21 +303,17 @@ func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		o, err = s.store.UpdateOrder(ctx, id, now, func(o *Order) (events.Event, error) {
+		o, err = s.store.UpdateOrder(ctx, id, now, func(o *Order) (bool, error) {
 			switch o.Status {
 			case outcome:
-				return nil, nil
+				return false, nil
 			case StatusCreated:
 			default:
-				return nil, fmt.Errorf("order %s is %s but its outcome is %s", o.ID, o.Status, outcome)
+				return false, fmt.Errorf("order %s is %s but its outcome is %s", o.ID, o.Status, outcome)
 			}
 			o.Status = outcome
 			o.Version++
-			if outcome == StatusComplete {
-				return events.OrderCompletedEvent{ID: o.ID, Version: o.Version, UserID: o.UserID,
-					Stuff: events.StuffRef{ID: o.Stuff.ID, Price: o.Stuff.Price}}, nil
-			}
-			return events.OrderCancelledEvent{ID: o.ID, Version: o.Version, Stuff: events.StuffRef{ID: o.Stuff.ID}}, nil
+			return true, nil
 		})
 		if errors.Is(err, ErrStale) && attempt < 3 {
 			continue
@@ -339,82 +334,57 @@ func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 	return o, nil
 }
 
-func orderCreated(o Order) events.OrderCreatedEvent {
-	return events.OrderCreatedEvent{
-		ID:        o.ID,
-		Version:   o.Version,
-		Status:    o.Status,
-		UserID:    o.UserID,
-		ExpiresAt: o.ExpiresAt,
-		Stuff:     events.StuffRef{ID: o.Stuff.ID, Price: o.Stuff.Price},
-	}
-}
-
 // ApplyStuffCreated adds a listed stuff to the replica. A duplicate delivery
 // changes nothing. Errors: ErrMalformedEvent.
-func (s *Service) ApplyStuffCreated(ctx context.Context, d events.StuffData) error {
-	if err := checkStuffEvent(d); err != nil {
+func (s *Service) ApplyStuffCreated(ctx context.Context, st Stuff) error {
+	if err := checkStuff(st); err != nil {
 		return err
 	}
-	err := s.store.InsertStuff(ctx, stuffFrom(d))
+	err := s.store.InsertStuff(ctx, st)
 	if errors.Is(err, ErrDuplicate) {
 		return nil // already have it (a redelivery, or a later version)
 	}
 	if err != nil {
-		return fmt.Errorf("insert stuff %s: %w", d.ID, err)
+		return fmt.Errorf("insert stuff %s: %w", st.ID, err)
 	}
 	return nil
 }
 
-// ApplyStuffUpdated applies version d.Version of a stuff to the replica if
+// ApplyStuffUpdated applies version st.Version of a stuff to the replica if
 // the replica is at the version just before. An older or equal version is a
 // duplicate and changes nothing; a later one, or one of a stuff not in the
 // replica yet, is ErrEventAhead: it must come back after the ones before it.
 // Errors: ErrMalformedEvent, ErrEventAhead.
-func (s *Service) ApplyStuffUpdated(ctx context.Context, d events.StuffData) error {
-	if err := checkStuffEvent(d); err != nil {
+func (s *Service) ApplyStuffUpdated(ctx context.Context, st Stuff) error {
+	if err := checkStuff(st); err != nil {
 		return err
 	}
-	err := s.store.UpdateStuff(ctx, d.ID, func(cur *Stuff) (bool, error) {
+	err := s.store.UpdateStuff(ctx, st.ID, func(cur *Stuff) (bool, error) {
 		switch {
-		case d.Version <= cur.Version:
+		case st.Version <= cur.Version:
 			return false, nil
-		case d.Version > cur.Version+1:
-			return false, fmt.Errorf("%w: stuff %s version %d, replica at %d", ErrEventAhead, d.ID, d.Version, cur.Version)
+		case st.Version > cur.Version+1:
+			return false, fmt.Errorf("%w: stuff %s version %d, replica at %d", ErrEventAhead, st.ID, st.Version, cur.Version)
 		}
-		*cur = stuffFrom(d)
+		*cur = st
 		return true, nil
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return fmt.Errorf("%w: stuff %s not in the replica yet", ErrEventAhead, d.ID)
+		return fmt.Errorf("%w: stuff %s not in the replica yet", ErrEventAhead, st.ID)
 	case errors.Is(err, ErrStale):
-		return fmt.Errorf("%w: stuff %s changed concurrently", ErrEventAhead, d.ID)
+		return fmt.Errorf("%w: stuff %s changed concurrently", ErrEventAhead, st.ID)
 	case err != nil:
-		return fmt.Errorf("update stuff %s: %w", d.ID, err)
+		return fmt.Errorf("update stuff %s: %w", st.ID, err)
 	}
 	return nil
 }
 
-func checkStuffEvent(d events.StuffData) error {
-	if !ValidID(d.ID) || d.Version < 1 || d.UserID == "" {
-		return fmt.Errorf("%w: stuff id %q version %d user %q", ErrMalformedEvent, d.ID, d.Version, d.UserID)
+// checkStuff refuses a stuff the replica can never hold: an id this system
+// does not mint, no version, no seller.
+func checkStuff(st Stuff) error {
+	if !ValidID(st.ID) || st.Version < 1 || st.SellerID == "" {
+		return fmt.Errorf("%w: stuff id %q version %d seller %q", ErrMalformedEvent, st.ID, st.Version, st.SellerID)
 	}
 	return nil
-}
-
-func stuffFrom(d events.StuffData) Stuff {
-	status := d.Status
-	if status == "" {
-		status = StuffAvailable
-		if d.OrderID != "" {
-			status = StuffReserved
-		}
-	}
-	currency := d.Currency
-	if currency == "" {
-		currency = "usd"
-	}
-	return Stuff{ID: d.ID, Title: d.Title, Price: d.Price, Currency: currency, SellerID: d.UserID,
-		Status: status, OrderID: d.OrderID, Version: d.Version}
 }

@@ -52,8 +52,8 @@ func newEnv(t *testing.T) *env {
 func (e *env) stuff(seller string, price int64) string {
 	e.t.Helper()
 	id := store.NewID()
-	if err := e.svc.ApplyStuffCreated(context.Background(), events.StuffData{
-		ID: id, Version: 1, Title: "Notes " + id[18:], Price: price, Currency: "usd", UserID: seller, Status: orders.StuffAvailable,
+	if err := e.svc.ApplyStuffCreated(context.Background(), orders.Stuff{
+		ID: id, Version: 1, Title: "Notes " + id[18:], Price: price, Currency: "usd", SellerID: seller, Status: orders.StuffAvailable,
 	}); err != nil {
 		e.t.Fatalf("list stuff: %v", err)
 	}
@@ -140,7 +140,7 @@ func TestReplicaAppliesVersionsInOrderOnce(t *testing.T) {
 			ctx := context.Background()
 			id, seller := store.NewID(), user()
 			for i, s := range tc.steps {
-				d := events.StuffData{ID: id, Version: s.version, Title: s.title, Price: 100 * s.version, UserID: seller}
+				d := orders.Stuff{ID: id, Version: s.version, Title: s.title, Price: 100 * s.version, SellerID: seller}
 				var err error
 				if s.created {
 					err = e.svc.ApplyStuffCreated(ctx, d)
@@ -168,19 +168,19 @@ func TestReplicaRefusesMalformedEvents(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		d    events.StuffData
+		st   orders.Stuff
 	}{
-		{"id not an ObjectID", events.StuffData{ID: "not-an-id", Version: 1, UserID: "u"}},
-		{"operator-looking id", events.StuffData{ID: `{"$ne":null}`, Version: 1, UserID: "u"}},
-		{"version 0", events.StuffData{ID: store.NewID(), Version: 0, UserID: "u"}},
-		{"no seller", events.StuffData{ID: store.NewID(), Version: 1}},
+		{"id not an ObjectID", orders.Stuff{ID: "not-an-id", Version: 1, SellerID: "u"}},
+		{"operator-looking id", orders.Stuff{ID: `{"$ne":null}`, Version: 1, SellerID: "u"}},
+		{"version 0", orders.Stuff{ID: store.NewID(), Version: 0, SellerID: "u"}},
+		{"no seller", orders.Stuff{ID: store.NewID(), Version: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := e.svc.ApplyStuffCreated(ctx, tc.d); !errors.Is(err, orders.ErrMalformedEvent) {
+			if err := e.svc.ApplyStuffCreated(ctx, tc.st); !errors.Is(err, orders.ErrMalformedEvent) {
 				t.Errorf("created: got %v, want ErrMalformedEvent", err)
 			}
-			if err := e.svc.ApplyStuffUpdated(ctx, tc.d); !errors.Is(err, orders.ErrMalformedEvent) {
+			if err := e.svc.ApplyStuffUpdated(ctx, tc.st); !errors.Is(err, orders.ErrMalformedEvent) {
 				t.Errorf("updated: got %v, want ErrMalformedEvent", err)
 			}
 		})
@@ -194,7 +194,7 @@ func TestCreate(t *testing.T) {
 	seller, buyer := user(), user()
 	avail := e.stuff(seller, 1250)
 	sold := e.stuff(seller, 900)
-	if err := e.svc.ApplyStuffUpdated(ctx, events.StuffData{ID: sold, Version: 2, Title: "gone", Price: 900, UserID: seller, Status: orders.StuffSold}); err != nil {
+	if err := e.svc.ApplyStuffUpdated(ctx, orders.Stuff{ID: sold, Version: 2, Title: "gone", Price: 900, SellerID: seller, Status: orders.StuffSold}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -267,7 +267,7 @@ func TestOrderKeepsThePriceSeenAtPurchase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.ApplyStuffUpdated(ctx, events.StuffData{ID: id, Version: 2, Title: "renamed", Price: 5000, UserID: seller}); err != nil {
+	if err := e.svc.ApplyStuffUpdated(ctx, orders.Stuff{ID: id, Version: 2, Title: "renamed", Price: 5000, SellerID: seller}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.svc.Get(ctx, buyer, o.ID)
@@ -283,7 +283,7 @@ func TestOrderKeepsThePriceSeenAtPurchase(t *testing.T) {
 // database goes away between the hold and the order.
 type failingInsert struct{ *store.Store }
 
-func (failingInsert) InsertOrder(context.Context, orders.Order, events.Event, time.Time) error {
+func (failingInsert) InsertOrder(context.Context, orders.Order, time.Time) error {
 	return errors.New("connection reset")
 }
 

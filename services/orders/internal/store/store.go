@@ -5,9 +5,11 @@
 //
 // Claims (holds, outcomes) are plain inserts keyed by _id, whose unique index
 // makes them atomic on FerretDB too. Every update of an existing document
-// goes through the service's one mongox.Writer (SPEC §8 rule 2) and is
-// conditioned on the version it read, so it is also safe across processes on
-// real MongoDB.
+// goes through the service's one mongox.Writer and is conditioned on the
+// version it read, so it is also safe across processes on real MongoDB
+// (docs/data-safety.md). Each change of an order is saved with the event
+// that announces it in the order's outbox, in one write; the store builds
+// those payloads from the domain's Order (docs/events.md).
 package store
 
 import (
@@ -306,13 +308,14 @@ func (d orderDoc) domain() orders.Order {
 
 var noOutbox = options.FindOne().SetProjection(bson.D{{Key: outbox.Field, Value: 0}})
 
-// InsertOrder inserts o with ev in its outbox and notifies the relay.
-func (s *Store) InsertOrder(ctx context.Context, o orders.Order, ev events.Event, now time.Time) error {
+// InsertOrder inserts o with its order:created in its outbox and notifies
+// the relay.
+func (s *Store) InsertOrder(ctx context.Context, o orders.Order, now time.Time) error {
 	oid, ok := objectID(o.ID)
 	if !ok {
 		return fmt.Errorf("order id %q is not an ObjectID", o.ID)
 	}
-	p, err := outbox.New(ev, now)
+	p, err := outbox.New(orderCreated(o), now)
 	if err != nil {
 		return err
 	}
@@ -367,12 +370,12 @@ func (s *Store) OrdersByUser(ctx context.Context, userID string, skip, limit int
 	return list, nil
 }
 
-// UpdateOrder runs fn on order id under its write lock. When fn returns an
-// event, the order's status and version (the only fields that change after
-// creation) are saved with the event pushed to its outbox, in one update
-// conditioned on the version read (ErrStale otherwise), and the relay is
-// notified.
-func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn func(o *orders.Order) (events.Event, error)) (orders.Order, error) {
+// UpdateOrder runs fn on order id under its write lock. When fn reports a
+// change, the order's status and version (the only fields that change after
+// creation) are saved with the event of its new status pushed to its outbox,
+// in one update conditioned on the version read (ErrStale otherwise), and
+// the relay is notified.
+func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn func(o *orders.Order) (bool, error)) (orders.Order, error) {
 	oid, ok := objectID(id)
 	if !ok {
 		return orders.Order{}, orders.ErrNotFound
@@ -385,13 +388,17 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn fu
 			return notFound(err)
 		}
 		o := d.domain()
-		ev, err := fn(&o)
+		changed, err := fn(&o)
 		if err != nil {
 			return err
 		}
-		if ev == nil {
+		if !changed {
 			out = d.domain()
 			return nil
+		}
+		ev, err := orderEnded(o)
+		if err != nil {
+			return err
 		}
 		p, err := outbox.New(ev, now)
 		if err != nil {
@@ -419,4 +426,30 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn fu
 		s.relay.Notify(s.orders, oid, pushed...)
 	}
 	return out, nil
+}
+
+// orderCreated is the order:created of a new order.
+func orderCreated(o orders.Order) events.OrderCreatedEvent {
+	return events.OrderCreatedEvent{
+		ID:        o.ID,
+		Version:   o.Version,
+		Status:    o.Status,
+		UserID:    o.UserID,
+		ExpiresAt: o.ExpiresAt,
+		Stuff:     events.StuffRef{ID: o.Stuff.ID, Price: o.Stuff.Price},
+	}
+}
+
+// orderEnded is the event of an order that reached its end: order:completed
+// or order:cancelled. An order changed to any other status has none, and is
+// not saved.
+func orderEnded(o orders.Order) (events.Event, error) {
+	switch o.Status {
+	case orders.StatusComplete:
+		return events.OrderCompletedEvent{ID: o.ID, Version: o.Version, UserID: o.UserID,
+			Stuff: events.StuffRef{ID: o.Stuff.ID, Price: o.Stuff.Price}}, nil
+	case orders.StatusCancelled:
+		return events.OrderCancelledEvent{ID: o.ID, Version: o.Version, Stuff: events.StuffRef{ID: o.Stuff.ID}}, nil
+	}
+	return nil, fmt.Errorf("order %s changed to status %q, which no event announces", o.ID, o.Status)
 }

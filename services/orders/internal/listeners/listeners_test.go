@@ -1,4 +1,4 @@
-package events_test
+package listeners_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	listeners "github.com/stuffmart/stuffmart/services/orders/internal/events"
+	"github.com/stuffmart/stuffmart/services/orders/internal/listeners"
 	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
 	"github.com/stuffmart/stuffmart/services/orders/internal/store"
 	"github.com/stuffmart/stuffmart/shared/events"
@@ -51,7 +51,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 
 			var mu sync.Mutex
 			redelivered := map[events.Subject]int{}
-			for _, l := range listeners.Listeners(svc, log) {
+			for _, l := range listeners.Listeners(svc, svc, log) {
 				handle := l.Handle
 				l.Handle = func(ctx context.Context, m events.Msg) error {
 					if m.Deliveries == 1 {
@@ -81,13 +81,13 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 
 			seller, buyer := store.NewID(), store.NewID()
 			old, fresh := store.NewID(), store.NewID()
-			if err := svc.ApplyStuffCreated(ctx, events.StuffData{ID: old, Version: 1, Title: "v1", Price: 100, UserID: seller}); err != nil {
+			if err := svc.ApplyStuffCreated(ctx, orders.Stuff{ID: old, Version: 1, Title: "v1", Price: 100, SellerID: seller}); err != nil {
 				t.Fatal(err)
 			}
 			var placed []orders.Order
 			for range 2 {
 				id := store.NewID()
-				if err := svc.ApplyStuffCreated(ctx, events.StuffData{ID: id, Version: 1, Title: "t", Price: 100, UserID: seller}); err != nil {
+				if err := svc.ApplyStuffCreated(ctx, orders.Stuff{ID: id, Version: 1, Title: "t", Price: 100, SellerID: seller}); err != nil {
 					t.Fatal(err)
 				}
 				o, err := svc.Create(ctx, buyer, id)

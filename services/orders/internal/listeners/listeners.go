@@ -1,0 +1,114 @@
+// Package listeners holds the orders service's inbound events: the stuff
+// replica (stuff:created, stuff:updated) and the ends of an order
+// (expiration:complete, payment:created). Each listener decodes its payload,
+// maps it to the orders domain's types, calls the domain and turns its
+// errors into the bus's ack policy: nil acks, an event ahead of the local
+// state is left unacked (events.ErrNotYet) so it comes back, a malformed one
+// is parked at once (events.Permanent), and any other failure is
+// redelivered, then parked after the bus's MaxDeliveries. Outbound events
+// are published by the outbox relay, not here. docs/events.md lists every
+// subject with its producer and consumers.
+package listeners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
+	"github.com/stuffmart/stuffmart/shared/events"
+)
+
+// Group is the durable queue group of every listener: the service's name.
+const Group = "orders"
+
+// Replica is what the stuff listeners need: the orders domain's replica of
+// stuff, fed in version order.
+type Replica interface {
+	ApplyStuffCreated(ctx context.Context, s orders.Stuff) error
+	ApplyStuffUpdated(ctx context.Context, s orders.Stuff) error
+}
+
+// Ends is what the expiration and payment listeners need: the two ways an
+// order ends on another service's word.
+type Ends interface {
+	Expire(ctx context.Context, orderID string) error
+	Complete(ctx context.Context, orderID string) error
+}
+
+// Listeners returns the service's listeners, to register on the bus before
+// it starts.
+func Listeners(replica Replica, ends Ends, log *slog.Logger) []events.Listener {
+	return []events.Listener{
+		{Subject: events.StuffCreated, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
+			ev, err := events.Decode[events.StuffCreatedEvent](m)
+			if err != nil {
+				return err
+			}
+			return policy(replica.ApplyStuffCreated(ctx, stuff(events.StuffData(ev))))
+		}},
+		{Subject: events.StuffUpdated, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
+			ev, err := events.Decode[events.StuffUpdatedEvent](m)
+			if err != nil {
+				return err
+			}
+			return policy(replica.ApplyStuffUpdated(ctx, stuff(events.StuffData(ev))))
+		}},
+		{Subject: events.ExpirationComplete, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
+			ev, err := events.Decode[events.ExpirationCompleteEvent](m)
+			if err != nil {
+				return err
+			}
+			return policy(ends.Expire(ctx, ev.OrderID))
+		}},
+		{Subject: events.PaymentCreated, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
+			ev, err := events.Decode[events.PaymentCreatedEvent](m)
+			if err != nil {
+				return err
+			}
+			err = ends.Complete(ctx, ev.OrderID)
+			if errors.Is(err, orders.ErrOutcomeTaken) {
+				// The order was cancelled (or expired) first. The payments
+				// service, which sees order:cancelled, refunds it.
+				log.Info("payment for an order that already ended; left to the payments service to refund",
+					"order_id", ev.OrderID, "payment_id", ev.ID, "err", err)
+				return nil
+			}
+			return policy(err)
+		}},
+	}
+}
+
+// stuff maps a stuff:created or stuff:updated payload to the replica's
+// Stuff. Fields a payload may leave out get the stuff service's meaning of
+// their absence: no status is available, or reserved when an order is
+// named; no currency is usd.
+func stuff(d events.StuffData) orders.Stuff {
+	status := d.Status
+	if status == "" {
+		status = orders.StuffAvailable
+		if d.OrderID != "" {
+			status = orders.StuffReserved
+		}
+	}
+	currency := d.Currency
+	if currency == "" {
+		currency = "usd"
+	}
+	return orders.Stuff{ID: d.ID, Title: d.Title, Price: d.Price, Currency: currency, SellerID: d.UserID,
+		Status: status, OrderID: d.OrderID, Version: d.Version}
+}
+
+// policy maps the domain's errors to the bus's ack policy.
+func policy(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, orders.ErrMalformedEvent):
+		return events.Permanent(err)
+	case errors.Is(err, orders.ErrEventAhead):
+		return fmt.Errorf("%w: %w", events.ErrNotYet, err)
+	}
+	return err
+}
