@@ -167,8 +167,8 @@ func TestClusterIDAgrees(t *testing.T) {
 
 // TestClientStartsWithImageAssets builds the storefront (app.New, which
 // connects to nothing) from its Deployment's environment, with ASSETS_DIR
-// mapped to the folder client/Dockerfile copies there: the image has every
-// file the storefront needs.
+// mapped to the folder the Dockerfile copies there in the Deployment's
+// image: the image has every file the storefront needs.
 func TestClientStartsWithImageAssets(t *testing.T) {
 	m := loadManifests(t)
 	d := m.Deployments["client"]
@@ -179,15 +179,19 @@ func TestClientStartsWithImageAssets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := parseDockerfileAt(t, "client/Dockerfile")
+	image := d.Spec.Template.Spec.Containers[0].Image
+	img, ok := artifactImages(t, platforms[0])[image]
+	if !ok {
+		t.Fatalf("image %s is not built by skaffold.yaml", image)
+	}
 	src := ""
-	for _, cp := range df.final().copies() {
+	for _, cp := range img.Final.copies() {
 		if cp.From == "" && filepath.Clean(cp.Dest) == filepath.Clean(env["ASSETS_DIR"]) && len(cp.Sources) == 1 {
 			src = filepath.Join(repoRoot(t), filepath.FromSlash(cp.Sources[0]))
 		}
 	}
 	if src == "" {
-		t.Fatalf("client/Dockerfile copies nothing from the context to ASSETS_DIR %q", env["ASSETS_DIR"])
+		t.Fatalf("%s: the Dockerfile copies nothing from the context to ASSETS_DIR %q", image, env["ASSETS_DIR"])
 	}
 	env["ASSETS_DIR"] = src
 	cfg, err := clientapp.LoadConfig(func(k string) string { return env[k] })
@@ -209,33 +213,40 @@ func TestClientStartsWithImageAssets(t *testing.T) {
 // variable TestEnvMatchesLoadConfig cannot see; passing os.Getenv as a value
 // (main's LoadConfig(os.Getenv)) is the one allowed use.
 func TestNoEnvReadOutsideLoadConfig(t *testing.T) {
-	var pkgs []string
-	for _, a := range loadSkaffold(t).Build.Artifacts {
-		run, ok := parseDockerfileAt(t, a.dockerfile()).Stages[0].last("RUN")
-		if !ok {
-			t.Fatalf("%s: no RUN", a.dockerfile())
-		}
-		f := strings.Fields(run.Raw)
-		pkgs = append(pkgs, f[len(f)-1]) // go build … ./services/auth
-	}
-	cmd := exec.Command("go", append([]string{"list", "-deps", "-f", "{{if .Module}}{{.Module.Path}} {{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{end}}"}, pkgs...)...)
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
 	checked := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || !strings.HasPrefix(f[0], "github.com/stuffmart/stuffmart/") {
-			continue
+	seen := map[string]bool{}
+	// Per platform: a file with a build constraint is in one binary only.
+	for _, p := range platforms {
+		var pkgs []string
+		for image, img := range artifactImages(t, p) {
+			pkg, err := img.mainPackage()
+			if err != nil {
+				t.Fatalf("%s: %v", image, err)
+			}
+			pkgs = append(pkgs, pkg) // ./services/auth
 		}
-		for _, name := range f[2:] {
-			checked++
-			file := filepath.Join(f[1], name)
-			for _, pos := range envCalls(t, file) {
-				t.Errorf("%s: reads the environment directly; read it in LoadConfig through getenv", pos)
+		cmd := exec.Command("go", append([]string{"list", "-deps", "-f", "{{if .Module}}{{.Module.Path}} {{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{end}}"}, pkgs...)...)
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list for %s: %v", p, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || !strings.HasPrefix(f[0], "github.com/stuffmart/stuffmart/") {
+				continue
+			}
+			for _, name := range f[2:] {
+				file := filepath.Join(f[1], name)
+				if seen[file] {
+					continue
+				}
+				seen[file] = true
+				checked++
+				for _, pos := range envCalls(t, file) {
+					t.Errorf("%s: reads the environment directly; read it in LoadConfig through getenv", pos)
+				}
 			}
 		}
 	}

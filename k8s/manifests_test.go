@@ -351,8 +351,8 @@ func TestAppDeployments(t *testing.T) {
 	}
 }
 
-// distrolessNonroot is the uid of distroless's nonroot user, which every
-// Dockerfile's final USER names.
+// distrolessNonroot is the uid of distroless's nonroot user, which the
+// Dockerfile's USER names in every image.
 const distrolessNonroot = 65532
 
 func docOf(t *testing.T, d *appsv1.Deployment) []byte {
