@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/stuffmart/stuffmart/services/expiration/internal/events"
+	"github.com/stuffmart/stuffmart/services/expiration/internal/listeners"
 	"github.com/stuffmart/stuffmart/services/expiration/internal/scheduler"
 	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
 	"github.com/stuffmart/stuffmart/shared/config"
@@ -55,7 +55,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	st := store.New(svc.DB, svc.Writer, relay)
 	followUp := func(orderID string) { relay.Notify(st.SettledFor(orderID), orderID) }
 	sched := scheduler.New(st, followUp, log, scheduler.Options{})
-	for _, l := range events.Listeners(sched) {
+	for _, l := range listeners.Listeners(sched) {
 		svc.Bus.Listen(l)
 	}
 	svc.Go(func(ctx context.Context) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -42,17 +41,14 @@ func checkLate(tb testing.TB, id string, deadline, arrived time.Time, max time.D
 }
 
 func TestOrderExpiresWithinASecondOfItsDeadline(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	p := newProbe(t, nc)
-	ready(t, startApp(t, config(t, db.Name(), nc)))
+	c, got := start(t)
 
 	deadline := time.Now().Add(300 * time.Millisecond)
-	p.created(t, "o1", deadline)
-	late := checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
+	created(t, c, "o1", deadline)
+	late := checkLate(t, "o1", deadline, got.first(t, "o1", 5*time.Second), time.Second)
 	t.Logf("expiration:complete arrived %s after the deadline", late)
 
-	st := store.New(db, mongox.NewWriter(), nil)
+	st := store.New(c.DB, mongox.NewWriter(), nil)
 	if outcome, err := st.Outcome(context.Background(), "o1"); err != nil || outcome != scheduler.OutcomeExpired {
 		t.Fatalf("outcome %q, %v; want expired", outcome, err)
 	}
@@ -72,30 +68,25 @@ func TestOrderExpiresWithinASecondOfItsDeadline(t *testing.T) {
 }
 
 func TestOverdueDeadlineFiresAtRestart(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	cfg := config(t, db.Name(), nc)
-	p := newProbe(t, nc)
-	first := startApp(t, cfg)
-	ready(t, first)
+	first, got := start(t)
 
 	deadline := time.Now().Add(1500 * time.Millisecond)
-	p.created(t, "o1", deadline)
-	st := store.New(db, mongox.NewWriter(), nil)
+	created(t, first, "o1", deadline)
+	st := store.New(first.DB, mongox.NewWriter(), nil)
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		_, err := st.Deadline(context.Background(), "o1")
 		return err == nil
 	}, "deadline not persisted")
-	first.stop()
+	first.Stop()
 	if time.Now().After(deadline) {
 		t.Fatal("test setup too slow: the service stopped after the deadline")
 	}
 	// Down over the deadline: nothing fires.
-	holds(t, deadline.Add(300*time.Millisecond), func() bool { return p.count("o1") == 0 }, "fired while the service was down")
+	holds(t, deadline.Add(300*time.Millisecond), func() bool { return got.count("o1") == 0 }, "fired while the service was down")
 
 	restart := time.Now()
-	startApp(t, cfg)
-	arrived := p.first(t, "o1", 5*time.Second)
+	replica(t, first)
+	arrived := got.first(t, "o1", 5*time.Second)
 	if since := arrived.Sub(restart); since > time.Second {
 		t.Fatalf("overdue deadline fired %s after the restart, want within 1s", since)
 	}
@@ -104,13 +95,8 @@ func TestOverdueDeadlineFiresAtRestart(t *testing.T) {
 }
 
 func TestTwoReplicasFireEachDeadlineOnce(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	cfg := config(t, db.Name(), nc)
-	p := newProbe(t, nc)
-	a, b := startApp(t, cfg), startApp(t, cfg)
-	ready(t, a)
-	ready(t, b)
+	a, got := start(t)
+	replica(t, a)
 
 	// Each replica receives some of the order:created events (queue
 	// group) and, with its reload 5 s after start, all of the deadlines:
@@ -121,57 +107,51 @@ func TestTwoReplicasFireEachDeadlineOnce(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("o%02d", i)
 		deadlines[id] = base.Add(time.Duration(i) * 40 * time.Millisecond)
-		p.created(t, id, deadlines[id])
+		created(t, a, id, deadlines[id])
 	}
-	testkit.Eventually(t, 15*time.Second, func() bool { orders, _ := p.total(); return orders == n },
+	testkit.Eventually(t, 15*time.Second, func() bool { orders, _ := got.total(); return orders == n },
 		"not every order expired")
 	// Quiet period past the last deadline: no second event for any order.
-	holds(t, time.Now().Add(time.Second), func() bool { _, evs := p.total(); return evs == n },
+	holds(t, time.Now().Add(time.Second), func() bool { _, evs := got.total(); return evs == n },
 		"an order expired twice")
 	// Racing for the claims must not cost the precision either.
 	var worst time.Duration
 	for id, d := range deadlines {
-		worst = max(worst, checkLate(t, id, d, p.first(t, id, 0), time.Second))
+		worst = max(worst, checkLate(t, id, d, got.first(t, id, 0), time.Second))
 	}
 	t.Logf("worst lateness over %d orders on two replicas: %s", n, worst)
 }
 
 func TestDuplicateOrderCreatedFiresOnce(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	p := newProbe(t, nc)
-	ready(t, startApp(t, config(t, db.Name(), nc)))
+	c, got := start(t)
 
 	deadline := time.Now().Add(400 * time.Millisecond)
-	p.created(t, "o1", deadline)
-	p.created(t, "o1", deadline)
-	p.created(t, "o1", deadline.Add(time.Hour)) // a replay cannot move it either
-	checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
-	holds(t, time.Now().Add(700*time.Millisecond), func() bool { return p.count("o1") == 1 }, "o1 expired more than once")
+	created(t, c, "o1", deadline)
+	created(t, c, "o1", deadline)
+	created(t, c, "o1", deadline.Add(time.Hour)) // a replay cannot move it either
+	checkLate(t, "o1", deadline, got.first(t, "o1", 5*time.Second), time.Second)
+	holds(t, time.Now().Add(700*time.Millisecond), func() bool { return got.count("o1") == 1 }, "o1 expired more than once")
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		ds, err := store.New(db, mongox.NewWriter(), nil).Due(context.Background(), time.Time{})
+		ds, err := store.New(c.DB, mongox.NewWriter(), nil).Due(context.Background(), time.Time{})
 		return err == nil && len(ds) == 0
 	}, "deadline left after firing")
 }
 
 func TestCancelledOrCompletedOrderDoesNotFire(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	p := newProbe(t, nc)
-	ready(t, startApp(t, config(t, db.Name(), nc)))
-	st := store.New(db, mongox.NewWriter(), nil)
+	c, got := start(t)
+	st := store.New(c.DB, mongox.NewWriter(), nil)
 	ctx := context.Background()
 
 	deadline := time.Now().Add(2 * time.Second)
 	for _, id := range []string{"cancelled", "completed", "control"} {
-		p.created(t, id, deadline)
+		created(t, c, id, deadline)
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		ds, err := st.Due(ctx, time.Time{})
 		return err == nil && len(ds) == 3
 	}, "deadlines not persisted")
-	p.publish(t, events.OrderCancelledEvent{ID: "cancelled", Version: 1, Stuff: events.StuffRef{ID: "stuff-cancelled"}})
-	p.publish(t, events.OrderCompletedEvent{ID: "completed", Version: 1, UserID: "buyer", Stuff: events.StuffRef{ID: "stuff-completed"}})
+	c.Peer.Publish(events.OrderCancelledEvent{ID: "cancelled", Version: 1, Stuff: events.StuffRef{ID: "stuff-cancelled"}})
+	c.Peer.Publish(events.OrderCompletedEvent{ID: "completed", Version: 1, UserID: "buyer", Stuff: events.StuffRef{ID: "stuff-completed"}})
 	for id, want := range map[string]string{"cancelled": scheduler.OutcomeCancelled, "completed": scheduler.OutcomeCompleted} {
 		var outcome string
 		testkit.Eventually(t, 5*time.Second, func() bool {
@@ -189,29 +169,23 @@ func TestCancelledOrCompletedOrderDoesNotFire(t *testing.T) {
 	}
 	// The control order, due at the same moment, proves the firing
 	// happened; the settled ones stay quiet well past it.
-	checkLate(t, "control", deadline, p.first(t, "control", 5*time.Second), time.Second)
-	holds(t, deadline.Add(500*time.Millisecond), func() bool { return p.count("cancelled")+p.count("completed") == 0 },
+	checkLate(t, "control", deadline, got.first(t, "control", 5*time.Second), time.Second)
+	holds(t, deadline.Add(500*time.Millisecond), func() bool { return got.count("cancelled")+got.count("completed") == 0 },
 		"a settled order expired")
 }
 
 func TestPastDeadlineFiresAtOnce(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	p := newProbe(t, nc)
-	ready(t, startApp(t, config(t, db.Name(), nc)))
+	c, got := start(t)
 
 	sent := time.Now()
-	p.created(t, "o1", sent.Add(-time.Minute))
-	if since := p.first(t, "o1", 5*time.Second).Sub(sent); since > time.Second {
+	created(t, c, "o1", sent.Add(-time.Minute))
+	if since := got.first(t, "o1", 5*time.Second).Sub(sent); since > time.Second {
 		t.Fatalf("past deadline fired %s after its event, want within 1s", since)
 	}
 }
 
 func TestBadPayloadIsParked(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	p := newProbe(t, nc)
-	ready(t, startApp(t, config(t, db.Name(), nc)))
+	c, got := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -220,29 +194,24 @@ func TestBadPayloadIsParked(t *testing.T) {
 		events.OrderCancelled: `{"version": 3}`,
 	}
 	for subject, data := range bad {
-		if err := p.bus.Publish(ctx, subject, []byte(data)); err != nil {
-			t.Fatal(err)
-		}
+		c.Peer.PublishRaw(subject, []byte(data))
 	}
-	p.created(t, "no-deadline", time.Time{})
+	created(t, c, "no-deadline", time.Time{})
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		n, err := db.Collection("parked_events").CountDocuments(ctx, bson.D{})
+		n, err := c.DB.Collection("parked_events").CountDocuments(ctx, bson.D{})
 		return err == nil && n == 3
 	}, "bad payloads not parked")
 	// The listener goes on with good events.
 	deadline := time.Now().Add(100 * time.Millisecond)
-	p.created(t, "o1", deadline)
-	checkLate(t, "o1", deadline, p.first(t, "o1", 5*time.Second), time.Second)
-	if p.count("no-deadline") != 0 {
+	created(t, c, "o1", deadline)
+	checkLate(t, "o1", deadline, got.first(t, "o1", 5*time.Second), time.Second)
+	if got.count("no-deadline") != 0 {
 		t.Fatal("an order without a deadline expired")
 	}
 }
 
 func TestProbesAndNoAPI(t *testing.T) {
-	db := testkit.Mongo(t)
-	nc := testkit.NATS(t)
-	a := startApp(t, config(t, db.Name(), nc))
-	ready(t, a)
+	c := testkit.Start(t, app.Name, build)
 	tests := []struct {
 		method, path string
 		want         int
@@ -254,11 +223,8 @@ func TestProbesAndNoAPI(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+tc.path, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			a.Handler().ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
-			if rec.Code != tc.want {
-				t.Fatalf("%s %s: %d %s, want %d", tc.method, tc.path, rec.Code, rec.Body, tc.want)
-			}
+			// A client of the subtest's own, so that a failure stops the subtest.
+			testkit.NewClient(t, c.URL, testkit.WithoutCookies()).Do(tc.method, tc.path, nil).Want(tc.want)
 		})
 	}
 }
@@ -277,7 +243,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 	t.Run("defaults", func(t *testing.T) {
-		e := map[string]string{"MONGO_URI": "mongodb://db", "NATS_URL": "nats://nats:4222", "JWT_KEY": key, "SESSION_KEY": key}
+		e := map[string]string{"MONGO_URI": "mongodb://db", "NATS_URL": "nats://nats:4222", "JWT_KEY": testkit.JWTKey, "SESSION_KEY": testkit.SessionKey}
 		cfg, err := app.LoadConfig(func(k string) string { return e[k] })
 		if err != nil {
 			t.Fatal(err)

@@ -2,168 +2,124 @@ package app_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stuffmart/stuffmart/services/expiration/app"
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-const key = "0123456789abcdef0123456789abcdef"
-
-// env is the environment of a service on the test's database and NATS.
-func env(tb testing.TB, db string, nc events.Config) map[string]string {
-	return map[string]string{
-		"MONGO_URI":       testkit.MongoURI(tb),
-		"MONGO_DB":        db,
-		"NATS_URL":        nc.URL,
-		"NATS_CLUSTER_ID": nc.ClusterID,
-		"JWT_KEY":         key,
-		"SESSION_KEY":     key,
-	}
-}
-
-// config loads the service's configuration the way main does, on the
-// test's database and NATS subject prefix.
-func config(tb testing.TB, db string, nc events.Config) app.Config {
-	tb.Helper()
-	e := env(tb, db, nc)
-	cfg, err := app.LoadConfig(func(k string) string { return e[k] })
+// build makes the real app, as main does, on the component's configuration.
+func build(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
+	a, err := app.New(ctx, app.Config{Service: cfg}, log)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	cfg.Service.NATS.Prefix = nc.Prefix
-	cfg.Service.NATS.AckWait = nc.AckWait
-	cfg.Service.NATS.MaxDeliveries = nc.MaxDeliveries
-	return cfg
+	return a, nil
 }
 
-// running is a started App that stops once, at the latest when the test ends.
-type running struct {
-	*app.App
-	once sync.Once
-	tb   testing.TB
-}
-
-func (r *running) stop() {
-	r.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			r.tb.Errorf("close: %v", err)
-		}
-	})
-}
-
-func startApp(tb testing.TB, cfg app.Config) *running {
+// start runs the service on a database and NATS subject prefix of its own,
+// and records when each of its expiration:complete events arrives.
+func start(tb testing.TB) (*testkit.Component, *arrivals) {
 	tb.Helper()
-	a, err := app.New(context.Background(), cfg, testkit.Logger(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	a.Start()
-	r := &running{App: a, tb: tb}
-	tb.Cleanup(r.stop)
-	return r
+	c := testkit.Start(tb, app.Name, build)
+	return c, watch(tb, c.NATS)
 }
 
-func ready(tb testing.TB, a *running) {
+// replica runs the service again on c's database and bus: a second replica
+// beside c, or c restarted after c.Stop.
+func replica(tb testing.TB, c *testkit.Component) *testkit.Component {
 	tb.Helper()
-	testkit.Eventually(tb, 10*time.Second, func() bool {
-		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-		return rec.Code == http.StatusOK
-	}, "service not ready")
+	return testkit.Start(tb, app.Name, build, testkit.OnDB(c.DB), testkit.OnNATS(c.NATS))
 }
 
-// probe is the other side of the bus: it publishes order events and records
-// when each expiration:complete arrives.
-type probe struct {
-	bus *events.Bus
-
-	mu      sync.Mutex
-	arrived map[string][]time.Time
-}
-
-func newProbe(tb testing.TB, nc events.Config) *probe {
+// created publishes, as orders would, that order id was created with its
+// hold ending at expiresAt.
+func created(tb testing.TB, c *testkit.Component, id string, expiresAt time.Time) {
 	tb.Helper()
-	p := &probe{arrived: map[string][]time.Time{}}
-	nc.ClientName = "probe"
-	p.bus = events.NewBus(nc, testkit.Logger(tb), nil)
-	p.bus.Listen(events.Listener{Subject: events.ExpirationComplete, Group: "probe", Handle: func(_ context.Context, m events.Msg) error {
-		at := time.Now()
-		ev, err := events.Decode[events.ExpirationCompleteEvent](m)
-		if err != nil {
-			return err
-		}
-		p.mu.Lock()
-		p.arrived[ev.OrderID] = append(p.arrived[ev.OrderID], at)
-		p.mu.Unlock()
-		return nil
-	}})
-	p.bus.Start()
-	tb.Cleanup(func() {
-		if err := p.bus.Close(); err != nil {
-			tb.Errorf("close probe bus: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.bus.WaitConnected(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	return p
-}
-
-func (p *probe) publish(tb testing.TB, ev events.Event) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.bus.PublishEvent(ctx, ev); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func (p *probe) created(tb testing.TB, id string, expiresAt time.Time) {
-	tb.Helper()
-	p.publish(tb, events.OrderCreatedEvent{
+	c.Peer.Publish(events.OrderCreatedEvent{
 		ID: id, Version: 0, Status: events.OrderStatusCreated, UserID: "buyer",
 		ExpiresAt: expiresAt, Stuff: events.StuffRef{ID: "stuff-" + id, Price: 1000},
 	})
 }
 
-// count is how many times id expired; total counts every order.
-func (p *probe) count(id string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.arrived[id])
+// arrivals records, by order, when each expiration:complete reaches a
+// subscriber. The tests measure lateness end to end at the subscriber, to
+// the millisecond; the testkit Peer records what arrives but not when, so a
+// listener of the test's own stamps each event as it is delivered.
+type arrivals struct {
+	mu sync.Mutex
+	at map[string][]time.Time
 }
 
-func (p *probe) total() (orders, events int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, a := range p.arrived {
-		events += len(a)
+func watch(tb testing.TB, nc events.Config) *arrivals {
+	tb.Helper()
+	a := &arrivals{at: map[string][]time.Time{}}
+	nc.ClientName = "arrivals"
+	bus := events.NewBus(nc, testkit.Logger(tb), nil)
+	bus.Listen(events.Listener{Subject: events.ExpirationComplete, Group: "arrivals", Handle: a.record})
+	bus.Start()
+	tb.Cleanup(func() {
+		if err := bus.Close(); err != nil {
+			tb.Errorf("close arrivals bus: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.WaitConnected(ctx); err != nil {
+		tb.Fatal(err)
 	}
-	return len(p.arrived), events
+	return a
+}
+
+func (a *arrivals) record(_ context.Context, m events.Msg) error {
+	at := time.Now()
+	ev, err := events.Decode[events.ExpirationCompleteEvent](m)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.at[ev.OrderID] = append(a.at[ev.OrderID], at)
+	a.mu.Unlock()
+	return nil
+}
+
+// count is how many times id expired.
+func (a *arrivals) count(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.at[id])
+}
+
+// total counts the orders that expired and their events.
+func (a *arrivals) total() (orders, events int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.at {
+		events += len(at)
+	}
+	return len(a.at), events
 }
 
 // first waits for id's first expiration:complete and returns its arrival.
-func (p *probe) first(tb testing.TB, id string, timeout time.Duration) time.Time {
+func (a *arrivals) first(tb testing.TB, id string, timeout time.Duration) time.Time {
 	tb.Helper()
-	testkit.Eventually(tb, timeout, func() bool { return p.count(id) > 0 }, "no expiration:complete for %s", id)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.arrived[id][0]
+	testkit.Eventually(tb, timeout, func() bool { return a.count(id) > 0 }, "no expiration:complete for %s", id)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.at[id][0]
 }
 
-// holds polls cond until until and fails the test as soon as it is false.
+// holds asserts that nothing happens during a window: cond stays true from
+// now until until. It is not a wait for an event (that is
+// testkit.Eventually) but the check itself, so it watches the whole window,
+// failing as soon as cond turns false.
 func holds(tb testing.TB, until time.Time, cond func() bool, msg string, args ...any) {
 	tb.Helper()
 	for {
@@ -173,6 +129,6 @@ func holds(tb testing.TB, until time.Time, cond func() bool, msg string, args ..
 		if time.Now().After(until) {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // the window's sampling, not synchronization
 	}
 }

@@ -9,7 +9,8 @@
 // deadline scheduled by a replica that died still fires on another.
 // Precision comes from a single timer goroutine that sleeps until the
 // earliest deadline (no polling tick) and hands due deadlines to a few
-// workers.
+// workers. docs/flows.md follows an expiry from order:created to the
+// released stuff.
 package scheduler
 
 import (
@@ -40,7 +41,8 @@ type Deadline struct {
 
 // Store persists deadlines and settles them. Claim and Settle make the one
 // decision replicas race on (does this order expire?) and must be a single
-// unique-key insert, never a conditional update (SPEC §8).
+// unique-key insert, never a conditional update: a filter-then-update is not
+// atomic on FerretDB (docs/data-safety.md, "Two rules").
 type Store interface {
 	// Add persists d; false when the order already has a deadline.
 	Add(ctx context.Context, d Deadline) (bool, error)

@@ -1,9 +1,9 @@
 // Package store keeps the expiration service's state in its own MongoDB
 // database: pending deadlines, and one settlement document per order whose
 // unique _id is the claim that makes a deadline fire at most once across
-// replicas (SPEC §8 rule 1: one unique-index insert, never a conditional
-// update). A claim carries its expiration:complete event in its outbox, in
-// the same single-document insert.
+// replicas (docs/data-safety.md, rule 1: one unique-index insert, never a
+// conditional update). A claim carries its expiration:complete event in its
+// outbox, in the same single-document insert.
 //
 // Both kinds of document are spread over Shards collections each
 // (deadlines_NN, settled_NN) by a hash of the order id. The reason is

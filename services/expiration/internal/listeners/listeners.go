@@ -1,8 +1,11 @@
-// Package events is the expiration service's side of the event bus: it
+// Package listeners is the expiration service's inbound side of the bus: it
 // schedules a deadline for every order:created and settles it on
-// order:cancelled and order:completed. The service publishes
-// expiration:complete through the outbox of its store, not from here.
-package events
+// order:cancelled and order:completed. Each listener decodes its event's
+// payload into the scheduler's own values (an order id, a deadline, an
+// outcome); no event payload reaches the scheduler. The service publishes
+// expiration:complete through the outbox of its store, not from here. The
+// subjects and payloads are catalogued in docs/events.md.
+package listeners
 
 import (
 	"context"
@@ -16,9 +19,13 @@ import (
 // Group is the durable queue group of the expiration service.
 const Group = "expiration"
 
-// Scheduler is what the listeners drive.
+// Scheduler is the part of the domain the listeners drive
+// (*scheduler.Scheduler).
 type Scheduler interface {
+	// Schedule persists and arms an order's deadline, once per order.
 	Schedule(ctx context.Context, orderID string, expiresAt time.Time) error
+	// Settle records that an order ended with outcome (one of the
+	// scheduler's Outcome constants), so its deadline never fires.
 	Settle(ctx context.Context, orderID, outcome string) error
 }
 
