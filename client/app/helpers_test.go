@@ -195,6 +195,16 @@ func (b *browser) signUp(email string) {
 	}
 }
 
+// signIn signs in an existing account.
+func (b *browser) signIn(email string) {
+	b.t.Helper()
+	form := b.get("/signin").is(http.StatusOK)
+	b.submit(form, "/signin", url.Values{"email": {email}, "password": {password}}).redirects("/")
+	if b.cookie("session") == "" {
+		b.t.Fatalf("sign in %s: no session cookie", email)
+	}
+}
+
 // sell lists stuff and returns its id.
 func (b *browser) sell(title, description, price, delivery string) string {
 	b.t.Helper()

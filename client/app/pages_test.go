@@ -21,6 +21,9 @@ func TestStorefront(t *testing.T) {
 	t.Parallel()
 	adminEmail := email(t, "admin")
 	s := clienttest.Start(t, clienttest.Options{Admins: []string{adminEmail}})
+	// The admin's account exists before the subtests that sign in as it run
+	// (in parallel, in any order).
+	newBrowser(t, s).signUp(adminEmail)
 
 	t.Run("public pages, SEO and headers", func(t *testing.T) {
 		t.Parallel()
@@ -319,7 +322,7 @@ func TestStorefront(t *testing.T) {
 	t.Run("admin: free coupon, users, bans", func(t *testing.T) {
 		t.Parallel()
 		admin, seller, buyer := newBrowser(t, s), newBrowser(t, s), newBrowser(t, s)
-		admin.signUp(adminEmail)
+		admin.signIn(adminEmail)
 		sellerEmail := email(t, "seller")
 		seller.signUp(sellerEmail)
 		buyer.signUp(email(t, "buyer"))
@@ -409,8 +412,7 @@ func TestStorefront(t *testing.T) {
 
 		// A banned user's refresh is refused: signed out.
 		admin := newBrowser(t, s)
-		f := admin.get("/signin")
-		admin.submit(f, "/signin", url.Values{"email": {adminEmail}, "password": {password}}).redirects("/")
+		admin.signIn(adminEmail)
 		users := admin.get("/admin/users?page=1")
 		uid := userID(t, s, latest)
 		admin.submit(users, "/admin/users/"+uid+"/ban?page=1", nil).redirects("/admin/users")
