@@ -27,12 +27,13 @@ type Config struct {
 	// Prefix is prepended to every subject; tests use it to share one server.
 	Prefix string
 	// AckWait is how long a delivered message waits for its ack before it is
-	// redelivered (stan minimum 1s). Default 30s. A subscription's ack wait
-	// is never shorter than its handler's timeout, so a slow handler is not
-	// redelivered while it still runs.
+	// redelivered (stan minimum 1s): the pause before a failed message is
+	// tried again. Default 5s. A subscription's ack wait is never shorter
+	// than its handler's timeout, so a slow handler is not redelivered while
+	// it still runs.
 	AckWait time.Duration
 	// HandlerTimeout bounds one handling when the Listener sets none.
-	// Default 10s.
+	// Default 5s.
 	HandlerTimeout time.Duration
 	// RetryFor is how long a message that fails (or is not yet applicable:
 	// ErrNotYet) is retried before it is parked, counted from when it was
@@ -82,7 +83,7 @@ type Bus struct {
 // RetryFor (nil: log only).
 func NewBus(cfg Config, log *slog.Logger, park Parker) *Bus {
 	if cfg.AckWait == 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = 5 * time.Second
 	}
 	if cfg.HandlerTimeout == 0 {
 		cfg.HandlerTimeout = defaultHandlerTimeout

@@ -240,7 +240,7 @@ func shard(key string, n int) int {
 }
 
 // defaultHandlerTimeout is Config.HandlerTimeout when unset.
-const defaultHandlerTimeout = 10 * time.Second
+const defaultHandlerTimeout = 5 * time.Second
 
 // parkTimeout bounds one call of the Parker.
 const parkTimeout = 10 * time.Second

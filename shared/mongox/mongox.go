@@ -30,6 +30,9 @@ func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(uri).
 		SetConnectTimeout(5 * time.Second).
 		SetServerSelectionTimeout(ServerSelectionTimeout).
+		// Find out within a second or two that the server is back (the
+		// default waits ten).
+		SetHeartbeatInterval(2 * time.Second).
 		SetTimeout(10 * time.Second).
 		SetMaxPoolSize(64)
 	c, err := mongo.Connect(ctx, opts)
