@@ -28,6 +28,10 @@ const retryFor = 3 * time.Second
 func redeliveryConfig(t *testing.T) events.Config {
 	cfg := testkit.NATS(t)
 	cfg.RetryFor = retryFor
+	// Two seconds, not one: an ack sent under load (the race detector,
+	// other packages' tests) may reach the server after a 1 s ack wait, and
+	// the message comes back although it was handled.
+	cfg.AckWait = 2 * time.Second
 	return cfg
 }
 
