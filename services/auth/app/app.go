@@ -60,10 +60,10 @@ type App struct {
 	svc *service.Service
 }
 
-// New builds the service: connects to MongoDB, creates the indexes (retrying
-// until the database answers or ctx ends), promotes the configured admins and
-// registers the routes. Call Start to connect to NATS and run the outbox
-// relay, and Close when done.
+// New builds the service: connects to MongoDB (lazily), declares its
+// indexes (made once Start runs; /readyz waits for them), promotes the
+// configured admins and registers the routes. Call Start to connect to NATS
+// and run the outbox relay, and Close when done.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	svc, err := service.Open(ctx, cfg.Service, log)
 	if err != nil {

@@ -71,11 +71,12 @@ type App struct {
 	svc *service.Service
 }
 
-// New builds the service: connects to MongoDB, creates the indexes and loads
-// the catalog (each tried for a few seconds; if the database is not there yet
-// they are retried in the background after Start, and listings are read from
-// the database meanwhile), registers the listeners and the routes. Call
-// Start to connect to NATS and run the background work, and Close when done.
+// New builds the service: connects to MongoDB (lazily), declares its
+// indexes (made once Start runs; /readyz waits for them), loads the catalog
+// (tried for a few seconds; if the database is not there yet it is retried
+// in the background after Start, and listings are read from the database
+// meanwhile), registers the listeners and the routes. Call Start to connect
+// to NATS and run the background work, and Close when done.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	svc, err := service.Open(ctx, cfg.Service, log)
 	if err != nil {
