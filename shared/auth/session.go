@@ -104,11 +104,22 @@ func IsHTTPS(r *http.Request) bool {
 // CurrentUser is middleware that resolves the session cookie into a User on
 // the request. A missing, tampered or expired cookie or token leaves the
 // request anonymous; it never fails the request.
-func (s *Sessions) CurrentUser() echo.MiddlewareFunc {
+func (s *Sessions) CurrentUser() echo.MiddlewareFunc { return s.CurrentUserUnless(nil) }
+
+// Revoker says whether a valid token of a user must still be refused: the
+// user was banned after the token was issued.
+type Revoker interface {
+	Revoked(userID string, issuedAt time.Time) bool
+}
+
+// CurrentUserUnless is CurrentUser that also leaves the request anonymous
+// when revoked refuses the token (nil: none is refused).
+func (s *Sessions) CurrentUserUnless(revoked Revoker) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if sess := s.Load(c.Request()); sess.Access != "" {
-				if u, err := s.tokens.Verify(sess.Access); err == nil {
+				u, err := s.tokens.Verify(sess.Access)
+				if err == nil && (revoked == nil || !revoked.Revoked(u.ID, u.IssuedAt)) {
 					c.Set(ctxUserKey, u)
 					c.SetRequest(c.Request().WithContext(WithUser(c.Request().Context(), u)))
 				}

@@ -23,6 +23,10 @@ type User struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
 	Role  string `json:"role"`
+	// IssuedAt is when the access token that names the user was issued
+	// (zero for a user that did not come from a token). A ban refuses the
+	// tokens issued before it.
+	IssuedAt time.Time `json:"-"`
 }
 
 // IsAdmin reports whether the user may use admin routes.
@@ -91,5 +95,9 @@ func (t *Tokens) Verify(token string) (User, error) {
 	if c.Subject == "" || (c.Role != RoleUser && c.Role != RoleAdmin) {
 		return User{}, fmt.Errorf("%w: missing subject or role", ErrInvalidToken)
 	}
-	return User{ID: c.Subject, Email: c.Email, Role: c.Role}, nil
+	u := User{ID: c.Subject, Email: c.Email, Role: c.Role}
+	if c.IssuedAt != nil {
+		u.IssuedAt = c.IssuedAt.Time
+	}
+	return u, nil
 }

@@ -19,6 +19,8 @@ type Msg struct {
 	Data       []byte
 	Sequence   uint64
 	Deliveries int // 1 on first delivery
+	// Published is when NATS Streaming stored the message.
+	Published time.Time
 }
 
 // Handler applies one message. Returning nil acks it. Returning an error
@@ -43,6 +45,11 @@ type Listener struct {
 	// member of the queue group. Read models kept in memory use it; writes
 	// belong in queue listeners.
 	Broadcast bool
+	// ReplayFor makes a Broadcast subscription start with the messages
+	// published that long before it (re)subscribes, so that state kept in
+	// memory for that long (the bans of the last token lifetime) survives a
+	// restart or a reconnection.
+	ReplayFor time.Duration
 	// Workers is how many messages are handled at once (default 8), so a
 	// burst of events is not applied one database round trip at a time.
 	// Messages about one entity (see entityOf) go to the same worker, in
@@ -101,7 +108,7 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	log := b.log.With("subject", string(l.Subject), "group", l.Group)
 	handle := func(sm *stan.Msg) {
 		defer b.end()
-		m := Msg{Subject: l.Subject, Data: sm.Data, Sequence: sm.Sequence, Deliveries: int(sm.RedeliveryCount) + 1}
+		m := Msg{Subject: l.Subject, Data: sm.Data, Sequence: sm.Sequence, Deliveries: int(sm.RedeliveryCount) + 1, Published: time.Unix(0, sm.Timestamp)}
 		key := retryKey{group: l.Group, subject: l.Subject, seq: sm.Sequence}
 		now := time.Now()
 		if !b.retries.due(key, now) {
@@ -179,11 +186,11 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	var sub stan.Subscription
 	var err error
 	if l.Broadcast {
-		sub, err = conn.Subscribe(b.cfg.Prefix+string(l.Subject), dispatch,
-			stan.SetManualAckMode(),
-			stan.AckWait(ackWait),
-			stan.MaxInflight(maxInflight),
-		)
+		opts := []stan.SubscriptionOption{stan.SetManualAckMode(), stan.AckWait(ackWait), stan.MaxInflight(maxInflight)}
+		if l.ReplayFor > 0 {
+			opts = append(opts, stan.StartAtTimeDelta(l.ReplayFor))
+		}
+		sub, err = conn.Subscribe(b.cfg.Prefix+string(l.Subject), dispatch, opts...)
 	} else {
 		sub, err = conn.QueueSubscribe(b.cfg.Prefix+string(l.Subject), l.Group, dispatch,
 			stan.DurableName(l.Group),

@@ -124,9 +124,12 @@ type PaymentCreatedEvent struct {
 // Subject is payment:created.
 func (PaymentCreatedEvent) Subject() Subject { return PaymentCreated }
 
-// UserBannedEvent is published when an admin bans a user.
+// UserBannedEvent is published when an admin bans a user. Every service
+// refuses the user's access tokens issued before At; the stuff service hides
+// the user's listings and orders cancels the user's open orders.
 type UserBannedEvent struct {
-	UserID string `json:"userId"`
+	UserID string    `json:"userId"`
+	At     time.Time `json:"at,omitempty"`
 }
 
 // Subject is user:banned.

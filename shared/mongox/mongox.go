@@ -5,10 +5,13 @@ package mongox
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
@@ -149,4 +152,23 @@ func AsConnectionError(err error) error {
 		return &errs.DatabaseConnectionError{Err: err}
 	}
 	return err
+}
+
+// DerivedObjectID returns an ObjectID made from t (its first four bytes, as
+// every ObjectID's, so that ids still sort by time) and a hash of parts: the
+// same parts and second always give the same id. A create request that
+// carries an Idempotency-Key mints its document's id this way, so that a
+// retry inserts the same _id and finds the first try's document (a
+// duplicate key) instead of making a second one.
+func DerivedObjectID(t time.Time, parts ...string) primitive.ObjectID {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p)) // a hash write never fails
+		h.Write([]byte{0})
+	}
+	sum := h.Sum(nil)
+	var id primitive.ObjectID
+	binary.BigEndian.PutUint32(id[:4], uint32(t.Unix()))
+	copy(id[4:], sum[:8])
+	return id
 }

@@ -100,8 +100,11 @@ type Service struct {
 	Bus      *events.Bus
 	Writer   *mongox.Writer
 	Sessions *auth.Sessions
+	// Bans are the users banned within an access token's lifetime; the
+	// session middleware refuses their older tokens.
+	Bans *auth.Bans
 	// Echo has the shared middleware, /healthz, /readyz and the session
-	// middleware (auth.Sessions.CurrentUser) installed.
+	// middleware (auth.Sessions.CurrentUserUnless(Bans)) installed.
 	Echo  *echo.Echo
 	relay *outbox.Relay
 
@@ -143,8 +146,31 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 			{Name: "indexes", Func: s.checkIndexes},
 		},
 	})
-	s.Echo.Use(s.Sessions.CurrentUser())
+	// A ban bites at once: every replica of every service learns it (and,
+	// after a restart, the bans of the last token lifetime) and refuses the
+	// user's tokens issued before it.
+	s.Bans = auth.NewBans(cfg.AccessTTL, nil)
+	s.Bus.Listen(events.Listener{Subject: events.UserBanned, Group: cfg.Name, Broadcast: true, ReplayFor: cfg.AccessTTL,
+		Workers: 1, Handle: s.applyBan})
+	s.Echo.Use(s.Sessions.CurrentUserUnless(s.Bans))
 	return s, nil
+}
+
+// applyBan records a user:banned in the ban list.
+func (s *Service) applyBan(_ context.Context, m events.Msg) error {
+	ev, err := events.Decode[events.UserBannedEvent](m)
+	if err != nil {
+		return err
+	}
+	if ev.UserID == "" {
+		return events.Permanent(errors.New("user:banned without a user id"))
+	}
+	at := ev.At
+	if at.IsZero() {
+		at = m.Published // published after the ban: later, so safer
+	}
+	s.Bans.Ban(ev.UserID, at)
+	return nil
 }
 
 // Outbox returns the relay that publishes pending events of colls, creating
@@ -231,6 +257,7 @@ func (s *Service) Start() {
 	if idx := s.indexes; len(idx) > 0 {
 		wg.Go(func() { s.ensureIndexes(ctx, idx) })
 	}
+	wg.Go(func() { s.pruneIdempotency(ctx) })
 	for _, fn := range s.workers {
 		wg.Go(func() { fn(ctx) })
 	}

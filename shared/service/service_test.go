@@ -489,3 +489,46 @@ func TestDatabaseOutageIsA503(t *testing.T) {
 		t.Fatalf("the answer took %s; the request must not hang", took)
 	}
 }
+
+// A ban bites at once: within moments of user:banned every service refuses
+// the user's tokens issued before it, and one started after the ban (within
+// a token's lifetime) knows it too. A token issued after the ban (the user
+// unbanned and signed in again) is accepted.
+func TestBanRefusesOlderTokens(t *testing.T) {
+	t.Parallel()
+	nc := testkit.NATS(t)
+	serve := func() *service.Service {
+		s := open(t, testConfig(t, nc))
+		s.Echo.GET("/me", func(c echo.Context) error {
+			u, _ := auth.FromEcho(c)
+			return c.String(http.StatusOK, u.ID)
+		}, auth.RequireUser)
+		s.Start()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Bus.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := serve()
+	u := auth.User{ID: "u-banned", Email: "b@uni.edu", Role: auth.RoleUser}
+	before := testkit.SessionCookie(t, s.Sessions, u, "")
+	if rec := get(s.Echo, "/me", before); rec.Code != http.StatusOK {
+		t.Fatalf("before the ban: %d %s", rec.Code, rec.Body)
+	}
+	peer := testkit.NewPeer(t, nc)
+	peer.Publish(events.UserBannedEvent{UserID: u.ID, At: time.Now()})
+	testkit.Eventually(t, 5*time.Second, func() bool { return get(s.Echo, "/me", before).Code == http.StatusUnauthorized }, "the banned user's token still accepted")
+
+	// A replica started after the ban learns it from the bus.
+	late := serve()
+	testkit.Eventually(t, 5*time.Second, func() bool { return get(late.Echo, "/me", before).Code == http.StatusUnauthorized }, "a service started after the ban accepts the banned user's token")
+
+	// A token issued after the ban: the user was unbanned and signed in.
+	time.Sleep(1100 * time.Millisecond) // tokens carry whole seconds
+	after := testkit.SessionCookie(t, s.Sessions, u, "")
+	if rec := get(s.Echo, "/me", after); rec.Code != http.StatusOK {
+		t.Fatalf("a token issued after the ban: %d %s", rec.Code, rec.Body)
+	}
+}

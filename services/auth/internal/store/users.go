@@ -171,7 +171,7 @@ func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.
 	}
 	var pushed []outbox.Pending
 	if banned {
-		ev, err := outbox.New(events.UserBannedEvent{UserID: oid.Hex()}, now)
+		ev, err := outbox.New(events.UserBannedEvent{UserID: oid.Hex(), At: now}, now)
 		if err != nil {
 			return users.User{}, err
 		}
