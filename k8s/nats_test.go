@@ -10,6 +10,8 @@ import (
 	"time"
 
 	stand "github.com/nats-io/nats-streaming-server/server"
+
+	"github.com/stuffmart/stuffmart/shared/embedded"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -77,6 +79,10 @@ func TestNATSStreaming(t *testing.T) {
 	}
 	if sopts.MaxChannels != 0 || sopts.MaxSubscriptions != 0 {
 		t.Errorf("channel and subscription limits %d/%d; want none (0), as shared/embedded", sopts.MaxChannels, sopts.MaxSubscriptions)
+	}
+	if sopts.MaxAge != embedded.ChannelMaxAge || sopts.MaxBytes != embedded.ChannelMaxBytes || sopts.MaxMsgs != 0 {
+		t.Errorf("channel limits age %v, bytes %d, messages %d; want %v, %d and none, as shared/embedded",
+			sopts.MaxAge, sopts.MaxBytes, sopts.MaxMsgs, embedded.ChannelMaxAge, embedded.ChannelMaxBytes)
 	}
 
 	// The store is a folder strictly inside the volume of the claim: its

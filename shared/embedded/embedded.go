@@ -108,6 +108,13 @@ func (f *Ferret) Stop() {
 	<-f.done
 }
 
+// The limits of every NATS Streaming channel, here and in Kubernetes
+// (k8s/nats.yaml passes the same to the server).
+const (
+	ChannelMaxAge   = 7 * 24 * time.Hour
+	ChannelMaxBytes = 512 << 20 // 512 MB
+)
+
 // NATS is a running embedded NATS Streaming server.
 type NATS struct {
 	URL       string
@@ -129,6 +136,12 @@ func StartNATS(clusterID, host string, port int, dir string) (*NATS, error) {
 	sopts.ClientHBFailCount = 3
 	sopts.StoreLimits.MaxChannels = 0 // unlimited
 	sopts.StoreLimits.MaxSubscriptions = 0
+	// Each channel keeps a week of messages and at most ChannelMaxBytes:
+	// far more than any consumer needs (a failing message is retried for
+	// six hours, then parked in its consumer's database), and bounded.
+	sopts.StoreLimits.MaxAge = ChannelMaxAge
+	sopts.StoreLimits.MaxBytes = ChannelMaxBytes
+	sopts.StoreLimits.MaxMsgs = 0 // bounded by bytes and age
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("nats data dir: %w", err)
