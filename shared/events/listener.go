@@ -233,7 +233,7 @@ func entityOf(subject Subject, data []byte) string {
 		return p.Stuff.ID
 	case ExpirationComplete, PaymentCreated:
 		return p.OrderID
-	case UserBanned:
+	case UserBanned, UserUnbanned:
 		return p.UserID
 	default:
 		return p.ID

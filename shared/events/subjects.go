@@ -23,6 +23,7 @@ const (
 	ExpirationComplete Subject = "expiration:complete"
 	PaymentCreated     Subject = "payment:created"
 	UserBanned         Subject = "user:banned"
+	UserUnbanned       Subject = "user:unbanned"
 )
 
 // Event is a payload that knows its subject.
@@ -134,6 +135,17 @@ type UserBannedEvent struct {
 
 // Subject is user:banned.
 func (UserBannedEvent) Subject() Subject { return UserBanned }
+
+// UserUnbannedEvent is published when an admin lifts a ban: the stuff
+// service lists the user's stuff again. (Tokens need nothing: the user signs
+// in again, and a token issued after the ban is accepted.)
+type UserUnbannedEvent struct {
+	UserID string    `json:"userId"`
+	At     time.Time `json:"at,omitempty"`
+}
+
+// Subject is user:unbanned.
+func (UserUnbannedEvent) Subject() Subject { return UserUnbanned }
 
 // Encode marshals an event's payload.
 func Encode(ev Event) ([]byte, error) {
