@@ -153,6 +153,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	s.Bus.Listen(events.Listener{Subject: events.UserBanned, Group: cfg.Name, Broadcast: true, ReplayFor: cfg.AccessTTL,
 		Workers: 1, Handle: s.applyBan})
 	s.Echo.Use(s.Sessions.CurrentUserUnless(s.Bans))
+	s.routeParked()
 	return s, nil
 }
 
@@ -223,7 +224,7 @@ func (s *Service) ensureIndexes(ctx context.Context, idx []mongox.Index) {
 // redelivery racing a slow park, or every replica of a broadcast listener)
 // keeps one copy and is not an error.
 func (s *Service) park(ctx context.Context, m events.Msg, cause error) error {
-	err := s.Writer.Insert(ctx, s.DB.Collection("parked_events"), bson.D{
+	err := s.Writer.Insert(ctx, s.DB.Collection(ParkedCollection), bson.D{
 		{Key: "_id", Value: fmt.Sprintf("%s#%d", m.Subject, m.Sequence)},
 		{Key: "subject", Value: string(m.Subject)},
 		{Key: "sequence", Value: int64(m.Sequence)},

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -530,5 +532,82 @@ func TestBanRefusesOlderTokens(t *testing.T) {
 	after := testkit.SessionCookie(t, s.Sessions, u, "")
 	if rec := get(s.Echo, "/me", after); rec.Code != http.StatusOK {
 		t.Fatalf("a token issued after the ban: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Parked messages can be listed and re-driven by an admin: the message goes
+// out again on its subject (a fixed listener applies it) and leaves the
+// list. Anyone else gets 401.
+func TestParkedEventsCanBeRedriven(t *testing.T) {
+	t.Parallel()
+	nats := testkit.NATS(t)
+	s := open(t, testConfig(t, nats))
+	var fixed atomic.Bool
+	applied := make(chan string, 4)
+	s.Bus.Listen(events.Listener{Subject: events.OrderCancelled, Group: "svc", Handle: func(_ context.Context, m events.Msg) error {
+		if !fixed.Load() {
+			return events.Permanent(errors.New("bug in the handler"))
+		}
+		applied <- string(m.Data)
+		return nil
+	}})
+	s.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Bus.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bus.PublishEvent(ctx, events.OrderCancelledEvent{ID: "o1", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	admin := testkit.SessionCookie(t, s.Sessions, auth.User{ID: "a1", Email: "a@uni.edu", Role: auth.RoleAdmin}, "")
+	user := testkit.SessionCookie(t, s.Sessions, auth.User{ID: "u1", Email: "u@uni.edu", Role: auth.RoleUser}, "")
+	type list struct {
+		Parked []service.ParkedEvent `json:"parked"`
+	}
+	var got list
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		rec := get(s.Echo, "/admin/parked", admin)
+		return rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &got) == nil && len(got.Parked) == 1
+	}, "the parked message is not listed")
+	p := got.Parked[0]
+	if p.Subject != string(events.OrderCancelled) || !strings.Contains(p.Data, `"id":"o1"`) || !strings.Contains(p.Error, "bug in the handler") {
+		t.Fatalf("parked %+v", p)
+	}
+	if rec := get(s.Echo, "/admin/parked", user); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a user lists parked events: %d", rec.Code)
+	}
+	if rec := get(s.Echo, "/admin/parked"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("anonymous lists parked events: %d", rec.Code)
+	}
+
+	fixed.Store(true) // the handler is fixed (a new release)
+	post := func(path string, cookie *http.Cookie) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, nil)
+		req.AddCookie(cookie)
+		rec := httptest.NewRecorder()
+		s.Echo.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := post("/admin/parked/"+p.ID+"/redrive", user); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a user re-drives: %d", rec.Code)
+	}
+	if rec := post("/admin/parked/"+p.ID+"/redrive", admin); rec.Code != http.StatusOK {
+		t.Fatalf("re-drive: %d %s", rec.Code, rec.Body)
+	}
+	select {
+	case d := <-applied:
+		if !strings.Contains(d, `"id":"o1"`) {
+			t.Fatalf("applied %s", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the re-driven message was not delivered")
+	}
+	rec := get(s.Echo, "/admin/parked", admin)
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.Parked) != 0 {
+		t.Fatalf("after the re-drive the list is %s", rec.Body)
+	}
+	if rec := post("/admin/parked/"+p.ID+"/redrive", admin); rec.Code != http.StatusNotFound {
+		t.Fatalf("re-drive of a forgotten id: %d %s", rec.Code, rec.Body)
 	}
 }
