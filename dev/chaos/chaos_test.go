@@ -60,7 +60,8 @@ type world struct {
 // env adds to every service's environment.
 func start(t *testing.T, env map[string]string) *world {
 	t.Helper()
-	all := map[string]string{"JWT_KEY": testkit.JWTKey, "SESSION_KEY": testkit.SessionKey, "LOG_LEVEL": "info"}
+	all := map[string]string{"JWT_KEY": testkit.JWTKey, "SESSION_KEY": testkit.SessionKey, "LOG_LEVEL": "info",
+		"RATE_LIMIT": "off"} // the tests send hundreds of writes from one address
 	for k, v := range env {
 		all[k] = v
 	}

@@ -35,6 +35,8 @@ type Config struct {
 	OrderHold time.Duration
 	// StripeSecretKey switches payments from offline test mode to Stripe.
 	StripeSecretKey string
+	// RateLimit is false when RATE_LIMIT=off (benchmarks, load tests).
+	RateLimit bool
 	// LogLevel is the minimum level logged (LOG_LEVEL).
 	LogLevel slog.Level
 	// ReadyTimeout bounds how long Run waits for every service's /readyz
@@ -49,7 +51,7 @@ type Config struct {
 // LoadConfig reads PORT (8080), DATA_DIR (".data", made absolute against the
 // current directory), JWT_KEY and SESSION_KEY (optional, 32+ characters when
 // set), ADMIN_EMAILS, ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m),
-// STRIPE_SECRET_KEY and LOG_LEVEL (info). It reports every bad variable
+// STRIPE_SECRET_KEY, RATE_LIMIT (on) and LOG_LEVEL (info). It reports every bad variable
 // together.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
@@ -81,6 +83,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		AccessTokenTTL:  r.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
 		OrderHold:       r.Duration("ORDER_HOLD", 15*time.Minute),
 		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
+		RateLimit:       rateLimit(r, &problems),
 		LogLevel:        level,
 		ReadyTimeout:    defaultReadyTimeout,
 		StopTimeout:     defaultStopTimeout,
@@ -90,6 +93,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+func rateLimit(r *config.Reader, problems *[]error) bool {
+	switch v := r.String("RATE_LIMIT", "on"); v {
+	case "on":
+		return true
+	case "off":
+		return false
+	default:
+		*problems = append(*problems, fmt.Errorf("RATE_LIMIT: %q is neither on nor off", v))
+		return true
+	}
 }
 
 // LogValue logs the configuration with secrets masked.
@@ -107,6 +122,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Bool("stripe", c.StripeSecretKey != ""),
+		slog.Bool("rate_limit", c.RateLimit),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Any("services", names),
 	)

@@ -298,6 +298,10 @@ func (s *stack) env(svc Service, addr string) map[string]string {
 		"ADMIN_EMAILS":      strings.Join(s.cfg.AdminEmails, ","),
 		"ORDER_HOLD":        s.cfg.OrderHold.String(),
 		"STRIPE_SECRET_KEY": s.cfg.StripeSecretKey,
+		// The gateway and the storefront run in this process: loopback is
+		// the only proxy whose forwarded headers count.
+		"TRUSTED_PROXIES": "127.0.0.0/8,::1",
+		"RATE_LIMIT":      onOff(s.cfg.RateLimit),
 		// The storefront calls the services through the gateway, as it
 		// calls them through the ingress's Services in Kubernetes.
 		"API_URL":          s.apiURL,
@@ -453,4 +457,11 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.floor}
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }

@@ -97,7 +97,7 @@ func (t *Tokens) Verify(token string) (User, error) {
 	}
 	u := User{ID: c.Subject, Email: c.Email, Role: c.Role}
 	if c.IssuedAt != nil {
-		u.IssuedAt = c.IssuedAt.Time
+		u.IssuedAt = c.IssuedAt.Time.UTC()
 	}
 	return u, nil
 }

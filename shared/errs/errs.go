@@ -6,7 +6,10 @@ package errs
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"time"
 )
 
 // Item is one entry of the normalized error body. Field is set only when the
@@ -144,6 +147,26 @@ func Conflict(message string) *ConflictError { return &ConflictError{Message: me
 func (e *ConflictError) Error() string     { return "conflict: " + e.Message }
 func (e *ConflictError) StatusCode() int   { return http.StatusConflict }
 func (e *ConflictError) Serialize() []Item { return []Item{{Message: e.Message}} }
+
+// TooManyRequestsError is a 429: a client went over a rate limit. The
+// error handler sends RetryAfter as the Retry-After header (whole seconds,
+// rounded up).
+type TooManyRequestsError struct {
+	RetryAfter time.Duration
+}
+
+func (e *TooManyRequestsError) Error() string   { return "rate limited for " + e.RetryAfter.String() }
+func (e *TooManyRequestsError) StatusCode() int { return http.StatusTooManyRequests }
+
+// Serialize says when to come back.
+func (e *TooManyRequestsError) Serialize() []Item {
+	return []Item{{Message: fmt.Sprintf("Too many requests: try again in %d seconds", e.Seconds())}}
+}
+
+// Seconds is RetryAfter in whole seconds, at least one.
+func (e *TooManyRequestsError) Seconds() int {
+	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
+}
 
 // HTTPError is any other status with a user-safe message, used for the
 // framework's own answers (405, 413, 403 CSRF, ...).

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
@@ -39,19 +41,49 @@ type Config struct {
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
 	BodyLimit  string
+	// TrustedProxies may tell the client's address and scheme (forwarded
+	// headers): the ingress and the storefront.
+	TrustedProxies []netip.Prefix
+	// Limits are the rate limits; off switches every limit off.
+	Limits Limits
+}
+
+// Limits are a service's rate limits (RATE_LIMIT and RATE_LIMIT_*).
+type Limits struct {
+	// On is false when RATE_LIMIT=off: benchmarks and load tests sign up
+	// hundreds of buyers from one address.
+	On bool
+	// Unsafe limits every POST, PUT, PATCH and DELETE by client address.
+	Unsafe ratelimit.Rule
+}
+
+// Limiter returns a limiter for rule, or nil (no limit) when the limits are
+// off.
+func (l Limits) Limiter(rule ratelimit.Rule) *ratelimit.Limiter {
+	if !l.On {
+		return nil
+	}
+	return ratelimit.New(rule, nil)
 }
 
 // LoadConfig reads the common variables for service name: HTTP_ADDR
 // (":3000"), MONGO_URI (required), MONGO_DB (name), NATS_URL (required),
 // NATS_CLUSTER_ID ("stuffmart"), JWT_KEY and SESSION_KEY (required, 32+
 // characters), ACCESS_TOKEN_TTL ("15m"), REFRESH_TOKEN_TTL ("168h"),
-// BODY_LIMIT ("64K"). Problems are collected in r.
+// BODY_LIMIT ("64K"), TRUSTED_PROXIES (none), RATE_LIMIT ("on") and
+// RATE_LIMIT_UNSAFE ("60/m burst 30"). Problems are collected in r.
 func LoadConfig(r *config.Reader, name string) Config {
+	proxies, err := web.ParsePrefixes(r.List("TRUSTED_PROXIES"))
+	if err != nil {
+		r.Fail(fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
 	return Config{
-		Name:     name,
-		HTTPAddr: r.String("HTTP_ADDR", ":3000"),
-		MongoURI: r.Required("MONGO_URI"),
-		MongoDB:  r.String("MONGO_DB", name),
+		TrustedProxies: proxies,
+		Limits:         LoadLimits(r),
+		Name:           name,
+		HTTPAddr:       r.String("HTTP_ADDR", ":3000"),
+		MongoURI:       r.Required("MONGO_URI"),
+		MongoDB:        r.String("MONGO_DB", name),
 		NATS: events.Config{
 			URL:        r.Required("NATS_URL"),
 			ClusterID:  r.String("NATS_CLUSTER_ID", "stuffmart"),
@@ -63,6 +95,31 @@ func LoadConfig(r *config.Reader, name string) Config {
 		RefreshTTL: r.Duration("REFRESH_TOKEN_TTL", 7*24*time.Hour),
 		BodyLimit:  bodyLimit(r),
 	}
+}
+
+// LoadLimits reads RATE_LIMIT ("on", or "off") and RATE_LIMIT_UNSAFE (a
+// rule such as "60/m burst 30"; see ratelimit.ParseRule).
+func LoadLimits(r *config.Reader) Limits {
+	var l Limits
+	switch v := r.String("RATE_LIMIT", "on"); v {
+	case "on":
+		l.On = true
+	case "off":
+	default:
+		r.Fail(fmt.Errorf("RATE_LIMIT: %q is neither on nor off", v))
+	}
+	l.Unsafe = Rule(r, "RATE_LIMIT_UNSAFE", "60/m burst 30")
+	return l
+}
+
+// Rule reads a rate-limit rule from variable name, def when unset.
+func Rule(r *config.Reader, name, def string) ratelimit.Rule {
+	rule, err := ratelimit.ParseRule(r.String(name, def))
+	if err != nil {
+		r.Fail(fmt.Errorf("%s: %w", name, err))
+		rule, _ = ratelimit.ParseRule(def) // a constant of the code: it parses
+	}
+	return rule
 }
 
 // bodyLimit reads BODY_LIMIT; Echo panics at start on a size it cannot parse,
@@ -138,8 +195,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	}
 	s.Bus = events.NewBus(cfg.NATS, log, s.park)
 	s.Echo = web.New(log, web.Options{
-		BodyLimit: cfg.BodyLimit,
-		Translate: mongox.AsConnectionError,
+		BodyLimit:      cfg.BodyLimit,
+		Translate:      mongox.AsConnectionError,
+		TrustedProxies: cfg.TrustedProxies,
+		UnsafeLimit:    cfg.Limits.Limiter(cfg.Limits.Unsafe),
 		Ready: []web.Check{
 			{Name: "database", Func: func(ctx context.Context) error { return mongox.Ping(ctx, client) }},
 			{Name: "nats", Func: s.Bus.Ready},

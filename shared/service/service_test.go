@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -319,8 +322,9 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", env: full, check: func(t *testing.T, c service.Config) {
 			want := service.Config{Name: "stuff", HTTPAddr: ":3000", MongoURI: "mongodb://mongo:27017", MongoDB: "stuff",
 				NATS:   events.Config{URL: "nats://nats:4222", ClusterID: "stuffmart", ClientName: "stuff"},
-				JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: 15 * time.Minute, RefreshTTL: 168 * time.Hour, BodyLimit: "64K"}
-			if c != want {
+				JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: 15 * time.Minute, RefreshTTL: 168 * time.Hour, BodyLimit: "64K",
+				Limits: service.Limits{On: true, Unsafe: ratelimit.Rule{Every: time.Second, Burst: 30}}}
+			if !reflect.DeepEqual(c, want) {
 				t.Fatalf("config %+v, want %+v", c, want)
 			}
 		}},
@@ -330,7 +334,19 @@ func TestLoadConfig(t *testing.T) {
 					t.Fatalf("overrides not applied: %+v", c)
 				}
 			}},
+		{name: "proxies and limits", env: merge(full, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "RATE_LIMIT": "off", "RATE_LIMIT_UNSAFE": "10/s burst 5"}),
+			check: func(t *testing.T, c service.Config) {
+				want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+				if !reflect.DeepEqual(c.TrustedProxies, want) || c.Limits.On || c.Limits.Unsafe != (ratelimit.Rule{Every: 100 * time.Millisecond, Burst: 5}) {
+					t.Fatalf("proxies %v, limits %+v", c.TrustedProxies, c.Limits)
+				}
+				if c.Limits.Limiter(c.Limits.Unsafe) != nil {
+					t.Fatal("RATE_LIMIT=off still limits")
+				}
+			}},
 		{name: "nothing set", env: map[string]string{}, errs: []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY"}},
+		{name: "bad proxies and limits", env: merge(full, map[string]string{"TRUSTED_PROXIES": "the ingress", "RATE_LIMIT": "maybe", "RATE_LIMIT_UNSAFE": "lots"}),
+			errs: []string{"TRUSTED_PROXIES", "RATE_LIMIT: \"maybe\"", "RATE_LIMIT_UNSAFE"}},
 		{name: "short secrets and bad durations", env: merge(full, map[string]string{"JWT_KEY": "short", "ACCESS_TOKEN_TTL": "soon"}),
 			errs: []string{"JWT_KEY must be at least 32", "ACCESS_TOKEN_TTL"}, without: []string{"short"}},
 	}

@@ -67,7 +67,8 @@ func TestBind(t *testing.T) {
 		{name: "valid", body: validBody, status: 201},
 		{name: "valid with charset", body: validBody, contentType: "application/json; charset=utf-8", status: 201},
 		{name: "valid with trailing white space", body: validBody + " \n\t", status: 201},
-		{name: "valid without Content-Type", body: validBody, contentType: "-", status: 201},
+		{name: "JSON without a Content-Type (a cross-site simple request)", body: validBody, contentType: "-", status: 415,
+			items: []errs.Item{{Message: "Content-Type must be application/json"}}},
 		{name: "valid chunked", body: validBody, chunked: true, status: 201},
 
 		{name: "number for a string", body: `{"email":123}`, status: 400, items: []errs.Item{{Message: "Must be a string", Field: "email"}}},

@@ -9,12 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 )
 
 // DefaultBodyLimit caps request bodies: JSON requests of this product are
@@ -36,6 +39,12 @@ type Options struct {
 	// Translate, when set, turns a handler's error into the one answered:
 	// the services make "the database is unreachable" a 503 with it.
 	Translate func(error) error
+	// TrustedProxies may set the forwarded headers (the client's address
+	// and scheme); everyone else's are removed. Empty: nobody.
+	TrustedProxies []netip.Prefix
+	// UnsafeLimit limits every unsafe request (POST, PUT, PATCH, DELETE) by
+	// client address; nil: no limit.
+	UnsafeLimit *ratelimit.Limiter
 }
 
 // New returns an Echo with the shared middleware and probes installed. Every
@@ -48,6 +57,7 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	trustProxies(e, opts.TrustedProxies)
 	handle := ErrorHandler(log)
 	if tr := opts.Translate; tr != nil {
 		plain := handle
@@ -73,6 +83,8 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 			return &panicError{err: err, stack: string(stack)}
 		},
 	}))
+	e.Use(SameOrigin())
+	e.Use(limitUnsafe(opts.UnsafeLimit))
 	e.Use(middleware.BodyLimit(opts.BodyLimit))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -175,6 +187,10 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if c.Response().Committed {
 			return
+		}
+		var tmr *errs.TooManyRequestsError
+		if errors.As(err, &tmr) {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(tmr.Seconds()))
 		}
 		var werr error
 		if c.Request().Method == http.MethodHead {
