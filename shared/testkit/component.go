@@ -15,6 +15,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/service"
+	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // The keys, lifetimes and limits every component test runs a service with.
@@ -125,6 +126,10 @@ func Start(tb testing.TB, name string, build Build, opts ...Option) *Component {
 		AccessTTL:  AccessTTL,
 		RefreshTTL: RefreshTTL,
 		BodyLimit:  BodyLimit,
+		// The test plays the ingress in front of the service (a request
+		// forwarded as HTTPS, say); the rate limits are off (every client
+		// of a test comes from loopback).
+		TrustedProxies: web.Loopback,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
