@@ -33,7 +33,7 @@ const password = "correct horse"
 var notAuthorized = errs.Item{Message: "Not authorized"}
 
 // stack is one auth service under test (see testkit.Start) with its clock
-// pinned; its Peer records user:banned.
+// pinned; its Peer records user:banned and user:unbanned.
 type stack struct {
 	*testkit.Component
 	clock *testkit.Clock
@@ -58,7 +58,7 @@ func start(t *testing.T, admins []string, opts ...testkit.Option) *stack {
 	build := func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
 		return app.New(ctx, app.Config{Service: cfg, AdminEmails: admins, PasswordCost: bcrypt.MinCost, Now: clk.Now}, log)
 	}
-	c := testkit.Start(t, "auth", build, append(opts, testkit.Observe(events.UserBanned))...)
+	c := testkit.Start(t, "auth", build, append(opts, testkit.Observe(events.UserBanned, events.UserUnbanned))...)
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		t.Fatal(err)

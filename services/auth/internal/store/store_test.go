@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/auth/internal/store"
 	"github.com/stuffmart/stuffmart/services/auth/internal/users"
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -127,40 +129,66 @@ func TestSetBanned(t *testing.T) {
 	if err := s.Create(ctx, &dup); !errors.Is(err, users.ErrEmailInUse) {
 		t.Fatalf("duplicate email: %v, want ErrEmailInUse", err)
 	}
-	outbox := func() int {
+	// queued returns the events pending in the user's outbox.
+	queued := func() []outbox.Pending {
 		var d struct {
-			Outbox []bson.Raw `bson:"outbox"`
+			Outbox []outbox.Pending `bson:"outbox"`
 		}
 		if err := db.Collection(store.UsersCollection).FindOne(ctx, bson.D{}).Decode(&d); err != nil {
 			t.Fatal(err)
 		}
-		return len(d.Outbox)
+		return d.Outbox
 	}
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	steps := []struct {
 		banned      bool
 		wantVersion int64
-		wantOutbox  int
-		wantNotify  int
+		wantEvent   events.Subject // pushed by this step, "" for none
 	}{
-		{true, 1, 1, 1},  // ban: event pushed in the same write, relay told
-		{true, 1, 1, 1},  // ban again: nothing changes
-		{false, 2, 1, 1}, // unban: no event
-		{false, 2, 1, 1},
-		{true, 3, 2, 2},
+		{true, 1, events.UserBanned},    // ban: event pushed in the same write, relay told
+		{true, 1, ""},                   // ban again: nothing changes
+		{false, 2, events.UserUnbanned}, // unban: its own event, the same way
+		{false, 2, ""},                  // unban again: nothing
+		{true, 3, events.UserBanned},
 	}
+	pending := 0
 	for i, st := range steps {
-		got, err := s.SetBanned(ctx, u.ID, st.banned, time.Now())
+		at := base.Add(time.Duration(i) * time.Minute)
+		got, err := s.SetBanned(ctx, u.ID, st.banned, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Banned != st.banned || got.Version != st.wantVersion || outbox() != st.wantOutbox || relay.count() != st.wantNotify {
-			t.Fatalf("step %d: banned %t version %d outbox %d notified %d; want %+v",
-				i, got.Banned, got.Version, outbox(), relay.count(), st)
+		if st.wantEvent != "" {
+			pending++
+		}
+		ob := queued()
+		if got.Banned != st.banned || got.Version != st.wantVersion || len(ob) != pending || relay.count() != pending {
+			t.Fatalf("step %d: banned %t version %d outbox %d notified %d; want %+v and %d events",
+				i, got.Banned, got.Version, len(ob), relay.count(), st, pending)
+		}
+		if st.wantEvent == "" {
+			continue
+		}
+		last := ob[len(ob)-1]
+		var payload struct {
+			UserID string    `json:"userId"`
+			At     time.Time `json:"at"`
+		}
+		if err := json.Unmarshal(last.Data, &payload); err != nil {
+			t.Fatal(err)
+		}
+		if last.Subject != string(st.wantEvent) || payload.UserID != u.ID || !payload.At.Equal(at) {
+			t.Fatalf("step %d pushed %s %s, want %s for %s at %s", i, last.Subject, last.Data, st.wantEvent, u.ID, at)
 		}
 	}
 	for _, id := range []string{"not-hex", "0123456789abcdef01234567"} {
-		if _, err := s.SetBanned(ctx, id, true, time.Now()); !errors.Is(err, errs.ErrNotFound) {
-			t.Fatalf("SetBanned(%q): %v, want not found", id, err)
+		for _, banned := range []bool{true, false} {
+			if _, err := s.SetBanned(ctx, id, banned, time.Now()); !errors.Is(err, errs.ErrNotFound) {
+				t.Fatalf("SetBanned(%q, %t): %v, want not found", id, banned, err)
+			}
 		}
+	}
+	if relay.count() != pending {
+		t.Fatalf("unknown users notified the relay: %d notifications, want %d", relay.count(), pending)
 	}
 }

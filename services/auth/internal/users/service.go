@@ -271,7 +271,8 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 	return s.withRole(u), nil
 }
 
-// Unban lifts a ban. Revoked refresh tokens stay revoked: the user signs in
+// Unban lifts a ban and publishes user:unbanned (the stuff service lists the
+// user's stuff again). Revoked refresh tokens stay revoked: the user signs in
 // again. Errors: errs.ErrNotFound for an unknown or malformed id.
 func (s *Service) Unban(ctx context.Context, id string) (User, error) {
 	u, err := s.users.SetBanned(ctx, id, false, s.now())

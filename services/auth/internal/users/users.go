@@ -67,8 +67,9 @@ type Store interface {
 	// List returns a page of users, newest first, and the total count.
 	List(ctx context.Context, skip, limit int) ([]User, int64, error)
 	// SetBanned sets the banned flag and returns the user as stored. Banning
-	// a user who was not banned publishes user:banned (docs/events.md)
-	// through the document's outbox, in the same write; setting the flag it
+	// a user who was not banned publishes user:banned, unbanning a banned
+	// one user:unbanned (docs/events.md), through the document's outbox in
+	// the same write, with now as the event's time; setting the flag it
 	// already has changes nothing.
 	SetBanned(ctx context.Context, id string, banned bool, now time.Time) (User, error)
 	// Promote makes the user with email an admin; errs.ErrNotFound if none.
