@@ -26,6 +26,11 @@ type Config struct {
 	// AdminEmails (ADMIN_EMAILS, comma-separated, normalized to lower case)
 	// are admins: at sign-up, and existing accounts are promoted at start.
 	AdminEmails []string
+	// RefreshGrace (REFRESH_GRACE, default 10s, at most a minute) is how
+	// long a just-used refresh token still gives the answer of its first
+	// use: a client that lost the answer, or two replicas of the storefront
+	// refreshing one cookie, are not taken for a thief. 0 means the default.
+	RefreshGrace time.Duration
 	// PasswordCost is the bcrypt cost; 0 means users.DefaultPasswordCost.
 	// Not read from the environment: tests set bcrypt.MinCost to stay fast.
 	PasswordCost int
@@ -34,13 +39,25 @@ type Config struct {
 	Now func() time.Time
 }
 
+// maxRefreshGrace bounds REFRESH_GRACE: within the grace a copy of a used
+// token is as good as the token, so a long one would blunt reuse detection.
+const maxRefreshGrace = time.Minute
+
 // LoadConfig reads the configuration through getenv (os.Getenv in main): the
-// shared variables for service "auth" and ADMIN_EMAILS. It reports every
-// missing or malformed variable at once.
+// shared variables for service "auth" (service.LoadConfig), ADMIN_EMAILS
+// (comma-separated, none by default) and REFRESH_GRACE (a Go duration,
+// default 10s, at most 1m). It reports every missing or malformed variable
+// at once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
-	cfg := Config{Service: service.LoadConfig(r, "auth")}
+	cfg := Config{
+		Service:      service.LoadConfig(r, "auth"),
+		RefreshGrace: r.Duration("REFRESH_GRACE", users.DefaultRefreshGrace),
+	}
 	problems := []error{r.Err()}
+	if cfg.RefreshGrace > maxRefreshGrace {
+		problems = append(problems, fmt.Errorf("REFRESH_GRACE: %s is longer than %s", cfg.RefreshGrace, maxRefreshGrace))
+	}
 	for _, e := range r.List("ADMIN_EMAILS") {
 		e = users.NormalizeEmail(e)
 		if !validate.Email(e) {
@@ -89,6 +106,8 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 	accounts, err := users.NewService(us, store.NewTokens(svc.DB, svc.Writer), users.Options{
 		Admins:       cfg.AdminEmails,
 		RefreshTTL:   cfg.Service.RefreshTTL,
+		RefreshGrace: cfg.RefreshGrace,
+		Secret:       []byte(cfg.Service.SessionKey),
 		PasswordCost: cfg.PasswordCost,
 		Now:          cfg.Now,
 	})
@@ -114,7 +133,7 @@ func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 // Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
 // ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	log.Info("starting auth", "config", cfg.Service, "admins", len(cfg.AdminEmails))
+	log.Info("starting auth", "config", cfg.Service, "admins", len(cfg.AdminEmails), "refresh_grace", cfg.RefreshGrace)
 	a, err := New(ctx, cfg, log)
 	if err != nil {
 		return err

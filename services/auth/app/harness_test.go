@@ -95,6 +95,12 @@ func (b *browser) cookie() *http.Cookie {
 	return nil
 }
 
+// withCookie sets ck as the browser's session cookie and returns b.
+func (b *browser) withCookie(ck *http.Cookie) *browser {
+	b.setCookie(ck)
+	return b
+}
+
 // setCookie replaces the browser's session cookie.
 func (b *browser) setCookie(ck *http.Cookie) {
 	b.HTTP.Jar.SetCookies(b.s.url, []*http.Cookie{{Name: ck.Name, Value: ck.Value, Path: "/"}})

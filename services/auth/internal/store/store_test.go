@@ -62,7 +62,7 @@ func TestClaimUseHasOneWinner(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			errc <- s.ClaimUse(ctx, "hash-1", "family-1", time.Now())
+			errc <- s.ClaimUse(ctx, users.Use{Hash: "hash-1", UserID: "u1", FamilyID: "family-1", UsedAt: time.Now()})
 		}()
 	}
 	close(start)
@@ -80,6 +80,45 @@ func TestClaimUseHasOneWinner(t *testing.T) {
 	}
 	if won != 1 {
 		t.Fatalf("%d of %d concurrent claims won, want exactly 1", won, n)
+	}
+}
+
+func TestUseKeepsItsSuccessor(t *testing.T) {
+	t.Parallel()
+	s := store.NewTokens(openDB(t), mongox.NewWriter())
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	next := users.RefreshToken{Hash: "h2", UserID: "u1", FamilyID: "f1", ExpiresAt: now.Add(time.Hour), CreatedAt: now}
+	use := users.Use{Hash: "h1", UserID: "u1", FamilyID: "f1", ExpiresAt: now.Add(time.Minute), UsedAt: now, Next: next}
+	if _, err := s.Use(ctx, "h1"); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("use of an unused token: %v, want not found", err)
+	}
+	if err := s.ClaimUse(ctx, use); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimUse(ctx, use); !errors.Is(err, users.ErrTokenUsed) {
+		t.Fatalf("second claim: %v, want ErrTokenUsed", err)
+	}
+	got, err := s.Use(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.UsedAt.Equal(use.UsedAt) || !got.ExpiresAt.Equal(use.ExpiresAt) || !got.Next.ExpiresAt.Equal(next.ExpiresAt) || !got.Next.CreatedAt.Equal(next.CreatedAt) {
+		t.Fatalf("use read back %+v, want %+v", got, use)
+	}
+	got.UsedAt, got.ExpiresAt, got.Next.ExpiresAt, got.Next.CreatedAt = use.UsedAt, use.ExpiresAt, next.ExpiresAt, next.CreatedAt
+	if got != use {
+		t.Fatalf("use read back %+v, want %+v", got, use)
+	}
+	// The successor is saved by whichever presenter comes first; saving it
+	// again is not an error and keeps it.
+	for range 2 {
+		if err := s.CreateToken(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tok, err := s.Token(ctx, "h2"); err != nil || tok.FamilyID != "f1" {
+		t.Fatalf("successor %+v (err %v)", tok, err)
 	}
 }
 

@@ -44,10 +44,12 @@ type tokenDoc struct {
 	CreatedAt time.Time `bson:"createdAt"`
 }
 
-// CreateToken stores t (its hash, never the token).
+// CreateToken stores t (its hash, never the token). A token already stored
+// under t.Hash is kept: it is the same successor, saved by another presenter
+// of the token it replaces.
 func (s *Tokens) CreateToken(ctx context.Context, t users.RefreshToken) error {
 	err := s.w.Insert(ctx, s.tokens, tokenDoc(t))
-	if err != nil {
+	if err != nil && !mongox.IsDuplicate(err) {
 		return fmt.Errorf("insert refresh token: %w", err)
 	}
 	return nil
@@ -65,10 +67,31 @@ func (s *Tokens) Token(ctx context.Context, hash string) (users.RefreshToken, er
 	return users.RefreshToken(d), nil
 }
 
-// ClaimUse inserts {_id: hash} into refresh_uses: the first insert wins, any
-// other (concurrent or later) gets users.ErrTokenUsed.
-func (s *Tokens) ClaimUse(ctx context.Context, hash, familyID string, now time.Time) error {
-	err := s.w.Insert(ctx, s.uses, bson.D{{Key: "_id", Value: hash}, {Key: "familyId", Value: familyID}, {Key: "usedAt", Value: now}})
+// useDoc is the claim of a token's use, with its result: the successor's
+// stored form (a hash, never the token).
+type useDoc struct {
+	Hash      string    `bson:"_id"`
+	UserID    string    `bson:"userId"`
+	FamilyID  string    `bson:"familyId"`
+	ExpiresAt time.Time `bson:"expiresAt"`
+	UsedAt    time.Time `bson:"usedAt"`
+	Next      *nextDoc  `bson:"next,omitempty"`
+}
+
+// nextDoc is the successor a use issued. Its user and family are the used
+// token's.
+type nextDoc struct {
+	Hash      string    `bson:"hash"`
+	ExpiresAt time.Time `bson:"expiresAt"`
+	CreatedAt time.Time `bson:"createdAt"`
+}
+
+// ClaimUse inserts the claim {_id: u.Hash, …, next} into refresh_uses: the
+// first insert wins, any other (concurrent or later) gets users.ErrTokenUsed.
+func (s *Tokens) ClaimUse(ctx context.Context, u users.Use) error {
+	d := useDoc{Hash: u.Hash, UserID: u.UserID, FamilyID: u.FamilyID, ExpiresAt: u.ExpiresAt, UsedAt: u.UsedAt,
+		Next: &nextDoc{Hash: u.Next.Hash, ExpiresAt: u.Next.ExpiresAt, CreatedAt: u.Next.CreatedAt}}
+	err := s.w.Insert(ctx, s.uses, d)
 	if mongox.IsDuplicate(err) {
 		return users.ErrTokenUsed
 	}
@@ -76,6 +99,25 @@ func (s *Tokens) ClaimUse(ctx context.Context, hash, familyID string, now time.T
 		return fmt.Errorf("claim refresh token use: %w", err)
 	}
 	return nil
+}
+
+// Use returns the claim of the token stored under hash (a lookup by _id);
+// errs.ErrNotFound if it was not used. A claim written before claims carried
+// their successor has an empty Next.
+func (s *Tokens) Use(ctx context.Context, hash string) (users.Use, error) {
+	var d useDoc
+	if err := s.uses.FindOne(ctx, bson.D{{Key: "_id", Value: hash}}).Decode(&d); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return users.Use{}, errs.ErrNotFound
+		}
+		return users.Use{}, fmt.Errorf("find refresh token use: %w", err)
+	}
+	u := users.Use{Hash: d.Hash, UserID: d.UserID, FamilyID: d.FamilyID, ExpiresAt: d.ExpiresAt, UsedAt: d.UsedAt}
+	if d.Next != nil {
+		u.Next = users.RefreshToken{Hash: d.Next.Hash, UserID: d.UserID, FamilyID: d.FamilyID,
+			ExpiresAt: d.Next.ExpiresAt, CreatedAt: d.Next.CreatedAt}
+	}
+	return u, nil
 }
 
 // RevokeFamily inserts {_id: familyID} into revoked_families; an existing

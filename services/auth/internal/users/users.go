@@ -53,7 +53,8 @@ var (
 	// ErrCannotBanSelf is returned when an admin tries to ban themselves.
 	ErrCannotBanSelf = errs.BadRequest("You cannot ban yourself")
 	// ErrTokenUsed is returned by TokenStore.ClaimUse when the refresh token
-	// was already claimed: the sign of a replayed (stolen) token.
+	// was already claimed: a second presenter of the token, which is the
+	// same client again within the grace, and a thief after it.
 	ErrTokenUsed = errors.New("refresh token already used")
 )
 
