@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,56 @@ func TestUseKeepsItsSuccessor(t *testing.T) {
 	}
 	if tok, err := s.Token(ctx, "h2"); err != nil || tok.FamilyID != "f1" {
 		t.Fatalf("successor %+v (err %v)", tok, err)
+	}
+}
+
+// TestPruneRevocationsKeepsFamiliesWithTokens: a revocation old enough goes
+// only when no token of its family is left, across batches.
+func TestPruneRevocationsKeepsFamiliesWithTokens(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	s := store.NewTokens(db, mongox.NewWriter())
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const n = 1201 // more than two batches
+	var revocations, tokens []any
+	wantKept := map[string]bool{}
+	for i := range n {
+		fam := fmt.Sprintf("f%04d", i)
+		revokedAt := now.Add(-time.Hour)
+		if i%3 == 0 {
+			revokedAt = now // too recent: kept whatever its tokens
+			wantKept[fam] = true
+		}
+		revocations = append(revocations, bson.D{{Key: "_id", Value: fam}, {Key: "userId", Value: "u"}, {Key: "revokedAt", Value: revokedAt}})
+		if i%100 == 1 {
+			tokens = append(tokens, bson.D{{Key: "_id", Value: "t" + fam}, {Key: "userId", Value: "u"}, {Key: "familyId", Value: fam},
+				{Key: "expiresAt", Value: now.Add(time.Hour)}, {Key: "createdAt", Value: now}})
+			wantKept[fam] = true
+		}
+	}
+	if _, err := db.Collection(store.RevokedFamiliesCollection).InsertMany(ctx, revocations); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection(store.TokensCollection).InsertMany(ctx, tokens); err != nil {
+		t.Fatal(err)
+	}
+	pruned, err := s.PruneRevocations(ctx, now.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(n - len(wantKept)); pruned != want {
+		t.Fatalf("pruned %d revocations, want %d", pruned, want)
+	}
+	for i := range n {
+		fam := fmt.Sprintf("f%04d", i)
+		revoked, err := s.FamilyRevoked(ctx, fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if revoked != wantKept[fam] {
+			t.Fatalf("family %s revoked=%t after pruning, want %t", fam, revoked, wantKept[fam])
+		}
 	}
 }
 

@@ -170,3 +170,90 @@ func (s *Tokens) RevokeUser(ctx context.Context, userID string, now time.Time) e
 	}
 	return nil
 }
+
+// PruneTokens deletes the tokens that expired before t. It scans the
+// collection on FerretDB: for the background pruner only.
+func (s *Tokens) PruneTokens(ctx context.Context, expiredBefore time.Time) (int64, error) {
+	return s.w.DeleteMany(ctx, s.tokens, bson.D{{Key: "expiresAt", Value: bson.D{{Key: "$lt", Value: expiredBefore}}}})
+}
+
+// PruneUses deletes the claims of uses of tokens that expired before
+// expiredBefore, and the claims without the token's expiry used before
+// usedBefore. A scan, for the background pruner only.
+func (s *Tokens) PruneUses(ctx context.Context, expiredBefore, usedBefore time.Time) (int64, error) {
+	return s.w.DeleteMany(ctx, s.uses, bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "expiresAt", Value: bson.D{{Key: "$lt", Value: expiredBefore}}}},
+		bson.D{
+			{Key: "expiresAt", Value: bson.D{{Key: "$exists", Value: false}}},
+			{Key: "usedAt", Value: bson.D{{Key: "$lt", Value: usedBefore}}},
+		},
+	}}})
+}
+
+// pruneBatch is how many revocations PruneRevocations checks against the
+// tokens in one query.
+const pruneBatch = 500
+
+// PruneRevocations deletes the revocations made before revokedBefore whose
+// family has no token left in refresh_tokens. Scans, for the background
+// pruner only. A family without tokens gets none again: tokens are issued
+// only by rotating a stored, unexpired token of the family.
+func (s *Tokens) PruneRevocations(ctx context.Context, revokedBefore time.Time) (int64, error) {
+	cur, err := s.revoked.Find(ctx, bson.D{{Key: "revokedAt", Value: bson.D{{Key: "$lt", Value: revokedBefore}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("find old revocations: %w", err)
+	}
+	var old []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &old); err != nil {
+		return 0, fmt.Errorf("find old revocations: %w", err)
+	}
+	var total int64
+	for start := 0; start < len(old); start += pruneBatch {
+		batch := make([]string, 0, pruneBatch)
+		for _, d := range old[start:min(start+pruneBatch, len(old))] {
+			batch = append(batch, d.ID)
+		}
+		live, err := s.familiesWithTokens(ctx, batch)
+		if err != nil {
+			return total, err
+		}
+		var gone []string
+		for _, f := range batch {
+			if !live[f] {
+				gone = append(gone, f)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		n, err := s.w.DeleteMany(ctx, s.revoked, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: gone}}}})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("delete revocations: %w", err)
+		}
+	}
+	return total, nil
+}
+
+// familiesWithTokens returns which of families have a token stored.
+func (s *Tokens) familiesWithTokens(ctx context.Context, families []string) (map[string]bool, error) {
+	cur, err := s.tokens.Find(ctx, bson.D{{Key: "familyId", Value: bson.D{{Key: "$in", Value: families}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "familyId", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("find tokens of revoked families: %w", err)
+	}
+	var docs []struct {
+		FamilyID string `bson:"familyId"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("find tokens of revoked families: %w", err)
+	}
+	live := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		live[d.FamilyID] = true
+	}
+	return live, nil
+}
