@@ -16,9 +16,10 @@ import (
 )
 
 // Tokens keeps refresh tokens (by hash), their uses and revoked families.
-// Every write is an insert and every hot read is by _id: on FerretDB a
-// unique-key insert is the one atomic decision, and _id lookups are the only
-// fast ones (docs/data-safety.md).
+// Every write on a request's path is an insert and every hot read is by
+// _id: on FerretDB a unique-key insert is the one atomic decision, and _id
+// lookups are the only fast ones (docs/data-safety.md). The pruner's
+// deletes, in the background, scan.
 type Tokens struct {
 	w       *mongox.Writer
 	tokens  *mongo.Collection
