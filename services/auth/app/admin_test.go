@@ -141,9 +141,10 @@ func TestBan(t *testing.T) {
 		t.Fatalf("ban answered %+v", got)
 	}
 
+	bannedAt := s.clock.Now()
 	ev, err := events.Decode[events.UserBannedEvent](s.Peer.Wait(events.UserBanned, func(events.Msg) bool { return true }))
-	if err != nil || ev.UserID != v.ID {
-		t.Fatalf("user:banned for %q (err %v), want %q", ev.UserID, err, v.ID)
+	if err != nil || ev.UserID != v.ID || !ev.At.Equal(bannedAt) {
+		t.Fatalf("user:banned %+v (err %v), want user %q at %s", ev, err, v.ID, bannedAt)
 	}
 
 	// Every family of the victim is revoked and refresh is refused.
@@ -191,11 +192,22 @@ func TestBan(t *testing.T) {
 		t.Fatalf("second ban changed version to %v", d["version"])
 	}
 
-	// Unban: sign-in works again; revoked tokens stay revoked.
+	// Unban: user:unbanned goes out the same way; sign-in works again;
+	// revoked tokens stay revoked.
+	s.clock.Advance(time.Minute)
+	unbannedAt := s.clock.Now()
 	admin.Do(http.MethodPost, "/api/users/"+v.ID+"/unban", nil).Want(http.StatusOK).Decode(&got)
 	if got.Banned {
 		t.Fatalf("unban answered %+v", got)
 	}
+	un, err := events.Decode[events.UserUnbannedEvent](s.Peer.Wait(events.UserUnbanned, func(events.Msg) bool { return true }))
+	if err != nil || un.UserID != v.ID || !un.At.Equal(unbannedAt) {
+		t.Fatalf("user:unbanned %+v (err %v), want user %q at %s", un, err, v.ID, unbannedAt)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		ob, _ := doc()["outbox"].(bson.A)
+		return len(ob) == 0
+	}, "the user:unbanned event stays in the outbox")
 	if d := doc(); d["version"] != int64(2) || d["banned"] != false {
 		t.Fatalf("after unban: version %v banned %v, want 2 false", d["version"], d["banned"])
 	}
@@ -203,8 +215,15 @@ func TestBan(t *testing.T) {
 	wantUser(t, again.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "ann@uni.edu", "password": password}), http.StatusOK)
 	wantUser(t, again.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
 
-	if got := s.Peer.Received(events.UserBanned); len(got) != 1 {
-		t.Fatalf("user:banned published %d times, want once", len(got))
+	// Unbanning again changes nothing and publishes nothing.
+	admin.Do(http.MethodPost, "/api/users/"+v.ID+"/unban", nil).Want(http.StatusOK)
+	if d := doc(); d["version"] != int64(2) {
+		t.Fatalf("second unban changed version to %v", d["version"])
+	}
+	for _, subject := range []events.Subject{events.UserBanned, events.UserUnbanned} {
+		if got := s.Peer.Received(subject); len(got) != 1 {
+			t.Fatalf("%s published %d times, want once", subject, len(got))
+		}
 	}
 }
 

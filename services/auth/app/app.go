@@ -26,6 +26,15 @@ type Config struct {
 	// AdminEmails (ADMIN_EMAILS, comma-separated, normalized to lower case)
 	// are admins: at sign-up, and existing accounts are promoted at start.
 	AdminEmails []string
+	// RefreshGrace (REFRESH_GRACE, default 10s, at most a minute) is how
+	// long a just-used refresh token still gives the answer of its first
+	// use: a client that lost the answer, or two replicas of the storefront
+	// refreshing one cookie, are not taken for a thief. 0 means the default.
+	RefreshGrace time.Duration
+	// PruneEvery is how often records refresh rotation no longer needs are
+	// deleted; 0 means hourly. Not read from the environment: tests set it
+	// short.
+	PruneEvery time.Duration
 	// PasswordCost is the bcrypt cost; 0 means users.DefaultPasswordCost.
 	// Not read from the environment: tests set bcrypt.MinCost to stay fast.
 	PasswordCost int
@@ -34,13 +43,25 @@ type Config struct {
 	Now func() time.Time
 }
 
+// maxRefreshGrace bounds REFRESH_GRACE: within the grace a copy of a used
+// token is as good as the token, so a long one would blunt reuse detection.
+const maxRefreshGrace = time.Minute
+
 // LoadConfig reads the configuration through getenv (os.Getenv in main): the
-// shared variables for service "auth" and ADMIN_EMAILS. It reports every
-// missing or malformed variable at once.
+// shared variables for service "auth" (service.LoadConfig), ADMIN_EMAILS
+// (comma-separated, none by default) and REFRESH_GRACE (a Go duration,
+// default 10s, at most 1m). It reports every missing or malformed variable
+// at once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
-	cfg := Config{Service: service.LoadConfig(r, "auth")}
+	cfg := Config{
+		Service:      service.LoadConfig(r, "auth"),
+		RefreshGrace: r.Duration("REFRESH_GRACE", users.DefaultRefreshGrace),
+	}
 	problems := []error{r.Err()}
+	if cfg.RefreshGrace > maxRefreshGrace {
+		problems = append(problems, fmt.Errorf("REFRESH_GRACE: %s is longer than %s", cfg.RefreshGrace, maxRefreshGrace))
+	}
 	for _, e := range r.List("ADMIN_EMAILS") {
 		e = users.NormalizeEmail(e)
 		if !validate.Email(e) {
@@ -63,7 +84,8 @@ type App struct {
 // New builds the service: connects to MongoDB (lazily), declares its
 // indexes (made once Start runs; /readyz waits for them), promotes the
 // configured admins and registers the routes. Call Start to connect to NATS
-// and run the outbox relay, and Close when done.
+// and run the outbox relay and the pruner of refresh tokens (users.Pruner),
+// and Close when done.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	svc, err := service.Open(ctx, cfg.Service, log)
 	if err != nil {
@@ -86,9 +108,12 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 	svc.Indexes(store.Indexes()...)
 	relay := svc.Outbox(svc.DB.Collection(store.UsersCollection))
 	us := store.NewUsers(svc.DB, svc.Writer, relay)
-	accounts, err := users.NewService(us, store.NewTokens(svc.DB, svc.Writer), users.Options{
+	tokens := store.NewTokens(svc.DB, svc.Writer)
+	accounts, err := users.NewService(us, tokens, users.Options{
 		Admins:       cfg.AdminEmails,
 		RefreshTTL:   cfg.Service.RefreshTTL,
+		RefreshGrace: cfg.RefreshGrace,
+		Secret:       []byte(cfg.Service.SessionKey),
 		PasswordCost: cfg.PasswordCost,
 		Now:          cfg.Now,
 	})
@@ -99,22 +124,51 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 		return err
 	}
 	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, accounts, accounts, svc.Sessions))
+	pruner := users.NewPruner(tokens, cfg.Service.RefreshTTL, cfg.Now)
+	every := cfg.PruneEvery
+	if every <= 0 {
+		every = time.Hour
+	}
+	svc.Go(func(ctx context.Context) { prune(ctx, pruner, every, svc.Log) })
 	return nil
+}
+
+// prune runs p every interval until ctx ends. A failed run (the database
+// away) is logged and the next one tries again.
+func prune(ctx context.Context, p *users.Pruner, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := p.Prune(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("prune refresh tokens", "err", err)
+		case n != users.Pruned{}:
+			log.Info("pruned refresh tokens", "tokens", n.Tokens, "uses", n.Uses, "revoked_families", n.Revocations)
+		}
+	}
 }
 
 // Handler is the service's HTTP handler (the Echo instance).
 func (a *App) Handler() http.Handler { return a.svc.Echo }
 
-// Start connects to NATS and runs the outbox relay in the background.
+// Start connects to NATS and runs the outbox relay and the pruner in the
+// background.
 func (a *App) Start() { a.svc.Start() }
 
-// Close stops the relay and the bus and disconnects from MongoDB.
+// Close stops the relay, the pruner and the bus and disconnects from
+// MongoDB.
 func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 
 // Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
 // ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	log.Info("starting auth", "config", cfg.Service, "admins", len(cfg.AdminEmails))
+	log.Info("starting auth", "config", cfg.Service, "admins", len(cfg.AdminEmails), "refresh_grace", cfg.RefreshGrace)
 	a, err := New(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -35,6 +35,15 @@ func TestLoadConfig(t *testing.T) {
 		if strings.Join(cfg.AdminEmails, ",") != "ann@uni.edu,bob@uni.edu" {
 			t.Fatalf("admins %q", cfg.AdminEmails)
 		}
+		if cfg.RefreshGrace != 10*time.Second {
+			t.Fatalf("refresh grace %s, want the default 10s", cfg.RefreshGrace)
+		}
+	})
+	t.Run("grace set", func(t *testing.T) {
+		cfg, err := app.LoadConfig(with(map[string]string{"REFRESH_GRACE": "3s"}))
+		if err != nil || cfg.RefreshGrace != 3*time.Second {
+			t.Fatalf("REFRESH_GRACE=3s: %s (err %v)", cfg.RefreshGrace, err)
+		}
 	})
 	tests := []struct {
 		name    string
@@ -48,6 +57,8 @@ func TestLoadConfig(t *testing.T) {
 		{"bad durations", map[string]string{"ACCESS_TOKEN_TTL": "soon", "REFRESH_TOKEN_TTL": "-1h"},
 			[]string{"ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL"}},
 		{"bad body limit", map[string]string{"BODY_LIMIT": "lots"}, []string{"BODY_LIMIT"}},
+		{"bad grace", map[string]string{"REFRESH_GRACE": "0"}, []string{"REFRESH_GRACE"}},
+		{"grace too long", map[string]string{"REFRESH_GRACE": "2m"}, []string{"REFRESH_GRACE"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,7 +33,7 @@ const password = "correct horse"
 var notAuthorized = errs.Item{Message: "Not authorized"}
 
 // stack is one auth service under test (see testkit.Start) with its clock
-// pinned; its Peer records user:banned.
+// pinned; its Peer records user:banned and user:unbanned.
 type stack struct {
 	*testkit.Component
 	clock *testkit.Clock
@@ -43,22 +43,33 @@ type stack struct {
 // newStack starts the service on a fresh database with the given admins.
 func newStack(t *testing.T, admins ...string) *stack {
 	t.Helper()
-	return start(t, admins)
+	return start(t, admins, nil)
+}
+
+// newStackWith starts the service on a fresh database, with its
+// configuration changed by configure.
+func newStackWith(t *testing.T, configure func(*app.Config)) *stack {
+	t.Helper()
+	return start(t, nil, configure)
 }
 
 // startOn starts the service on db (a restart when another stack used it).
 func startOn(t *testing.T, db *mongo.Database, admins ...string) *stack {
 	t.Helper()
-	return start(t, admins, testkit.OnDB(db))
+	return start(t, admins, nil, testkit.OnDB(db))
 }
 
-func start(t *testing.T, admins []string, opts ...testkit.Option) *stack {
+func start(t *testing.T, admins []string, configure func(*app.Config), opts ...testkit.Option) *stack {
 	t.Helper()
 	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	build := func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
-		return app.New(ctx, app.Config{Service: cfg, AdminEmails: admins, PasswordCost: bcrypt.MinCost, Now: clk.Now}, log)
+		c := app.Config{Service: cfg, AdminEmails: admins, PasswordCost: bcrypt.MinCost, Now: clk.Now}
+		if configure != nil {
+			configure(&c)
+		}
+		return app.New(ctx, c, log)
 	}
-	c := testkit.Start(t, "auth", build, append(opts, testkit.Observe(events.UserBanned))...)
+	c := testkit.Start(t, "auth", build, append(opts, testkit.Observe(events.UserBanned, events.UserUnbanned))...)
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +104,12 @@ func (b *browser) cookie() *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// withCookie sets ck as the browser's session cookie and returns b.
+func (b *browser) withCookie(ck *http.Cookie) *browser {
+	b.setCookie(ck)
+	return b
 }
 
 // setCookie replaces the browser's session cookie.

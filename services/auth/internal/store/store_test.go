@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/auth/internal/store"
 	"github.com/stuffmart/stuffmart/services/auth/internal/users"
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -60,7 +63,7 @@ func TestClaimUseHasOneWinner(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			errc <- s.ClaimUse(ctx, "hash-1", "family-1", time.Now())
+			errc <- s.ClaimUse(ctx, users.Use{Hash: "hash-1", UserID: "u1", FamilyID: "family-1", UsedAt: time.Now()})
 		}()
 	}
 	close(start)
@@ -78,6 +81,95 @@ func TestClaimUseHasOneWinner(t *testing.T) {
 	}
 	if won != 1 {
 		t.Fatalf("%d of %d concurrent claims won, want exactly 1", won, n)
+	}
+}
+
+func TestUseKeepsItsSuccessor(t *testing.T) {
+	t.Parallel()
+	s := store.NewTokens(openDB(t), mongox.NewWriter())
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	next := users.RefreshToken{Hash: "h2", UserID: "u1", FamilyID: "f1", ExpiresAt: now.Add(time.Hour), CreatedAt: now}
+	use := users.Use{Hash: "h1", UserID: "u1", FamilyID: "f1", ExpiresAt: now.Add(time.Minute), UsedAt: now, Next: next}
+	if _, err := s.Use(ctx, "h1"); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("use of an unused token: %v, want not found", err)
+	}
+	if err := s.ClaimUse(ctx, use); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimUse(ctx, use); !errors.Is(err, users.ErrTokenUsed) {
+		t.Fatalf("second claim: %v, want ErrTokenUsed", err)
+	}
+	got, err := s.Use(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.UsedAt.Equal(use.UsedAt) || !got.ExpiresAt.Equal(use.ExpiresAt) || !got.Next.ExpiresAt.Equal(next.ExpiresAt) || !got.Next.CreatedAt.Equal(next.CreatedAt) {
+		t.Fatalf("use read back %+v, want %+v", got, use)
+	}
+	got.UsedAt, got.ExpiresAt, got.Next.ExpiresAt, got.Next.CreatedAt = use.UsedAt, use.ExpiresAt, next.ExpiresAt, next.CreatedAt
+	if got != use {
+		t.Fatalf("use read back %+v, want %+v", got, use)
+	}
+	// The successor is saved by whichever presenter comes first; saving it
+	// again is not an error and keeps it.
+	for range 2 {
+		if err := s.CreateToken(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tok, err := s.Token(ctx, "h2"); err != nil || tok.FamilyID != "f1" {
+		t.Fatalf("successor %+v (err %v)", tok, err)
+	}
+}
+
+// TestPruneRevocationsKeepsFamiliesWithTokens: a revocation old enough goes
+// only when no token of its family is left, across batches.
+func TestPruneRevocationsKeepsFamiliesWithTokens(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	s := store.NewTokens(db, mongox.NewWriter())
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const n = 1201 // more than two batches
+	var revocations, tokens []any
+	wantKept := map[string]bool{}
+	for i := range n {
+		fam := fmt.Sprintf("f%04d", i)
+		revokedAt := now.Add(-time.Hour)
+		if i%3 == 0 {
+			revokedAt = now // too recent: kept whatever its tokens
+			wantKept[fam] = true
+		}
+		revocations = append(revocations, bson.D{{Key: "_id", Value: fam}, {Key: "userId", Value: "u"}, {Key: "revokedAt", Value: revokedAt}})
+		if i%100 == 1 {
+			tokens = append(tokens, bson.D{{Key: "_id", Value: "t" + fam}, {Key: "userId", Value: "u"}, {Key: "familyId", Value: fam},
+				{Key: "expiresAt", Value: now.Add(time.Hour)}, {Key: "createdAt", Value: now}})
+			wantKept[fam] = true
+		}
+	}
+	if _, err := db.Collection(store.RevokedFamiliesCollection).InsertMany(ctx, revocations); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection(store.TokensCollection).InsertMany(ctx, tokens); err != nil {
+		t.Fatal(err)
+	}
+	pruned, err := s.PruneRevocations(ctx, now.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(n - len(wantKept)); pruned != want {
+		t.Fatalf("pruned %d revocations, want %d", pruned, want)
+	}
+	for i := range n {
+		fam := fmt.Sprintf("f%04d", i)
+		revoked, err := s.FamilyRevoked(ctx, fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if revoked != wantKept[fam] {
+			t.Fatalf("family %s revoked=%t after pruning, want %t", fam, revoked, wantKept[fam])
+		}
 	}
 }
 
@@ -127,40 +219,66 @@ func TestSetBanned(t *testing.T) {
 	if err := s.Create(ctx, &dup); !errors.Is(err, users.ErrEmailInUse) {
 		t.Fatalf("duplicate email: %v, want ErrEmailInUse", err)
 	}
-	outbox := func() int {
+	// queued returns the events pending in the user's outbox.
+	queued := func() []outbox.Pending {
 		var d struct {
-			Outbox []bson.Raw `bson:"outbox"`
+			Outbox []outbox.Pending `bson:"outbox"`
 		}
 		if err := db.Collection(store.UsersCollection).FindOne(ctx, bson.D{}).Decode(&d); err != nil {
 			t.Fatal(err)
 		}
-		return len(d.Outbox)
+		return d.Outbox
 	}
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	steps := []struct {
 		banned      bool
 		wantVersion int64
-		wantOutbox  int
-		wantNotify  int
+		wantEvent   events.Subject // pushed by this step, "" for none
 	}{
-		{true, 1, 1, 1},  // ban: event pushed in the same write, relay told
-		{true, 1, 1, 1},  // ban again: nothing changes
-		{false, 2, 1, 1}, // unban: no event
-		{false, 2, 1, 1},
-		{true, 3, 2, 2},
+		{true, 1, events.UserBanned},    // ban: event pushed in the same write, relay told
+		{true, 1, ""},                   // ban again: nothing changes
+		{false, 2, events.UserUnbanned}, // unban: its own event, the same way
+		{false, 2, ""},                  // unban again: nothing
+		{true, 3, events.UserBanned},
 	}
+	pending := 0
 	for i, st := range steps {
-		got, err := s.SetBanned(ctx, u.ID, st.banned, time.Now())
+		at := base.Add(time.Duration(i) * time.Minute)
+		got, err := s.SetBanned(ctx, u.ID, st.banned, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Banned != st.banned || got.Version != st.wantVersion || outbox() != st.wantOutbox || relay.count() != st.wantNotify {
-			t.Fatalf("step %d: banned %t version %d outbox %d notified %d; want %+v",
-				i, got.Banned, got.Version, outbox(), relay.count(), st)
+		if st.wantEvent != "" {
+			pending++
+		}
+		ob := queued()
+		if got.Banned != st.banned || got.Version != st.wantVersion || len(ob) != pending || relay.count() != pending {
+			t.Fatalf("step %d: banned %t version %d outbox %d notified %d; want %+v and %d events",
+				i, got.Banned, got.Version, len(ob), relay.count(), st, pending)
+		}
+		if st.wantEvent == "" {
+			continue
+		}
+		last := ob[len(ob)-1]
+		var payload struct {
+			UserID string    `json:"userId"`
+			At     time.Time `json:"at"`
+		}
+		if err := json.Unmarshal(last.Data, &payload); err != nil {
+			t.Fatal(err)
+		}
+		if last.Subject != string(st.wantEvent) || payload.UserID != u.ID || !payload.At.Equal(at) {
+			t.Fatalf("step %d pushed %s %s, want %s for %s at %s", i, last.Subject, last.Data, st.wantEvent, u.ID, at)
 		}
 	}
 	for _, id := range []string{"not-hex", "0123456789abcdef01234567"} {
-		if _, err := s.SetBanned(ctx, id, true, time.Now()); !errors.Is(err, errs.ErrNotFound) {
-			t.Fatalf("SetBanned(%q): %v, want not found", id, err)
+		for _, banned := range []bool{true, false} {
+			if _, err := s.SetBanned(ctx, id, banned, time.Now()); !errors.Is(err, errs.ErrNotFound) {
+				t.Fatalf("SetBanned(%q, %t): %v, want not found", id, banned, err)
+			}
 		}
+	}
+	if relay.count() != pending {
+		t.Fatalf("unknown users notified the relay: %d notifications, want %d", relay.count(), pending)
 	}
 }

@@ -155,28 +155,28 @@ func (s *Users) List(ctx context.Context, skip, limit int) ([]users.User, int64,
 	return out, total, nil
 }
 
-// SetBanned sets the banned flag through the Writer. When it bans, the
-// user:banned event is pushed to the document's outbox in the same update
-// and the relay is notified, so the event goes out even if NATS is down
-// right now. Setting the flag the user already has is a no-op (no version
-// bump, no event). Errors: errs.ErrNotFound.
+// SetBanned sets the banned flag through the Writer. The change carries its
+// event in the same update: user:banned when it bans, user:unbanned when it
+// lifts a ban (both {userId, at: now}); the relay is notified, so the event
+// goes out even if NATS is down right now. Setting the flag the user already
+// has is a no-op (no version bump, no event). Errors: errs.ErrNotFound.
 func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.Time) (users.User, error) {
 	oid, err := primitive.ObjectIDFromHex(id)
 	if err != nil {
 		return users.User{}, errs.ErrNotFound
 	}
+	var change events.Event = events.UserUnbannedEvent{UserID: oid.Hex(), At: now}
+	if banned {
+		change = events.UserBannedEvent{UserID: oid.Hex(), At: now}
+	}
+	ev, err := outbox.New(change, now)
+	if err != nil {
+		return users.User{}, err
+	}
 	update := bson.D{
 		{Key: "$set", Value: bson.D{{Key: "banned", Value: banned}, {Key: "updatedAt", Value: now}}},
 		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
-	}
-	var pushed []outbox.Pending
-	if banned {
-		ev, err := outbox.New(events.UserBannedEvent{UserID: oid.Hex(), At: now}, now)
-		if err != nil {
-			return users.User{}, err
-		}
-		update = append(update, outbox.Push(ev))
-		pushed = append(pushed, ev)
+		outbox.Push(ev),
 	}
 	// Guarded on the opposite state: setting the state the user already
 	// has changes nothing.
@@ -184,8 +184,8 @@ func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.
 	if err != nil {
 		return users.User{}, fmt.Errorf("set banned=%t on %s: %w", banned, id, err)
 	}
-	if matched && banned {
-		s.relay.Notify(s.coll, oid, pushed...)
+	if matched {
+		s.relay.Notify(s.coll, oid, ev)
 	}
 	// Not matched: unknown (ByID says so) or already in that state.
 	return s.ByID(ctx, id)

@@ -16,6 +16,14 @@ type Options struct {
 	Admins []string
 	// RefreshTTL is how long a refresh token is valid; default 7 days.
 	RefreshTTL time.Duration
+	// RefreshGrace is how long a used refresh token still gives the answer
+	// of its first use (to a client whose answer was lost, or a second
+	// replica of the storefront refreshing the same cookie); default
+	// DefaultRefreshGrace.
+	RefreshGrace time.Duration
+	// Secret keys the derivation of rotated refresh tokens (see Refresh);
+	// required, 32 bytes or more. The service's SESSION_KEY.
+	Secret []byte
 	// PasswordCost is the bcrypt cost; default DefaultPasswordCost. Tests use
 	// bcrypt.MinCost to stay fast.
 	PasswordCost int
@@ -31,6 +39,11 @@ type Session struct {
 	RefreshToken string
 }
 
+// DefaultRefreshGrace is the default Options.RefreshGrace: long enough for a
+// retry or a concurrent refresh, short enough that a stolen copy of a used
+// token is of no use once its holder has moved on.
+const DefaultRefreshGrace = 10 * time.Second
+
 // Service holds the account rules: sign-up, sign-in, sign-out, refresh-token
 // rotation with reuse detection, admin bootstrap, listing and bans.
 type Service struct {
@@ -39,23 +52,32 @@ type Service struct {
 	pw         *hasher
 	admins     map[string]bool
 	refreshTTL time.Duration
-	now        func() time.Time
+	grace      time.Duration
+	// successorKey derives rotated refresh tokens (successorOf).
+	successorKey []byte
+	now          func() time.Time
 }
 
-// NewService returns a Service over the stores. It fails only on an invalid
-// password cost.
+// NewService returns a Service over the stores. It fails on an invalid
+// password cost or a secret shorter than 32 bytes.
 func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) {
 	pw, err := newHasher(opts.PasswordCost)
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.Secret) < 32 {
+		return nil, errors.New("users: the secret must have 32 bytes or more")
+	}
 	s := &Service{users: users, tokens: tokens, pw: pw, admins: map[string]bool{},
-		refreshTTL: opts.RefreshTTL, now: opts.Now}
+		refreshTTL: opts.RefreshTTL, grace: opts.RefreshGrace, successorKey: successorKey(opts.Secret), now: opts.Now}
 	for _, e := range opts.Admins {
 		s.admins[NormalizeEmail(e)] = true
 	}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = 7 * 24 * time.Hour
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultRefreshGrace
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -137,13 +159,23 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 // Refresh exchanges a refresh token for a new session: the token is used up
 // and a successor in the same family is returned (rotation). Every refusal is
 // errs.ErrNotAuthorized (wrapped with the reason): a missing, unknown,
-// expired or revoked token, or a banned or deleted user. A token used a
-// second time revokes its whole family, successors included: one of the two
-// holders is a thief, and both must sign in again.
+// expired or revoked token, or a banned or deleted user.
 //
-// Race safety: the use of a token is claimed by one unique-key insert, so of
-// any number of concurrent refreshes with one token at most one succeeds;
-// the others revoke the family, which also disables the winner's successor.
+// A token presented again within the grace after its first use, while the
+// successor that use issued is still unused (the token is the immediate
+// previous one), gets the same answer as the first time: the same successor,
+// with a new access token in the same family. That is a client retrying a
+// refresh whose answer it lost, or two replicas of the storefront refreshing
+// one cookie at once. Any other second use (after the grace, or once the
+// successor was used) revokes the whole family, successors included: one of
+// the two holders is a thief, and both must sign in again.
+//
+// Race safety: the use of a token is claimed by one unique-key insert that
+// carries its result (the successor's stored form), so of any number of
+// concurrent refreshes with one token exactly one claims it and the others
+// read its result. The successor is derived from the used token
+// (successorOf), so every presenter computes the same one and none has to
+// wait for the winner to save it: whoever comes first saves it.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
 	if refreshToken == "" {
 		return Session{}, unauthorized("no refresh token")
@@ -167,11 +199,15 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	if revoked {
 		return Session{}, unauthorized("refresh token family revoked")
 	}
-	if err := s.tokens.ClaimUse(ctx, hash, t.FamilyID, now); err != nil {
-		if errors.Is(err, ErrTokenUsed) {
-			return Session{}, s.refuse(ctx, t, now, "refresh token reused")
+	next, nextStored := stored(successorOf(s.successorKey, refreshToken), t.UserID, t.FamilyID, now, s.refreshTTL)
+	use := Use{Hash: hash, UserID: t.UserID, FamilyID: t.FamilyID, ExpiresAt: t.ExpiresAt, UsedAt: now, Next: nextStored}
+	if err := s.tokens.ClaimUse(ctx, use); err != nil {
+		if !errors.Is(err, ErrTokenUsed) {
+			return Session{}, fmt.Errorf("refresh: %w", err)
 		}
-		return Session{}, fmt.Errorf("refresh: %w", err)
+		if use, err = s.usedAgain(ctx, t, next, now); err != nil {
+			return Session{}, err
+		}
 	}
 	u, err := s.users.ByID(ctx, t.UserID)
 	if errors.Is(err, errs.ErrNotFound) {
@@ -183,7 +219,40 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	if u.Banned {
 		return Session{}, s.refuse(ctx, t, now, "user banned")
 	}
-	return s.issue(ctx, u, t.FamilyID, now)
+	// Saved after the user is checked, by whichever presenter gets here
+	// first; the others find it saved.
+	if err := s.tokens.CreateToken(ctx, use.Next); err != nil {
+		return Session{}, fmt.Errorf("issue refresh token for %s: %w", u.ID, err)
+	}
+	return Session{User: s.withRole(u), RefreshToken: next}, nil
+}
+
+// usedAgain decides about token t, presented again after its use was claimed
+// (next is the successor derived from it now). It returns the first use's
+// claim when the grace allows the same answer, and otherwise revokes the
+// family and returns the 401.
+func (s *Service) usedAgain(ctx context.Context, t RefreshToken, next string, now time.Time) (Use, error) {
+	use, err := s.tokens.Use(ctx, t.Hash)
+	if err != nil && !errors.Is(err, errs.ErrNotFound) {
+		return Use{}, fmt.Errorf("refresh: %w", err)
+	}
+	switch {
+	case err != nil:
+		return Use{}, s.refuse(ctx, t, now, "refresh token reused (its use is forgotten)")
+	case !now.Before(use.UsedAt.Add(s.grace)):
+		return Use{}, s.refuse(ctx, t, now, "refresh token reused")
+	case use.Next.Hash != HashToken(next):
+		// A use recorded without its successor, or under another secret.
+		return Use{}, s.refuse(ctx, t, now, "refresh token reused (its successor is unknown)")
+	}
+	_, err = s.tokens.Use(ctx, use.Next.Hash)
+	switch {
+	case err == nil:
+		return Use{}, s.refuse(ctx, t, now, "refresh token reused: its successor was used")
+	case !errors.Is(err, errs.ErrNotFound):
+		return Use{}, fmt.Errorf("refresh: %w", err)
+	}
+	return use, nil
 }
 
 // refuse revokes t's family and returns the 401 for reason (or the error of
@@ -271,7 +340,8 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 	return s.withRole(u), nil
 }
 
-// Unban lifts a ban. Revoked refresh tokens stay revoked: the user signs in
+// Unban lifts a ban and publishes user:unbanned (the stuff service lists the
+// user's stuff again). Revoked refresh tokens stay revoked: the user signs in
 // again. Errors: errs.ErrNotFound for an unknown or malformed id.
 func (s *Service) Unban(ctx context.Context, id string) (User, error) {
 	u, err := s.users.SetBanned(ctx, id, false, s.now())

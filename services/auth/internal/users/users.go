@@ -53,7 +53,8 @@ var (
 	// ErrCannotBanSelf is returned when an admin tries to ban themselves.
 	ErrCannotBanSelf = errs.BadRequest("You cannot ban yourself")
 	// ErrTokenUsed is returned by TokenStore.ClaimUse when the refresh token
-	// was already claimed: the sign of a replayed (stolen) token.
+	// was already claimed: a second presenter of the token, which is the
+	// same client again within the grace, and a thief after it.
 	ErrTokenUsed = errors.New("refresh token already used")
 )
 
@@ -67,8 +68,9 @@ type Store interface {
 	// List returns a page of users, newest first, and the total count.
 	List(ctx context.Context, skip, limit int) ([]User, int64, error)
 	// SetBanned sets the banned flag and returns the user as stored. Banning
-	// a user who was not banned publishes user:banned (docs/events.md)
-	// through the document's outbox, in the same write; setting the flag it
+	// a user who was not banned publishes user:banned, unbanning a banned
+	// one user:unbanned (docs/events.md), through the document's outbox in
+	// the same write, with now as the event's time; setting the flag it
 	// already has changes nothing.
 	SetBanned(ctx context.Context, id string, banned bool, now time.Time) (User, error)
 	// Promote makes the user with email an admin; errs.ErrNotFound if none.
