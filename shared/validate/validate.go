@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
@@ -67,6 +68,26 @@ func Email(s string) bool {
 	}
 	for _, l := range labels {
 		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return false
+		}
+	}
+	return true
+}
+
+// PlainText reports whether s is text a person typed: no control characters
+// (a tab, and in multiline text a line break, excepted) and no bidirectional
+// overrides or isolates, which make text shown on a page read differently
+// from what it holds (a title that displays "txt.exe" as "exe.txt").
+func PlainText(s string, multiline bool) bool {
+	for _, r := range s {
+		switch {
+		case r == '\t':
+		case multiline && (r == '\n' || r == '\r'):
+		case unicode.IsControl(r):
+			return false
+		case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069', r == '\u200e', r == '\u200f', r == '\u061c':
+			return false
+		case r == utf8.RuneError:
 			return false
 		}
 	}

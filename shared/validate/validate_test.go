@@ -153,3 +153,32 @@ func TestErrorsErrIsASnapshot(t *testing.T) {
 		t.Fatalf("an error already returned changed after a later Add: %+v", got)
 	}
 }
+
+func TestPlainText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		s         string
+		multiline bool
+		ok        bool
+	}{
+		{"words", "Linear algebra notes", false, true},
+		{"accents and emoji", "Notes de cours — été 📚", false, true},
+		{"a tab", "Week\t1", false, true},
+		{"a line break in a title", "Notes\nfree", false, false},
+		{"line breaks in a description", "Line one\r\nLine two\n", true, true},
+		{"a NUL", "Notes\x00", true, false},
+		{"an escape sequence", "Notes \x1b[31mred", true, false},
+		{"a DEL", "Notes\x7f", true, false},
+		{"a C1 control", "Notes\u0085", true, false},
+		{"a right-to-left override", "invoice\u202eexe.txt", false, false},
+		{"a directional isolate", "a\u2066b\u2069", true, false},
+		{"a right-to-left mark", "a\u200fb", false, false},
+		{"invalid UTF-8", "a\xffb", false, false},
+	}
+	for _, tc := range tests {
+		if got := validate.PlainText(tc.s, tc.multiline); got != tc.ok {
+			t.Errorf("%s: PlainText(%q, %v) = %v, want %v", tc.name, tc.s, tc.multiline, got, tc.ok)
+		}
+	}
+}
