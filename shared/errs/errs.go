@@ -153,6 +153,8 @@ func (e *ConflictError) Serialize() []Item { return []Item{{Message: e.Message}}
 // rounded up).
 type TooManyRequestsError struct {
 	RetryAfter time.Duration
+	// Limit names the limit that refused (for metrics; never shown).
+	Limit string
 }
 
 func (e *TooManyRequestsError) Error() string   { return "rate limited for " + e.RetryAfter.String() }

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	stan "github.com/nats-io/stan.go"
+
+	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
 // ErrNotConnected is returned by Publish while NATS is unreachable; the
@@ -45,6 +47,8 @@ type Config struct {
 	// tries are spaced AckWait, 2×AckWait, 4×AckWait … up to it. Default
 	// 5m.
 	MaxBackoff time.Duration
+	// Metrics counts publishes and handled deliveries; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Bus is a NATS Streaming connection that connects and reconnects in the
@@ -172,6 +176,7 @@ func (b *Bus) Publish(ctx context.Context, subject Subject, data []byte) error {
 	go func() { done <- c.Publish(b.cfg.Prefix+string(subject), data) }()
 	select {
 	case err := <-done:
+		b.cfg.Metrics.Published(string(subject), err)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subject, errors.Join(ErrNotConnected, err))
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	stan "github.com/nats-io/stan.go"
+
+	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
 // Msg is one delivered message.
@@ -112,14 +114,18 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 		key := retryKey{group: l.Group, subject: l.Subject, seq: sm.Sequence}
 		now := time.Now()
 		if !b.retries.due(key, now) {
-			return // backing off: not tried, not acked, back after the ack wait
+			// Backing off: not tried, not acked, back after the ack wait.
+			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Skipped, 0)
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		err := safeHandle(ctx, l.Handle, m)
+		took := time.Since(now)
 		if err == nil {
 			b.retries.forget(key)
 			ack(log, sm)
+			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Acked, took)
 			return
 		}
 		age := now.Sub(time.Unix(0, sm.Timestamp))
@@ -137,13 +143,16 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 			}
 			b.retries.forget(key)
 			ack(log, sm)
+			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Parked, took)
 			return
 		}
 		next := b.retries.failed(key, now, ackWait, b.cfg.MaxBackoff)
 		if errors.Is(err, ErrNotYet) {
+			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.NotYet, took)
 			log.Debug("event ahead of replica; not acked", "seq", m.Sequence, "retry_in", next.Round(time.Millisecond))
 			return
 		}
+		b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Failed, took)
 		log.Warn("event handling failed; will be retried", "seq", m.Sequence, "deliveries", m.Deliveries, "retry_in", next.Round(time.Millisecond), "err", err)
 	}
 

@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 )
 
@@ -92,7 +93,7 @@ type Relay struct {
 	docs    map[docRef]*docWork // documents with work queued or running
 	fresh   []docRef            // documents ready to run, fresh work first
 	backlog []docRef            // then those the sweep found
-	suspect map[docRef]bool     // may hold events the relay was not given
+	suspect map[docRef]backlog  // may hold events the relay was not given
 	swept   bool                // the first sweep queued every leftover
 	ready   chan struct{}       // a document was made ready
 	sweepc  chan struct{}
@@ -112,13 +113,31 @@ type docWork struct {
 	readBack bool      // read the document: it may hold more than events
 	running  bool
 	inFresh  bool // queued in fresh (it may also be in backlog)
+
+	// sending are the events being published now (Stats counts them).
+	sending []Pending
+}
+
+// backlog is what a document was last known to hold beyond the events
+// Notify gave: found by the sweep, or left by a failed publish.
+type backlog struct {
+	n      int
+	oldest time.Time
+}
+
+// add counts one more event written at.
+func (b *backlog) add(at time.Time) {
+	b.n++
+	if b.oldest.IsZero() || at.Before(b.oldest) {
+		b.oldest = at
+	}
 }
 
 // NewRelay returns a relay that publishes through pub and removes published
 // events through the service's one Writer.
 func NewRelay(pub Publisher, w *mongox.Writer, log *slog.Logger, colls ...*mongo.Collection) *Relay {
 	r := &Relay{pub: pub, w: w, log: log, colls: map[string]*mongo.Collection{}, Sweep: 30 * time.Second, Workers: defaultWorkers,
-		docs: map[docRef]*docWork{}, suspect: map[docRef]bool{},
+		docs: map[docRef]*docWork{}, suspect: map[docRef]backlog{},
 		ready: make(chan struct{}, 1), sweepc: make(chan struct{}, 1)}
 	for _, c := range colls {
 		r.colls[c.Name()] = c
@@ -159,6 +178,53 @@ func (r *Relay) enqueue(d docRef, evs []Pending, readBack bool, queue *[]docRef)
 	case r.ready <- struct{}{}:
 	default:
 	}
+}
+
+// Stats is what waits to be published as far as the relay knows: the events
+// writes handed to Notify and not yet sent, and those the last sweep found
+// in documents (left by a crash, or by NATS being down), with the time the
+// oldest of them was written (zero when none waits). An event pushed by a
+// write whose Notify never came (the process died in between) is counted
+// from the next sweep on.
+func (r *Relay) Stats() (pending int, oldest time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	note := func(at time.Time) {
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	for _, w := range r.docs {
+		for _, evs := range [][]Pending{w.sending, w.events} {
+			pending += len(evs)
+			for _, p := range evs {
+				note(p.At)
+			}
+		}
+	}
+	for _, b := range r.suspect {
+		pending += b.n
+		if b.n > 0 {
+			note(b.oldest)
+		}
+	}
+	return pending, oldest
+}
+
+// Instrument serves Stats as outbox_pending_events and
+// outbox_oldest_pending_seconds.
+func (r *Relay) Instrument(m *metrics.Set, now func() time.Time) {
+	m.GaugeFunc("outbox_pending_events", "Events written to an outbox and not yet published to NATS Streaming.", func() float64 {
+		n, _ := r.Stats()
+		return float64(n)
+	})
+	m.GaugeFunc("outbox_oldest_pending_seconds", "Age of the oldest event not yet published (0 when none waits).", func() float64 {
+		_, oldest := r.Stats()
+		if oldest.IsZero() {
+			return 0
+		}
+		return max(0, now().Sub(oldest).Seconds())
+	})
 }
 
 // SweepNow asks for a scan of every watched collection (after NATS
@@ -255,26 +321,29 @@ func (r *Relay) runDoc(ctx context.Context, d docRef) {
 			r.mu.Unlock()
 			return
 		}
-		evs, readBack := w.events, w.readBack || r.suspect[d] || !r.swept
-		w.events, w.readBack = nil, false
+		_, suspect := r.suspect[d]
+		evs, readBack := w.events, w.readBack || suspect || !r.swept
+		w.events, w.readBack, w.sending = nil, false, evs
 		r.mu.Unlock()
 
 		c := r.colls[d.coll]
 		var err error
+		var left backlog
 		switch {
 		case c == nil:
 			err = fmt.Errorf("outbox: collection %s not watched", d.coll)
 		case readBack:
-			err = r.flush(ctx, c, d.id)
+			left, err = r.flush(ctx, c, d.id)
 		default:
-			err = r.publish(ctx, c, d.id, evs)
+			left, err = r.publish(ctx, c, d.id, evs)
 		}
 		r.mu.Lock()
+		w.sending = nil
 		switch {
 		case err == nil && readBack:
 			delete(r.suspect, d) // read back and emptied
 		case err != nil && c != nil:
-			r.suspect[d] = true // the sweep or the next write reads it back
+			r.suspect[d] = left // the sweep or the next write reads it back
 		}
 		r.mu.Unlock()
 		if err != nil {
@@ -297,23 +366,41 @@ func (r *Relay) sweep(ctx context.Context) {
 			return // shutting down
 		}
 		cur, err := c.Find(ctx, bson.D{{Key: Field + ".0", Value: bson.D{{Key: "$exists", Value: true}}}},
-			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+			options.Find().SetProjection(bson.D{{Key: Field, Value: 1}}))
 		if err != nil {
 			r.log.Warn("outbox: sweep", "collection", name, "err", err)
 			complete = false
 			continue
 		}
-		var ids []struct {
-			ID any `bson:"_id"`
+		var docs []struct {
+			ID     any `bson:"_id"`
+			Outbox []struct {
+				At time.Time `bson:"at"`
+			} `bson:"outbox"`
 		}
-		if err := cur.All(ctx, &ids); err != nil {
+		if err := cur.All(ctx, &docs); err != nil {
 			r.log.Warn("outbox: sweep", "collection", name, "err", err)
 			complete = false
 			continue
 		}
 		r.mu.Lock()
-		for _, d := range ids {
-			r.enqueue(docRef{coll: name, id: d.ID}, nil, true, &r.backlog)
+		for _, d := range docs {
+			ref := docRef{coll: name, id: d.ID}
+			// What the document holds beyond what Notify gave (and is
+			// still queued or being sent) waits for the read-back.
+			w := r.docs[ref]
+			given := 0
+			if w != nil {
+				given = len(w.events) + len(w.sending)
+			}
+			var b backlog
+			for i, p := range d.Outbox {
+				if i >= given {
+					b.add(p.At)
+				}
+			}
+			r.suspect[ref] = b
+			r.enqueue(ref, nil, true, &r.backlog)
 		}
 		r.mu.Unlock()
 	}
@@ -331,7 +418,10 @@ var errBadEntry = errors.New("outbox: undecodable entry")
 
 // publish sends evs (all of document id's pending events, in order) and
 // removes those that went out.
-func (r *Relay) publish(ctx context.Context, c *mongo.Collection, id any, evs []Pending) error {
+//
+// On failure it also returns what is left in the document of evs: the
+// events not sent, or all of them when the removal failed.
+func (r *Relay) publish(ctx context.Context, c *mongo.Collection, id any, evs []Pending) (backlog, error) {
 	var sent []any
 	var pubErr error
 	for _, p := range evs {
@@ -340,7 +430,11 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, id any, evs []
 		}
 		sent = append(sent, p)
 	}
-	return r.remove(ctx, c, id, sent, pubErr)
+	all := make([]time.Time, len(evs))
+	for i, p := range evs {
+		all[i] = p.At
+	}
+	return r.remove(ctx, c, id, sent, all, pubErr)
 }
 
 // flush reads document id back, publishes its pending events in order and
@@ -353,16 +447,26 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, id any, evs []
 // ignores query conditions such as {id: {$in: [...]}}, so nothing was ever
 // removed and every sweep published the events again), while $pullAll with
 // exact values works on FerretDB and, atomically, on MongoDB.
-func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) error {
+func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) (backlog, error) {
 	var doc struct {
 		Outbox []bson.Raw `bson:"outbox"`
 	}
 	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}, options.FindOne().SetProjection(bson.D{{Key: Field, Value: 1}})).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil
+		return backlog{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("load outbox: %w", err)
+		r.mu.Lock()
+		left := r.suspect[docRef{coll: c.Name(), id: id}] // as it was known
+		r.mu.Unlock()
+		return left, fmt.Errorf("load outbox: %w", err)
+	}
+	all := make([]time.Time, len(doc.Outbox))
+	for i, raw := range doc.Outbox {
+		var p Pending
+		if bson.Unmarshal(raw, &p) == nil {
+			all[i] = p.At
+		}
 	}
 	var sent []any
 	var pubErr error
@@ -379,19 +483,34 @@ func (r *Relay) flush(ctx context.Context, c *mongo.Collection, id any) error {
 		}
 		sent = append(sent, raw)
 	}
-	return r.remove(ctx, c, id, sent, pubErr)
+	return r.remove(ctx, c, id, sent, all, pubErr)
 }
 
 // remove takes the sent entries out of document id's outbox and returns
 // pubErr (a failed publish is retried by a read-back: the Bus asks for a
-// sweep on reconnect, and the ticker runs one anyway).
-func (r *Relay) remove(ctx context.Context, c *mongo.Collection, id any, sent []any, pubErr error) error {
+// sweep on reconnect, and the ticker runs one anyway) with what is left of
+// the entries written at times all: those after the sent ones, or all of
+// them when the removal failed.
+func (r *Relay) remove(ctx context.Context, c *mongo.Collection, id any, sent []any, all []time.Time, pubErr error) (backlog, error) {
+	var left backlog
+	keep := func(from int) backlog {
+		for _, at := range all[from:] {
+			left.add(at)
+		}
+		return left
+	}
 	if len(sent) == 0 {
-		return pubErr
+		if pubErr == nil {
+			return left, nil
+		}
+		return keep(0), pubErr
 	}
 	_, err := r.w.UpdateByID(ctx, c, id, bson.D{{Key: "$pullAll", Value: bson.D{{Key: Field, Value: sent}}}})
 	if err != nil {
-		return errors.Join(fmt.Errorf("mark outbox sent: %w", err), pubErr)
+		return keep(0), errors.Join(fmt.Errorf("mark outbox sent: %w", err), pubErr)
 	}
-	return pubErr
+	if pubErr != nil {
+		return keep(len(sent)), pubErr
+	}
+	return left, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -692,4 +694,62 @@ func TestRelayReadsBackAfterAFailedPublish(t *testing.T) {
 		t.Fatalf("s1 events in order %v; want [0 1]", s1)
 	}
 	emptied(t, c, "s1")
+}
+
+// gatedPublisher fails until open, then accepts everything.
+type gatedPublisher struct{ open atomic.Bool }
+
+func (p *gatedPublisher) Publish(context.Context, events.Subject, []byte) error {
+	if !p.open.Load() {
+		return errors.New("nats: not connected")
+	}
+	return nil
+}
+
+// Stats (and the gauges Instrument serves) count what waits: leftovers the
+// sweep found and fresh events that could not go out, with the age of the
+// oldest; both drop to nothing once NATS takes them.
+func TestRelayStats(t *testing.T) {
+	t.Parallel()
+	c := testkit.Mongo(t).Collection("stuff")
+	insert(t, c, "s1", pending(t, "s1", 0), pending(t, "s1", 1)) // left by a crash, written at t0
+	pub := &gatedPublisher{}
+	r := outbox.NewRelay(pub, mongox.NewWriter(), testkit.Logger(t), c)
+	r.Sweep = time.Hour
+	m := metrics.New()
+	clock := testkit.NewClock(t0.Add(time.Minute))
+	r.Instrument(m, clock.Now)
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(srv.Close)
+	run(t, r)
+
+	later, err := outbox.New(events.StuffUpdatedEvent{ID: "s2", Version: 0, Title: "Notes"}, t0.Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(t, c, "s2", later)
+	r.Notify(c, "s2", later)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		n, oldest := r.Stats()
+		return n == 3 && oldest.Equal(t0)
+	}, "stats do not count the two leftovers and the fresh event")
+	got := testkit.Scrape(t, srv.URL)
+	if v := got.Value("outbox_pending_events"); v != 3 {
+		t.Errorf("outbox_pending_events = %v, want 3", v)
+	}
+	if v := got.Value("outbox_oldest_pending_seconds"); v != 60 {
+		t.Errorf("outbox_oldest_pending_seconds = %v, want 60", v)
+	}
+
+	pub.open.Store(true)
+	r.SweepNow()
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		n, oldest := r.Stats()
+		return n == 0 && oldest.IsZero()
+	}, "stats still count published events")
+	emptied(t, c, "s1", "s2")
+	got = testkit.Scrape(t, srv.URL)
+	if v := got.Value("outbox_oldest_pending_seconds"); v != 0 || !got.Has("outbox_pending_events") {
+		t.Errorf("after publishing: %s", got)
+	}
 }

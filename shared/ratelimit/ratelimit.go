@@ -23,6 +23,9 @@ import (
 type Rule struct {
 	Every time.Duration
 	Burst int
+	// Name names the limit in metrics and logs (service.Rule sets the
+	// lower-cased variable name: "rate_limit_unsafe").
+	Name string
 }
 
 // ParseRule reads a rule written "N/unit" or "N/unit burst B", unit s, m or
@@ -106,6 +109,14 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 		return false, (d + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
 	return true, 0
+}
+
+// Name is the name of the limiter's rule.
+func (l *Limiter) Name() string {
+	if l == nil {
+		return ""
+	}
+	return l.rule.Name
 }
 
 // Forget drops key's bucket (a successful sign-in clears its failures).

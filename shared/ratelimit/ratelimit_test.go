@@ -76,7 +76,7 @@ func TestLimiterForgetsIdleKeys(t *testing.T) {
 	clk := testkit.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	l := ratelimit.New(ratelimit.Rule{Every: time.Second, Burst: 2}, clk.Now)
 	for i := range 999 {
-		l.Allow(string(rune('a' + i%26)) + time.Duration(i).String())
+		l.Allow(string(rune('a'+i%26)) + time.Duration(i).String())
 	}
 	clk.Advance(time.Minute)
 	l.Allow("fresh") // the thousandth call sweeps

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +120,7 @@ func Rule(r *config.Reader, name, def string) ratelimit.Rule {
 		r.Fail(fmt.Errorf("%s: %w", name, err))
 		rule, _ = ratelimit.ParseRule(def) // a constant of the code: it parses
 	}
+	rule.Name = strings.ToLower(name)
 	return rule
 }
 

@@ -323,7 +323,7 @@ func TestLoadConfig(t *testing.T) {
 			want := service.Config{Name: "stuff", HTTPAddr: ":3000", MongoURI: "mongodb://mongo:27017", MongoDB: "stuff",
 				NATS:   events.Config{URL: "nats://nats:4222", ClusterID: "stuffmart", ClientName: "stuff"},
 				JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: 15 * time.Minute, RefreshTTL: 168 * time.Hour, BodyLimit: "64K",
-				Limits: service.Limits{On: true, Unsafe: ratelimit.Rule{Every: time.Second, Burst: 30}}}
+				Limits: service.Limits{On: true, Unsafe: ratelimit.Rule{Every: time.Second, Burst: 30, Name: "rate_limit_unsafe"}}}
 			if !reflect.DeepEqual(c, want) {
 				t.Fatalf("config %+v, want %+v", c, want)
 			}
@@ -337,7 +337,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "proxies and limits", env: merge(full, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "RATE_LIMIT": "off", "RATE_LIMIT_UNSAFE": "10/s burst 5"}),
 			check: func(t *testing.T, c service.Config) {
 				want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
-				if !reflect.DeepEqual(c.TrustedProxies, want) || c.Limits.On || c.Limits.Unsafe != (ratelimit.Rule{Every: 100 * time.Millisecond, Burst: 5}) {
+				if !reflect.DeepEqual(c.TrustedProxies, want) || c.Limits.On || c.Limits.Unsafe != (ratelimit.Rule{Every: 100 * time.Millisecond, Burst: 5, Name: "rate_limit_unsafe"}) {
 					t.Fatalf("proxies %v, limits %+v", c.TrustedProxies, c.Limits)
 				}
 				if c.Limits.Limiter(c.Limits.Unsafe) != nil {

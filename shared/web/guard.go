@@ -139,7 +139,7 @@ func RateLimit(l *ratelimit.Limiter, key func(echo.Context) string) echo.Middlew
 		}
 		return func(c echo.Context) error {
 			if ok, wait := l.Allow(key(c)); !ok {
-				return &errs.TooManyRequestsError{RetryAfter: wait}
+				return &errs.TooManyRequestsError{RetryAfter: wait, Limit: l.Name()}
 			}
 			return next(c)
 		}

@@ -4,6 +4,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/ratelimit"
 )
 
@@ -45,6 +47,10 @@ type Options struct {
 	// UnsafeLimit limits every unsafe request (POST, PUT, PATCH, DELETE) by
 	// client address; nil: no limit.
 	UnsafeLimit *ratelimit.Limiter
+	// Metrics, when set, records every request (by route pattern) and every
+	// rate-limit refusal, and is served on GET /metrics to callers that did
+	// not come through a proxy (see Internal).
+	Metrics *metrics.Set
 }
 
 // New returns an Echo with the shared middleware and probes installed. Every
@@ -58,7 +64,7 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	trustProxies(e, opts.TrustedProxies)
-	handle := ErrorHandler(log)
+	handle := errorHandler(log, opts.Metrics)
 	if tr := opts.Translate; tr != nil {
 		plain := handle
 		handle = func(err error, c echo.Context) { plain(tr(err), c) }
@@ -66,6 +72,9 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	e.HTTPErrorHandler = handle
 	e.Use(middleware.RequestID())
 	e.Use(accessLog(log))
+	if opts.Metrics != nil {
+		e.Use(observe(opts.Metrics))
+	}
 	// Errors are answered here, inside the access log, so that it logs the
 	// status the client got rather than the 200 of an unwritten response.
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -98,7 +107,45 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 		return probeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.Match(probe, "/readyz", readyz(log, opts.Ready))
+	if opts.Metrics != nil {
+		h := echo.WrapHandler(opts.Metrics.Handler())
+		e.GET("/metrics", h, Internal)
+	}
 	return e
+}
+
+// observe records each request in m once its answer is written: the route
+// pattern Echo matched ("/api/stuff/:id"; "unmatched" for a 404 that matched
+// none), the method and the status.
+func observe(m *metrics.Set) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			route := c.Path()
+			if route == "" || c.Response().Status == http.StatusNotFound && route == "/*" {
+				route = "unmatched"
+			}
+			m.ServedHTTP(route, c.Request().Method, c.Response().Status, time.Since(start))
+			return err
+		}
+	}
+}
+
+// Internal refuses (404, as if the route did not exist) a request that came
+// through a proxy: the ingress and the local gateway always add
+// X-Forwarded-For, and only trusted proxies' forwarded headers survive
+// (trustProxies). What is left are direct callers: Prometheus scraping the
+// pod, kubectl port-forward, curl on the machine of make dev. Who may reach
+// a pod directly at all is the NetworkPolicies' business.
+func Internal(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if h.Get("X-Forwarded-For") != "" || h.Get("Forwarded") != "" || h.Get("X-Real-Ip") != "" {
+			return echo.ErrNotFound
+		}
+		return next(c)
+	}
 }
 
 // panicError is a recovered panic with the stack of the goroutine that
@@ -163,7 +210,10 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 
 // ErrorHandler writes every error in the normalized shape. It is exported so
 // that servers not built by New (the gateway) answer the same way.
-func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler { return errorHandler(log, nil) }
+
+// errorHandler is ErrorHandler counting rate-limit refusals in m.
+func errorHandler(log *slog.Logger, m *metrics.Set) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		status, body := Classify(err)
 		if status >= http.StatusInternalServerError || c.Response().Committed {
@@ -191,6 +241,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		var tmr *errs.TooManyRequestsError
 		if errors.As(err, &tmr) {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(tmr.Seconds()))
+			m.Refused(cmp.Or(tmr.Limit, "unnamed"))
 		}
 		var werr error
 		if c.Request().Method == http.MethodHead {
