@@ -126,12 +126,19 @@ type Store interface {
 
 	// InsertHold claims a stuff for an order: ErrDuplicate if held.
 	InsertHold(ctx context.Context, h Hold) error
-	// Hold reads the hold of a stuff.
+	// Hold reads the hold of a stuff (under LockHold: as it is now; else
+	// possibly a read already in flight).
 	Hold(ctx context.Context, stuffID string) (Hold, error)
 	// ReleaseHold deletes the hold of stuffID if it belongs to orderID.
 	ReleaseHold(ctx context.Context, stuffID, orderID string) error
 	// MarkHoldSold marks the hold of stuffID sold if it belongs to orderID.
 	MarkHoldSold(ctx context.Context, stuffID, orderID string) error
+	// LockHold runs fn holding the process's write lock of stuffID's hold,
+	// which ReleaseHold and MarkHoldSold take too: a decision that reads the
+	// hold (and the order it names) and then releases it, claims it again or
+	// relies on it, made in fn, cannot interleave with another such decision
+	// or release in this process. Inside fn, use fn's ctx for the store.
+	LockHold(ctx context.Context, stuffID string, fn func(ctx context.Context) error) error
 
 	// InsertOrder saves a new order with its order:created pending in its
 	// outbox, in one write, and has the event published.

@@ -107,38 +107,93 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, er
 		return Order{}, err
 	}
 	if err := s.store.InsertOrder(ctx, o, now); err != nil {
-		return s.undoHold(ctx, o, err)
+		saved, err := s.undoHold(ctx, o, err)
+		if err != nil {
+			return Order{}, err
+		}
+		o = saved
 	}
-	return o, nil
+	return s.confirm(ctx, o)
+}
+
+// confirm answers an order just saved only if it still holds its stuff. An
+// insert slower than StaleHold lets another buyer find the hold without an
+// order, release it as an orphan and take the stuff; the order saved after
+// that would be payable without a stuff. It is cancelled instead, and its
+// buyer told the stuff is held. The check runs under the hold's lock, as
+// the release of an orphan does: once confirmed, the order is no orphan to
+// anyone.
+func (s *Service) confirm(ctx context.Context, o Order) (Order, error) {
+	var held bool
+	err := s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+		var err error
+		held, err = s.holdsStuff(ctx, o)
+		return err
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("check hold of order %s: %w", o.ID, err)
+	}
+	if held {
+		return o, nil
+	}
+	if _, err := s.end(ctx, o.ID, StatusCancelled); err != nil && !errors.Is(err, ErrOutcomeTaken) {
+		return Order{}, fmt.Errorf("cancel order %s, which lost its stuff: %w", o.ID, err)
+	}
+	return Order{}, ErrHeld
+}
+
+// holdsStuff reports whether o holds its stuff. Call it under LockHold.
+func (s *Service) holdsStuff(ctx context.Context, o Order) (bool, error) {
+	h, err := s.store.Hold(ctx, o.Stuff.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return h.OrderID == o.ID, nil
 }
 
 // undoHold releases the hold of an order whose insert failed, so that
 // nothing is left half-written. An insert that failed ambiguously (a timeout
 // after the server wrote it) is checked first: if the order is there, the
-// purchase stands. If even that cannot be told, the hold stays, and the next
-// buyer who meets it after StaleHold releases it (claimHold).
+// purchase stands and the order is returned. If even that cannot be told,
+// the hold stays, and the next buyer who meets it after StaleHold releases
+// it (claimHold). The check and the release are one step under the hold's
+// lock.
 func (s *Service) undoHold(ctx context.Context, o Order, cause error) (Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	cause = fmt.Errorf("save order %s: %w", o.ID, cause)
-	saved, err := s.store.Order(ctx, o.ID)
-	switch {
-	case err == nil:
-		return saved, nil
-	case !errors.Is(err, ErrNotFound):
-		return Order{}, errors.Join(cause, fmt.Errorf("check order %s: %w", o.ID, err))
+	var saved Order
+	err := s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+		var err error
+		saved, err = s.store.Order(ctx, o.ID)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("check order %s: %w", o.ID, err)
+		}
+		if err := s.store.ReleaseHold(ctx, o.Stuff.ID, o.ID); err != nil {
+			return fmt.Errorf("release hold of stuff %s: %w", o.Stuff.ID, err)
+		}
+		return cause
+	})
+	if errors.Is(err, cause) {
+		return Order{}, cause
 	}
-	if err := s.store.ReleaseHold(ctx, o.Stuff.ID, o.ID); err != nil {
-		return Order{}, errors.Join(cause, fmt.Errorf("release hold of stuff %s: %w", o.Stuff.ID, err))
+	if err != nil {
+		return Order{}, errors.Join(cause, err)
 	}
-	return Order{}, cause
+	return saved, nil
 }
 
 // claimHold inserts h. When the stuff is already held it answers ErrSold or
 // ErrHeld, except for an orphan hold (see Options.StaleHold), which it
-// releases before trying again.
+// releases and claims again (reclaim).
 func (s *Service) claimHold(ctx context.Context, h Hold) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		err := s.store.InsertHold(ctx, h)
 		if err == nil {
 			return nil
@@ -146,13 +201,37 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 		if !errors.Is(err, ErrDuplicate) {
 			return fmt.Errorf("hold stuff %s: %w", h.StuffID, err)
 		}
-		if attempt == 2 {
-			return ErrHeld
-		}
 		cur, err := s.store.Hold(ctx, h.StuffID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue // released in between: try again
+		case err != nil:
+			return fmt.Errorf("read hold of stuff %s: %w", h.StuffID, err)
+		case cur.Sold:
+			return ErrSold
+		case h.CreatedAt.Sub(cur.CreatedAt) < s.staleHold:
+			return ErrHeld
+		}
+		claimed, err := s.reclaim(ctx, h)
+		if err != nil || claimed {
+			return err
+		}
+	}
+	return ErrHeld
+}
+
+// reclaim releases the hold of h's stuff if it no longer stands for an order
+// (see orphan) and claims it for h, reporting whether it did; not claimed and
+// no error means the hold changed meanwhile (try again). It reads the hold,
+// decides and writes under the hold's lock, so the order the hold names
+// cannot be confirmed (Create), completed (Complete) or saved by an undo in
+// between.
+func (s *Service) reclaim(ctx context.Context, h Hold) (claimed bool, err error) {
+	err = s.store.LockHold(ctx, h.StuffID, func(ctx context.Context) error {
+		cur, err := s.store.Hold(ctx, h.StuffID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil // released meanwhile
 		case err != nil:
 			return fmt.Errorf("read hold of stuff %s: %w", h.StuffID, err)
 		case cur.Sold:
@@ -170,7 +249,16 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 		if err := s.store.ReleaseHold(ctx, cur.StuffID, cur.OrderID); err != nil {
 			return fmt.Errorf("release orphan hold of stuff %s: %w", cur.StuffID, err)
 		}
-	}
+		err = s.store.InsertHold(ctx, h)
+		switch {
+		case err == nil:
+			claimed = true
+		case !errors.Is(err, ErrDuplicate): // a new buyer's claim won: not an error
+			return fmt.Errorf("hold stuff %s: %w", h.StuffID, err)
+		}
+		return nil
+	})
+	return claimed, err
 }
 
 // orphan reports whether an old hold no longer stands for an order: the
@@ -260,9 +348,10 @@ func (s *Service) Expire(ctx context.Context, id string) error {
 }
 
 // Complete completes order id because it was paid, unless it already ended.
-// It is idempotent. Errors: ErrMalformedEvent, ErrEventAhead (unknown order),
-// ErrOutcomeTaken (the order was cancelled first: the payment is the
-// payments service's to refund).
+// It is idempotent. An order that no longer holds its stuff is not completed
+// but cancelled (see end). Errors: ErrMalformedEvent, ErrEventAhead (unknown
+// order), ErrOutcomeTaken (the order was cancelled, first or now: the payment
+// is the payments service's to refund, on order:cancelled).
 func (s *Service) Complete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, id)
@@ -278,6 +367,11 @@ func (s *Service) Complete(ctx context.Context, id string) error {
 // and version with its event in one write, and releases the hold (cancelled)
 // or marks it sold (complete). Every step is idempotent, so a redelivered
 // event or a retried request finishes the work of one that died half-way.
+//
+// A created order is completed only if it still holds its stuff
+// (claimCompletion); otherwise it is cancelled instead, and end returns
+// ErrOutcomeTaken: the payment is refunded rather than the stuff sold to two
+// buyers.
 func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 	o, err := s.store.Order(ctx, id)
 	switch {
@@ -290,18 +384,58 @@ func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, o.Status)
 	}
 	now := s.now()
-	won, err := s.store.ClaimOutcome(ctx, id, outcome, now)
+	var won string
+	var lost bool
+	if outcome == StatusComplete && o.Status == StatusCreated {
+		won, lost, err = s.claimCompletion(ctx, o, now)
+	} else {
+		won, err = s.store.ClaimOutcome(ctx, id, outcome, now)
+	}
 	if err != nil {
 		return Order{}, fmt.Errorf("claim outcome of order %s: %w", id, err)
 	}
 	if won != outcome {
+		if lost && won == StatusCancelled {
+			if _, err := s.finish(ctx, id, StatusCancelled, now); err != nil {
+				return Order{}, err
+			}
+			return o, fmt.Errorf("%w: order %s does not hold stuff %s: cancelled", ErrOutcomeTaken, id, o.Stuff.ID)
+		}
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, won)
 	}
+	return s.finish(ctx, id, outcome, now)
+}
+
+// claimCompletion claims the completion of created order o if o still holds
+// its stuff, and its cancellation if not (lost). It returns the outcome
+// recorded. The check and the claim run under the hold's lock, so the hold
+// cannot be released as an orphan's in between (reclaim).
+func (s *Service) claimCompletion(ctx context.Context, o Order, now time.Time) (won string, lost bool, err error) {
+	err = s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+		held, err := s.holdsStuff(ctx, o)
+		if err != nil {
+			return fmt.Errorf("check hold of stuff %s: %w", o.Stuff.ID, err)
+		}
+		outcome := StatusComplete
+		if !held {
+			outcome, lost = StatusCancelled, true
+		}
+		won, err = s.store.ClaimOutcome(ctx, o.ID, outcome, now)
+		return err
+	})
+	return won, lost, err
+}
+
+// finish brings order id, whose outcome is claimed, to it: its status and
+// event, then its hold.
+func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time) (Order, error) {
 	// The outcome is decided: finish the work even if the caller goes away
 	// (a cancel request dropped now would leave the order "created", its
 	// stuff held and no event out until the deadline fires).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
+	var o Order
+	var err error
 	for attempt := 0; ; attempt++ {
 		o, err = s.store.UpdateOrder(ctx, id, now, func(o *Order) (bool, error) {
 			switch o.Status {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -687,4 +688,114 @@ func TestListNewestFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompleteRefusesAnOrderThatLostItsStuff: a payment of an order whose
+// hold is gone (released, maybe taken by another order) does not complete
+// it: the order is cancelled instead, so that payments refunds the money
+// instead of the stuff being sold twice, and the other order keeps the stuff.
+func TestCompleteRefusesAnOrderThatLostItsStuff(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// lose takes o's hold away, and returns the order that holds the
+		// stuff afterwards (none: "").
+		lose func(e *env, o orders.Order) string
+	}{
+		{"hold gone", func(e *env, o orders.Order) string {
+			if err := e.store.ReleaseHold(context.Background(), o.Stuff.ID, o.ID); err != nil {
+				e.t.Fatal(err)
+			}
+			return ""
+		}},
+		{"hold taken by another order", func(e *env, o orders.Order) string {
+			if err := e.store.ReleaseHold(context.Background(), o.Stuff.ID, o.ID); err != nil {
+				e.t.Fatal(err)
+			}
+			other, err := e.svc.Create(context.Background(), user(), o.Stuff.ID)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return other.ID
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			o := e.order(user())
+			holder := tc.lose(e, o)
+			if err := e.svc.Complete(context.Background(), o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+				t.Fatalf("complete: got %v, want ErrOutcomeTaken (the payment is refunded)", err)
+			}
+			r := e.record(o.ID)
+			if r.Status != orders.StatusCancelled || r.Version != 2 || len(r.Outbox) != 2 {
+				t.Fatalf("order %s v%d events %v, want cancelled v2 with one order:cancelled", r.Status, r.Version, subjects(r))
+			}
+			checkEndEvent(t, r, o)
+			h, ok := e.holdOf(o.Stuff.ID)
+			switch {
+			case holder == "" && ok:
+				t.Fatalf("hold %+v appeared", h)
+			case holder != "" && (!ok || h.OrderID != holder || h.Sold):
+				t.Fatalf("hold = %+v (present %v), want order %s's, not sold", h, ok, holder)
+			}
+			// The payment's redelivery changes nothing.
+			if err := e.svc.Complete(context.Background(), o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+				t.Fatalf("complete again: got %v, want ErrOutcomeTaken", err)
+			}
+		})
+	}
+}
+
+// insertHook is the real store, running before ahead of the first order
+// insert (before may insert orders itself: they go straight through).
+type insertHook struct {
+	*store.Store
+	fired  atomic.Bool
+	before func(o orders.Order)
+}
+
+func (s *insertHook) InsertOrder(ctx context.Context, o orders.Order, now time.Time) error {
+	if s.fired.CompareAndSwap(false, true) {
+		s.before(o)
+	}
+	return s.Store.InsertOrder(ctx, o, now)
+}
+
+// An order saved after its hold was released as an orphan (its insert came
+// after StaleHold, so another buyer found the hold without an order, released
+// it and took the stuff) is not answered as placed: it would be payable
+// without holding anything. It is cancelled and its buyer told the stuff is
+// held; the other buyer keeps it.
+func TestOrderSavedAfterItsHoldWasTakenOver(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	stuffID := e.stuff(user(), 500)
+	slow, quick := user(), user()
+	hooked := &insertHook{Store: e.store}
+	svc := orders.NewService(hooked, orders.Options{Hold: hold, Now: e.clock.Now, IDs: store.NewID})
+	var taken orders.Order
+	var takenErr error
+	hooked.before = func(orders.Order) {
+		e.clock.Advance(2 * time.Minute)
+		taken, takenErr = svc.Create(ctx, quick, stuffID)
+	}
+	_, err := svc.Create(ctx, slow, stuffID)
+	if takenErr != nil {
+		t.Fatalf("the buyer who met the orphan hold: %v", takenErr)
+	}
+	if !errors.Is(err, orders.ErrHeld) {
+		t.Fatalf("the slow order: got %v, want ErrHeld", err)
+	}
+	list, lerr := e.svc.List(ctx, slow, 1, 10)
+	if lerr != nil || len(list) != 1 {
+		t.Fatalf("orders of the slow buyer: %v (%v)", list, lerr)
+	}
+	r := e.record(list[0].ID)
+	if r.Status != orders.StatusCancelled || r.Version != 2 {
+		t.Fatalf("slow order %s v%d events %v, want cancelled", r.Status, r.Version, subjects(r))
+	}
+	checkHold(t, e, taken, orders.StatusCreated)
 }
