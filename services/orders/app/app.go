@@ -71,8 +71,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	ordersColl := svc.DB.Collection(store.OrdersCollection)
 	relay := svc.Outbox(ordersColl)
 	st := store.New(svc.DB, svc.Writer, relay)
-	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID, Now: cfg.Now})
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules))
+	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now})
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules), svc.Idempotent())
 	for _, l := range listeners.Listeners(rules, rules, log) {
 		svc.Bus.Listen(l)
 	}

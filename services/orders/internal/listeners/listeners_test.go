@@ -90,7 +90,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 				if err := svc.ApplyStuffCreated(ctx, orders.Stuff{ID: id, Version: 1, Title: "t", Price: 100, SellerID: seller}); err != nil {
 					t.Fatal(err)
 				}
-				o, err := svc.Create(ctx, buyer, id)
+				o, err := svc.Create(ctx, buyer, id, orders.RequestKey{})
 				if err != nil {
 					t.Fatal(err)
 				}

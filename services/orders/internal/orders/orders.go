@@ -100,6 +100,15 @@ type Order struct {
 	Version   int64
 }
 
+// RequestKey names a create request its client may send again (the
+// Idempotency-Key of POST /api/orders): Key as the client sent it, and Since,
+// when the key was first seen, the same on every try. The zero RequestKey is
+// a request of its own.
+type RequestKey struct {
+	Key   string
+	Since time.Time
+}
+
 // Hold makes a stuff exclusive to one order. It exists from the order's
 // creation until the order is cancelled; it stays, marked Sold, when the
 // order completes. Store.InsertHold, keyed by StuffID, is the one atomic

@@ -31,6 +31,10 @@ type Options struct {
 	Now func() time.Time
 	// IDs mints new order ids (the store's NewID).
 	IDs func() string
+	// DerivedIDs mints the order id of a request with a RequestKey from
+	// the key's Since and parts (the store's DerivedID): every try of the
+	// request gets the same id. Without it, requests with a key fail.
+	DerivedIDs func(since time.Time, parts ...string) string
 }
 
 // Service holds the orders rules.
@@ -40,11 +44,12 @@ type Service struct {
 	staleHold time.Duration
 	now       func() time.Time
 	newID     func() string
+	derivedID func(since time.Time, parts ...string) string
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, now: opts.Now, newID: opts.IDs}
+	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
 	if s.hold <= 0 {
 		s.hold = DefaultHold
 	}
@@ -79,9 +84,23 @@ func ValidID(id string) bool {
 // Who gets the stuff is decided by one atomic insert of its hold (keyed by the
 // stuff id), never by reading first: of any number of concurrent buyers,
 // exactly one insert succeeds.
-func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, error) {
+//
+// With a key (a request that its client may send again), the order id is
+// derived from it: a try after one that died without answering finds what
+// the first try made (its order, as it is now, or its hold, to which it adds
+// the order) instead of meeting its own hold (ErrHeld) or placing a second
+// order.
+func (s *Service) Create(ctx context.Context, userID, stuffID string, key RequestKey) (Order, error) {
 	if !ValidID(stuffID) {
 		return Order{}, ErrNotFound
+	}
+	id := s.newID()
+	if key.Key != "" {
+		prev, derived, err := s.firstTry(ctx, userID, stuffID, key)
+		if err != nil || prev.ID != "" {
+			return prev, err
+		}
+		id = derived
 	}
 	st, err := s.store.Stuff(ctx, stuffID)
 	if err != nil {
@@ -95,7 +114,7 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, er
 	}
 	now := s.now()
 	o := Order{
-		ID:        s.newID(),
+		ID:        id,
 		UserID:    userID,
 		Status:    StatusCreated,
 		Stuff:     StuffRef{ID: st.ID, Title: st.Title, Price: st.Price, Currency: st.Currency},
@@ -114,6 +133,26 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, er
 		o = saved
 	}
 	return s.confirm(ctx, o)
+}
+
+// firstTry mints the order id of a request with key and returns the order
+// an earlier try of the request placed with it, if there is one (prev.ID
+// empty if not).
+func (s *Service) firstTry(ctx context.Context, userID, stuffID string, key RequestKey) (prev Order, id string, err error) {
+	if s.derivedID == nil {
+		return Order{}, "", errors.New("a request with an Idempotency-Key, but no DerivedIDs to mint its order id")
+	}
+	id = s.derivedID(key.Since, userID, key.Key)
+	prev, err = s.store.Order(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Order{}, id, nil
+	case err != nil:
+		return Order{}, "", fmt.Errorf("load order %s: %w", id, err)
+	case prev.UserID != userID || prev.Stuff.ID != stuffID:
+		return Order{}, "", fmt.Errorf("order %s, minted for user %s and stuff %s, is another's", id, userID, stuffID)
+	}
+	return prev, id, nil
 }
 
 // confirm answers an order just saved only if it still holds its stuff. An
@@ -207,6 +246,8 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 			continue // released in between: try again
 		case err != nil:
 			return fmt.Errorf("read hold of stuff %s: %w", h.StuffID, err)
+		case cur.OrderID == h.OrderID:
+			return nil // the first try of this request (same key) holds it
 		case cur.Sold:
 			return ErrSold
 		case h.CreatedAt.Sub(cur.CreatedAt) < s.staleHold:
@@ -234,6 +275,9 @@ func (s *Service) reclaim(ctx context.Context, h Hold) (claimed bool, err error)
 			return nil // released meanwhile
 		case err != nil:
 			return fmt.Errorf("read hold of stuff %s: %w", h.StuffID, err)
+		case cur.OrderID == h.OrderID:
+			claimed = true
+			return nil
 		case cur.Sold:
 			return ErrSold
 		case h.CreatedAt.Sub(cur.CreatedAt) < s.staleHold:

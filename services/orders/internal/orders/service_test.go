@@ -46,7 +46,7 @@ func newEnv(t *testing.T) *env {
 	st := store.New(db, mongox.NewWriter(), nopNotifier{})
 	c := testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	return &env{t: t, db: db, store: st, clock: c,
-		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.Now, IDs: store.NewID})}
+		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.Now, IDs: store.NewID, DerivedIDs: store.DerivedID})}
 }
 
 // stuff lists a stuff of seller in the replica and returns its id.
@@ -64,7 +64,7 @@ func (e *env) stuff(seller string, price int64) string {
 // order has buyer order a fresh stuff and returns the order.
 func (e *env) order(buyer string) orders.Order {
 	e.t.Helper()
-	o, err := e.svc.Create(context.Background(), buyer, e.stuff(user(), 500))
+	o, err := e.svc.Create(context.Background(), buyer, e.stuff(user(), 500), orders.RequestKey{})
 	if err != nil {
 		e.t.Fatalf("create order: %v", err)
 	}
@@ -215,7 +215,7 @@ func TestCreate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := e.svc.Create(ctx, tc.buyer, tc.stuffID)
+			o, err := e.svc.Create(ctx, tc.buyer, tc.stuffID, orders.RequestKey{})
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -264,7 +264,7 @@ func TestOrderKeepsThePriceSeenAtPurchase(t *testing.T) {
 	ctx := context.Background()
 	seller, buyer := user(), user()
 	id := e.stuff(seller, 1000)
-	o, err := e.svc.Create(ctx, buyer, id)
+	o, err := e.svc.Create(ctx, buyer, id, orders.RequestKey{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestCreateReleasesTheHoldWhenTheOrderIsNotSaved(t *testing.T) {
 	ctx := context.Background()
 	id := e.stuff(user(), 700)
 	broken := orders.NewService(failingInsert{e.store}, orders.Options{Now: e.clock.Now, IDs: store.NewID})
-	_, err := broken.Create(ctx, user(), id)
+	_, err := broken.Create(ctx, user(), id, orders.RequestKey{})
 	if err == nil {
 		t.Fatal("create succeeded with a failing order insert")
 	}
@@ -304,7 +304,7 @@ func TestCreateReleasesTheHoldWhenTheOrderIsNotSaved(t *testing.T) {
 	if h, ok := e.holdOf(id); ok {
 		t.Fatalf("hold %+v left behind by a failed order", h)
 	}
-	if _, err := e.svc.Create(ctx, user(), id); err != nil {
+	if _, err := e.svc.Create(ctx, user(), id, orders.RequestKey{}); err != nil {
 		t.Fatalf("next buyer: %v", err)
 	}
 }
@@ -331,7 +331,7 @@ func TestOrphanHolds(t *testing.T) {
 			id := e.stuff(user(), 300)
 			tc.setup(e, id)
 			e.clock.Advance(tc.age)
-			_, err := e.svc.Create(context.Background(), user(), id)
+			_, err := e.svc.Create(context.Background(), user(), id, orders.RequestKey{})
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -351,7 +351,7 @@ func holdWithoutOrder(e *env, stuffID string) {
 }
 
 func holdOfCreatedOrder(e *env, stuffID string) {
-	if _, err := e.svc.Create(context.Background(), user(), stuffID); err != nil {
+	if _, err := e.svc.Create(context.Background(), user(), stuffID, orders.RequestKey{}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -360,7 +360,7 @@ func holdOfCreatedOrder(e *env, stuffID string) {
 // process that died between the order's update and the hold's release does.
 func holdOfCancelledOrder(e *env, stuffID string) {
 	ctx := context.Background()
-	o, err := e.svc.Create(ctx, user(), stuffID)
+	o, err := e.svc.Create(ctx, user(), stuffID, orders.RequestKey{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func holdOfCancelledOrder(e *env, stuffID string) {
 // process that died before marking it does.
 func holdOfCompletedOrder(e *env, stuffID string) {
 	ctx := context.Background()
-	o, err := e.svc.Create(ctx, user(), stuffID)
+	o, err := e.svc.Create(ctx, user(), stuffID, orders.RequestKey{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -712,7 +712,7 @@ func TestCompleteRefusesAnOrderThatLostItsStuff(t *testing.T) {
 			if err := e.store.ReleaseHold(context.Background(), o.Stuff.ID, o.ID); err != nil {
 				e.t.Fatal(err)
 			}
-			other, err := e.svc.Create(context.Background(), user(), o.Stuff.ID)
+			other, err := e.svc.Create(context.Background(), user(), o.Stuff.ID, orders.RequestKey{})
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -780,9 +780,9 @@ func TestOrderSavedAfterItsHoldWasTakenOver(t *testing.T) {
 	var takenErr error
 	hooked.before = func(orders.Order) {
 		e.clock.Advance(2 * time.Minute)
-		taken, takenErr = svc.Create(ctx, quick, stuffID)
+		taken, takenErr = svc.Create(ctx, quick, stuffID, orders.RequestKey{})
 	}
-	_, err := svc.Create(ctx, slow, stuffID)
+	_, err := svc.Create(ctx, slow, stuffID, orders.RequestKey{})
 	if takenErr != nil {
 		t.Fatalf("the buyer who met the orphan hold: %v", takenErr)
 	}
@@ -798,4 +798,93 @@ func TestOrderSavedAfterItsHoldWasTakenOver(t *testing.T) {
 		t.Fatalf("slow order %s v%d events %v, want cancelled", r.Status, r.Version, subjects(r))
 	}
 	checkHold(t, e, taken, orders.StatusCreated)
+}
+
+// TestCreateWithAKey: every try of a request with a key places (at most)
+// the one order minted from the key, whatever the earlier try left.
+func TestCreateWithAKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// first plays the first try of key's request by buyer for stuffID,
+		// as it was left when the retry comes.
+		first      func(e *env, buyer, stuffID string, key orders.RequestKey)
+		wantErr    error
+		wantStatus string // of the retry's order
+	}{
+		{"first try answered", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			if _, err := e.svc.Create(context.Background(), buyer, stuffID, key); err != nil {
+				e.t.Fatal(err)
+			}
+		}, nil, orders.StatusCreated},
+		{"first try's order cancelled since", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			o, err := e.svc.Create(context.Background(), buyer, stuffID, key)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.svc.Cancel(context.Background(), buyer, o.ID); err != nil {
+				e.t.Fatal(err)
+			}
+		}, nil, orders.StatusCancelled},
+		{"first try died after its hold", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			e.firstHold(buyer, stuffID, key, e.clock.Now())
+		}, nil, orders.StatusCreated},
+		{"first try's hold, stale", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			e.firstHold(buyer, stuffID, key, e.clock.Now().Add(-time.Hour))
+		}, nil, orders.StatusCreated},
+		{"first try's stale hold taken by another buyer", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			e.firstHold(buyer, stuffID, key, e.clock.Now().Add(-time.Hour))
+			if _, err := e.svc.Create(context.Background(), user(), stuffID, orders.RequestKey{}); err != nil {
+				e.t.Fatal(err)
+			}
+		}, orders.ErrHeld, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			buyer, stuffID := user(), e.stuff(user(), 500)
+			key := orders.RequestKey{Key: "buy-" + stuffID, Since: e.clock.Now().Truncate(time.Millisecond)}
+			want := store.DerivedID(key.Since, buyer, key.Key)
+			tc.first(e, buyer, stuffID, key)
+			e.clock.Advance(40 * time.Second) // a retry comes after the first try's claim timed out
+			o, err := e.svc.Create(ctx, buyer, stuffID, key)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("retry: got %v, want %v", err, tc.wantErr)
+			}
+			list, lerr := e.svc.List(ctx, buyer, 1, 10)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if tc.wantErr != nil {
+				if len(list) != 0 {
+					t.Fatalf("orders of the buyer: %+v, want none", list)
+				}
+				return
+			}
+			if o.ID != want || o.Status != tc.wantStatus || o.UserID != buyer || o.Stuff.ID != stuffID {
+				t.Fatalf("retry answered %+v, want order %s %s", o, want, tc.wantStatus)
+			}
+			if len(list) != 1 || list[0].ID != want {
+				t.Fatalf("orders of the buyer: %+v, want only %s", list, want)
+			}
+			checkHold(t, e, o, o.Status)
+			// And again: the same order, nothing new.
+			again, err := e.svc.Create(ctx, buyer, stuffID, key)
+			if err != nil || again != o {
+				t.Fatalf("third try: %+v (%v), want %+v", again, err, o)
+			}
+		})
+	}
+}
+
+// firstHold leaves the hold a first try of key's request took at, as a
+// process that died before saving the order does.
+func (e *env) firstHold(buyer, stuffID string, key orders.RequestKey, at time.Time) {
+	e.t.Helper()
+	id := store.DerivedID(key.Since, buyer, key.Key)
+	if err := e.store.InsertHold(context.Background(), orders.Hold{StuffID: stuffID, OrderID: id, UserID: buyer, CreatedAt: at}); err != nil {
+		e.t.Fatal(err)
+	}
 }

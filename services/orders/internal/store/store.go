@@ -82,6 +82,12 @@ func Indexes() []mongox.Index {
 // NewID mints an order id.
 func NewID() string { return primitive.NewObjectID().Hex() }
 
+// DerivedID mints the order id of a request with an Idempotency-Key: the
+// same since and parts always give the same id (mongox.DerivedObjectID).
+func DerivedID(since time.Time, parts ...string) string {
+	return mongox.DerivedObjectID(since, parts...).Hex()
+}
+
 func objectID(id string) (primitive.ObjectID, bool) {
 	oid, err := primitive.ObjectIDFromHex(id)
 	return oid, err == nil
