@@ -156,6 +156,10 @@ type Store interface {
 	Order(ctx context.Context, id string) (Order, error)
 	// OrdersByUser lists a user's orders, newest first.
 	OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]Order, error)
+	// OverdueOrders lists up to limit orders still created whose deadline
+	// is before before, the earliest deadline first. It scans: for
+	// background jobs only.
+	OverdueOrders(ctx context.Context, before time.Time, limit int) ([]Order, error)
 	// UpdateOrder loads an order and, under its document's write lock, lets
 	// fn end it (set its Status to StatusCancelled or StatusComplete and
 	// bump its Version). When fn reports a change, the order is saved with

@@ -13,6 +13,7 @@ import (
 const (
 	DefaultHold      = 15 * time.Minute
 	DefaultStaleHold = time.Minute
+	DefaultSweep     = 30 * time.Second
 )
 
 // endTimeout bounds the writes that bring an order to its claimed outcome.
@@ -27,6 +28,9 @@ type Options struct {
 	// the hold being released because the process died in between) and
 	// releases it. Far longer than any request.
 	StaleHold time.Duration
+	// Sweep is how long past its deadline an order still created is
+	// cancelled by CancelOverdue (ORDER_SWEEP).
+	Sweep time.Duration
 	// Now is the clock; tests pin it.
 	Now func() time.Time
 	// IDs mints new order ids (the store's NewID).
@@ -42,6 +46,7 @@ type Service struct {
 	store     Store
 	hold      time.Duration
 	staleHold time.Duration
+	sweep     time.Duration
 	now       func() time.Time
 	newID     func() string
 	derivedID func(since time.Time, parts ...string) string
@@ -49,12 +54,15 @@ type Service struct {
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
+	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, sweep: opts.Sweep, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
 	if s.hold <= 0 {
 		s.hold = DefaultHold
 	}
 	if s.staleHold <= 0 {
 		s.staleHold = DefaultStaleHold
+	}
+	if s.sweep <= 0 {
+		s.sweep = DefaultSweep
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -510,6 +518,57 @@ func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time)
 		return Order{}, fmt.Errorf("%s order %s: update hold of stuff %s: %w", outcome, id, o.Stuff.ID, err)
 	}
 	return o, nil
+}
+
+// overdueBatch bounds the orders one CancelOverdue ends; the next run takes
+// the rest.
+const overdueBatch = 500
+
+// CancelOverdue cancels every order still created Options.Sweep past its
+// deadline, the oldest first, and returns how many of them it ended. The
+// expiration service is the precise path, within a second of the deadline;
+// this is the orders service's own backstop for when expiration is down or
+// its event lost, so that no stuff stays held for good. It ends each order
+// through the outcome claim, as an expiry does: an order paid meanwhile
+// stays paid, and one whose completion was claimed by a process that died
+// before finishing it is finished as complete. A background job calls it
+// every Sweep.
+func (s *Service) CancelOverdue(ctx context.Context) (int, error) {
+	list, err := s.store.OverdueOrders(ctx, s.now().Add(-s.sweep), overdueBatch)
+	if err != nil {
+		return 0, fmt.Errorf("list overdue orders: %w", err)
+	}
+	n := 0
+	var failed []error
+	for _, o := range list {
+		ended, err := s.settle(ctx, o.ID)
+		if err != nil {
+			failed = append(failed, err)
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, errors.Join(failed...)
+}
+
+// settle cancels order id, found created, unless it ended meanwhile, or
+// finishes the completion claimed for it; it reports whether it ended it.
+func (s *Service) settle(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, endTimeout)
+	defer cancel()
+	o, err := s.end(ctx, id, StatusCancelled)
+	if !errors.Is(err, ErrOutcomeTaken) {
+		return err == nil, err
+	}
+	if o.Status != StatusCreated {
+		return false, nil // ended meanwhile
+	}
+	// The completion is claimed, the order not brought to it: finish it.
+	if _, err := s.end(ctx, id, StatusComplete); err != nil {
+		return false, fmt.Errorf("finish the completion of order %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // ApplyStuffCreated adds a listed stuff to the replica. A duplicate delivery

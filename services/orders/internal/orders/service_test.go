@@ -888,3 +888,56 @@ func (e *env) firstHold(buyer, stuffID string, key orders.RequestKey, at time.Ti
 		e.t.Fatal(err)
 	}
 }
+
+// TestCancelOverdue: with the expiration service down, an order still
+// created Sweep past its deadline is cancelled through the outcome claim; one
+// not that late is left to the expiration service; a completion claimed but
+// never finished (its process died) is finished, not overturned.
+func TestCancelOverdue(t *testing.T) {
+	t.Parallel()
+	const sweep = 30 * time.Second
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := orders.NewService(e.store, orders.Options{Hold: hold, Sweep: sweep, Now: e.clock.Now, IDs: store.NewID})
+	overdue, halfPaid, paid := e.order(user()), e.order(user()), e.order(user())
+	if err := e.svc.Complete(ctx, paid.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimOutcome(ctx, halfPaid.ID, orders.StatusComplete, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Second)
+	late := e.order(user()) // its deadline comes 2 s after the others'
+	e.clock.Advance(hold + sweep)
+
+	n, err := svc.CancelOverdue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("CancelOverdue ended %d orders, want 2", n)
+	}
+	tests := []struct {
+		name string
+		o    orders.Order
+		want string
+	}{
+		{"overdue", overdue, orders.StatusCancelled},
+		{"completion claimed, not finished", halfPaid, orders.StatusComplete},
+		{"paid", paid, orders.StatusComplete},
+		{"past its deadline by less than the sweep", late, orders.StatusCreated},
+	}
+	for _, tc := range tests {
+		r := e.record(tc.o.ID)
+		if r.Status != tc.want {
+			t.Errorf("%s: order %s v%d events %v, want %s", tc.name, r.Status, r.Version, subjects(r), tc.want)
+			continue
+		}
+		checkEndEvent(t, r, tc.o)
+		checkHold(t, e, tc.o, tc.want)
+	}
+	// A payment of the cancelled order is refused (payments refunds it).
+	if err := svc.Complete(ctx, overdue.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+		t.Fatalf("payment after the sweep: got %v, want ErrOutcomeTaken", err)
+	}
+}

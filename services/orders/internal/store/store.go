@@ -76,6 +76,7 @@ func New(db *mongo.Database, w *mongox.Writer, relay Notifier) *Store {
 func Indexes() []mongox.Index {
 	return []mongox.Index{
 		{Collection: OrdersCollection, Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}, Name: "user_newest"},
+		{Collection: OrdersCollection, Keys: bson.D{{Key: "status", Value: 1}, {Key: "expiresAt", Value: 1}}, Name: "status_deadline"},
 	}
 }
 
@@ -423,11 +424,24 @@ func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
 
 // OrdersByUser lists userID's orders, newest first.
 func (s *Store) OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]orders.Order, error) {
-	cur, err := s.orders.Find(ctx, bson.D{{Key: "userId", Value: userID}}, options.Find().
+	return s.findOrders(ctx, bson.D{{Key: "userId", Value: userID}}, options.Find().
 		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
 		SetSkip(int64(skip)).
-		SetLimit(int64(limit)).
-		SetProjection(bson.D{{Key: outbox.Field, Value: 0}}))
+		SetLimit(int64(limit)))
+}
+
+// OverdueOrders lists up to limit created orders whose deadline is before
+// before, the earliest first. On FerretDB it reads every order (a background
+// job's query); on MongoDB the status_deadline index serves it.
+func (s *Store) OverdueOrders(ctx context.Context, before time.Time, limit int) ([]orders.Order, error) {
+	return s.findOrders(ctx, bson.D{
+		{Key: "status", Value: orders.StatusCreated},
+		{Key: "expiresAt", Value: bson.D{{Key: "$lt", Value: before}}},
+	}, options.Find().SetSort(bson.D{{Key: "expiresAt", Value: 1}}).SetLimit(int64(limit)))
+}
+
+func (s *Store) findOrders(ctx context.Context, filter bson.D, opts *options.FindOptions) ([]orders.Order, error) {
+	cur, err := s.orders.Find(ctx, filter, opts.SetProjection(bson.D{{Key: outbox.Field, Value: 0}}))
 	if err != nil {
 		return nil, err
 	}
