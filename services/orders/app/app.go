@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, Sweep: sweep, IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now})
 	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules), svc.Idempotent())
-	for _, l := range listeners.Listeners(rules, rules, log) {
+	for _, l := range listeners.Listeners(rules, rules, rules, log) {
 		svc.Bus.Listen(l)
 	}
 	svc.Indexes(store.Indexes()...)

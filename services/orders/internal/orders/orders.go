@@ -156,6 +156,9 @@ type Store interface {
 	Order(ctx context.Context, id string) (Order, error)
 	// OrdersByUser lists a user's orders, newest first.
 	OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]Order, error)
+	// OpenOrdersOf lists the orders of userID still created. It scans on
+	// FerretDB: for rare events (a ban) and background jobs only.
+	OpenOrdersOf(ctx context.Context, userID string) ([]Order, error)
 	// OverdueOrders lists up to limit orders still created whose deadline
 	// is before before, the earliest deadline first. It scans: for
 	// background jobs only.

@@ -520,6 +520,31 @@ func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time)
 	return o, nil
 }
 
+// CancelOrdersOf cancels the orders userID placed that are still created,
+// through the outcome claim (an order paid meanwhile stays paid), and
+// returns how many it cancelled: a banned user's purchases in progress end
+// and their stuff is released, rather than held until the deadline. It is
+// idempotent. Errors: those of the store; the orders it could not cancel
+// are cancelled by a retry.
+func (s *Service) CancelOrdersOf(ctx context.Context, userID string) (int, error) {
+	list, err := s.store.OpenOrdersOf(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("list open orders of %s: %w", userID, err)
+	}
+	n := 0
+	var failed []error
+	for _, o := range list {
+		_, err := s.end(ctx, o.ID, StatusCancelled)
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, ErrOutcomeTaken):
+			failed = append(failed, err)
+		}
+	}
+	return n, errors.Join(failed...)
+}
+
 // overdueBatch bounds the orders one CancelOverdue ends; the next run takes
 // the rest.
 const overdueBatch = 500

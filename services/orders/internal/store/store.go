@@ -430,6 +430,12 @@ func (s *Store) OrdersByUser(ctx context.Context, userID string, skip, limit int
 		SetLimit(int64(limit)))
 }
 
+// OpenOrdersOf lists userID's orders still created. On FerretDB it reads
+// every order; on MongoDB the user_newest index serves it.
+func (s *Store) OpenOrdersOf(ctx context.Context, userID string) ([]orders.Order, error) {
+	return s.findOrders(ctx, bson.D{{Key: "userId", Value: userID}, {Key: "status", Value: orders.StatusCreated}}, options.Find())
+}
+
 // OverdueOrders lists up to limit created orders whose deadline is before
 // before, the earliest first. On FerretDB it reads every order (a background
 // job's query); on MongoDB the status_deadline index serves it.
