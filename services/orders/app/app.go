@@ -24,6 +24,10 @@ import (
 // queue group.
 const Name = listeners.Group
 
+// pruneEvery is how often the outcome claims of orders ended long ago are
+// forgotten (orders.Service.PruneOutcomes).
+const pruneEvery = time.Hour
+
 // Config is the orders service's configuration.
 type Config struct {
 	Service service.Config
@@ -94,6 +98,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	svc.Indexes(store.Indexes()...)
 	svc.Go(func(ctx context.Context) {
 		jobs.Run(ctx, log, jobs.Job{Name: "cancel overdue orders", Every: sweep, Do: rules.CancelOverdue})
+	})
+	svc.Go(func(ctx context.Context) {
+		jobs.Run(ctx, log, jobs.Job{Name: "prune outcome claims", Every: pruneEvery, Do: rules.PruneOutcomes})
 	})
 	return &App{svc: svc}, nil
 }

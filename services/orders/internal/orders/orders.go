@@ -121,6 +121,14 @@ type Hold struct {
 	Sold      bool
 }
 
+// Outcome is the claim of how an order ends: the one atomic decision
+// between its cancellation and its completion (Store.ClaimOutcome).
+type Outcome struct {
+	OrderID string
+	Outcome string // StatusCancelled or StatusComplete
+	At      time.Time
+}
+
 // Store is what the service needs from its database. Inserts that a unique
 // index refuses return ErrDuplicate (wrapped); reads of an unknown id return
 // ErrNotFound.
@@ -175,4 +183,9 @@ type Store interface {
 	// already recorded, and returns the recorded one: the one atomic
 	// decision between cancellation and completion.
 	ClaimOutcome(ctx context.Context, orderID, outcome string, at time.Time) (string, error)
+	// OutcomesBefore lists up to limit outcome claims made before before,
+	// the oldest first. It scans: for background jobs only.
+	OutcomesBefore(ctx context.Context, before time.Time, limit int) ([]Outcome, error)
+	// ForgetOutcome deletes the outcome claim of orderID if it is outcome.
+	ForgetOutcome(ctx context.Context, orderID, outcome string) error
 }

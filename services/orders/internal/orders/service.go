@@ -16,6 +16,10 @@ const (
 	DefaultSweep     = 30 * time.Second
 )
 
+// OutcomeRetention is how long an outcome claim is kept once its order shows
+// the outcome (see PruneOutcomes).
+const OutcomeRetention = 24 * time.Hour
+
 // endTimeout bounds the writes that bring an order to its claimed outcome.
 const endTimeout = 10 * time.Second
 
@@ -543,6 +547,53 @@ func (s *Service) CancelOrdersOf(ctx context.Context, userID string) (int, error
 		}
 	}
 	return n, errors.Join(failed...)
+}
+
+// pruneBatch is how many outcome claims PruneOutcomes reads at a time.
+const pruneBatch = 1000
+
+// PruneOutcomes forgets the outcome claims made more than OutcomeRetention
+// ago whose order shows the outcome, or is gone, and returns how many it
+// forgot, so that the claims do not grow with every order ever ended. A
+// claim whose order was never brought to it (a process died half-way) is
+// kept: it still decides how that order ends.
+//
+// Forgetting is safe because every way an order ends reads the order first
+// and refuses one that ended the other way before it claims (end): once the
+// order shows its outcome, the claim only matters to an actor that read the
+// order while it was still created and has not claimed yet, which takes
+// seconds, not a day. A late claim of the same outcome makes an identical
+// claim again, and changes nothing. A background job calls it hourly.
+func (s *Service) PruneOutcomes(ctx context.Context) (int, error) {
+	cutoff := s.now().Add(-OutcomeRetention)
+	n := 0
+	for {
+		claims, err := s.store.OutcomesBefore(ctx, cutoff, pruneBatch)
+		if err != nil {
+			return n, fmt.Errorf("list outcome claims: %w", err)
+		}
+		forgot := 0
+		for _, c := range claims {
+			o, err := s.store.Order(ctx, c.OrderID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return n, fmt.Errorf("load order %s: %w", c.OrderID, err)
+			case o.Status != c.Outcome:
+				continue // not finished yet: the claim still decides
+			}
+			if err := s.store.ForgetOutcome(ctx, c.OrderID, c.Outcome); err != nil {
+				return n, fmt.Errorf("forget the outcome claim of order %s: %w", c.OrderID, err)
+			}
+			forgot++
+		}
+		n += forgot
+		// A page that was not full was the last; one where every claim
+		// is kept would come back the same.
+		if len(claims) < pruneBatch || forgot == 0 || ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+	}
 }
 
 // overdueBatch bounds the orders one CancelOverdue ends; the next run takes

@@ -941,3 +941,84 @@ func TestCancelOverdue(t *testing.T) {
 		t.Fatalf("payment after the sweep: got %v, want ErrOutcomeTaken", err)
 	}
 }
+
+// claimOf reads the outcome claim of an order, ok false when there is none.
+func (e *env) claimOf(id string) (string, bool) {
+	e.t.Helper()
+	oid, _ := primitive.ObjectIDFromHex(id)
+	var d struct {
+		Outcome string `bson:"outcome"`
+	}
+	err := e.db.Collection(store.OutcomesCollection).FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d.Outcome, true
+}
+
+// TestPruneOutcomes: outcome claims do not pile up. A claim made more than
+// a day ago whose order shows its outcome is forgotten; a recent one, and
+// one whose order was never brought to it (left half-way), are kept. Late
+// events about a pruned order still change nothing.
+func TestPruneOutcomes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	cancelled, completed, halfWay := e.order(user()), e.order(user()), e.order(user())
+	if err := e.svc.Expire(ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Complete(ctx, completed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimOutcome(ctx, halfWay.ID, orders.StatusCancelled, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(orders.OutcomeRetention)
+	recent := e.order(user())
+	if err := e.svc.Expire(ctx, recent.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+
+	n, err := e.svc.PruneOutcomes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("pruned %d claims, want 2", n)
+	}
+	for _, c := range []struct {
+		name string
+		o    orders.Order
+		kept bool
+	}{{"cancelled a day ago", cancelled, false}, {"completed a day ago", completed, false}, {"left half-way", halfWay, true}, {"recent", recent, true}} {
+		if _, ok := e.claimOf(c.o.ID); ok != c.kept {
+			t.Errorf("%s: claim kept %v, want %v", c.name, ok, c.kept)
+		}
+	}
+
+	// Late events about the pruned orders change nothing.
+	if err := e.svc.Complete(ctx, cancelled.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+		t.Fatalf("payment of the pruned cancelled order: %v, want ErrOutcomeTaken", err)
+	}
+	if err := e.svc.Expire(ctx, completed.ID); err != nil {
+		t.Fatalf("expiry of the pruned completed order: %v", err)
+	}
+	if err := e.svc.Expire(ctx, cancelled.ID); err != nil {
+		t.Fatalf("expiry of the pruned cancelled order again: %v", err)
+	}
+	for _, c := range []struct {
+		o    orders.Order
+		want string
+	}{{cancelled, orders.StatusCancelled}, {completed, orders.StatusComplete}} {
+		r := e.record(c.o.ID)
+		if r.Status != c.want || r.Version != 2 || len(r.Outbox) != 2 {
+			t.Fatalf("order %s v%d events %v after late events, want %s v2, one terminal event", r.Status, r.Version, subjects(r), c.want)
+		}
+		checkHold(t, e, c.o, c.want)
+	}
+}

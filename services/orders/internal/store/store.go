@@ -77,6 +77,7 @@ func Indexes() []mongox.Index {
 	return []mongox.Index{
 		{Collection: OrdersCollection, Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}, Name: "user_newest"},
 		{Collection: OrdersCollection, Keys: bson.D{{Key: "status", Value: 1}, {Key: "expiresAt", Value: 1}}, Name: "status_deadline"},
+		{Collection: OutcomesCollection, Keys: bson.D{{Key: "at", Value: 1}}, Name: "oldest"},
 	}
 }
 
@@ -345,6 +346,35 @@ func (s *Store) ClaimOutcome(ctx context.Context, orderID, outcome string, at ti
 		return "", fmt.Errorf("read outcome claim: %w", err)
 	}
 	return d.Outcome, nil
+}
+
+// OutcomesBefore lists up to limit claims made before before, the oldest
+// first. It reads every claim on FerretDB: for the pruning job.
+func (s *Store) OutcomesBefore(ctx context.Context, before time.Time, limit int) ([]orders.Outcome, error) {
+	cur, err := s.outcomes.Find(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}},
+		options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []outcomeDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	list := make([]orders.Outcome, len(docs))
+	for i, d := range docs {
+		list[i] = orders.Outcome{OrderID: d.OrderID.Hex(), Outcome: d.Outcome, At: d.At.UTC()}
+	}
+	return list, nil
+}
+
+// ForgetOutcome deletes the claim of orderID if it is outcome.
+func (s *Store) ForgetOutcome(ctx context.Context, orderID, outcome string) error {
+	oid, ok := objectID(orderID)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	_, err := s.w.DeleteByID(ctx, s.outcomes, oid, bson.E{Key: "outcome", Value: outcome})
+	return err
 }
 
 // --- orders ---
