@@ -1,5 +1,6 @@
 // Package app wires the orders service: configuration, the shared service
-// kit, the store, the rules, the HTTP routes and the listeners. main, the
+// kit, the store, the rules, the HTTP routes, the listeners and the
+// background jobs (the overdue sweep, the pruning of outcome claims). main, the
 // local stack (dev/) and the tests start the service the same way, through
 // LoadConfig and New (or Run).
 package app

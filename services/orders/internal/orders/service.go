@@ -276,9 +276,9 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 // reclaim releases the hold of h's stuff if it no longer stands for an order
 // (see orphan) and claims it for h, reporting whether it did; not claimed and
 // no error means the hold changed meanwhile (try again). It reads the hold,
-// decides and writes under the hold's lock, so the order the hold names
-// cannot be confirmed (Create), completed (Complete) or saved by an undo in
-// between.
+// decides and writes under the hold's lock, so that the order the hold
+// names is not confirmed (Create) or completed (Complete) in between, nor
+// its failed insert undone (undoHold).
 func (s *Service) reclaim(ctx context.Context, h Hold) (claimed bool, err error) {
 	err = s.store.LockHold(ctx, h.StuffID, func(ctx context.Context) error {
 		cur, err := s.store.Hold(ctx, h.StuffID)
