@@ -1,5 +1,6 @@
 // Package app wires the orders service: configuration, the shared service
-// kit, the store, the rules, the HTTP routes and the listeners. main, the
+// kit, the store, the rules, the HTTP routes, the listeners and the
+// background jobs (the overdue sweep, the pruning of outcome claims). main, the
 // local stack (dev/) and the tests start the service the same way, through
 // LoadConfig and New (or Run).
 package app
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	httpapi "github.com/stuffmart/stuffmart/services/orders/internal/http"
+	"github.com/stuffmart/stuffmart/services/orders/internal/jobs"
 	"github.com/stuffmart/stuffmart/services/orders/internal/listeners"
 	"github.com/stuffmart/stuffmart/services/orders/internal/orders"
 	"github.com/stuffmart/stuffmart/services/orders/internal/store"
@@ -23,24 +25,37 @@ import (
 // queue group.
 const Name = listeners.Group
 
+// pruneEvery is how often the outcome claims of orders ended long ago are
+// forgotten (orders.Service.PruneOutcomes).
+const pruneEvery = time.Hour
+
 // Config is the orders service's configuration.
 type Config struct {
 	Service service.Config
 	// OrderHold is how long an order holds its stuff (ORDER_HOLD, default
 	// 15m).
 	OrderHold time.Duration
+	// OrderSweep is how often the orders service looks for orders still
+	// created past their deadline, and how long past it they must be, to
+	// cancel them itself (ORDER_SWEEP, default 30s): the expiration
+	// service, which cancels them at the deadline, may be down.
+	OrderSweep time.Duration
 	// Now is the clock of the rules (time.Now when nil). It is not read
 	// from the environment: benchmarks set it to make deadlines coincide.
 	Now func() time.Time
 }
 
-// LoadConfig reads the shared service variables (see service.LoadConfig)
-// and ORDER_HOLD, reporting every problem together.
+// LoadConfig reads the shared service variables (see service.LoadConfig),
+// ORDER_HOLD (how long an order holds its stuff, default 15m) and
+// ORDER_SWEEP (how often, and how long past its deadline, an order still
+// created is cancelled by the orders service itself, default 30s), both Go
+// durations, reporting every problem together.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	cfg := Config{
-		Service:   service.LoadConfig(r, Name),
-		OrderHold: r.Duration("ORDER_HOLD", orders.DefaultHold),
+		Service:    service.LoadConfig(r, Name),
+		OrderHold:  r.Duration("ORDER_HOLD", orders.DefaultHold),
+		OrderSweep: r.Duration("ORDER_SWEEP", orders.DefaultSweep),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, fmt.Errorf("orders configuration: %w", err)
@@ -53,6 +68,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("service", c.Service),
 		slog.Duration("order_hold", c.OrderHold),
+		slog.Duration("order_sweep", c.OrderSweep),
 	)
 }
 
@@ -71,12 +87,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	ordersColl := svc.DB.Collection(store.OrdersCollection)
 	relay := svc.Outbox(ordersColl)
 	st := store.New(svc.DB, svc.Writer, relay)
-	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, IDs: store.NewID, Now: cfg.Now})
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules))
-	for _, l := range listeners.Listeners(rules, rules, log) {
+	sweep := cfg.OrderSweep
+	if sweep <= 0 {
+		sweep = orders.DefaultSweep
+	}
+	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, Sweep: sweep, IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now})
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules), svc.Idempotent())
+	for _, l := range listeners.Listeners(rules, rules, rules, log) {
 		svc.Bus.Listen(l)
 	}
 	svc.Indexes(store.Indexes()...)
+	svc.Go(func(ctx context.Context) {
+		jobs.Run(ctx, log, jobs.Job{Name: "cancel overdue orders", Every: sweep, Do: rules.CancelOverdue})
+	})
+	svc.Go(func(ctx context.Context) {
+		jobs.Run(ctx, log, jobs.Job{Name: "prune outcome claims", Every: pruneEvery, Do: rules.PruneOutcomes})
+	})
 	return &App{svc: svc}, nil
 }
 

@@ -35,6 +35,13 @@ type harness struct {
 
 func newHarness(tb testing.TB, opts ...testkit.Option) *harness {
 	tb.Helper()
+	return newHarnessWith(tb, build, opts...)
+}
+
+// newHarnessWith is newHarness with a build of the test's own (another
+// configuration of the app).
+func newHarnessWith(tb testing.TB, build testkit.Build, opts ...testkit.Option) *harness {
+	tb.Helper()
 	opts = append(opts, testkit.Observe(events.OrderCreated, events.OrderCancelled, events.OrderCompleted))
 	return &harness{Component: testkit.Start(tb, app.Name, build, opts...), tb: tb}
 }

@@ -19,16 +19,19 @@ func TestLoadConfig(t *testing.T) {
 		"JWT_KEY": testkit.JWTKey, "SESSION_KEY": testkit.SessionKey,
 	}
 	tests := []struct {
-		name     string
-		set      map[string]string
-		wantHold time.Duration
-		wantErr  []string
+		name      string
+		set       map[string]string
+		wantHold  time.Duration
+		wantSweep time.Duration
+		wantErr   []string
 	}{
-		{"defaults", nil, 15 * time.Minute, nil},
-		{"order hold", map[string]string{"ORDER_HOLD": "90s"}, 90 * time.Second, nil},
-		{"bad order hold", map[string]string{"ORDER_HOLD": "soon"}, 0, []string{"ORDER_HOLD"}},
-		{"everything missing at once", map[string]string{"MONGO_URI": "", "NATS_URL": "", "JWT_KEY": "", "ORDER_HOLD": "-1m"}, 0,
-			[]string{"MONGO_URI", "NATS_URL", "JWT_KEY", "ORDER_HOLD"}},
+		{"defaults", nil, 15 * time.Minute, 30 * time.Second, nil},
+		{"order hold", map[string]string{"ORDER_HOLD": "90s"}, 90 * time.Second, 30 * time.Second, nil},
+		{"order sweep", map[string]string{"ORDER_SWEEP": "2m"}, 15 * time.Minute, 2 * time.Minute, nil},
+		{"bad order hold", map[string]string{"ORDER_HOLD": "soon"}, 0, 0, []string{"ORDER_HOLD"}},
+		{"bad order sweep", map[string]string{"ORDER_SWEEP": "0s"}, 0, 0, []string{"ORDER_SWEEP"}},
+		{"everything missing at once", map[string]string{"MONGO_URI": "", "NATS_URL": "", "JWT_KEY": "", "ORDER_HOLD": "-1m", "ORDER_SWEEP": "often"}, 0, 0,
+			[]string{"MONGO_URI", "NATS_URL", "JWT_KEY", "ORDER_HOLD", "ORDER_SWEEP"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,7 +47,7 @@ func TestLoadConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cfg.OrderHold != tc.wantHold || cfg.Service.Name != "orders" || cfg.Service.MongoDB != "orders" {
+				if cfg.OrderHold != tc.wantHold || cfg.OrderSweep != tc.wantSweep || cfg.Service.Name != "orders" || cfg.Service.MongoDB != "orders" {
 					t.Fatalf("config = %+v", cfg)
 				}
 				return

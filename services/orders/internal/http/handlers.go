@@ -14,7 +14,7 @@ import (
 
 // Placer places and cancels a buyer's orders.
 type Placer interface {
-	Create(ctx context.Context, userID, stuffID string) (orders.Order, error)
+	Create(ctx context.Context, userID, stuffID string, key orders.RequestKey) (orders.Order, error)
 	Cancel(ctx context.Context, userID, id string) error
 }
 
@@ -52,7 +52,9 @@ func user(c echo.Context) (auth.User, error) {
 }
 
 // create is POST /api/orders {stuffId}: 201 with the order; 404 unknown
-// stuff; 400 own or sold stuff; 409 held by another order.
+// stuff; 400 own or sold stuff; 409 held by another order. A request with an
+// Idempotency-Key (see Routes) hands the key to the domain, which mints the
+// order id from it.
 func (h *Handler) create(c echo.Context) error {
 	u, err := user(c)
 	if err != nil {
@@ -62,7 +64,12 @@ func (h *Handler) create(c echo.Context) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	o, err := h.placer.Create(c.Request().Context(), u.ID, req.StuffID)
+	ctx := c.Request().Context()
+	var key orders.RequestKey
+	if i, ok := web.IdempotencyOf(ctx); ok {
+		key = orders.RequestKey{Key: i.Key, Since: i.Since}
+	}
+	o, err := h.placer.Create(ctx, u.ID, req.StuffID, key)
 	if err != nil {
 		return err
 	}

@@ -12,9 +12,11 @@ import (
 )
 
 // Routes adds the routes to e. Every route needs a signed-in user (the
-// shared CurrentUser middleware must run first).
-func Routes(e *echo.Echo, h *Handler) {
-	e.POST("/api/orders", h.create, auth.RequireUser)
+// shared CurrentUser middleware must run first). idempotent is the service's
+// Idempotency-Key middleware (service.Idempotent): a retried POST
+// /api/orders with the key of an earlier one gets the earlier answer.
+func Routes(e *echo.Echo, h *Handler, idempotent echo.MiddlewareFunc) {
+	e.POST("/api/orders", h.create, auth.RequireUser, idempotent)
 	e.GET("/api/orders", h.list, auth.RequireUser)
 	e.GET("/api/orders/:id", h.get, auth.RequireUser)
 	e.DELETE("/api/orders/:id", h.cancel, auth.RequireUser)

@@ -1,6 +1,7 @@
 // Package listeners holds the orders service's inbound events: the stuff
-// replica (stuff:created, stuff:updated) and the ends of an order
-// (expiration:complete, payment:created). Each listener decodes its payload,
+// replica (stuff:created, stuff:updated), the ends of an order
+// (expiration:complete, payment:created) and bans (user:banned: the user's
+// open orders are cancelled). Each listener decodes its payload,
 // maps it to the orders domain's types, calls the domain and turns its
 // errors into the bus's ack policy: nil acks, an event ahead of the local
 // state is left unacked (events.ErrNotYet) so it comes back, a malformed one
@@ -37,9 +38,15 @@ type Ends interface {
 	Complete(ctx context.Context, orderID string) error
 }
 
+// Buyers is what the user:banned listener needs: ending a banned buyer's
+// open orders.
+type Buyers interface {
+	CancelOrdersOf(ctx context.Context, userID string) (int, error)
+}
+
 // Listeners returns the service's listeners, to register on the bus before
 // it starts.
-func Listeners(replica Replica, ends Ends, log *slog.Logger) []events.Listener {
+func Listeners(replica Replica, ends Ends, buyers Buyers, log *slog.Logger) []events.Listener {
 	return []events.Listener{
 		{Subject: events.StuffCreated, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
 			ev, err := events.Decode[events.StuffCreatedEvent](m)
@@ -74,6 +81,22 @@ func Listeners(replica Replica, ends Ends, log *slog.Logger) []events.Listener {
 				log.Info("payment for an order that already ended; left to the payments service to refund",
 					"order_id", ev.OrderID, "payment_id", ev.ID, "err", err)
 				return nil
+			}
+			return policy(err)
+		}},
+		// A queue listener, beside the shared broadcast one that refuses
+		// the user's tokens in every replica: one replica cancels.
+		{Subject: events.UserBanned, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
+			ev, err := events.Decode[events.UserBannedEvent](m)
+			if err != nil {
+				return err
+			}
+			if ev.UserID == "" {
+				return events.Permanent(errors.New("user:banned without a user id"))
+			}
+			n, err := buyers.CancelOrdersOf(ctx, ev.UserID)
+			if n > 0 {
+				log.Info("cancelled the open orders of a banned user", "user_id", ev.UserID, "count", n)
 			}
 			return policy(err)
 		}},

@@ -51,7 +51,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 
 			var mu sync.Mutex
 			redelivered := map[events.Subject]int{}
-			for _, l := range listeners.Listeners(svc, svc, log) {
+			for _, l := range listeners.Listeners(svc, svc, svc, log) {
 				handle := l.Handle
 				l.Handle = func(ctx context.Context, m events.Msg) error {
 					if m.Deliveries == 1 {
@@ -79,24 +79,24 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 				}
 			})
 
-			seller, buyer := store.NewID(), store.NewID()
+			seller, buyer, banned := store.NewID(), store.NewID(), store.NewID()
 			old, fresh := store.NewID(), store.NewID()
 			if err := svc.ApplyStuffCreated(ctx, orders.Stuff{ID: old, Version: 1, Title: "v1", Price: 100, SellerID: seller}); err != nil {
 				t.Fatal(err)
 			}
 			var placed []orders.Order
-			for range 2 {
+			for _, b := range []string{buyer, buyer, banned} {
 				id := store.NewID()
 				if err := svc.ApplyStuffCreated(ctx, orders.Stuff{ID: id, Version: 1, Title: "t", Price: 100, SellerID: seller}); err != nil {
 					t.Fatal(err)
 				}
-				o, err := svc.Create(ctx, buyer, id)
+				o, err := svc.Create(ctx, b, id, orders.RequestKey{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				placed = append(placed, o)
 			}
-			expired, paid := placed[0], placed[1]
+			expired, paid, bannedOrder := placed[0], placed[1], placed[2]
 
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
@@ -108,6 +108,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 				events.StuffUpdatedEvent{ID: old, Version: 2, Title: "v2", Price: 200, UserID: seller},
 				events.ExpirationCompleteEvent{OrderID: expired.ID},
 				events.PaymentCreatedEvent{ID: "pay", OrderID: paid.ID, Amount: 100},
+				events.UserBannedEvent{UserID: banned, At: time.Now()},
 			} {
 				if err := bus.PublishEvent(wctx, ev); err != nil {
 					t.Fatal(err)
@@ -116,7 +117,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 			testkit.Eventually(t, 15*time.Second, func() bool {
 				mu.Lock()
 				defer mu.Unlock()
-				return len(redelivered) == 4
+				return len(redelivered) == 5
 			}, "not every event was redelivered and handled")
 
 			for _, c := range []struct {
@@ -140,6 +141,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 			}{
 				{expired, orders.StatusCancelled, "[order:created order:cancelled]"},
 				{paid, orders.StatusComplete, "[order:created order:completed]"},
+				{bannedOrder, orders.StatusCancelled, "[order:created order:cancelled]"},
 			} {
 				var d struct {
 					Status  string           `bson:"status"`

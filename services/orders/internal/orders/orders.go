@@ -100,6 +100,15 @@ type Order struct {
 	Version   int64
 }
 
+// RequestKey names a create request its client may send again (the
+// Idempotency-Key of POST /api/orders): Key as the client sent it, and Since,
+// when the key was first seen, the same on every try. The zero RequestKey is
+// a request of its own.
+type RequestKey struct {
+	Key   string
+	Since time.Time
+}
+
 // Hold makes a stuff exclusive to one order. It exists from the order's
 // creation until the order is cancelled; it stays, marked Sold, when the
 // order completes. Store.InsertHold, keyed by StuffID, is the one atomic
@@ -110,6 +119,14 @@ type Hold struct {
 	UserID    string
 	CreatedAt time.Time
 	Sold      bool
+}
+
+// Outcome is the claim of how an order ends: the one atomic decision
+// between its cancellation and its completion (Store.ClaimOutcome).
+type Outcome struct {
+	OrderID string
+	Outcome string // StatusCancelled or StatusComplete
+	At      time.Time
 }
 
 // Store is what the service needs from its database. Inserts that a unique
@@ -126,12 +143,19 @@ type Store interface {
 
 	// InsertHold claims a stuff for an order: ErrDuplicate if held.
 	InsertHold(ctx context.Context, h Hold) error
-	// Hold reads the hold of a stuff.
+	// Hold reads the hold of a stuff (under LockHold: as it is now; else
+	// possibly a read already in flight).
 	Hold(ctx context.Context, stuffID string) (Hold, error)
 	// ReleaseHold deletes the hold of stuffID if it belongs to orderID.
 	ReleaseHold(ctx context.Context, stuffID, orderID string) error
 	// MarkHoldSold marks the hold of stuffID sold if it belongs to orderID.
 	MarkHoldSold(ctx context.Context, stuffID, orderID string) error
+	// LockHold runs fn holding the process's write lock of stuffID's hold,
+	// which ReleaseHold and MarkHoldSold take too: a decision that reads the
+	// hold (and the order it names) and then releases it, claims it again or
+	// relies on it, made in fn, cannot interleave with another such decision
+	// or release in this process. Inside fn, use fn's ctx for the store.
+	LockHold(ctx context.Context, stuffID string, fn func(ctx context.Context) error) error
 
 	// InsertOrder saves a new order with its order:created pending in its
 	// outbox, in one write, and has the event published.
@@ -140,6 +164,13 @@ type Store interface {
 	Order(ctx context.Context, id string) (Order, error)
 	// OrdersByUser lists a user's orders, newest first.
 	OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]Order, error)
+	// OpenOrdersOf lists the orders of userID still created. It scans on
+	// FerretDB: for rare events (a ban) and background jobs only.
+	OpenOrdersOf(ctx context.Context, userID string) ([]Order, error)
+	// OverdueOrders lists up to limit orders still created whose deadline
+	// is before before, the earliest deadline first. It scans: for
+	// background jobs only.
+	OverdueOrders(ctx context.Context, before time.Time, limit int) ([]Order, error)
 	// UpdateOrder loads an order and, under its document's write lock, lets
 	// fn end it (set its Status to StatusCancelled or StatusComplete and
 	// bump its Version). When fn reports a change, the order is saved with
@@ -152,4 +183,9 @@ type Store interface {
 	// already recorded, and returns the recorded one: the one atomic
 	// decision between cancellation and completion.
 	ClaimOutcome(ctx context.Context, orderID, outcome string, at time.Time) (string, error)
+	// OutcomesBefore lists up to limit outcome claims made before before,
+	// the oldest first. It scans: for background jobs only.
+	OutcomesBefore(ctx context.Context, before time.Time, limit int) ([]Outcome, error)
+	// ForgetOutcome deletes the outcome claim of orderID if it is outcome.
+	ForgetOutcome(ctx context.Context, orderID, outcome string) error
 }

@@ -13,7 +13,12 @@ import (
 const (
 	DefaultHold      = 15 * time.Minute
 	DefaultStaleHold = time.Minute
+	DefaultSweep     = 30 * time.Second
 )
+
+// OutcomeRetention is how long an outcome claim is kept once its order shows
+// the outcome (see PruneOutcomes).
+const OutcomeRetention = 24 * time.Hour
 
 // endTimeout bounds the writes that bring an order to its claimed outcome.
 const endTimeout = 10 * time.Second
@@ -27,10 +32,17 @@ type Options struct {
 	// the hold being released because the process died in between) and
 	// releases it. Far longer than any request.
 	StaleHold time.Duration
+	// Sweep is how long past its deadline an order still created is
+	// cancelled by CancelOverdue (ORDER_SWEEP).
+	Sweep time.Duration
 	// Now is the clock; tests pin it.
 	Now func() time.Time
 	// IDs mints new order ids (the store's NewID).
 	IDs func() string
+	// DerivedIDs mints the order id of a request with a RequestKey from
+	// the key's Since and parts (the store's DerivedID): every try of the
+	// request gets the same id. Without it, requests with a key fail.
+	DerivedIDs func(since time.Time, parts ...string) string
 }
 
 // Service holds the orders rules.
@@ -38,18 +50,23 @@ type Service struct {
 	store     Store
 	hold      time.Duration
 	staleHold time.Duration
+	sweep     time.Duration
 	now       func() time.Time
 	newID     func() string
+	derivedID func(since time.Time, parts ...string) string
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, now: opts.Now, newID: opts.IDs}
+	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, sweep: opts.Sweep, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
 	if s.hold <= 0 {
 		s.hold = DefaultHold
 	}
 	if s.staleHold <= 0 {
 		s.staleHold = DefaultStaleHold
+	}
+	if s.sweep <= 0 {
+		s.sweep = DefaultSweep
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -79,9 +96,23 @@ func ValidID(id string) bool {
 // Who gets the stuff is decided by one atomic insert of its hold (keyed by the
 // stuff id), never by reading first: of any number of concurrent buyers,
 // exactly one insert succeeds.
-func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, error) {
+//
+// With a key (a request that its client may send again), the order id is
+// derived from it: a try after one that died without answering finds what
+// the first try made (its order, as it is now, or its hold, to which it adds
+// the order) instead of meeting its own hold (ErrHeld) or placing a second
+// order.
+func (s *Service) Create(ctx context.Context, userID, stuffID string, key RequestKey) (Order, error) {
 	if !ValidID(stuffID) {
 		return Order{}, ErrNotFound
+	}
+	id := s.newID()
+	if key.Key != "" {
+		prev, derived, err := s.firstTry(ctx, userID, stuffID, key)
+		if err != nil || prev.ID != "" {
+			return prev, err
+		}
+		id = derived
 	}
 	st, err := s.store.Stuff(ctx, stuffID)
 	if err != nil {
@@ -95,7 +126,7 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, er
 	}
 	now := s.now()
 	o := Order{
-		ID:        s.newID(),
+		ID:        id,
 		UserID:    userID,
 		Status:    StatusCreated,
 		Stuff:     StuffRef{ID: st.ID, Title: st.Title, Price: st.Price, Currency: st.Currency},
@@ -107,38 +138,113 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string) (Order, er
 		return Order{}, err
 	}
 	if err := s.store.InsertOrder(ctx, o, now); err != nil {
-		return s.undoHold(ctx, o, err)
+		saved, err := s.undoHold(ctx, o, err)
+		if err != nil {
+			return Order{}, err
+		}
+		o = saved
 	}
-	return o, nil
+	return s.confirm(ctx, o)
+}
+
+// firstTry mints the order id of a request with key and returns the order
+// an earlier try of the request placed with it, if there is one (prev.ID
+// empty if not).
+func (s *Service) firstTry(ctx context.Context, userID, stuffID string, key RequestKey) (prev Order, id string, err error) {
+	if s.derivedID == nil {
+		return Order{}, "", errors.New("a request with an Idempotency-Key, but no DerivedIDs to mint its order id")
+	}
+	id = s.derivedID(key.Since, userID, key.Key)
+	prev, err = s.store.Order(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Order{}, id, nil
+	case err != nil:
+		return Order{}, "", fmt.Errorf("load order %s: %w", id, err)
+	case prev.UserID != userID || prev.Stuff.ID != stuffID:
+		return Order{}, "", fmt.Errorf("order %s, minted for user %s and stuff %s, is another's", id, userID, stuffID)
+	}
+	return prev, id, nil
+}
+
+// confirm answers an order just saved only if it still holds its stuff. An
+// insert slower than StaleHold lets another buyer find the hold without an
+// order, release it as an orphan and take the stuff; the order saved after
+// that would be payable without a stuff. It is cancelled instead, and its
+// buyer told the stuff is held. The check runs under the hold's lock, as
+// the release of an orphan does: once confirmed, the order is no orphan to
+// anyone.
+func (s *Service) confirm(ctx context.Context, o Order) (Order, error) {
+	var held bool
+	err := s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+		var err error
+		held, err = s.holdsStuff(ctx, o)
+		return err
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("check hold of order %s: %w", o.ID, err)
+	}
+	if held {
+		return o, nil
+	}
+	if _, err := s.end(ctx, o.ID, StatusCancelled); err != nil && !errors.Is(err, ErrOutcomeTaken) {
+		return Order{}, fmt.Errorf("cancel order %s, which lost its stuff: %w", o.ID, err)
+	}
+	return Order{}, ErrHeld
+}
+
+// holdsStuff reports whether o holds its stuff. Call it under LockHold.
+func (s *Service) holdsStuff(ctx context.Context, o Order) (bool, error) {
+	h, err := s.store.Hold(ctx, o.Stuff.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return h.OrderID == o.ID, nil
 }
 
 // undoHold releases the hold of an order whose insert failed, so that
 // nothing is left half-written. An insert that failed ambiguously (a timeout
 // after the server wrote it) is checked first: if the order is there, the
-// purchase stands. If even that cannot be told, the hold stays, and the next
-// buyer who meets it after StaleHold releases it (claimHold).
+// purchase stands and the order is returned. If even that cannot be told,
+// the hold stays, and the next buyer who meets it after StaleHold releases
+// it (claimHold). The check and the release are one step under the hold's
+// lock.
 func (s *Service) undoHold(ctx context.Context, o Order, cause error) (Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	cause = fmt.Errorf("save order %s: %w", o.ID, cause)
-	saved, err := s.store.Order(ctx, o.ID)
-	switch {
-	case err == nil:
-		return saved, nil
-	case !errors.Is(err, ErrNotFound):
-		return Order{}, errors.Join(cause, fmt.Errorf("check order %s: %w", o.ID, err))
+	var saved Order
+	err := s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+		var err error
+		saved, err = s.store.Order(ctx, o.ID)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("check order %s: %w", o.ID, err)
+		}
+		if err := s.store.ReleaseHold(ctx, o.Stuff.ID, o.ID); err != nil {
+			return fmt.Errorf("release hold of stuff %s: %w", o.Stuff.ID, err)
+		}
+		return cause
+	})
+	if errors.Is(err, cause) {
+		return Order{}, cause
 	}
-	if err := s.store.ReleaseHold(ctx, o.Stuff.ID, o.ID); err != nil {
-		return Order{}, errors.Join(cause, fmt.Errorf("release hold of stuff %s: %w", o.Stuff.ID, err))
+	if err != nil {
+		return Order{}, errors.Join(cause, err)
 	}
-	return Order{}, cause
+	return saved, nil
 }
 
 // claimHold inserts h. When the stuff is already held it answers ErrSold or
 // ErrHeld, except for an orphan hold (see Options.StaleHold), which it
-// releases before trying again.
+// releases and claims again (reclaim).
 func (s *Service) claimHold(ctx context.Context, h Hold) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		err := s.store.InsertHold(ctx, h)
 		if err == nil {
 			return nil
@@ -146,15 +252,44 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 		if !errors.Is(err, ErrDuplicate) {
 			return fmt.Errorf("hold stuff %s: %w", h.StuffID, err)
 		}
-		if attempt == 2 {
-			return ErrHeld
-		}
 		cur, err := s.store.Hold(ctx, h.StuffID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue // released in between: try again
 		case err != nil:
 			return fmt.Errorf("read hold of stuff %s: %w", h.StuffID, err)
+		case cur.OrderID == h.OrderID:
+			return nil // the first try of this request (same key) holds it
+		case cur.Sold:
+			return ErrSold
+		case h.CreatedAt.Sub(cur.CreatedAt) < s.staleHold:
+			return ErrHeld
+		}
+		claimed, err := s.reclaim(ctx, h)
+		if err != nil || claimed {
+			return err
+		}
+	}
+	return ErrHeld
+}
+
+// reclaim releases the hold of h's stuff if it no longer stands for an order
+// (see orphan) and claims it for h, reporting whether it did; not claimed and
+// no error means the hold changed meanwhile (try again). It reads the hold,
+// decides and writes under the hold's lock, so that the order the hold
+// names is not confirmed (Create) or completed (Complete) in between, nor
+// its failed insert undone (undoHold).
+func (s *Service) reclaim(ctx context.Context, h Hold) (claimed bool, err error) {
+	err = s.store.LockHold(ctx, h.StuffID, func(ctx context.Context) error {
+		cur, err := s.store.Hold(ctx, h.StuffID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil // released meanwhile
+		case err != nil:
+			return fmt.Errorf("read hold of stuff %s: %w", h.StuffID, err)
+		case cur.OrderID == h.OrderID:
+			claimed = true
+			return nil
 		case cur.Sold:
 			return ErrSold
 		case h.CreatedAt.Sub(cur.CreatedAt) < s.staleHold:
@@ -170,7 +305,16 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 		if err := s.store.ReleaseHold(ctx, cur.StuffID, cur.OrderID); err != nil {
 			return fmt.Errorf("release orphan hold of stuff %s: %w", cur.StuffID, err)
 		}
-	}
+		err = s.store.InsertHold(ctx, h)
+		switch {
+		case err == nil:
+			claimed = true
+		case !errors.Is(err, ErrDuplicate): // a new buyer's claim won: not an error
+			return fmt.Errorf("hold stuff %s: %w", h.StuffID, err)
+		}
+		return nil
+	})
+	return claimed, err
 }
 
 // orphan reports whether an old hold no longer stands for an order: the
@@ -260,9 +404,10 @@ func (s *Service) Expire(ctx context.Context, id string) error {
 }
 
 // Complete completes order id because it was paid, unless it already ended.
-// It is idempotent. Errors: ErrMalformedEvent, ErrEventAhead (unknown order),
-// ErrOutcomeTaken (the order was cancelled first: the payment is the
-// payments service's to refund).
+// It is idempotent. An order that no longer holds its stuff is not completed
+// but cancelled (see end). Errors: ErrMalformedEvent, ErrEventAhead (unknown
+// order), ErrOutcomeTaken (the order was cancelled, first or now: the payment
+// is the payments service's to refund, on order:cancelled).
 func (s *Service) Complete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, id)
@@ -278,6 +423,11 @@ func (s *Service) Complete(ctx context.Context, id string) error {
 // and version with its event in one write, and releases the hold (cancelled)
 // or marks it sold (complete). Every step is idempotent, so a redelivered
 // event or a retried request finishes the work of one that died half-way.
+//
+// A created order is completed only if it still holds its stuff
+// (claimCompletion); otherwise it is cancelled instead, and end returns
+// ErrOutcomeTaken: the payment is refunded rather than the stuff sold to two
+// buyers.
 func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 	o, err := s.store.Order(ctx, id)
 	switch {
@@ -290,18 +440,58 @@ func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, o.Status)
 	}
 	now := s.now()
-	won, err := s.store.ClaimOutcome(ctx, id, outcome, now)
+	var won string
+	var lost bool
+	if outcome == StatusComplete && o.Status == StatusCreated {
+		won, lost, err = s.claimCompletion(ctx, o, now)
+	} else {
+		won, err = s.store.ClaimOutcome(ctx, id, outcome, now)
+	}
 	if err != nil {
 		return Order{}, fmt.Errorf("claim outcome of order %s: %w", id, err)
 	}
 	if won != outcome {
+		if lost && won == StatusCancelled {
+			if _, err := s.finish(ctx, id, StatusCancelled, now); err != nil {
+				return Order{}, err
+			}
+			return o, fmt.Errorf("%w: order %s does not hold stuff %s: cancelled", ErrOutcomeTaken, id, o.Stuff.ID)
+		}
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, won)
 	}
+	return s.finish(ctx, id, outcome, now)
+}
+
+// claimCompletion claims the completion of created order o if o still holds
+// its stuff, and its cancellation if not (lost). It returns the outcome
+// recorded. The check and the claim run under the hold's lock, so the hold
+// cannot be released as an orphan's in between (reclaim).
+func (s *Service) claimCompletion(ctx context.Context, o Order, now time.Time) (won string, lost bool, err error) {
+	err = s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+		held, err := s.holdsStuff(ctx, o)
+		if err != nil {
+			return fmt.Errorf("check hold of stuff %s: %w", o.Stuff.ID, err)
+		}
+		outcome := StatusComplete
+		if !held {
+			outcome, lost = StatusCancelled, true
+		}
+		won, err = s.store.ClaimOutcome(ctx, o.ID, outcome, now)
+		return err
+	})
+	return won, lost, err
+}
+
+// finish brings order id, whose outcome is claimed, to it: its status and
+// event, then its hold.
+func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time) (Order, error) {
 	// The outcome is decided: finish the work even if the caller goes away
 	// (a cancel request dropped now would leave the order "created", its
 	// stuff held and no event out until the deadline fires).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
+	var o Order
+	var err error
 	for attempt := 0; ; attempt++ {
 		o, err = s.store.UpdateOrder(ctx, id, now, func(o *Order) (bool, error) {
 			switch o.Status {
@@ -332,6 +522,129 @@ func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
 		return Order{}, fmt.Errorf("%s order %s: update hold of stuff %s: %w", outcome, id, o.Stuff.ID, err)
 	}
 	return o, nil
+}
+
+// CancelOrdersOf cancels the orders userID placed that are still created,
+// through the outcome claim (an order paid meanwhile stays paid), and
+// returns how many it cancelled: a banned user's purchases in progress end
+// and their stuff is released, rather than held until the deadline. It is
+// idempotent. Errors: those of the store; the orders it could not cancel
+// are cancelled by a retry.
+func (s *Service) CancelOrdersOf(ctx context.Context, userID string) (int, error) {
+	list, err := s.store.OpenOrdersOf(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("list open orders of %s: %w", userID, err)
+	}
+	n := 0
+	var failed []error
+	for _, o := range list {
+		_, err := s.end(ctx, o.ID, StatusCancelled)
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, ErrOutcomeTaken):
+			failed = append(failed, err)
+		}
+	}
+	return n, errors.Join(failed...)
+}
+
+// pruneBatch is how many outcome claims PruneOutcomes reads at a time.
+const pruneBatch = 1000
+
+// PruneOutcomes forgets the outcome claims made more than OutcomeRetention
+// ago whose order shows the outcome, or is gone, and returns how many it
+// forgot, so that the claims do not grow with every order ever ended. A
+// claim whose order was never brought to it (a process died half-way) is
+// kept: it still decides how that order ends.
+//
+// Forgetting is safe because every way an order ends reads the order first
+// and refuses one that ended the other way before it claims (end): once the
+// order shows its outcome, the claim only matters to an actor that read the
+// order while it was still created and has not claimed yet, which takes
+// seconds, not a day. A late claim of the same outcome makes an identical
+// claim again, and changes nothing. A background job calls it hourly.
+func (s *Service) PruneOutcomes(ctx context.Context) (int, error) {
+	cutoff := s.now().Add(-OutcomeRetention)
+	n := 0
+	for {
+		claims, err := s.store.OutcomesBefore(ctx, cutoff, pruneBatch)
+		if err != nil {
+			return n, fmt.Errorf("list outcome claims: %w", err)
+		}
+		forgot := 0
+		for _, c := range claims {
+			o, err := s.store.Order(ctx, c.OrderID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return n, fmt.Errorf("load order %s: %w", c.OrderID, err)
+			case o.Status != c.Outcome:
+				continue // not finished yet: the claim still decides
+			}
+			if err := s.store.ForgetOutcome(ctx, c.OrderID, c.Outcome); err != nil {
+				return n, fmt.Errorf("forget the outcome claim of order %s: %w", c.OrderID, err)
+			}
+			forgot++
+		}
+		n += forgot
+		// A page that was not full was the last; one where every claim
+		// is kept would come back the same.
+		if len(claims) < pruneBatch || forgot == 0 || ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+	}
+}
+
+// overdueBatch bounds the orders one CancelOverdue ends; the next run takes
+// the rest.
+const overdueBatch = 500
+
+// CancelOverdue cancels every order still created Options.Sweep past its
+// deadline, the oldest first, and returns how many of them it ended. The
+// expiration service is the precise path, within a second of the deadline;
+// this is the orders service's own backstop for when expiration is down or
+// its event lost, so that no stuff stays held for good. It ends each order
+// through the outcome claim, as an expiry does: an order paid meanwhile
+// stays paid, and one whose completion was claimed by a process that died
+// before finishing it is finished as complete. A background job calls it
+// every Sweep.
+func (s *Service) CancelOverdue(ctx context.Context) (int, error) {
+	list, err := s.store.OverdueOrders(ctx, s.now().Add(-s.sweep), overdueBatch)
+	if err != nil {
+		return 0, fmt.Errorf("list overdue orders: %w", err)
+	}
+	n := 0
+	var failed []error
+	for _, o := range list {
+		ended, err := s.settle(ctx, o.ID)
+		if err != nil {
+			failed = append(failed, err)
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, errors.Join(failed...)
+}
+
+// settle cancels order id, found created, unless it ended meanwhile, or
+// finishes the completion claimed for it; it reports whether it ended it.
+func (s *Service) settle(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, endTimeout)
+	defer cancel()
+	o, err := s.end(ctx, id, StatusCancelled)
+	if !errors.Is(err, ErrOutcomeTaken) {
+		return err == nil, err
+	}
+	if o.Status != StatusCreated {
+		return false, nil // ended meanwhile
+	}
+	// The completion is claimed, the order not brought to it: finish it.
+	if _, err := s.end(ctx, id, StatusComplete); err != nil {
+		return false, fmt.Errorf("finish the completion of order %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // ApplyStuffCreated adds a listed stuff to the replica. A duplicate delivery

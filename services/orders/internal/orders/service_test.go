@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func newEnv(t *testing.T) *env {
 	st := store.New(db, mongox.NewWriter(), nopNotifier{})
 	c := testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	return &env{t: t, db: db, store: st, clock: c,
-		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.Now, IDs: store.NewID})}
+		svc: orders.NewService(st, orders.Options{Hold: hold, Now: c.Now, IDs: store.NewID, DerivedIDs: store.DerivedID})}
 }
 
 // stuff lists a stuff of seller in the replica and returns its id.
@@ -63,7 +64,7 @@ func (e *env) stuff(seller string, price int64) string {
 // order has buyer order a fresh stuff and returns the order.
 func (e *env) order(buyer string) orders.Order {
 	e.t.Helper()
-	o, err := e.svc.Create(context.Background(), buyer, e.stuff(user(), 500))
+	o, err := e.svc.Create(context.Background(), buyer, e.stuff(user(), 500), orders.RequestKey{})
 	if err != nil {
 		e.t.Fatalf("create order: %v", err)
 	}
@@ -214,7 +215,7 @@ func TestCreate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := e.svc.Create(ctx, tc.buyer, tc.stuffID)
+			o, err := e.svc.Create(ctx, tc.buyer, tc.stuffID, orders.RequestKey{})
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -263,7 +264,7 @@ func TestOrderKeepsThePriceSeenAtPurchase(t *testing.T) {
 	ctx := context.Background()
 	seller, buyer := user(), user()
 	id := e.stuff(seller, 1000)
-	o, err := e.svc.Create(ctx, buyer, id)
+	o, err := e.svc.Create(ctx, buyer, id, orders.RequestKey{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestCreateReleasesTheHoldWhenTheOrderIsNotSaved(t *testing.T) {
 	ctx := context.Background()
 	id := e.stuff(user(), 700)
 	broken := orders.NewService(failingInsert{e.store}, orders.Options{Now: e.clock.Now, IDs: store.NewID})
-	_, err := broken.Create(ctx, user(), id)
+	_, err := broken.Create(ctx, user(), id, orders.RequestKey{})
 	if err == nil {
 		t.Fatal("create succeeded with a failing order insert")
 	}
@@ -303,7 +304,7 @@ func TestCreateReleasesTheHoldWhenTheOrderIsNotSaved(t *testing.T) {
 	if h, ok := e.holdOf(id); ok {
 		t.Fatalf("hold %+v left behind by a failed order", h)
 	}
-	if _, err := e.svc.Create(ctx, user(), id); err != nil {
+	if _, err := e.svc.Create(ctx, user(), id, orders.RequestKey{}); err != nil {
 		t.Fatalf("next buyer: %v", err)
 	}
 }
@@ -330,7 +331,7 @@ func TestOrphanHolds(t *testing.T) {
 			id := e.stuff(user(), 300)
 			tc.setup(e, id)
 			e.clock.Advance(tc.age)
-			_, err := e.svc.Create(context.Background(), user(), id)
+			_, err := e.svc.Create(context.Background(), user(), id, orders.RequestKey{})
 			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -350,7 +351,7 @@ func holdWithoutOrder(e *env, stuffID string) {
 }
 
 func holdOfCreatedOrder(e *env, stuffID string) {
-	if _, err := e.svc.Create(context.Background(), user(), stuffID); err != nil {
+	if _, err := e.svc.Create(context.Background(), user(), stuffID, orders.RequestKey{}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -359,7 +360,7 @@ func holdOfCreatedOrder(e *env, stuffID string) {
 // process that died between the order's update and the hold's release does.
 func holdOfCancelledOrder(e *env, stuffID string) {
 	ctx := context.Background()
-	o, err := e.svc.Create(ctx, user(), stuffID)
+	o, err := e.svc.Create(ctx, user(), stuffID, orders.RequestKey{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func holdOfCancelledOrder(e *env, stuffID string) {
 // process that died before marking it does.
 func holdOfCompletedOrder(e *env, stuffID string) {
 	ctx := context.Background()
-	o, err := e.svc.Create(ctx, user(), stuffID)
+	o, err := e.svc.Create(ctx, user(), stuffID, orders.RequestKey{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -686,5 +687,338 @@ func TestListNewestFirst(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCompleteRefusesAnOrderThatLostItsStuff: a payment of an order whose
+// hold is gone (released, maybe taken by another order) does not complete
+// it: the order is cancelled instead, so that payments refunds the money
+// instead of the stuff being sold twice, and the other order keeps the stuff.
+func TestCompleteRefusesAnOrderThatLostItsStuff(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// lose takes o's hold away, and returns the order that holds the
+		// stuff afterwards (none: "").
+		lose func(e *env, o orders.Order) string
+	}{
+		{"hold gone", func(e *env, o orders.Order) string {
+			if err := e.store.ReleaseHold(context.Background(), o.Stuff.ID, o.ID); err != nil {
+				e.t.Fatal(err)
+			}
+			return ""
+		}},
+		{"hold taken by another order", func(e *env, o orders.Order) string {
+			if err := e.store.ReleaseHold(context.Background(), o.Stuff.ID, o.ID); err != nil {
+				e.t.Fatal(err)
+			}
+			other, err := e.svc.Create(context.Background(), user(), o.Stuff.ID, orders.RequestKey{})
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return other.ID
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			o := e.order(user())
+			holder := tc.lose(e, o)
+			if err := e.svc.Complete(context.Background(), o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+				t.Fatalf("complete: got %v, want ErrOutcomeTaken (the payment is refunded)", err)
+			}
+			r := e.record(o.ID)
+			if r.Status != orders.StatusCancelled || r.Version != 2 || len(r.Outbox) != 2 {
+				t.Fatalf("order %s v%d events %v, want cancelled v2 with one order:cancelled", r.Status, r.Version, subjects(r))
+			}
+			checkEndEvent(t, r, o)
+			h, ok := e.holdOf(o.Stuff.ID)
+			switch {
+			case holder == "" && ok:
+				t.Fatalf("hold %+v appeared", h)
+			case holder != "" && (!ok || h.OrderID != holder || h.Sold):
+				t.Fatalf("hold = %+v (present %v), want order %s's, not sold", h, ok, holder)
+			}
+			// The payment's redelivery changes nothing.
+			if err := e.svc.Complete(context.Background(), o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+				t.Fatalf("complete again: got %v, want ErrOutcomeTaken", err)
+			}
+		})
+	}
+}
+
+// insertHook is the real store, running before ahead of the first order
+// insert (before may insert orders itself: they go straight through).
+type insertHook struct {
+	*store.Store
+	fired  atomic.Bool
+	before func(o orders.Order)
+}
+
+func (s *insertHook) InsertOrder(ctx context.Context, o orders.Order, now time.Time) error {
+	if s.fired.CompareAndSwap(false, true) {
+		s.before(o)
+	}
+	return s.Store.InsertOrder(ctx, o, now)
+}
+
+// An order saved after its hold was released as an orphan (its insert came
+// after StaleHold, so another buyer found the hold without an order, released
+// it and took the stuff) is not answered as placed: it would be payable
+// without holding anything. It is cancelled and its buyer told the stuff is
+// held; the other buyer keeps it.
+func TestOrderSavedAfterItsHoldWasTakenOver(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	stuffID := e.stuff(user(), 500)
+	slow, quick := user(), user()
+	hooked := &insertHook{Store: e.store}
+	svc := orders.NewService(hooked, orders.Options{Hold: hold, Now: e.clock.Now, IDs: store.NewID})
+	var taken orders.Order
+	var takenErr error
+	hooked.before = func(orders.Order) {
+		e.clock.Advance(2 * time.Minute)
+		taken, takenErr = svc.Create(ctx, quick, stuffID, orders.RequestKey{})
+	}
+	_, err := svc.Create(ctx, slow, stuffID, orders.RequestKey{})
+	if takenErr != nil {
+		t.Fatalf("the buyer who met the orphan hold: %v", takenErr)
+	}
+	if !errors.Is(err, orders.ErrHeld) {
+		t.Fatalf("the slow order: got %v, want ErrHeld", err)
+	}
+	list, lerr := e.svc.List(ctx, slow, 1, 10)
+	if lerr != nil || len(list) != 1 {
+		t.Fatalf("orders of the slow buyer: %v (%v)", list, lerr)
+	}
+	r := e.record(list[0].ID)
+	if r.Status != orders.StatusCancelled || r.Version != 2 {
+		t.Fatalf("slow order %s v%d events %v, want cancelled", r.Status, r.Version, subjects(r))
+	}
+	checkHold(t, e, taken, orders.StatusCreated)
+}
+
+// TestCreateWithAKey: every try of a request with a key places (at most)
+// the one order minted from the key, whatever the earlier try left.
+func TestCreateWithAKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// first plays the first try of key's request by buyer for stuffID,
+		// as it was left when the retry comes.
+		first      func(e *env, buyer, stuffID string, key orders.RequestKey)
+		wantErr    error
+		wantStatus string // of the retry's order
+	}{
+		{"first try answered", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			if _, err := e.svc.Create(context.Background(), buyer, stuffID, key); err != nil {
+				e.t.Fatal(err)
+			}
+		}, nil, orders.StatusCreated},
+		{"first try's order cancelled since", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			o, err := e.svc.Create(context.Background(), buyer, stuffID, key)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.svc.Cancel(context.Background(), buyer, o.ID); err != nil {
+				e.t.Fatal(err)
+			}
+		}, nil, orders.StatusCancelled},
+		{"first try died after its hold", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			e.firstHold(buyer, stuffID, key, e.clock.Now())
+		}, nil, orders.StatusCreated},
+		{"first try's hold, stale", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			e.firstHold(buyer, stuffID, key, e.clock.Now().Add(-time.Hour))
+		}, nil, orders.StatusCreated},
+		{"first try's stale hold taken by another buyer", func(e *env, buyer, stuffID string, key orders.RequestKey) {
+			e.firstHold(buyer, stuffID, key, e.clock.Now().Add(-time.Hour))
+			if _, err := e.svc.Create(context.Background(), user(), stuffID, orders.RequestKey{}); err != nil {
+				e.t.Fatal(err)
+			}
+		}, orders.ErrHeld, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			buyer, stuffID := user(), e.stuff(user(), 500)
+			key := orders.RequestKey{Key: "buy-" + stuffID, Since: e.clock.Now().Truncate(time.Millisecond)}
+			want := store.DerivedID(key.Since, buyer, key.Key)
+			tc.first(e, buyer, stuffID, key)
+			e.clock.Advance(40 * time.Second) // a retry comes after the first try's claim timed out
+			o, err := e.svc.Create(ctx, buyer, stuffID, key)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("retry: got %v, want %v", err, tc.wantErr)
+			}
+			list, lerr := e.svc.List(ctx, buyer, 1, 10)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if tc.wantErr != nil {
+				if len(list) != 0 {
+					t.Fatalf("orders of the buyer: %+v, want none", list)
+				}
+				return
+			}
+			if o.ID != want || o.Status != tc.wantStatus || o.UserID != buyer || o.Stuff.ID != stuffID {
+				t.Fatalf("retry answered %+v, want order %s %s", o, want, tc.wantStatus)
+			}
+			if len(list) != 1 || list[0].ID != want {
+				t.Fatalf("orders of the buyer: %+v, want only %s", list, want)
+			}
+			checkHold(t, e, o, o.Status)
+			// And again: the same order, nothing new.
+			again, err := e.svc.Create(ctx, buyer, stuffID, key)
+			if err != nil || again != o {
+				t.Fatalf("third try: %+v (%v), want %+v", again, err, o)
+			}
+		})
+	}
+}
+
+// firstHold leaves the hold a first try of key's request took at, as a
+// process that died before saving the order does.
+func (e *env) firstHold(buyer, stuffID string, key orders.RequestKey, at time.Time) {
+	e.t.Helper()
+	id := store.DerivedID(key.Since, buyer, key.Key)
+	if err := e.store.InsertHold(context.Background(), orders.Hold{StuffID: stuffID, OrderID: id, UserID: buyer, CreatedAt: at}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestCancelOverdue: with the expiration service down, an order still
+// created Sweep past its deadline is cancelled through the outcome claim; one
+// not that late is left to the expiration service; a completion claimed but
+// never finished (its process died) is finished, not overturned.
+func TestCancelOverdue(t *testing.T) {
+	t.Parallel()
+	const sweep = 30 * time.Second
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := orders.NewService(e.store, orders.Options{Hold: hold, Sweep: sweep, Now: e.clock.Now, IDs: store.NewID})
+	overdue, halfPaid, paid := e.order(user()), e.order(user()), e.order(user())
+	if err := e.svc.Complete(ctx, paid.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimOutcome(ctx, halfPaid.ID, orders.StatusComplete, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Second)
+	late := e.order(user()) // its deadline comes 2 s after the others'
+	e.clock.Advance(hold + sweep)
+
+	n, err := svc.CancelOverdue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("CancelOverdue ended %d orders, want 2", n)
+	}
+	tests := []struct {
+		name string
+		o    orders.Order
+		want string
+	}{
+		{"overdue", overdue, orders.StatusCancelled},
+		{"completion claimed, not finished", halfPaid, orders.StatusComplete},
+		{"paid", paid, orders.StatusComplete},
+		{"past its deadline by less than the sweep", late, orders.StatusCreated},
+	}
+	for _, tc := range tests {
+		r := e.record(tc.o.ID)
+		if r.Status != tc.want {
+			t.Errorf("%s: order %s v%d events %v, want %s", tc.name, r.Status, r.Version, subjects(r), tc.want)
+			continue
+		}
+		checkEndEvent(t, r, tc.o)
+		checkHold(t, e, tc.o, tc.want)
+	}
+	// A payment of the cancelled order is refused (payments refunds it).
+	if err := svc.Complete(ctx, overdue.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+		t.Fatalf("payment after the sweep: got %v, want ErrOutcomeTaken", err)
+	}
+}
+
+// claimOf reads the outcome claim of an order, ok false when there is none.
+func (e *env) claimOf(id string) (string, bool) {
+	e.t.Helper()
+	oid, _ := primitive.ObjectIDFromHex(id)
+	var d struct {
+		Outcome string `bson:"outcome"`
+	}
+	err := e.db.Collection(store.OutcomesCollection).FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d.Outcome, true
+}
+
+// TestPruneOutcomes: outcome claims do not pile up. A claim made more than
+// a day ago whose order shows its outcome is forgotten; a recent one, and
+// one whose order was never brought to it (left half-way), are kept. Late
+// events about a pruned order still change nothing.
+func TestPruneOutcomes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	cancelled, completed, halfWay := e.order(user()), e.order(user()), e.order(user())
+	if err := e.svc.Expire(ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Complete(ctx, completed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimOutcome(ctx, halfWay.ID, orders.StatusCancelled, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(orders.OutcomeRetention)
+	recent := e.order(user())
+	if err := e.svc.Expire(ctx, recent.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+
+	n, err := e.svc.PruneOutcomes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("pruned %d claims, want 2", n)
+	}
+	for _, c := range []struct {
+		name string
+		o    orders.Order
+		kept bool
+	}{{"cancelled a day ago", cancelled, false}, {"completed a day ago", completed, false}, {"left half-way", halfWay, true}, {"recent", recent, true}} {
+		if _, ok := e.claimOf(c.o.ID); ok != c.kept {
+			t.Errorf("%s: claim kept %v, want %v", c.name, ok, c.kept)
+		}
+	}
+
+	// Late events about the pruned orders change nothing.
+	if err := e.svc.Complete(ctx, cancelled.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+		t.Fatalf("payment of the pruned cancelled order: %v, want ErrOutcomeTaken", err)
+	}
+	if err := e.svc.Expire(ctx, completed.ID); err != nil {
+		t.Fatalf("expiry of the pruned completed order: %v", err)
+	}
+	if err := e.svc.Expire(ctx, cancelled.ID); err != nil {
+		t.Fatalf("expiry of the pruned cancelled order again: %v", err)
+	}
+	for _, c := range []struct {
+		o    orders.Order
+		want string
+	}{{cancelled, orders.StatusCancelled}, {completed, orders.StatusComplete}} {
+		r := e.record(c.o.ID)
+		if r.Status != c.want || r.Version != 2 || len(r.Outbox) != 2 {
+			t.Fatalf("order %s v%d events %v after late events, want %s v2, one terminal event", r.Status, r.Version, subjects(r), c.want)
+		}
+		checkHold(t, e, c.o, c.want)
 	}
 }

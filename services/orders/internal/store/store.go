@@ -76,11 +76,19 @@ func New(db *mongo.Database, w *mongox.Writer, relay Notifier) *Store {
 func Indexes() []mongox.Index {
 	return []mongox.Index{
 		{Collection: OrdersCollection, Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}, Name: "user_newest"},
+		{Collection: OrdersCollection, Keys: bson.D{{Key: "status", Value: 1}, {Key: "expiresAt", Value: 1}}, Name: "status_deadline"},
+		{Collection: OutcomesCollection, Keys: bson.D{{Key: "at", Value: 1}}, Name: "oldest"},
 	}
 }
 
 // NewID mints an order id.
 func NewID() string { return primitive.NewObjectID().Hex() }
+
+// DerivedID mints the order id of a request with an Idempotency-Key: the
+// same since and parts always give the same id (mongox.DerivedObjectID).
+func DerivedID(since time.Time, parts ...string) string {
+	return mongox.DerivedObjectID(since, parts...).Hex()
+}
 
 func objectID(id string) (primitive.ObjectID, bool) {
 	oid, err := primitive.ObjectIDFromHex(id)
@@ -205,42 +213,108 @@ func (s *Store) InsertHold(ctx context.Context, h orders.Hold) error {
 	return duplicate(err)
 }
 
+// heldKey marks the context of a caller that holds the write lock of a hold
+// (LockHold); its value is the hold's _id.
+type heldKey struct{}
+
+// locked reports whether ctx is that of a caller holding the lock of hold
+// oid.
+func locked(ctx context.Context, oid primitive.ObjectID) bool {
+	v, ok := ctx.Value(heldKey{}).(primitive.ObjectID)
+	return ok && v == oid
+}
+
+// LockHold runs fn holding this process's write lock of the hold of stuffID,
+// the lock ReleaseHold and MarkHoldSold take: within the process, fn and
+// every release of that hold take turns. With the ctx fn gets, Hold reads
+// the hold as it is now, and ReleaseHold and MarkHoldSold write it without
+// taking the lock again; a nested LockHold of the same hold runs at once.
+func (s *Store) LockHold(ctx context.Context, stuffID string, fn func(ctx context.Context) error) error {
+	oid, ok := objectID(stuffID)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	if locked(ctx, oid) {
+		return fn(ctx)
+	}
+	return s.w.Lock(ctx, s.holds, oid, func(ctx context.Context) error {
+		return fn(context.WithValue(ctx, heldKey{}, oid))
+	})
+}
+
 // Hold reads the hold of a stuff. Concurrent reads of one hold (199 buyers
-// who just lost) share one query.
+// who just lost) share one query, except under LockHold, where the read is
+// the hold as it is now.
 func (s *Store) Hold(ctx context.Context, stuffID string) (orders.Hold, error) {
 	oid, ok := objectID(stuffID)
 	if !ok {
 		return orders.Hold{}, orders.ErrNotFound
 	}
+	if locked(ctx, oid) {
+		return s.readHold(ctx, oid)
+	}
 	return s.holdReads.do(ctx, oid.Hex(), func(ctx context.Context) (orders.Hold, error) {
-		var d holdDoc
-		if err := s.holds.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
-			return orders.Hold{}, notFound(err)
-		}
-		return orders.Hold{StuffID: d.StuffID.Hex(), OrderID: d.OrderID, UserID: d.UserID, CreatedAt: d.CreatedAt, Sold: d.Sold}, nil
+		return s.readHold(ctx, oid)
 	})
 }
 
-// ReleaseHold deletes the hold of stuffID if orderID holds it, through the
-// one write path. Only that order's end (or the undo of its creation)
-// releases it, and no one else can take a held stuff.
+func (s *Store) readHold(ctx context.Context, oid primitive.ObjectID) (orders.Hold, error) {
+	var d holdDoc
+	if err := s.holds.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+		return orders.Hold{}, notFound(err)
+	}
+	return orders.Hold{StuffID: d.StuffID.Hex(), OrderID: d.OrderID, UserID: d.UserID, CreatedAt: d.CreatedAt, Sold: d.Sold}, nil
+}
+
+// ReleaseHold deletes the hold of stuffID if orderID holds it, under the
+// hold's lock.
 func (s *Store) ReleaseHold(ctx context.Context, stuffID, orderID string) error {
 	oid, ok := objectID(stuffID)
 	if !ok {
 		return orders.ErrNotFound
 	}
-	_, err := s.w.DeleteByID(ctx, s.holds, oid, bson.E{Key: "orderId", Value: orderID})
+	guard := bson.E{Key: "orderId", Value: orderID}
+	if !locked(ctx, oid) {
+		_, err := s.w.DeleteByID(ctx, s.holds, oid, guard)
+		return err
+	}
+	// The caller holds the lock (LockHold): the read below is the check
+	// within the process, and the guard in the filter makes the delete
+	// atomic on MongoDB, where another replica may write in between. On
+	// FerretDB a filter beyond _id reads every hold; this path serves only
+	// rare cases (an orphan hold, an order insert that failed).
+	cur, err := s.readHold(ctx, oid)
+	if errors.Is(err, orders.ErrNotFound) {
+		return nil
+	}
+	if err != nil || cur.OrderID != orderID {
+		return err
+	}
+	_, err = s.w.DeleteMany(ctx, s.holds, bson.D{{Key: "_id", Value: oid}, guard})
 	return err
 }
 
-// MarkHoldSold marks the hold of stuffID sold if orderID holds it.
+// MarkHoldSold marks the hold of stuffID sold if orderID holds it, under the
+// hold's lock.
 func (s *Store) MarkHoldSold(ctx context.Context, stuffID, orderID string) error {
 	oid, ok := objectID(stuffID)
 	if !ok {
 		return orders.ErrNotFound
 	}
-	_, err := s.w.UpdateByID(ctx, s.holds, oid, bson.D{{Key: "$set", Value: bson.D{{Key: "sold", Value: true}}}},
-		bson.E{Key: "orderId", Value: orderID})
+	sold := bson.D{{Key: "$set", Value: bson.D{{Key: "sold", Value: true}}}}
+	guard := bson.E{Key: "orderId", Value: orderID}
+	if !locked(ctx, oid) {
+		_, err := s.w.UpdateByID(ctx, s.holds, oid, sold, guard)
+		return err
+	}
+	cur, err := s.readHold(ctx, oid)
+	if errors.Is(err, orders.ErrNotFound) {
+		return nil
+	}
+	if err != nil || cur.OrderID != orderID {
+		return err
+	}
+	_, err = s.w.UpdateLocked(ctx, s.holds, oid, sold, guard)
 	return err
 }
 
@@ -272,6 +346,35 @@ func (s *Store) ClaimOutcome(ctx context.Context, orderID, outcome string, at ti
 		return "", fmt.Errorf("read outcome claim: %w", err)
 	}
 	return d.Outcome, nil
+}
+
+// OutcomesBefore lists up to limit claims made before before, the oldest
+// first. It reads every claim on FerretDB: for the pruning job.
+func (s *Store) OutcomesBefore(ctx context.Context, before time.Time, limit int) ([]orders.Outcome, error) {
+	cur, err := s.outcomes.Find(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}},
+		options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []outcomeDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	list := make([]orders.Outcome, len(docs))
+	for i, d := range docs {
+		list[i] = orders.Outcome{OrderID: d.OrderID.Hex(), Outcome: d.Outcome, At: d.At.UTC()}
+	}
+	return list, nil
+}
+
+// ForgetOutcome deletes the claim of orderID if it is outcome.
+func (s *Store) ForgetOutcome(ctx context.Context, orderID, outcome string) error {
+	oid, ok := objectID(orderID)
+	if !ok {
+		return orders.ErrNotFound
+	}
+	_, err := s.w.DeleteByID(ctx, s.outcomes, oid, bson.E{Key: "outcome", Value: outcome})
+	return err
 }
 
 // --- orders ---
@@ -351,11 +454,30 @@ func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
 
 // OrdersByUser lists userID's orders, newest first.
 func (s *Store) OrdersByUser(ctx context.Context, userID string, skip, limit int) ([]orders.Order, error) {
-	cur, err := s.orders.Find(ctx, bson.D{{Key: "userId", Value: userID}}, options.Find().
+	return s.findOrders(ctx, bson.D{{Key: "userId", Value: userID}}, options.Find().
 		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
 		SetSkip(int64(skip)).
-		SetLimit(int64(limit)).
-		SetProjection(bson.D{{Key: outbox.Field, Value: 0}}))
+		SetLimit(int64(limit)))
+}
+
+// OpenOrdersOf lists userID's orders still created. On FerretDB it reads
+// every order; on MongoDB the user_newest index serves it.
+func (s *Store) OpenOrdersOf(ctx context.Context, userID string) ([]orders.Order, error) {
+	return s.findOrders(ctx, bson.D{{Key: "userId", Value: userID}, {Key: "status", Value: orders.StatusCreated}}, options.Find())
+}
+
+// OverdueOrders lists up to limit created orders whose deadline is before
+// before, the earliest first. On FerretDB it reads every order (a background
+// job's query); on MongoDB the status_deadline index serves it.
+func (s *Store) OverdueOrders(ctx context.Context, before time.Time, limit int) ([]orders.Order, error) {
+	return s.findOrders(ctx, bson.D{
+		{Key: "status", Value: orders.StatusCreated},
+		{Key: "expiresAt", Value: bson.D{{Key: "$lt", Value: before}}},
+	}, options.Find().SetSort(bson.D{{Key: "expiresAt", Value: 1}}).SetLimit(int64(limit)))
+}
+
+func (s *Store) findOrders(ctx context.Context, filter bson.D, opts *options.FindOptions) ([]orders.Order, error) {
+	cur, err := s.orders.Find(ctx, filter, opts.SetProjection(bson.D{{Key: outbox.Field, Value: 0}}))
 	if err != nil {
 		return nil, err
 	}
