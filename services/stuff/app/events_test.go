@@ -1,10 +1,14 @@
 package app_test
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -398,5 +402,51 @@ func TestBoundedReadModel(t *testing.T) {
 		if p := st.list(t, "?limit=3&page=3"); p.Total != 6 {
 			t.Fatalf("deep page total %d, want 6", p.Total)
 		}
+	}
+}
+
+// TestOrderLoopStaysBounded: a buyer who keeps ordering and cancelling one
+// stuff does not grow its document, and a very late redelivery of an order
+// the listing no longer remembers does not take the listing back.
+func TestOrderLoopStaysBounded(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	b := s.Peer
+	st := s.create(t, s.user(), "Loop", 100, "")
+	buyer := newID()
+	deadline := time.Now().Add(15 * time.Minute)
+	const cycles = 40 // more than a listing remembers
+	orders := make([]events.OrderCreatedEvent, cycles)
+	for i := range orders {
+		orders[i] = created(newID(), buyer, st.ID)
+		orders[i].ExpiresAt = deadline.Add(time.Duration(i) * time.Second)
+		b.Publish(orders[i])
+		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.OrderID == orders[i].ID }, "reserved")
+		b.Publish(cancelled(orders[i].ID, st.ID))
+		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Status == "available" && x.Version == int64(3+2*i) }, "released")
+	}
+	oid, err := primitive.ObjectIDFromHex(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Orders []bson.Raw `bson:"orders"`
+	}
+	if err := s.DB.Collection("stuff").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Orders) > 32 {
+		t.Fatalf("after %d orders the listing remembers %d", cycles, len(doc.Orders))
+	}
+
+	// The first order's order:created again, very late; then a new order on
+	// the same channel: it reserves (the late one took nothing).
+	b.Publish(orders[0])
+	next := created(newID(), buyer, st.ID)
+	next.ExpiresAt = deadline.Add(time.Hour)
+	b.Publish(next)
+	got := s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.OrderID == next.ID }, "reserved by the new order")
+	if got.Version != int64(2+2*cycles) {
+		t.Fatalf("version %d, want %d", got.Version, 2+2*cycles)
 	}
 }

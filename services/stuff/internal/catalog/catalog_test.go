@@ -103,7 +103,9 @@ func (f *fixture) wantPage(t *testing.T, offset, limit int, want string, wantTot
 func ptr(s string) *string { return &s }
 
 func reserve(order string) func(s *stuff.Stuff) (bool, error) {
-	return func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCreated(order, "buyer", time.Now()) }
+	return func(s *stuff.Stuff) (bool, error) {
+		return s.ApplyOrderCreated(order, "buyer", time.Time{}, time.Now())
+	}
 }
 
 func edit(title string) func(s *stuff.Stuff) (bool, error) {

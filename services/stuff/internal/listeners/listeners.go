@@ -43,7 +43,7 @@ func Listeners(o Orders, r Refresher) []events.Listener {
 			if err != nil {
 				return err
 			}
-			return apply(ctx, o.OrderCreated, stuff.OrderRef{ID: ev.ID, BuyerID: ev.UserID, StuffID: ev.Stuff.ID})
+			return apply(ctx, o.OrderCreated, stuff.OrderRef{ID: ev.ID, BuyerID: ev.UserID, StuffID: ev.Stuff.ID, ExpiresAt: ev.ExpiresAt})
 		}},
 		{Subject: events.OrderCancelled, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
 			ev, err := events.Decode[events.OrderCancelledEvent](m)

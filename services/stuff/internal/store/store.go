@@ -75,9 +75,10 @@ func Indexes() []mongox.Index {
 }
 
 type orderDoc struct {
-	ID     string `bson:"id"`
-	UserID string `bson:"userId,omitempty"`
-	State  string `bson:"state"`
+	ID        string    `bson:"id"`
+	UserID    string    `bson:"userId,omitempty"`
+	State     string    `bson:"state"`
+	ExpiresAt time.Time `bson:"expiresAt,omitempty"`
 }
 
 type doc struct {
@@ -92,6 +93,7 @@ type doc struct {
 	OrderID     string             `bson:"orderId"`
 	Buyers      []string           `bson:"buyers"`
 	Orders      []orderDoc         `bson:"orders"`
+	Forgotten   time.Time          `bson:"forgotten,omitempty"`
 	Version     int64              `bson:"version"`
 	Rev         int64              `bson:"rev"`
 	CreatedAt   time.Time          `bson:"createdAt"`
@@ -102,7 +104,7 @@ type doc struct {
 func toDoc(s stuff.Stuff, id primitive.ObjectID) doc {
 	d := doc{ID: id, Title: s.Title, Description: s.Description, Price: s.Price, Currency: s.Currency,
 		Delivery: s.Delivery, UserID: s.UserID, Status: string(s.Status), OrderID: s.OrderID,
-		Buyers: s.Buyers, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Rev: 1}
+		Buyers: s.Buyers, Forgotten: s.Forgotten, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Rev: 1}
 	if d.Buyers == nil {
 		d.Buyers = []string{}
 	}
@@ -114,7 +116,7 @@ func toDoc(s stuff.Stuff, id primitive.ObjectID) doc {
 func ordersDoc(os []stuff.Order) []orderDoc {
 	out := make([]orderDoc, 0, len(os))
 	for _, o := range os {
-		out = append(out, orderDoc{ID: o.ID, UserID: o.UserID, State: string(o.State)})
+		out = append(out, orderDoc{ID: o.ID, UserID: o.UserID, State: string(o.State), ExpiresAt: o.ExpiresAt})
 	}
 	return out
 }
@@ -123,8 +125,15 @@ func (d doc) domain() stuff.Stuff {
 	s := stuff.Stuff{ID: d.ID.Hex(), Title: d.Title, Description: d.Description, Price: d.Price, Currency: d.Currency,
 		Delivery: d.Delivery, UserID: d.UserID, Status: stuff.Status(d.Status), OrderID: d.OrderID,
 		Buyers: d.Buyers, Version: d.Version, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+	if !d.Forgotten.IsZero() {
+		s.Forgotten = d.Forgotten.UTC()
+	}
 	for _, o := range d.Orders {
-		s.Orders = append(s.Orders, stuff.Order{ID: o.ID, UserID: o.UserID, State: stuff.OrderState(o.State)})
+		o := stuff.Order{ID: o.ID, UserID: o.UserID, State: stuff.OrderState(o.State), ExpiresAt: o.ExpiresAt}
+		if !o.ExpiresAt.IsZero() {
+			o.ExpiresAt = o.ExpiresAt.UTC()
+		}
+		s.Orders = append(s.Orders, o)
 	}
 	return s
 }
@@ -150,9 +159,9 @@ func ObjectID(id string) (primitive.ObjectID, error) {
 var (
 	noOutbox = bson.D{{Key: outbox.Field, Value: 0}}
 	// visible is what a client may see of a listing (delivery included).
-	visible = bson.D{{Key: outbox.Field, Value: 0}, {Key: "orders", Value: 0}}
+	visible = bson.D{{Key: outbox.Field, Value: 0}, {Key: "orders", Value: 0}, {Key: "forgotten", Value: 0}}
 	// public is what a listing page shows: no delivery, no bookkeeping.
-	public = bson.D{{Key: outbox.Field, Value: 0}, {Key: "delivery", Value: 0}, {Key: "orders", Value: 0}, {Key: "buyers", Value: 0}}
+	public = bson.D{{Key: outbox.Field, Value: 0}, {Key: "delivery", Value: 0}, {Key: "orders", Value: 0}, {Key: "forgotten", Value: 0}, {Key: "buyers", Value: 0}}
 )
 
 // Insert stores a new listing with its stuff:created event in the same
@@ -238,6 +247,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 				{Key: "orderId", Value: s.OrderID},
 				{Key: "buyers", Value: nonNil(s.Buyers)},
 				{Key: "orders", Value: ordersDoc(s.Orders)},
+				{Key: "forgotten", Value: s.Forgotten},
 				{Key: "version", Value: s.Version},
 				{Key: "rev", Value: d.Rev + 1},
 				{Key: "updatedAt", Value: s.UpdatedAt},

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
 	got, err := a.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
 		runs++
 		if runs == 1 { // B reserves it between A's read and A's write
-			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) { return y.ApplyOrderCreated("o1", "buyer", t0) }); err != nil {
+			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) { return y.ApplyOrderCreated("o1", "buyer", t0.Add(time.Hour), t0) }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -125,5 +126,57 @@ func TestUpdateNoChangeWritesNothing(t *testing.T) {
 		if _, err := st.Get(ctx, id); !errors.Is(err, errs.ErrNotFound) {
 			t.Fatalf("Get(%q): %v, want not found", id, err)
 		}
+	}
+}
+
+// TestOrdersStayBounded: a create/cancel loop on one listing (what a buyer
+// who keeps clicking BUY and cancelling does) must not grow its document:
+// the orders it remembers are bounded, and what it keeps of the dropped ones
+// (the latest deadline) survives the round trip, so a very late redelivery
+// of the first order does not take the listing.
+func TestOrdersStayBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	st := store.New(db, mongox.NewWriter(), &notified{}, testkit.Logger(t), nil)
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deadlines as events carry them: to the nanosecond.
+	deadline := func(i int) time.Time { return t0.Add(15*time.Minute + time.Duration(i)*time.Second + 123456789) }
+	const cycles = 100
+	for i := range cycles {
+		order := fmt.Sprintf("o%03d", i)
+		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCreated(order, "buyer", deadline(i), t0) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCancelled(order, t0) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oid, _ := store.ObjectID(s.ID)
+	var raw bson.Raw
+	if err := db.Collection(store.Collection).FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	orders, err := raw.LookupErr("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := orders.Array().Values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) > stuff.MaxEndedOrders {
+		t.Fatalf("after %d create/cancel cycles the document remembers %d orders (%d bytes); want at most %d",
+			cycles, len(vals), len(raw), stuff.MaxEndedOrders)
+	}
+	got, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCreated("o000", "buyer", deadline(0), t0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != stuff.Available || got.Version != 1+2*cycles {
+		t.Fatalf("a late order:created of a dropped order: %s %q version %d", got.Status, got.OrderID, got.Version)
 	}
 }

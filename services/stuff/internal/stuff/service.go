@@ -87,7 +87,7 @@ func (sv *Service) Mine(ctx context.Context, userID string) ([]Stuff, error) {
 // must come back later, including for a listing not found.
 func (sv *Service) OrderCreated(ctx context.Context, o OrderRef) error {
 	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCreated(o.ID, o.BuyerID, sv.clock())
+		return s.ApplyOrderCreated(o.ID, o.BuyerID, o.ExpiresAt, sv.clock())
 	})
 }
 
