@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -449,4 +451,33 @@ func TestOrderLoopStaysBounded(t *testing.T) {
 	if got.Version != int64(2+2*cycles) {
 		t.Fatalf("version %d, want %d", got.Version, 2+2*cycles)
 	}
+}
+
+// TestEditsWhileNATSIsDown: a seller who keeps editing while events cannot
+// be published is told to try later once the listing holds store.MaxPending
+// unpublished events, and can edit again once they went out.
+func TestEditsWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartNATS(t)
+	s := newStack(t, testkit.OnNATS(srv.Config), observe)
+	seller := s.user()
+	st := s.create(t, seller, "Edited offline", 100, "")
+	s.waitVersion(t, st.ID, 1)
+	srv.Stop()
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return s.do(t, anon, http.MethodGet, "/readyz", nil).Status == http.StatusServiceUnavailable
+	}, "the service did not notice NATS going down")
+	var last response
+	for i := range store.MaxPending + 1 {
+		last = s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, map[string]any{"title": fmt.Sprint("Edit ", i), "price": 100})
+		if last.Status != http.StatusOK {
+			break
+		}
+	}
+	last.wantError(http.StatusServiceUnavailable, "Too many changes of this stuff are waiting to be published, try again later", "")
+	srv.Restart()
+	s.waitVersion(t, st.ID, 1+store.MaxPending) // every accepted edit went out
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Back online","price":100}`).Status == http.StatusOK
+	}, "edits still refused after NATS came back")
 }

@@ -31,6 +31,12 @@ const Collection = "stuff"
 // another process wrote the document between our read and our write.
 const maxAttempts = 10
 
+// MaxPending is how many unpublished events one listing may hold. They pile
+// up only while NATS is unreachable (or the relay cannot publish this
+// listing's); past the bound, a change that would publish one more is
+// refused (stuff.ErrBacklog) instead of growing the document without end.
+const MaxPending = 100
+
 // ErrContention is returned when an update lost to concurrent writers
 // maxAttempts times in a row.
 var ErrContention = errors.New("too many concurrent writes")
@@ -205,6 +211,15 @@ func (st *Store) load(ctx context.Context, oid primitive.ObjectID) (doc, error) 
 	return d, nil
 }
 
+// loadAll reads listing oid with its pending events.
+func (st *Store) loadAll(ctx context.Context, oid primitive.ObjectID) (doc, error) {
+	var d doc
+	if err := st.coll.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+		return doc{}, fmt.Errorf("load stuff %s: %w", oid.Hex(), mongox.NotFound(err))
+	}
+	return d, nil
+}
+
 // Update implements stuff.Store.Update. Within this process the Writer's lock
 // serializes every write of the document (FerretDB loses concurrent
 // updates); across processes the update's filter requires the rev that was
@@ -223,7 +238,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 			pushed []outbox.Pending
 		)
 		err := st.w.Lock(ctx, st.coll, oid, func(ctx context.Context) error {
-			d, err := st.load(ctx, oid)
+			d, err := st.loadAll(ctx, oid)
 			if err != nil {
 				return err
 			}
@@ -253,6 +268,9 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 				{Key: "updatedAt", Value: s.UpdatedAt},
 			}}}
 			if s.Version != before {
+				if len(d.Outbox) >= MaxPending {
+					return fmt.Errorf("save stuff %s: %d events not published yet: %w", id, len(d.Outbox), stuff.ErrBacklog)
+				}
 				p, err := outbox.New(events.StuffUpdatedEvent(payload(&s)), st.now())
 				if err != nil {
 					return err

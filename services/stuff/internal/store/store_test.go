@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -49,6 +50,19 @@ func pending(t *testing.T, db *mongo.Database, id string) []events.StuffData {
 		out = append(out, events.StuffData(ev))
 	}
 	return out
+}
+
+// relayed empties a listing's outbox, as the relay does once it published.
+func relayed(t *testing.T, db *mongo.Database, id string) {
+	t.Helper()
+	oid, err := store.ObjectID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection(store.Collection).UpdateOne(context.Background(), bson.D{{Key: "_id", Value: oid}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: outbox.Field, Value: bson.A{}}}}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestUpdateRetriesWhenAnotherReplicaWrote: replica A reads, replica B (its
@@ -154,6 +168,7 @@ func TestOrdersStayBounded(t *testing.T) {
 		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCancelled(order, t0) }); err != nil {
 			t.Fatal(err)
 		}
+		relayed(t, db, s.ID)
 	}
 	oid, _ := store.ObjectID(s.ID)
 	var raw bson.Raw
@@ -178,5 +193,45 @@ func TestOrdersStayBounded(t *testing.T) {
 	}
 	if got.Status != stuff.Available || got.Version != 1+2*cycles {
 		t.Fatalf("a late order:created of a dropped order: %s %q version %d", got.Status, got.OrderID, got.Version)
+	}
+}
+
+// TestOutboxStaysBounded: while its events cannot be published (NATS down),
+// a listing edited again and again does not pile them up without end: past
+// a bound, a change that would publish is refused as unavailable and nothing
+// is written.
+func TestOutboxStaysBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	st := store.New(db, mongox.NewWriter(), &notified{}, testkit.Logger(t), nil) // nothing relays
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	edits := 0
+	for i := range 1000 {
+		_, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
+			return x.Edit("seller", stuff.Input{Title: fmt.Sprint("t", i), Price: 1}, t0)
+		})
+		if err != nil {
+			refused = err
+			break
+		}
+		edits++
+	}
+	if n := len(pending(t, db, s.ID)); n > 200 {
+		t.Fatalf("%d events wait in one listing after %d edits", n, edits)
+	}
+	if se, ok := errs.As(refused); !ok || se.StatusCode() != http.StatusServiceUnavailable {
+		t.Fatalf("the edit past the bound: %v, want a 503", refused)
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != int64(1+edits) {
+		t.Fatalf("version %d after %d edits", got.Version, edits)
 	}
 }

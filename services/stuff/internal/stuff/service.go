@@ -20,7 +20,8 @@ type Store interface {
 	// stuff:updated event when its version grew, serialized with every
 	// other write of that listing. fn may run more than once (when a
 	// concurrent writer elsewhere won); changed=false saves nothing.
-	// Unknown or malformed ids are errs.ErrNotFound.
+	// Unknown or malformed ids are errs.ErrNotFound; a change that would
+	// publish while too many of the listing's events wait is ErrBacklog.
 	Update(ctx context.Context, id string, fn func(s *Stuff) (changed bool, err error)) (Stuff, error)
 	// ListByUser returns userID's listings, newest first.
 	ListByUser(ctx context.Context, userID string) ([]Stuff, error)

@@ -7,6 +7,7 @@ package stuff
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,11 @@ const (
 // ErrReserved is returned when the owner edits a listing that an order holds
 // or that is sold.
 var ErrReserved = errs.BadRequest("Cannot edit a reserved stuff")
+
+// ErrBacklog is returned for a change that would publish an event while the
+// listing already holds as many unpublished ones as it may (NATS has been
+// unreachable for a while): a 503, to be tried again later.
+var ErrBacklog = &errs.HTTPError{Status: http.StatusServiceUnavailable, Message: "Too many changes of this stuff are waiting to be published, try again later"}
 
 // ErrNotYet is returned for an order event that must come back after
 // another one: the listing is held by another order, or the order has not
