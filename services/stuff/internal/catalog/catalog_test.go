@@ -62,7 +62,7 @@ func newFixture(t *testing.T, max int) *fixture {
 func (f *fixture) insert(t *testing.T, title string) stuff.Stuff {
 	t.Helper()
 	f.n++
-	s, err := f.st.Insert(context.Background(), stuff.New("", "seller", stuff.Input{Title: title, Price: 1, Delivery: ptr("d-" + title)}, f.t0.Add(time.Duration(f.n)*time.Second)))
+	s, err := f.st.Insert(context.Background(), stuff.New("", "seller", stuff.Input{Title: title, Price: 1, Delivery: ptr("d-" + title)}, f.t0.Add(time.Duration(f.n)*time.Second)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

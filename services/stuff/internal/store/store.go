@@ -171,9 +171,15 @@ var (
 )
 
 // Insert stores a new listing with its stuff:created event in the same
-// write, then asks the relay to publish it.
-func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error) {
+// write, then asks the relay to publish it. With a key, the listing's id is
+// mongox.DerivedObjectID(key.Since, seller, key.Key): a later try of the
+// same request meets the first one's listing as a duplicate _id and returns
+// it instead.
+func (st *Store) Insert(ctx context.Context, s stuff.Stuff, key *stuff.IdempotencyKey) (stuff.Stuff, error) {
 	oid := primitive.NewObjectIDFromTimestamp(s.CreatedAt)
+	if key != nil {
+		oid = mongox.DerivedObjectID(key.Since, s.UserID, key.Key)
+	}
 	s.ID = oid.Hex()
 	p, err := outbox.New(events.StuffCreatedEvent(payload(&s)), st.now())
 	if err != nil {
@@ -181,11 +187,30 @@ func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error)
 	}
 	d := toDoc(s, oid)
 	d.Outbox = []outbox.Pending{p}
-	if err := st.w.Insert(ctx, st.coll, d); err != nil {
+	err = st.w.Insert(ctx, st.coll, d)
+	if key != nil && mongox.IsDuplicate(err) {
+		return st.earlierTry(ctx, oid, s.UserID)
+	}
+	if err != nil {
 		return stuff.Stuff{}, fmt.Errorf("insert stuff: %w", err)
 	}
 	st.notify.Notify(st.coll, oid, p)
 	return s, nil
+}
+
+// earlierTry returns listing oid, which an earlier try of userID's create
+// saved.
+func (st *Store) earlierTry(ctx context.Context, oid primitive.ObjectID, userID string) (stuff.Stuff, error) {
+	d, err := st.load(ctx, oid)
+	if err != nil {
+		return stuff.Stuff{}, fmt.Errorf("read the listing of an earlier try: %w", err)
+	}
+	if d.UserID != userID {
+		// Ids minted from a key include the seller: only a hash collision
+		// gets here.
+		return stuff.Stuff{}, fmt.Errorf("listing %s minted from an idempotency key belongs to another seller", oid.Hex())
+	}
+	return d.domain(), nil
 }
 
 // Get returns listing id with every field; errs.ErrNotFound when unknown

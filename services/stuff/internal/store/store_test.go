@@ -77,7 +77,7 @@ func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
 	na, nb := &notified{}, &notified{}
 	a := store.New(db, mongox.NewWriter().GuardsInFilter(), na, testkit.Logger(t), nil)
 	b := store.New(db, mongox.NewWriter().GuardsInFilter(), nb, testkit.Logger(t), nil)
-	s, err := a.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	s, err := a.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestUpdateNoChangeWritesNothing(t *testing.T) {
 	db := testkit.Mongo(t)
 	n := &notified{}
 	st := store.New(db, mongox.NewWriter(), n, testkit.Logger(t), nil)
-	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestOrdersStayBounded(t *testing.T) {
 	ctx := context.Background()
 	db := testkit.Mongo(t)
 	st := store.New(db, mongox.NewWriter(), &notified{}, testkit.Logger(t), nil)
-	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestOutboxStaysBounded(t *testing.T) {
 	ctx := context.Background()
 	db := testkit.Mongo(t)
 	st := store.New(db, mongox.NewWriter(), &notified{}, testkit.Logger(t), nil) // nothing relays
-	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +233,39 @@ func TestOutboxStaysBounded(t *testing.T) {
 	}
 	if got.Version != int64(1+edits) {
 		t.Fatalf("version %d after %d edits", got.Version, edits)
+	}
+}
+
+// TestInsertWithKey: the same key and seller mint the same id, so a second
+// insert returns the first listing (as it is now) and writes nothing; another
+// seller's same key is another listing.
+func TestInsertWithKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	n := &notified{}
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), n, testkit.Logger(t), nil)
+	key := &stuff.IdempotencyKey{Key: "form-1", Since: t0}
+	first, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "first", Price: 1}, t0), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(ctx, first.ID, func(x *stuff.Stuff) (bool, error) {
+		return x.Edit("seller", stuff.Input{Title: "edited", Price: 1}, t0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "second try", Price: 1}, t0.Add(time.Minute)), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID || again.Title != "edited" || again.Version != 2 || n.n != 2 {
+		t.Fatalf("second try %+v (first %s), %d notifications", again, first.ID, n.n)
+	}
+	other, err := st.Insert(ctx, stuff.New("", "other", stuff.Input{Title: "other", Price: 1}, t0), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.ID == first.ID || other.UserID != "other" {
+		t.Fatalf("another seller's key made %+v", other)
 	}
 }

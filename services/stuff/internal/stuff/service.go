@@ -14,8 +14,11 @@ import (
 // outbox), so no event is lost when NATS is down.
 type Store interface {
 	// Insert stores a new listing with its stuff:created event and returns
-	// it with its new ID.
-	Insert(ctx context.Context, s Stuff) (Stuff, error)
+	// it with its new ID. With a key, the ID is minted from the key and the
+	// seller, and when that listing exists already (an earlier try of the
+	// same request saved it) Insert returns it as it is now, saving
+	// nothing.
+	Insert(ctx context.Context, s Stuff, key *IdempotencyKey) (Stuff, error)
 	// Update loads listing id, lets fn change it and saves it with a
 	// stuff:updated event when its version grew, serialized with every
 	// other write of that listing. fn may run more than once (when a
@@ -25,6 +28,13 @@ type Store interface {
 	Update(ctx context.Context, id string, fn func(s *Stuff) (changed bool, err error)) (Stuff, error)
 	// ListByUser returns userID's listings, newest first.
 	ListByUser(ctx context.Context, userID string) ([]Stuff, error)
+}
+
+// IdempotencyKey is the Idempotency-Key of a create request: the client's key and when
+// its first try was claimed, the same for every try.
+type IdempotencyKey struct {
+	Key   string
+	Since time.Time
 }
 
 // Observer learns every saved state of a listing (the read model).
@@ -50,9 +60,11 @@ func NewService(store Store, obs Observer, now func() time.Time) *Service {
 }
 
 // Create lists a new stuff of userID from a validated input and publishes
-// stuff:created.
-func (sv *Service) Create(ctx context.Context, userID string, in Input) (Stuff, error) {
-	s, err := sv.store.Insert(ctx, New("", userID, in, sv.clock()))
+// stuff:created. A request that carries an Idempotency-Key (key, else nil)
+// creates one listing however many times it is tried: a try after the
+// listing was saved returns it.
+func (sv *Service) Create(ctx context.Context, userID string, in Input, key *IdempotencyKey) (Stuff, error) {
+	s, err := sv.store.Insert(ctx, New("", userID, in, sv.clock()), key)
 	if err != nil {
 		return Stuff{}, fmt.Errorf("create stuff: %w", err)
 	}
