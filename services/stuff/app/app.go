@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("catalog not loaded yet; retrying in the background", "err", err)
 	}
 
-	listings := stuff.NewService(st, cat, now)
+	listings := stuff.NewService(st, st, cat, now)
 	for _, l := range listeners.Listeners(listings, cat) {
 		svc.Bus.Listen(l)
 	}

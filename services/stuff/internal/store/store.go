@@ -1,6 +1,7 @@
 // Package store keeps listings in MongoDB (FerretDB locally): one document
-// per listing holding its fields, the orders seen for it, its pending events
-// (the outbox) and a write counter (rev) for optimistic concurrency. Every
+// per listing holding its fields, the orders seen for it (a bounded window),
+// its pending events (the outbox, bounded too) and a write counter (rev) for
+// optimistic concurrency; and one document per banned user (bans.go). Every
 // write goes through the process's mongox.Writer, and a change and its event
 // are saved in one write: docs/data-safety.md says why.
 package store
@@ -51,20 +52,21 @@ type Notifier interface {
 // read model.
 type Store struct {
 	coll   *mongo.Collection
+	bans   *mongo.Collection
 	w      *mongox.Writer
 	notify Notifier
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns a Store on db's stuff collection. Updates go through w (the
+// New returns a Store on db's stuff and banned_sellers collections. Updates go through w (the
 // process's one Writer); notify is told about pending events. now is the
 // clock of outbox entries (time.Now when nil).
 func New(db *mongo.Database, w *mongox.Writer, notify Notifier, log *slog.Logger, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{coll: db.Collection(Collection), w: w, notify: notify, log: log, now: now}
+	return &Store{coll: db.Collection(Collection), bans: db.Collection(BansCollection), w: w, notify: notify, log: log, now: now}
 }
 
 // Coll is the listings collection (the outbox relay watches it).
@@ -337,21 +339,32 @@ func (st *Store) ListByUser(ctx context.Context, userID string) ([]stuff.Stuff, 
 		SetProjection(noOutbox))
 }
 
-// Available returns up to limit available listings, newest first, with
-// every field a client may see (the read model caches single listings from
-// it too), without the order bookkeeping.
-func (st *Store) Available(ctx context.Context, limit int) ([]stuff.Stuff, error) {
-	return st.find(ctx, bson.D{{Key: "status", Value: string(stuff.Available)}}, options.Find().
+// availableOf is the filter of the available listings of every seller but
+// those in exclude (banned ones).
+func availableOf(exclude []string) bson.D {
+	f := bson.D{{Key: "status", Value: string(stuff.Available)}}
+	if len(exclude) > 0 {
+		f = append(f, bson.E{Key: "userId", Value: bson.D{{Key: "$nin", Value: exclude}}})
+	}
+	return f
+}
+
+// Available returns up to limit available listings of sellers not in
+// exclude, newest first, with every field a client may see (the read model
+// caches single listings from it too), without the order bookkeeping.
+func (st *Store) Available(ctx context.Context, limit int, exclude []string) ([]stuff.Stuff, error) {
+	return st.find(ctx, availableOf(exclude), options.Find().
 		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
 		SetLimit(int64(limit)).
 		SetProjection(visible))
 }
 
-// AvailableAfter returns available listings that come after k in the
-// newest-first order (all of them when k is nil), skipping skip of them and
-// returning at most limit, with the count of all that come after k.
-func (st *Store) AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit int) ([]stuff.Stuff, int, error) {
-	filter := bson.D{{Key: "status", Value: string(stuff.Available)}}
+// AvailableAfter returns available listings of sellers not in exclude that
+// come after k in the newest-first order (all of them when k is nil),
+// skipping skip of them and returning at most limit, with the count of all
+// that come after k.
+func (st *Store) AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit int, exclude []string) ([]stuff.Stuff, int, error) {
+	filter := availableOf(exclude)
 	if k != nil {
 		oid, err := ObjectID(k.ID)
 		if err != nil {
@@ -373,9 +386,9 @@ func (st *Store) AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit i
 	return ss, int(n), err
 }
 
-// CountAvailable counts the available listings.
-func (st *Store) CountAvailable(ctx context.Context) (int, error) {
-	n, err := st.coll.CountDocuments(ctx, bson.D{{Key: "status", Value: string(stuff.Available)}})
+// CountAvailable counts the available listings of sellers not in exclude.
+func (st *Store) CountAvailable(ctx context.Context, exclude []string) (int, error) {
+	n, err := st.coll.CountDocuments(ctx, availableOf(exclude))
 	if err != nil {
 		return 0, fmt.Errorf("count available stuff: %w", err)
 	}

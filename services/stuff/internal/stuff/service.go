@@ -37,26 +37,30 @@ type IdempotencyKey struct {
 	Since time.Time
 }
 
-// Observer learns every saved state of a listing (the read model).
+// Observer learns every saved state of a listing and of a ban (the read
+// model).
 type Observer interface {
 	Apply(s Stuff)
+	ApplyBan(b Ban)
 }
 
 // Service holds the use cases of listings: what the HTTP handlers and the
-// order-event listeners call.
+// order- and ban-event listeners call.
 type Service struct {
 	store Store
+	bans  BanStore
 	obs   Observer
 	now   func() time.Time
 }
 
-// NewService returns a Service saving to store and telling obs about every
-// saved state. now is the clock (time.Now when nil).
-func NewService(store Store, obs Observer, now func() time.Time) *Service {
+// NewService returns a Service saving listings to store and bans to bans,
+// and telling obs about every saved state. now is the clock (time.Now when
+// nil).
+func NewService(store Store, bans BanStore, obs Observer, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, obs: obs, now: now}
+	return &Service{store: store, bans: bans, obs: obs, now: now}
 }
 
 // Create lists a new stuff of userID from a validated input and publishes
