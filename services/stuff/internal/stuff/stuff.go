@@ -68,7 +68,10 @@ const (
 // event change nothing. An order's events reach the stuff service within
 // seconds of each other, and a listing sees one order at a time (the orders
 // service lets one order hold it), so a redelivery that comes after this
-// many later orders is rare; what it does then is in ApplyOrderCreated.
+// many later orders is rare. What its order:created does then is in
+// ApplyOrderCreated; its order:cancelled or order:completed alone looks like
+// one whose order:created has not come yet: it waits (ErrNotYet) until the
+// bus parks it, and changes nothing.
 const MaxEndedOrders = 32
 
 // Order is one order seen for a listing. The list of them is what makes order
