@@ -45,7 +45,8 @@
 // loads and reconciles, so a replica started later knows them too. Bans only
 // move forward (see stuff.Ban), so these sources may also come in any order.
 // A ban takes the seller's listings out of the list at once; an unban
-// triggers a reconcile, which reads them back.
+// triggers a reconcile, which reads them back. Until the catalog is loaded,
+// each read from the database reads the stored bans first.
 //
 // # Bounds
 //
@@ -194,6 +195,9 @@ func (c *Catalog) Page(ctx context.Context, offset, limit int) (items [][]byte, 
 	c.mu.RLock()
 	if !c.loaded {
 		c.mu.RUnlock()
+		if err := c.loadBans(ctx); err != nil {
+			return nil, 0, err
+		}
 		return c.fromDB(ctx, nil, offset, limit, nil)
 	}
 	n := len(c.list)
@@ -255,6 +259,11 @@ func (c *Catalog) Get(ctx context.Context, id string) (*View, error) {
 	}
 	if v != nil {
 		return v, nil
+	}
+	if !c.Loaded() {
+		if err := c.loadBans(ctx); err != nil {
+			return nil, err
+		}
 	}
 	readAt := c.opts.Now()
 	s, err := c.src.Get(ctx, id)
@@ -452,6 +461,22 @@ func (c *Catalog) mergeBan(b stuff.Ban) bool {
 	return true
 }
 
+// loadBans merges every stored ban. Reconcile calls it; so do reads while
+// the catalog is not loaded (they go to the database, and must leave banned
+// sellers out there too).
+func (c *Catalog) loadBans(ctx context.Context) error {
+	bans, err := c.src.Bans(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range bans {
+		c.mergeBan(b)
+	}
+	return nil
+}
+
 // banned reports whether seller is banned. Call with mu held.
 func (c *Catalog) banned(seller string) bool {
 	b, ok := c.bans[seller]
@@ -509,16 +534,12 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 	c.reconMu.Lock()
 	defer c.reconMu.Unlock()
 	start := c.opts.Now()
-	bans, err := c.src.Bans(ctx)
-	if err != nil {
+	if err := c.loadBans(ctx); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	for _, b := range bans {
-		c.mergeBan(b)
-	}
+	c.mu.RLock()
 	hidden := c.hidden
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	docs, err := c.src.Available(ctx, c.opts.Max+1, hidden)
 	if err != nil {
 		return err

@@ -359,3 +359,24 @@ func TestBannedSellers(t *testing.T) {
 		t.Fatalf("a catalog loaded after the ban: %q total %d (%v)", items, total, err)
 	}
 }
+
+// TestBansBeforeLoad: a catalog that could not load yet reads pages and
+// listings from the database, and leaves the stored bans' sellers out
+// there too.
+func TestBansBeforeLoad(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 100)
+	ctx := context.Background()
+	f.insert(t, "a")
+	b := f.insertBy(t, "bad", "b")
+	if _, err := f.st.SaveBan(ctx, stuff.Ban{UserID: "bad", BannedAt: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	f.wantPage(t, 0, 10, "a@1", 1)
+	if _, err := f.cat.Get(ctx, b.ID); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("Get of a banned seller's listing before the load: %v", err)
+	}
+	if f.cat.Loaded() {
+		t.Fatal("the catalog loaded itself")
+	}
+}
