@@ -104,14 +104,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("catalog not loaded yet; retrying in the background", "err", err)
 	}
 
-	listings := stuff.NewService(st, cat, now)
+	listings := stuff.NewService(st, st, cat, now)
 	for _, l := range listeners.Listeners(listings, cat) {
 		svc.Bus.Listen(l)
 	}
 	// Broadcast subscriptions start at "now" on every (re)connection: what
 	// other replicas published while this one was away is read back.
 	svc.Bus.OnConnect(cat.Trigger)
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat))
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat), svc.Idempotent())
 	return a, nil
 }
 

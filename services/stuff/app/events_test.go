@@ -1,11 +1,17 @@
 package app_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -399,4 +405,79 @@ func TestBoundedReadModel(t *testing.T) {
 			t.Fatalf("deep page total %d, want 6", p.Total)
 		}
 	}
+}
+
+// TestOrderLoopStaysBounded: a buyer who keeps ordering and cancelling one
+// stuff does not grow its document, and a very late redelivery of an order
+// the listing no longer remembers does not take the listing back.
+func TestOrderLoopStaysBounded(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	b := s.Peer
+	st := s.create(t, s.user(), "Loop", 100, "")
+	buyer := newID()
+	deadline := time.Now().Add(15 * time.Minute)
+	const cycles = 40 // more than a listing remembers
+	orders := make([]events.OrderCreatedEvent, cycles)
+	for i := range orders {
+		orders[i] = created(newID(), buyer, st.ID)
+		orders[i].ExpiresAt = deadline.Add(time.Duration(i) * time.Second)
+		b.Publish(orders[i])
+		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.OrderID == orders[i].ID }, "reserved")
+		b.Publish(cancelled(orders[i].ID, st.ID))
+		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Status == "available" && x.Version == int64(3+2*i) }, "released")
+	}
+	oid, err := primitive.ObjectIDFromHex(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Orders []bson.Raw `bson:"orders"`
+	}
+	if err := s.DB.Collection("stuff").FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Orders) > 32 {
+		t.Fatalf("after %d orders the listing remembers %d", cycles, len(doc.Orders))
+	}
+
+	// The first order's order:created again, very late; then a new order on
+	// the same channel: it reserves (the late one took nothing).
+	b.Publish(orders[0])
+	next := created(newID(), buyer, st.ID)
+	next.ExpiresAt = deadline.Add(time.Hour)
+	b.Publish(next)
+	got := s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.OrderID == next.ID }, "reserved by the new order")
+	if got.Version != int64(2+2*cycles) {
+		t.Fatalf("version %d, want %d", got.Version, 2+2*cycles)
+	}
+}
+
+// TestEditsWhileNATSIsDown: a seller who keeps editing while events cannot
+// be published is told to try later once the listing holds store.MaxPending
+// unpublished events, and can edit again once they went out.
+func TestEditsWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartNATS(t)
+	s := newStack(t, testkit.OnNATS(srv.Config), observe)
+	seller := s.user()
+	st := s.create(t, seller, "Edited offline", 100, "")
+	s.waitVersion(t, st.ID, 1)
+	srv.Stop()
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return s.do(t, anon, http.MethodGet, "/readyz", nil).Status == http.StatusServiceUnavailable
+	}, "the service did not notice NATS going down")
+	var last response
+	for i := range store.MaxPending + 1 {
+		last = s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, map[string]any{"title": fmt.Sprint("Edit ", i), "price": 100})
+		if last.Status != http.StatusOK {
+			break
+		}
+	}
+	last.wantError(http.StatusServiceUnavailable, "Too many changes of this stuff are waiting to be published, try again later", "")
+	srv.Restart()
+	s.waitVersion(t, st.ID, 1+store.MaxPending) // every accepted edit went out
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Back online","price":100}`).Status == http.StatusOK
+	}, "edits still refused after NATS came back")
 }

@@ -1,10 +1,13 @@
 package app_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -296,4 +299,51 @@ func TestProbes(t *testing.T) {
 	s := newStack(t)
 	s.do(t, anon, http.MethodGet, "/healthz", nil).Want(200)
 	testkit.Eventually(t, 10*time.Second, func() bool { return s.do(t, anon, http.MethodGet, "/readyz", nil).Status == 200 }, "not ready")
+}
+
+// TestCreateIdempotencyKey: a create retried with the same Idempotency-Key
+// makes one listing. A retry after an answered try gets the same answer; a
+// retry after a try that saved the listing and died before answering (its
+// claim left unfinished) takes the claim over, mints the same id and answers
+// the listing the first try saved.
+func TestCreateIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	seller := s.user()
+	body := map[string]any{"title": "Retried", "description": "once", "price": 300, "delivery": "link"}
+	post := func(key string) response {
+		return s.do(t, seller, http.MethodPost, "/api/stuff", body, testkit.WithHeader("Idempotency-Key", key))
+	}
+
+	first := post("form-1")
+	again := post("form-1")
+	a, b := first.stuff(http.StatusCreated), again.stuff(http.StatusCreated)
+	if a.ID != b.ID || string(first.Body) != string(again.Body) {
+		t.Fatalf("the retry answered %s, the first try %s", again.Body, first.Body)
+	}
+
+	// The second form: its first try saved the listing, then its process
+	// died before it answered.
+	died := post("form-2")
+	saved := died.stuff(http.StatusCreated)
+	claim := seller.ID + "\x00POST\x00/api/stuff\x00form-2"
+	res, err := s.DB.Collection("idempotency").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: claim}}, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "done", Value: false}, {Key: "claimedAt", Value: time.Now().UTC().Add(-time.Minute)}}},
+		{Key: "$unset", Value: bson.D{{Key: "status", Value: ""}, {Key: "body", Value: ""}, {Key: "contentType", Value: ""}}},
+	})
+	if err != nil || res.MatchedCount != 1 {
+		t.Fatalf("no idempotency claim for the first try: %v, %+v", err, res)
+	}
+	retry := post("form-2")
+	if got := retry.stuff(http.StatusCreated); got.ID != saved.ID || string(retry.Body) != string(died.Body) {
+		t.Fatalf("the retry after a crash answered %s, the first try had saved %s", retry.Body, died.Body)
+	}
+	if retry.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("the retry after a crash was replayed, not run again")
+	}
+
+	mine := s.do(t, seller, http.MethodGet, "/api/stuff/mine", nil).mine()
+	if len(mine.Stuff) != 2 {
+		t.Fatalf("two forms, each sent twice, made %d listings", len(mine.Stuff))
+	}
 }

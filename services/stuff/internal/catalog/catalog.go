@@ -37,6 +37,17 @@
 // Nothing that decides a sale reads this model: the orders service holds a
 // stuff with a unique-index claim.
 //
+// # Banned sellers
+//
+// A banned seller's listings are not listed and answer 404. Every replica
+// learns a ban or an unban from its broadcast event (ApplyBan), and reads
+// every stored ban (the stuff service's queue listener stores them) when it
+// loads and reconciles, so a replica started later knows them too. Bans only
+// move forward (see stuff.Ban), so these sources may also come in any order.
+// A ban takes the seller's listings out of the list at once; an unban
+// triggers a reconcile, which reads them back. Until the catalog is loaded,
+// each read from the database reads the stored bans first.
+//
 // # Bounds
 //
 // The list holds at most Max listings: every available listing not after a
@@ -60,18 +71,21 @@ import (
 	"github.com/stuffmart/stuffmart/shared/errs"
 )
 
-// Source is the database the catalog reads from.
+// Source is the database the catalog reads from. The queries of available
+// listings leave out those of the sellers in exclude (the banned ones).
 type Source interface {
 	// Available returns up to limit available listings, newest first, with
 	// every field a client may see (delivery and buyers included).
-	Available(ctx context.Context, limit int) ([]stuff.Stuff, error)
+	Available(ctx context.Context, limit int, exclude []string) ([]stuff.Stuff, error)
 	// CountAvailable counts the available listings.
-	CountAvailable(ctx context.Context) (int, error)
+	CountAvailable(ctx context.Context, exclude []string) (int, error)
 	// AvailableAfter pages through the available listings after k (all
 	// when nil) and counts them.
-	AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit int) ([]stuff.Stuff, int, error)
+	AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit int, exclude []string) ([]stuff.Stuff, int, error)
 	// Get returns one listing with every field, or errs.ErrNotFound.
 	Get(ctx context.Context, id string) (stuff.Stuff, error)
+	// Bans returns every stored ban.
+	Bans(ctx context.Context) ([]stuff.Ban, error)
 }
 
 // Encoder returns the JSON of a listing as clients see it, with its delivery
@@ -114,8 +128,9 @@ func (v *View) JSON(userID string) []byte {
 }
 
 type entry struct {
-	key  stuff.Key
-	json []byte
+	key    stuff.Key
+	seller string
+	json   []byte
 }
 
 // known is the newest state applied for one listing: its version, when it
@@ -140,6 +155,8 @@ type Catalog struct {
 	below  int // available listings after floor, as of the last count
 	known  map[string]*known
 	cache  map[string]*View
+	bans   map[string]stuff.Ban
+	hidden []string // the banned sellers; replaced, never modified
 
 	reconMu sync.Mutex
 	trigger chan struct{}
@@ -161,7 +178,7 @@ func New(src Source, enc Encoder, log *slog.Logger, opts Options) *Catalog {
 		opts.Now = time.Now
 	}
 	return &Catalog{src: src, enc: enc, log: log, opts: opts,
-		known: map[string]*known{}, cache: map[string]*View{},
+		known: map[string]*known{}, cache: map[string]*View{}, bans: map[string]stuff.Ban{},
 		trigger: make(chan struct{}, 1)}
 }
 
@@ -178,6 +195,9 @@ func (c *Catalog) Page(ctx context.Context, offset, limit int) (items [][]byte, 
 	c.mu.RLock()
 	if !c.loaded {
 		c.mu.RUnlock()
+		if err := c.loadBans(ctx); err != nil {
+			return nil, 0, err
+		}
 		return c.fromDB(ctx, nil, offset, limit, nil)
 	}
 	n := len(c.list)
@@ -213,7 +233,10 @@ func (c *Catalog) Page(ctx context.Context, offset, limit int) (items [][]byte, 
 }
 
 func (c *Catalog) fromDB(ctx context.Context, after *stuff.Key, skip, limit int, items [][]byte) ([][]byte, int, error) {
-	ss, total, err := c.src.AvailableAfter(ctx, after, skip, limit)
+	c.mu.RLock()
+	hidden := c.hidden
+	c.mu.RUnlock()
+	ss, total, err := c.src.AvailableAfter(ctx, after, skip, limit, hidden)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -224,13 +247,23 @@ func (c *Catalog) fromDB(ctx context.Context, after *stuff.Key, skip, limit int,
 }
 
 // Get returns listing id from the cache, or reads it from the database and
-// caches it. It returns errs.ErrNotFound for an unknown id.
+// caches it. It returns errs.ErrNotFound for an unknown id and for a listing
+// of a banned seller.
 func (c *Catalog) Get(ctx context.Context, id string) (*View, error) {
 	c.mu.RLock()
 	v := c.cache[id]
+	hide := v != nil && c.banned(v.s.UserID)
 	c.mu.RUnlock()
+	if hide {
+		return nil, errs.ErrNotFound
+	}
 	if v != nil {
 		return v, nil
+	}
+	if !c.Loaded() {
+		if err := c.loadBans(ctx); err != nil {
+			return nil, err
+		}
 	}
 	readAt := c.opts.Now()
 	s, err := c.src.Get(ctx, id)
@@ -240,7 +273,11 @@ func (c *Catalog) Get(ctx context.Context, id string) (*View, error) {
 	v = c.view(&s, nil, readAt)
 	c.mu.Lock()
 	c.putView(v)
+	hide = c.banned(s.UserID)
 	c.mu.Unlock()
+	if hide {
+		return nil, errs.ErrNotFound
+	}
 	return v, nil
 }
 
@@ -279,7 +316,7 @@ func (c *Catalog) putView(v *View) {
 // cache unless a newer state is known. Writers call it after every save.
 func (c *Catalog) Apply(s stuff.Stuff) {
 	now := c.opts.Now()
-	e := &entry{key: s.Key(), json: c.enc(&s, false)}
+	e := &entry{key: s.Key(), seller: s.UserID, json: c.enc(&s, false)}
 	v := c.view(&s, e.json, now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -331,7 +368,7 @@ func (c *Catalog) applyList(id string, version int64, available bool, e *entry, 
 		c.remove(k.e)
 		k.e = nil
 	}
-	if !available || (c.floor != nil && c.floor.Before(e.key)) {
+	if !available || c.banned(e.seller) || (c.floor != nil && c.floor.Before(e.key)) {
 		return
 	}
 	i, _ := slices.BinarySearchFunc(c.list, e.key, cmpKey)
@@ -368,6 +405,82 @@ func cmpKey(e *entry, k stuff.Key) int {
 		return 1
 	}
 	return 0
+}
+
+// ApplyBan takes what b says of a user's bans (an event, or the store). When
+// it makes the user banned, their listings leave the list at once; when it
+// lifts their ban, a reconcile reads them back. Either way a reconcile
+// recounts the listings past the floor.
+func (c *Catalog) ApplyBan(b stuff.Ban) {
+	c.mu.Lock()
+	changed := c.mergeBan(b)
+	c.mu.Unlock()
+	if changed {
+		c.Trigger()
+	}
+}
+
+// mergeBan merges b into the known bans and reports whether that changed
+// whether the user is banned; a newly banned seller's listings leave the
+// list. Call with mu held.
+func (c *Catalog) mergeBan(b stuff.Ban) bool {
+	cur, ok := c.bans[b.UserID]
+	if !ok {
+		cur = stuff.Ban{UserID: b.UserID}
+	}
+	was := cur.Banned()
+	if !cur.Merge(b) {
+		return false
+	}
+	c.bans[b.UserID] = cur
+	if cur.Banned() == was {
+		return false
+	}
+	hidden := make([]string, 0, len(c.hidden)+1)
+	for _, id := range c.hidden {
+		if id != b.UserID {
+			hidden = append(hidden, id)
+		}
+	}
+	if cur.Banned() {
+		hidden = append(hidden, b.UserID)
+		kept := c.list[:0]
+		for _, e := range c.list {
+			if e.seller != b.UserID {
+				kept = append(kept, e)
+				continue
+			}
+			if k := c.known[e.key.ID]; k != nil && k.e == e {
+				k.e = nil
+			}
+		}
+		clear(c.list[len(kept):])
+		c.list = kept
+	}
+	c.hidden = hidden
+	return true
+}
+
+// loadBans merges every stored ban. Reconcile calls it; so do reads while
+// the catalog is not loaded (they go to the database, and must leave banned
+// sellers out there too).
+func (c *Catalog) loadBans(ctx context.Context) error {
+	bans, err := c.src.Bans(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range bans {
+		c.mergeBan(b)
+	}
+	return nil
+}
+
+// banned reports whether seller is banned. Call with mu held.
+func (c *Catalog) banned(seller string) bool {
+	b, ok := c.bans[seller]
+	return ok && b.Banned()
 }
 
 // Trigger asks Run for a reconcile now; it never blocks. The service calls
@@ -410,17 +523,24 @@ func (c *Catalog) Run(ctx context.Context) {
 	}
 }
 
-// Reconcile reloads the newest Max available listings from the database and
-// merges them with what was applied meanwhile (newer versions win), renews
-// their cached views, evicts cached views it cannot confirm, then re-reads
-// listings it lists but the database did not return (reserved or sold while
-// this replica missed the event, or created after the query). It is how the
-// catalog loads and how it heals after missed events.
+// Reconcile reads the stored bans, then reloads the newest Max available
+// listings of sellers not banned from the database and merges them with what
+// was applied meanwhile (newer versions win), renews their cached views,
+// evicts cached views it cannot confirm, then re-reads listings it lists but
+// the database did not return (reserved or sold while this replica missed
+// the event, or created after the query). It is how the catalog loads and
+// how it heals after missed events.
 func (c *Catalog) Reconcile(ctx context.Context) error {
 	c.reconMu.Lock()
 	defer c.reconMu.Unlock()
 	start := c.opts.Now()
-	docs, err := c.src.Available(ctx, c.opts.Max+1)
+	if err := c.loadBans(ctx); err != nil {
+		return err
+	}
+	c.mu.RLock()
+	hidden := c.hidden
+	c.mu.RUnlock()
+	docs, err := c.src.Available(ctx, c.opts.Max+1, hidden)
 	if err != nil {
 		return err
 	}
@@ -428,14 +548,14 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 	var total int
 	if !complete {
 		docs = docs[:c.opts.Max]
-		if total, err = c.src.CountAvailable(ctx); err != nil {
+		if total, err = c.src.CountAvailable(ctx, hidden); err != nil {
 			return err
 		}
 	}
 	fresh := make([]*entry, len(docs))
 	views := make([]*View, len(docs))
 	for i := range docs {
-		fresh[i] = &entry{key: docs[i].Key(), json: c.enc(&docs[i], false)}
+		fresh[i] = &entry{key: docs[i].Key(), seller: docs[i].UserID, json: c.enc(&docs[i], false)}
 		views[i] = c.view(&docs[i], fresh[i].json, start)
 	}
 
@@ -451,6 +571,10 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 		}
 		if k := c.known[id]; k != nil && k.version > docs[i].Version {
 			continue // applied meanwhile: handled with the others below
+		}
+		if c.banned(docs[i].UserID) { // banned while the query ran
+			next[id] = &known{version: docs[i].Version, at: start}
+			continue
 		}
 		list = append(list, fresh[i])
 		next[id] = &known{version: docs[i].Version, at: start, e: fresh[i]}

@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
+	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -24,10 +26,20 @@ type noNotify struct{}
 
 func (noNotify) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 
-// counting is the real store, counting single reads.
+// counting is the real store, counting single reads. during, when set, runs
+// inside Available, after the query: what happens while a reconcile reads.
 type counting struct {
 	*store.Store
-	gets atomic.Int64
+	gets   atomic.Int64
+	during func()
+}
+
+func (c *counting) Available(ctx context.Context, limit int, exclude []string) ([]stuff.Stuff, error) {
+	ss, err := c.Store.Available(ctx, limit, exclude)
+	if c.during != nil {
+		c.during()
+	}
+	return ss, err
 }
 
 func (c *counting) Get(ctx context.Context, id string) (stuff.Stuff, error) {
@@ -61,8 +73,14 @@ func newFixture(t *testing.T, max int) *fixture {
 // insert stores a listing behind the catalog's back (no Apply).
 func (f *fixture) insert(t *testing.T, title string) stuff.Stuff {
 	t.Helper()
+	return f.insertBy(t, "seller", title)
+}
+
+// insertBy stores a listing of seller behind the catalog's back.
+func (f *fixture) insertBy(t *testing.T, seller, title string) stuff.Stuff {
+	t.Helper()
 	f.n++
-	s, err := f.st.Insert(context.Background(), stuff.New("", "seller", stuff.Input{Title: title, Price: 1, Delivery: ptr("d-" + title)}, f.t0.Add(time.Duration(f.n)*time.Second)))
+	s, err := f.st.Insert(context.Background(), stuff.New("", seller, stuff.Input{Title: title, Price: 1, Delivery: ptr("d-" + title)}, f.t0.Add(time.Duration(f.n)*time.Second)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +121,9 @@ func (f *fixture) wantPage(t *testing.T, offset, limit int, want string, wantTot
 func ptr(s string) *string { return &s }
 
 func reserve(order string) func(s *stuff.Stuff) (bool, error) {
-	return func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCreated(order, "buyer", time.Now()) }
+	return func(s *stuff.Stuff) (bool, error) {
+		return s.ApplyOrderCreated(order, "buyer", time.Time{}, time.Now())
+	}
 }
 
 func edit(title string) func(s *stuff.Stuff) (bool, error) {
@@ -262,5 +282,101 @@ func TestCacheFollowsReconcile(t *testing.T) {
 		if _, err := f.cat.Get(ctx, id); err == nil {
 			t.Fatalf("Get(%q) found something", id)
 		}
+	}
+}
+
+// TestBannedSellers: a banned seller's listings leave the list at once, in
+// memory and past the floor, and answer not found; a reconcile counts
+// without them; an unban brings them back, a late ban older than it does
+// not; a catalog loaded later reads the stored bans.
+func TestBannedSellers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	ctx := context.Background()
+	t1 := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	f.insert(t, "a")
+	b := f.insertBy(t, "bad", "b") // past the floor
+	f.insert(t, "c")
+	d := f.insertBy(t, "bad", "d") // in memory
+	f.insert(t, "e")
+	if err := f.cat.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.wantPage(t, 0, 10, "e@1 d@1 c@1 b@1 a@1", 5)
+	notFound := func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if _, err := f.cat.Get(ctx, id); !errors.Is(err, errs.ErrNotFound) {
+				t.Fatalf("Get(%s) of a banned seller's listing: %v", id, err)
+			}
+		}
+	}
+
+	f.cat.ApplyBan(stuff.Ban{UserID: "bad", BannedAt: t1})
+	f.wantPage(t, 0, 2, "e@1 c@1", 4) // in memory; what is past the floor is counted at the next reconcile
+	f.wantPage(t, 0, 10, "e@1 c@1 a@1", 3)
+	notFound(b.ID, d.ID)
+	g := f.insertBy(t, "bad", "g")
+	f.cat.Apply(g)
+	f.wantPage(t, 0, 10, "e@1 c@1 a@1", 3)
+	notFound(g.ID)
+	if err := f.cat.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.wantPage(t, 0, 2, "e@1 c@1", 3)
+
+	f.cat.ApplyBan(stuff.Ban{UserID: "bad", UnbannedAt: t1.Add(time.Second)})
+	if err := f.cat.Reconcile(ctx); err != nil { // what the unban triggers
+		t.Fatal(err)
+	}
+	f.wantPage(t, 0, 10, "g@1 e@1 d@1 c@1 b@1 a@1", 6)
+	f.cat.ApplyBan(stuff.Ban{UserID: "bad", BannedAt: t1}) // redelivered late
+	f.wantPage(t, 0, 10, "g@1 e@1 d@1 c@1 b@1 a@1", 6)
+	if _, err := f.cat.Get(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A ban heard while a reconcile reads (its query did not leave the
+	// seller out) is not undone by it.
+	f.st.during = func() { f.cat.ApplyBan(stuff.Ban{UserID: "bad", BannedAt: t1.Add(time.Hour)}) }
+	if err := f.cat.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.st.during = nil
+	f.wantPage(t, 0, 10, "e@1 c@1 a@1", 3)
+	notFound(b.ID, d.ID, g.ID)
+
+	// Stored: a catalog loaded now hides them from the start.
+	if _, err := f.st.SaveBan(ctx, stuff.Ban{UserID: "bad", BannedAt: t1.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	later := catalog.New(f.st, enc, testkit.Logger(t), catalog.Options{Max: 3})
+	if err := later.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	items, total, err := later.Page(ctx, 0, 10)
+	if err != nil || len(items) != 3 || total != 3 {
+		t.Fatalf("a catalog loaded after the ban: %q total %d (%v)", items, total, err)
+	}
+}
+
+// TestBansBeforeLoad: a catalog that could not load yet reads pages and
+// listings from the database, and leaves the stored bans' sellers out
+// there too.
+func TestBansBeforeLoad(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 100)
+	ctx := context.Background()
+	f.insert(t, "a")
+	b := f.insertBy(t, "bad", "b")
+	if _, err := f.st.SaveBan(ctx, stuff.Ban{UserID: "bad", BannedAt: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	f.wantPage(t, 0, 10, "a@1", 1)
+	if _, err := f.cat.Get(ctx, b.ID); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("Get of a banned seller's listing before the load: %v", err)
+	}
+	if f.cat.Loaded() {
+		t.Fatal("the catalog loaded itself")
 	}
 }

@@ -23,7 +23,7 @@ const (
 
 // Writer is what the handlers need to change listings.
 type Writer interface {
-	Create(ctx context.Context, userID string, in stuff.Input) (stuff.Stuff, error)
+	Create(ctx context.Context, userID string, in stuff.Input, key *stuff.IdempotencyKey) (stuff.Stuff, error)
 	Update(ctx context.Context, id, userID string, in stuff.Input) (stuff.Stuff, error)
 	Mine(ctx context.Context, userID string) ([]stuff.Stuff, error)
 }
@@ -53,7 +53,12 @@ func (h *Handler) create(c echo.Context) error {
 	if err := in.Validate(); err != nil {
 		return err
 	}
-	s, err := h.w.Create(c.Request().Context(), u.ID, in)
+	ctx := c.Request().Context()
+	var key *stuff.IdempotencyKey
+	if i, ok := web.IdempotencyOf(ctx); ok { // the route's svc.Idempotent() claimed it
+		key = &stuff.IdempotencyKey{Key: i.Key, Since: i.Since}
+	}
+	s, err := h.w.Create(ctx, u.ID, in, key)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package store keeps listings in MongoDB (FerretDB locally): one document
-// per listing holding its fields, the orders seen for it, its pending events
-// (the outbox) and a write counter (rev) for optimistic concurrency. Every
+// per listing holding its fields, the orders seen for it (a bounded window),
+// its pending events (the outbox, bounded too) and a write counter (rev) for
+// optimistic concurrency; and one document per banned user (bans.go). Every
 // write goes through the process's mongox.Writer, and a change and its event
 // are saved in one write: docs/data-safety.md says why.
 package store
@@ -31,6 +32,12 @@ const Collection = "stuff"
 // another process wrote the document between our read and our write.
 const maxAttempts = 10
 
+// MaxPending is how many unpublished events one listing may hold. They pile
+// up only while NATS is unreachable (or the relay cannot publish this
+// listing's); past the bound, a change that would publish one more is
+// refused (stuff.ErrBacklog) instead of growing the document without end.
+const MaxPending = 100
+
 // ErrContention is returned when an update lost to concurrent writers
 // maxAttempts times in a row.
 var ErrContention = errors.New("too many concurrent writes")
@@ -45,20 +52,21 @@ type Notifier interface {
 // read model.
 type Store struct {
 	coll   *mongo.Collection
+	bans   *mongo.Collection
 	w      *mongox.Writer
 	notify Notifier
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns a Store on db's stuff collection. Updates go through w (the
+// New returns a Store on db's stuff and banned_sellers collections. Updates go through w (the
 // process's one Writer); notify is told about pending events. now is the
 // clock of outbox entries (time.Now when nil).
 func New(db *mongo.Database, w *mongox.Writer, notify Notifier, log *slog.Logger, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{coll: db.Collection(Collection), w: w, notify: notify, log: log, now: now}
+	return &Store{coll: db.Collection(Collection), bans: db.Collection(BansCollection), w: w, notify: notify, log: log, now: now}
 }
 
 // Coll is the listings collection (the outbox relay watches it).
@@ -75,9 +83,10 @@ func Indexes() []mongox.Index {
 }
 
 type orderDoc struct {
-	ID     string `bson:"id"`
-	UserID string `bson:"userId,omitempty"`
-	State  string `bson:"state"`
+	ID        string    `bson:"id"`
+	UserID    string    `bson:"userId,omitempty"`
+	State     string    `bson:"state"`
+	ExpiresAt time.Time `bson:"expiresAt,omitempty"`
 }
 
 type doc struct {
@@ -92,6 +101,7 @@ type doc struct {
 	OrderID     string             `bson:"orderId"`
 	Buyers      []string           `bson:"buyers"`
 	Orders      []orderDoc         `bson:"orders"`
+	Forgotten   time.Time          `bson:"forgotten,omitempty"`
 	Version     int64              `bson:"version"`
 	Rev         int64              `bson:"rev"`
 	CreatedAt   time.Time          `bson:"createdAt"`
@@ -102,7 +112,7 @@ type doc struct {
 func toDoc(s stuff.Stuff, id primitive.ObjectID) doc {
 	d := doc{ID: id, Title: s.Title, Description: s.Description, Price: s.Price, Currency: s.Currency,
 		Delivery: s.Delivery, UserID: s.UserID, Status: string(s.Status), OrderID: s.OrderID,
-		Buyers: s.Buyers, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Rev: 1}
+		Buyers: s.Buyers, Forgotten: s.Forgotten, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Rev: 1}
 	if d.Buyers == nil {
 		d.Buyers = []string{}
 	}
@@ -114,7 +124,7 @@ func toDoc(s stuff.Stuff, id primitive.ObjectID) doc {
 func ordersDoc(os []stuff.Order) []orderDoc {
 	out := make([]orderDoc, 0, len(os))
 	for _, o := range os {
-		out = append(out, orderDoc{ID: o.ID, UserID: o.UserID, State: string(o.State)})
+		out = append(out, orderDoc{ID: o.ID, UserID: o.UserID, State: string(o.State), ExpiresAt: o.ExpiresAt})
 	}
 	return out
 }
@@ -123,8 +133,15 @@ func (d doc) domain() stuff.Stuff {
 	s := stuff.Stuff{ID: d.ID.Hex(), Title: d.Title, Description: d.Description, Price: d.Price, Currency: d.Currency,
 		Delivery: d.Delivery, UserID: d.UserID, Status: stuff.Status(d.Status), OrderID: d.OrderID,
 		Buyers: d.Buyers, Version: d.Version, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+	if !d.Forgotten.IsZero() {
+		s.Forgotten = d.Forgotten.UTC()
+	}
 	for _, o := range d.Orders {
-		s.Orders = append(s.Orders, stuff.Order{ID: o.ID, UserID: o.UserID, State: stuff.OrderState(o.State)})
+		o := stuff.Order{ID: o.ID, UserID: o.UserID, State: stuff.OrderState(o.State), ExpiresAt: o.ExpiresAt}
+		if !o.ExpiresAt.IsZero() {
+			o.ExpiresAt = o.ExpiresAt.UTC()
+		}
+		s.Orders = append(s.Orders, o)
 	}
 	return s
 }
@@ -150,15 +167,21 @@ func ObjectID(id string) (primitive.ObjectID, error) {
 var (
 	noOutbox = bson.D{{Key: outbox.Field, Value: 0}}
 	// visible is what a client may see of a listing (delivery included).
-	visible = bson.D{{Key: outbox.Field, Value: 0}, {Key: "orders", Value: 0}}
+	visible = bson.D{{Key: outbox.Field, Value: 0}, {Key: "orders", Value: 0}, {Key: "forgotten", Value: 0}}
 	// public is what a listing page shows: no delivery, no bookkeeping.
-	public = bson.D{{Key: outbox.Field, Value: 0}, {Key: "delivery", Value: 0}, {Key: "orders", Value: 0}, {Key: "buyers", Value: 0}}
+	public = bson.D{{Key: outbox.Field, Value: 0}, {Key: "delivery", Value: 0}, {Key: "orders", Value: 0}, {Key: "forgotten", Value: 0}, {Key: "buyers", Value: 0}}
 )
 
 // Insert stores a new listing with its stuff:created event in the same
-// write, then asks the relay to publish it.
-func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error) {
+// write, then asks the relay to publish it. With a key, the listing's id is
+// mongox.DerivedObjectID(key.Since, seller, key.Key): a later try of the
+// same request meets the first one's listing as a duplicate _id and returns
+// it instead.
+func (st *Store) Insert(ctx context.Context, s stuff.Stuff, key *stuff.IdempotencyKey) (stuff.Stuff, error) {
 	oid := primitive.NewObjectIDFromTimestamp(s.CreatedAt)
+	if key != nil {
+		oid = mongox.DerivedObjectID(key.Since, s.UserID, key.Key)
+	}
 	s.ID = oid.Hex()
 	p, err := outbox.New(events.StuffCreatedEvent(payload(&s)), st.now())
 	if err != nil {
@@ -166,11 +189,30 @@ func (st *Store) Insert(ctx context.Context, s stuff.Stuff) (stuff.Stuff, error)
 	}
 	d := toDoc(s, oid)
 	d.Outbox = []outbox.Pending{p}
-	if err := st.w.Insert(ctx, st.coll, d); err != nil {
+	err = st.w.Insert(ctx, st.coll, d)
+	if key != nil && mongox.IsDuplicate(err) {
+		return st.earlierTry(ctx, oid, s.UserID)
+	}
+	if err != nil {
 		return stuff.Stuff{}, fmt.Errorf("insert stuff: %w", err)
 	}
 	st.notify.Notify(st.coll, oid, p)
 	return s, nil
+}
+
+// earlierTry returns listing oid, which an earlier try of userID's create
+// saved.
+func (st *Store) earlierTry(ctx context.Context, oid primitive.ObjectID, userID string) (stuff.Stuff, error) {
+	d, err := st.load(ctx, oid)
+	if err != nil {
+		return stuff.Stuff{}, fmt.Errorf("read the listing of an earlier try: %w", err)
+	}
+	if d.UserID != userID {
+		// Ids minted from a key include the seller: only a hash collision
+		// gets here.
+		return stuff.Stuff{}, fmt.Errorf("listing %s minted from an idempotency key belongs to another seller", oid.Hex())
+	}
+	return d.domain(), nil
 }
 
 // Get returns listing id with every field; errs.ErrNotFound when unknown
@@ -196,6 +238,15 @@ func (st *Store) load(ctx context.Context, oid primitive.ObjectID) (doc, error) 
 	return d, nil
 }
 
+// loadAll reads listing oid with its pending events.
+func (st *Store) loadAll(ctx context.Context, oid primitive.ObjectID) (doc, error) {
+	var d doc
+	if err := st.coll.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+		return doc{}, fmt.Errorf("load stuff %s: %w", oid.Hex(), mongox.NotFound(err))
+	}
+	return d, nil
+}
+
 // Update implements stuff.Store.Update. Within this process the Writer's lock
 // serializes every write of the document (FerretDB loses concurrent
 // updates); across processes the update's filter requires the rev that was
@@ -214,7 +265,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 			pushed []outbox.Pending
 		)
 		err := st.w.Lock(ctx, st.coll, oid, func(ctx context.Context) error {
-			d, err := st.load(ctx, oid)
+			d, err := st.loadAll(ctx, oid)
 			if err != nil {
 				return err
 			}
@@ -238,11 +289,15 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 				{Key: "orderId", Value: s.OrderID},
 				{Key: "buyers", Value: nonNil(s.Buyers)},
 				{Key: "orders", Value: ordersDoc(s.Orders)},
+				{Key: "forgotten", Value: s.Forgotten},
 				{Key: "version", Value: s.Version},
 				{Key: "rev", Value: d.Rev + 1},
 				{Key: "updatedAt", Value: s.UpdatedAt},
 			}}}
 			if s.Version != before {
+				if len(d.Outbox) >= MaxPending {
+					return fmt.Errorf("save stuff %s: %d events not published yet: %w", id, len(d.Outbox), stuff.ErrBacklog)
+				}
 				p, err := outbox.New(events.StuffUpdatedEvent(payload(&s)), st.now())
 				if err != nil {
 					return err
@@ -284,21 +339,32 @@ func (st *Store) ListByUser(ctx context.Context, userID string) ([]stuff.Stuff, 
 		SetProjection(noOutbox))
 }
 
-// Available returns up to limit available listings, newest first, with
-// every field a client may see (the read model caches single listings from
-// it too), without the order bookkeeping.
-func (st *Store) Available(ctx context.Context, limit int) ([]stuff.Stuff, error) {
-	return st.find(ctx, bson.D{{Key: "status", Value: string(stuff.Available)}}, options.Find().
+// availableOf is the filter of the available listings of every seller but
+// those in exclude (banned ones).
+func availableOf(exclude []string) bson.D {
+	f := bson.D{{Key: "status", Value: string(stuff.Available)}}
+	if len(exclude) > 0 {
+		f = append(f, bson.E{Key: "userId", Value: bson.D{{Key: "$nin", Value: exclude}}})
+	}
+	return f
+}
+
+// Available returns up to limit available listings of sellers not in
+// exclude, newest first, with every field a client may see (the read model
+// caches single listings from it too), without the order bookkeeping.
+func (st *Store) Available(ctx context.Context, limit int, exclude []string) ([]stuff.Stuff, error) {
+	return st.find(ctx, availableOf(exclude), options.Find().
 		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
 		SetLimit(int64(limit)).
 		SetProjection(visible))
 }
 
-// AvailableAfter returns available listings that come after k in the
-// newest-first order (all of them when k is nil), skipping skip of them and
-// returning at most limit, with the count of all that come after k.
-func (st *Store) AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit int) ([]stuff.Stuff, int, error) {
-	filter := bson.D{{Key: "status", Value: string(stuff.Available)}}
+// AvailableAfter returns available listings of sellers not in exclude that
+// come after k in the newest-first order (all of them when k is nil),
+// skipping skip of them and returning at most limit, with the count of all
+// that come after k.
+func (st *Store) AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit int, exclude []string) ([]stuff.Stuff, int, error) {
+	filter := availableOf(exclude)
 	if k != nil {
 		oid, err := ObjectID(k.ID)
 		if err != nil {
@@ -320,9 +386,9 @@ func (st *Store) AvailableAfter(ctx context.Context, k *stuff.Key, skip, limit i
 	return ss, int(n), err
 }
 
-// CountAvailable counts the available listings.
-func (st *Store) CountAvailable(ctx context.Context) (int, error) {
-	n, err := st.coll.CountDocuments(ctx, bson.D{{Key: "status", Value: string(stuff.Available)}})
+// CountAvailable counts the available listings of sellers not in exclude.
+func (st *Store) CountAvailable(ctx context.Context, exclude []string) (int, error) {
+	n, err := st.coll.CountDocuments(ctx, availableOf(exclude))
 	if err != nil {
 		return 0, fmt.Errorf("count available stuff: %w", err)
 	}

@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +53,19 @@ func pending(t *testing.T, db *mongo.Database, id string) []events.StuffData {
 	return out
 }
 
+// relayed empties a listing's outbox, as the relay does once it published.
+func relayed(t *testing.T, db *mongo.Database, id string) {
+	t.Helper()
+	oid, err := store.ObjectID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection(store.Collection).UpdateOne(context.Background(), bson.D{{Key: "_id", Value: oid}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: outbox.Field, Value: bson.A{}}}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestUpdateRetriesWhenAnotherReplicaWrote: replica A reads, replica B (its
 // own Writer: another process) writes, A's write must not overwrite B's; A
 // runs its change again on B's result. Both changes and both events stay.
@@ -62,7 +78,7 @@ func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
 	na, nb := &notified{}, &notified{}
 	a := store.New(db, mongox.NewWriter().GuardsInFilter(), na, testkit.Logger(t), nil)
 	b := store.New(db, mongox.NewWriter().GuardsInFilter(), nb, testkit.Logger(t), nil)
-	s, err := a.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	s, err := a.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +86,7 @@ func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
 	got, err := a.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
 		runs++
 		if runs == 1 { // B reserves it between A's read and A's write
-			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) { return y.ApplyOrderCreated("o1", "buyer", t0) }); err != nil {
+			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) { return y.ApplyOrderCreated("o1", "buyer", t0.Add(time.Hour), t0) }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -107,7 +123,7 @@ func TestUpdateNoChangeWritesNothing(t *testing.T) {
 	db := testkit.Mongo(t)
 	n := &notified{}
 	st := store.New(db, mongox.NewWriter(), n, testkit.Logger(t), nil)
-	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0))
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,5 +141,179 @@ func TestUpdateNoChangeWritesNothing(t *testing.T) {
 		if _, err := st.Get(ctx, id); !errors.Is(err, errs.ErrNotFound) {
 			t.Fatalf("Get(%q): %v, want not found", id, err)
 		}
+	}
+}
+
+// TestOrdersStayBounded: a create/cancel loop on one listing (what a buyer
+// who keeps clicking BUY and cancelling does) must not grow its document:
+// the orders it remembers are bounded, and what it keeps of the dropped ones
+// (the latest deadline) survives the round trip, so a very late redelivery
+// of the first order does not take the listing.
+func TestOrdersStayBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	st := store.New(db, mongox.NewWriter(), &notified{}, testkit.Logger(t), nil)
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deadlines as events carry them: to the nanosecond.
+	deadline := func(i int) time.Time { return t0.Add(15*time.Minute + time.Duration(i)*time.Second + 123456789) }
+	const cycles = 100
+	for i := range cycles {
+		order := fmt.Sprintf("o%03d", i)
+		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCreated(order, "buyer", deadline(i), t0) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCancelled(order, t0) }); err != nil {
+			t.Fatal(err)
+		}
+		relayed(t, db, s.ID)
+	}
+	oid, _ := store.ObjectID(s.ID)
+	var raw bson.Raw
+	if err := db.Collection(store.Collection).FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	orders, err := raw.LookupErr("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := orders.Array().Values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) > stuff.MaxEndedOrders {
+		t.Fatalf("after %d create/cancel cycles the document remembers %d orders (%d bytes); want at most %d",
+			cycles, len(vals), len(raw), stuff.MaxEndedOrders)
+	}
+	got, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCreated("o000", "buyer", deadline(0), t0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != stuff.Available || got.Version != 1+2*cycles {
+		t.Fatalf("a late order:created of a dropped order: %s %q version %d", got.Status, got.OrderID, got.Version)
+	}
+}
+
+// TestOutboxStaysBounded: while its events cannot be published (NATS down),
+// a listing edited again and again does not pile them up without end: past
+// a bound, a change that would publish is refused as unavailable and nothing
+// is written.
+func TestOutboxStaysBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	st := store.New(db, mongox.NewWriter(), &notified{}, testkit.Logger(t), nil) // nothing relays
+	s, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "t", Price: 1}, t0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	edits := 0
+	for i := range 1000 {
+		_, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
+			return x.Edit("seller", stuff.Input{Title: fmt.Sprint("t", i), Price: 1}, t0)
+		})
+		if err != nil {
+			refused = err
+			break
+		}
+		edits++
+	}
+	if n := len(pending(t, db, s.ID)); n > 200 {
+		t.Fatalf("%d events wait in one listing after %d edits", n, edits)
+	}
+	if se, ok := errs.As(refused); !ok || se.StatusCode() != http.StatusServiceUnavailable {
+		t.Fatalf("the edit past the bound: %v, want a 503", refused)
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != int64(1+edits) {
+		t.Fatalf("version %d after %d edits", got.Version, edits)
+	}
+}
+
+// TestInsertWithKey: the same key and seller mint the same id, so a second
+// insert returns the first listing (as it is now) and writes nothing; another
+// seller's same key is another listing.
+func TestInsertWithKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	n := &notified{}
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), n, testkit.Logger(t), nil)
+	key := &stuff.IdempotencyKey{Key: "form-1", Since: t0}
+	first, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "first", Price: 1}, t0), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(ctx, first.ID, func(x *stuff.Stuff) (bool, error) {
+		return x.Edit("seller", stuff.Input{Title: "edited", Price: 1}, t0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.Insert(ctx, stuff.New("", "seller", stuff.Input{Title: "second try", Price: 1}, t0.Add(time.Minute)), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID || again.Title != "edited" || again.Version != 2 || n.n != 2 {
+		t.Fatalf("second try %+v (first %s), %d notifications", again, first.ID, n.n)
+	}
+	other, err := st.Insert(ctx, stuff.New("", "other", stuff.Input{Title: "other", Price: 1}, t0), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.ID == first.ID || other.UserID != "other" {
+		t.Fatalf("another seller's key made %+v", other)
+	}
+}
+
+// TestSaveBanMerges: bans and unbans of one user saved at once (the
+// Writer serializes them within a process) keep the latest of each; another
+// replica's later save merges into them; a late, older one changes nothing.
+// (Two processes writing at the same instant rely on the rev guard in the
+// filter, atomic on MongoDB only, as for listings.)
+func TestSaveBanMerges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	a := store.New(db, mongox.NewWriter().GuardsInFilter(), &notified{}, testkit.Logger(t), nil)
+	b := store.New(db, mongox.NewWriter().GuardsInFilter(), &notified{}, testkit.Logger(t), nil)
+	const n = 20
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			ban := stuff.Ban{UserID: "u1"}
+			if i%2 == 0 {
+				ban.BannedAt = t0.Add(time.Duration(i) * time.Second)
+			} else {
+				ban.UnbannedAt = t0.Add(time.Duration(i) * time.Second)
+			}
+			_, err := a.SaveBan(ctx, ban)
+			errc <- err
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := stuff.Ban{UserID: "u1", BannedAt: t0.Add((n - 2) * time.Second), UnbannedAt: t0.Add((n - 1) * time.Second)}
+	if got, err := a.SaveBan(ctx, stuff.Ban{UserID: "u1", BannedAt: t0}); err != nil || got != want || got.Banned() {
+		t.Fatalf("after concurrent saves and a late ban: %+v (%v), want %+v", got, err, want)
+	}
+	want.BannedAt = t0.Add(time.Hour)
+	if got, err := b.SaveBan(ctx, stuff.Ban{UserID: "u1", BannedAt: want.BannedAt}); err != nil || got != want || !got.Banned() {
+		t.Fatalf("another replica's ban: %+v (%v), want %+v", got, err, want)
+	}
+	all, err := a.Bans(ctx)
+	if err != nil || len(all) != 1 || all[0] != want {
+		t.Fatalf("stored bans %+v (%v)", all, err)
 	}
 }

@@ -14,44 +14,61 @@ import (
 // outbox), so no event is lost when NATS is down.
 type Store interface {
 	// Insert stores a new listing with its stuff:created event and returns
-	// it with its new ID.
-	Insert(ctx context.Context, s Stuff) (Stuff, error)
+	// it with its new ID. With a key, the ID is minted from the key and the
+	// seller, and when that listing exists already (an earlier try of the
+	// same request saved it) Insert returns it as it is now, saving
+	// nothing.
+	Insert(ctx context.Context, s Stuff, key *IdempotencyKey) (Stuff, error)
 	// Update loads listing id, lets fn change it and saves it with a
 	// stuff:updated event when its version grew, serialized with every
 	// other write of that listing. fn may run more than once (when a
 	// concurrent writer elsewhere won); changed=false saves nothing.
-	// Unknown or malformed ids are errs.ErrNotFound.
+	// Unknown or malformed ids are errs.ErrNotFound; a change that would
+	// publish while too many of the listing's events wait is ErrBacklog.
 	Update(ctx context.Context, id string, fn func(s *Stuff) (changed bool, err error)) (Stuff, error)
 	// ListByUser returns userID's listings, newest first.
 	ListByUser(ctx context.Context, userID string) ([]Stuff, error)
 }
 
-// Observer learns every saved state of a listing (the read model).
+// IdempotencyKey is the Idempotency-Key of a create request: the client's key and when
+// its first try was claimed, the same for every try.
+type IdempotencyKey struct {
+	Key   string
+	Since time.Time
+}
+
+// Observer learns every saved state of a listing and of a ban (the read
+// model).
 type Observer interface {
 	Apply(s Stuff)
+	ApplyBan(b Ban)
 }
 
 // Service holds the use cases of listings: what the HTTP handlers and the
-// order-event listeners call.
+// order- and ban-event listeners call.
 type Service struct {
 	store Store
+	bans  BanStore
 	obs   Observer
 	now   func() time.Time
 }
 
-// NewService returns a Service saving to store and telling obs about every
-// saved state. now is the clock (time.Now when nil).
-func NewService(store Store, obs Observer, now func() time.Time) *Service {
+// NewService returns a Service saving listings to store and bans to bans,
+// and telling obs about every saved state. now is the clock (time.Now when
+// nil).
+func NewService(store Store, bans BanStore, obs Observer, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, obs: obs, now: now}
+	return &Service{store: store, bans: bans, obs: obs, now: now}
 }
 
 // Create lists a new stuff of userID from a validated input and publishes
-// stuff:created.
-func (sv *Service) Create(ctx context.Context, userID string, in Input) (Stuff, error) {
-	s, err := sv.store.Insert(ctx, New("", userID, in, sv.clock()))
+// stuff:created. A request that carries an Idempotency-Key (key, else nil)
+// creates one listing however many times it is tried: a try after the
+// listing was saved returns it.
+func (sv *Service) Create(ctx context.Context, userID string, in Input, key *IdempotencyKey) (Stuff, error) {
+	s, err := sv.store.Insert(ctx, New("", userID, in, sv.clock()), key)
 	if err != nil {
 		return Stuff{}, fmt.Errorf("create stuff: %w", err)
 	}
@@ -87,7 +104,7 @@ func (sv *Service) Mine(ctx context.Context, userID string) ([]Stuff, error) {
 // must come back later, including for a listing not found.
 func (sv *Service) OrderCreated(ctx context.Context, o OrderRef) error {
 	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCreated(o.ID, o.BuyerID, sv.clock())
+		return s.ApplyOrderCreated(o.ID, o.BuyerID, o.ExpiresAt, sv.clock())
 	})
 }
 

@@ -7,6 +7,7 @@ package stuff
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,11 @@ const (
 // or that is sold.
 var ErrReserved = errs.BadRequest("Cannot edit a reserved stuff")
 
+// ErrBacklog is returned for a change that would publish an event while the
+// listing already holds as many unpublished ones as it may (NATS has been
+// unreachable for a while): a 503, to be tried again later.
+var ErrBacklog = &errs.HTTPError{Status: http.StatusServiceUnavailable, Message: "Too many changes of this stuff are waiting to be published, try again later"}
+
 // ErrNotYet is returned for an order event that must come back after
 // another one: the listing is held by another order, or the order has not
 // been seen yet (its order:created comes first). Listeners leave such an
@@ -57,20 +63,36 @@ const (
 	OrderComplete  OrderState = "complete"
 )
 
+// MaxEndedOrders is how many orders other than the one holding (or having
+// bought) a listing it remembers: the window that makes a redelivered order
+// event change nothing. An order's events reach the stuff service within
+// seconds of each other, and a listing sees one order at a time (the orders
+// service lets one order hold it), so a redelivery that comes after this
+// many later orders is rare. What its order:created does then is in
+// ApplyOrderCreated; its order:cancelled or order:completed alone looks like
+// one whose order:created has not come yet: it waits (ErrNotYet) until the
+// bus parks it, and changes nothing.
+const MaxEndedOrders = 32
+
 // Order is one order seen for a listing. The list of them is what makes order
 // events idempotent and lets them be applied in order per listing.
 type Order struct {
 	ID     string
 	UserID string
 	State  OrderState
+	// ExpiresAt is the order's deadline, as its order:created said (zero
+	// for orders remembered before deadlines were).
+	ExpiresAt time.Time
 }
 
 // OrderRef is what an order event tells about one order of a listing: the
-// order, its buyer (empty when the event does not say) and the listing.
+// order, its buyer (empty when the event does not say), the listing, and the
+// order's deadline (order:created only).
 type OrderRef struct {
-	ID      string
-	BuyerID string
-	StuffID string
+	ID        string
+	BuyerID   string
+	StuffID   string
+	ExpiresAt time.Time
 }
 
 // Stuff is one listing.
@@ -89,8 +111,14 @@ type Stuff struct {
 	OrderID string
 	// Buyers are the users whose order for it completed.
 	Buyers []string
-	// Orders are the orders seen for it, in the order they were seen.
+	// Orders are the orders seen for it, in the order they were seen: the
+	// one in OrderID and at most MaxEndedOrders others, the latest.
 	Orders []Order
+	// Forgotten is the latest deadline of the orders dropped from Orders.
+	// The orders service lets one order at a time hold a listing, so every
+	// later order has a later deadline: an order:created whose deadline is
+	// not after Forgotten is a redelivery of an order dropped long ago.
+	Forgotten time.Time
 	// Version starts at 1 and grows by one on every change that is
 	// published (edit, reserved, released, sold).
 	Version   int64
@@ -186,26 +214,67 @@ func (s *Stuff) order(id string) *Order {
 	return nil
 }
 
-// ApplyOrderCreated records that order orderID of buyerID wants the listing.
-// An available listing becomes reserved by it (version+1). A second delivery
-// of the same event changes nothing. While another order holds the listing it
-// returns ErrNotYet: that order's cancellation is on its way and this
-// event must come back after it. On a sold listing the order is only recorded.
-// changed says whether the listing must be saved.
-func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, now time.Time) (changed bool, err error) {
+// ApplyOrderCreated records that order orderID of buyerID, with deadline
+// expiresAt, wants the listing. An available listing becomes reserved by it
+// (version+1). A second delivery of the same event changes nothing. While
+// another order holds the listing it returns ErrNotYet: that order's
+// cancellation is on its way and this event must come back after it. On a
+// sold listing the order is only recorded. changed says whether the listing
+// must be saved.
+//
+// An order whose deadline is not after Forgotten was dropped from the window
+// (see MaxEndedOrders): it ended long ago and this is a very late
+// redelivery. It is only recorded, never reserves and never waits, so a
+// dead order cannot take the listing back; should its cancellation or
+// completion come again too, they find it recorded and change nothing (a
+// completion sells, which a completed order did anyway). Were it a live
+// order after all (the orders service's hold shortened while orders of the
+// longer one were still being forgotten), the listing would show available
+// while the orders service holds it, which decides every sale, and its
+// completion would still sell it.
+func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, expiresAt, now time.Time) (changed bool, err error) {
 	if s.order(orderID) != nil {
 		return false, nil
 	}
-	switch s.Status {
-	case Reserved:
+	// To the millisecond, as stored: a redelivery compares equal.
+	expiresAt = expiresAt.UTC().Truncate(time.Millisecond)
+	forgotten := !expiresAt.IsZero() && !expiresAt.After(s.Forgotten)
+	switch {
+	case forgotten:
+	case s.Status == Reserved:
 		return false, ErrNotYet
-	case Available:
+	case s.Status == Available:
 		s.Status, s.OrderID = Reserved, orderID
 		s.Version++
 		s.UpdatedAt = now
 	}
-	s.Orders = append(s.Orders, Order{ID: orderID, UserID: buyerID, State: OrderCreated})
+	s.Orders = append(s.Orders, Order{ID: orderID, UserID: buyerID, State: OrderCreated, ExpiresAt: expiresAt})
+	s.trimOrders()
 	return true, nil
+}
+
+// trimOrders keeps the order in OrderID and the latest MaxEndedOrders
+// others, and raises Forgotten to the deadlines of those it drops.
+func (s *Stuff) trimOrders() {
+	extra := len(s.Orders) - MaxEndedOrders
+	if s.OrderID != "" && s.order(s.OrderID) != nil {
+		extra--
+	}
+	if extra <= 0 {
+		return
+	}
+	kept := make([]Order, 0, len(s.Orders)-extra)
+	for _, o := range s.Orders {
+		if extra > 0 && o.ID != s.OrderID {
+			extra--
+			if o.ExpiresAt.After(s.Forgotten) {
+				s.Forgotten = o.ExpiresAt
+			}
+			continue
+		}
+		kept = append(kept, o)
+	}
+	s.Orders = kept
 }
 
 // ApplyOrderCancelled records that order orderID ended unpaid; if it holds
@@ -226,16 +295,19 @@ func (s *Stuff) ApplyOrderCancelled(orderID string, now time.Time) (changed bool
 		s.Version++
 		s.UpdatedAt = now
 	}
+	s.trimOrders()
 	return true, nil
 }
 
 // ApplyOrderCompleted records that order orderID of buyerID was paid: the
-// buyer may see the delivery, and if the order holds the listing it is sold
-// (version+1). A completion of an order not seen yet returns
-// ErrNotYet; one of an order already ended (complete, or cancelled,
-// which the payments service refunds) changes nothing. Adding a buyer is a
-// change of its own (version+1), so every replica's cache learns who may see
-// the delivery.
+// buyer may see the delivery, and the listing is sold (version+1) unless it
+// already is: the orders service completes only the order that holds it,
+// which is the holder here too unless its order:created was taken for a
+// forgotten one (see ApplyOrderCreated). A completion of an order not seen
+// yet returns ErrNotYet; one of an order already ended (complete, or
+// cancelled, which the payments service refunds) changes nothing. Adding a
+// buyer is a change of its own (version+1), so every replica's cache learns
+// who may see the delivery.
 func (s *Stuff) ApplyOrderCompleted(orderID, buyerID string, now time.Time) (changed bool, err error) {
 	o := s.order(orderID)
 	if o == nil {
@@ -253,14 +325,15 @@ func (s *Stuff) ApplyOrderCompleted(orderID, buyerID string, now time.Time) (cha
 		s.Buyers = append(s.Buyers, buyerID)
 		visible = true // who may see the delivery is part of the published state
 	}
-	if s.Status == Reserved && s.OrderID == orderID {
-		s.Status = Sold
+	if s.Status != Sold {
+		s.Status, s.OrderID = Sold, orderID
 		visible = true
 	}
 	if visible {
 		s.Version++
 		s.UpdatedAt = now
 	}
+	s.trimOrders()
 	return true, nil
 }
 

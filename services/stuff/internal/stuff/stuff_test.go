@@ -2,6 +2,7 @@ package stuff_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestOrderEventRules(t *testing.T) {
 				var err error
 				switch st.kind {
 				case "created":
-					changed, err = s.ApplyOrderCreated(st.order, st.buyer, t0)
+					changed, err = s.ApplyOrderCreated(st.order, st.buyer, t0.Add(time.Duration(i)*time.Minute), t0)
 				case "cancelled":
 					changed, err = s.ApplyOrderCancelled(st.order, t0)
 				case "completed":
@@ -128,6 +129,95 @@ func TestOrderEventRules(t *testing.T) {
 				t.Fatal("delivery visibility is wrong")
 			}
 		})
+	}
+}
+
+// TestOrderWindow: a listing remembers the order that holds it and a
+// bounded window of other orders, however many come and go; a very late
+// redelivery of an order dropped from the window changes nothing.
+func TestOrderWindow(t *testing.T) {
+	t.Parallel()
+	s := stuff.New("s1", "seller", stuff.Input{Title: "Notes", Price: 100}, t0)
+	deadline := func(i int) time.Time { return t0.Add(15*time.Minute + time.Duration(i)*time.Second) }
+	order := func(i int) string { return fmt.Sprintf("o%03d", i) }
+	mustApply := func(what string, changed bool, err error) {
+		t.Helper()
+		if err != nil || !changed {
+			t.Fatalf("%s: changed %v, err %v", what, changed, err)
+		}
+	}
+	const cycles = 3 * stuff.MaxEndedOrders
+	for i := range cycles {
+		changed, err := s.ApplyOrderCreated(order(i), "b", deadline(i), t0)
+		mustApply("created "+order(i), changed, err)
+		if s.Status != stuff.Reserved || s.OrderID != order(i) {
+			t.Fatalf("%s did not reserve: %s %q", order(i), s.Status, s.OrderID)
+		}
+		changed, err = s.ApplyOrderCancelled(order(i), t0)
+		mustApply("cancelled "+order(i), changed, err)
+		if len(s.Orders) > stuff.MaxEndedOrders {
+			t.Fatalf("after %d orders the listing remembers %d", i+1, len(s.Orders))
+		}
+	}
+	if s.Status != stuff.Available || s.Version != 1+2*cycles {
+		t.Fatalf("after the loop: %s version %d", s.Status, s.Version)
+	}
+	// The newest ended orders are still known: their redeliveries are no-ops.
+	last := cycles - 1
+	if changed, err := s.ApplyOrderCreated(order(last), "b", deadline(last), t0); changed || err != nil {
+		t.Fatalf("redelivered created of a remembered order: changed %v, err %v", changed, err)
+	}
+
+	// A very late order:created of a dropped order: recorded, never reserves.
+	version := s.Version
+	changed, err := s.ApplyOrderCreated(order(0), "b", deadline(0), t0)
+	mustApply("late created "+order(0), changed, err)
+	if s.Status != stuff.Available || s.Version != version {
+		t.Fatalf("a dropped order's late order:created took the listing: %s %q version %d", s.Status, s.OrderID, s.Version)
+	}
+	// Its late cancellation changes nothing either.
+	if _, err := s.ApplyOrderCancelled(order(0), t0); err != nil || s.Status != stuff.Available || s.Version != version {
+		t.Fatalf("late cancelled: err %v, %s version %d", err, s.Status, s.Version)
+	}
+
+	// A new order reserves as ever; while it holds, a dropped order's late
+	// order:created does not wait for it (it would take the listing next).
+	changed, err = s.ApplyOrderCreated("live", "buyer", deadline(cycles), t0)
+	mustApply("created live", changed, err)
+	changed, err = s.ApplyOrderCreated(order(1), "b", deadline(1), t0)
+	mustApply("late created "+order(1)+" while held", changed, err)
+	if s.Status != stuff.Reserved || s.OrderID != "live" {
+		t.Fatalf("held by %q (%s), want live", s.OrderID, s.Status)
+	}
+	// Many more orders come and go on paper: the holder is never dropped.
+	for i := cycles + 1; i < cycles+2*stuff.MaxEndedOrders; i++ {
+		changed, err := s.ApplyOrderCreated(order(i), "b", deadline(0), t0) // late ones
+		mustApply("late created "+order(i), changed, err)
+	}
+	if len(s.Orders) > stuff.MaxEndedOrders+1 {
+		t.Fatalf("the listing remembers %d orders", len(s.Orders))
+	}
+	changed, err = s.ApplyOrderCompleted("live", "buyer", t0)
+	mustApply("completed live", changed, err)
+	if s.Status != stuff.Sold || s.OrderID != "live" || !s.CanSeeDelivery("buyer") {
+		t.Fatalf("after completion: %s %q, buyers %v", s.Status, s.OrderID, s.Buyers)
+	}
+}
+
+// TestForgottenOrderCompletes: an order taken for a forgotten one (never
+// reserved) that completes after all sells the listing to its buyer.
+func TestForgottenOrderCompletes(t *testing.T) {
+	t.Parallel()
+	s := stuff.New("s1", "seller", stuff.Input{Title: "Notes", Price: 100}, t0)
+	s.Forgotten = t0.Add(time.Hour)
+	if changed, err := s.ApplyOrderCreated("o1", "buyer", t0.Add(30*time.Minute), t0); !changed || err != nil || s.Status != stuff.Available {
+		t.Fatalf("created: changed %v, err %v, %s", changed, err, s.Status)
+	}
+	if changed, err := s.ApplyOrderCompleted("o1", "buyer", t0); !changed || err != nil {
+		t.Fatalf("completed: changed %v, err %v", changed, err)
+	}
+	if s.Status != stuff.Sold || s.OrderID != "o1" || s.Version != 2 || !s.CanSeeDelivery("buyer") {
+		t.Fatalf("after completion %s %q version %d buyers %v", s.Status, s.OrderID, s.Version, s.Buyers)
 	}
 }
 
