@@ -111,7 +111,7 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 	handle := func(sm *stan.Msg) {
 		defer b.end()
 		m := Msg{Subject: l.Subject, Data: sm.Data, Sequence: sm.Sequence, Deliveries: int(sm.RedeliveryCount) + 1, Published: time.Unix(0, sm.Timestamp)}
-		key := retryKey{group: l.Group, subject: l.Subject, seq: sm.Sequence}
+		key := retryKey{group: l.Group, subject: l.Subject, broadcast: l.Broadcast, seq: sm.Sequence}
 		now := time.Now()
 		if !b.retries.due(key, now) {
 			// Backing off: not tried, not acked, back after the ack wait.
@@ -280,11 +280,15 @@ func ack(log *slog.Logger, sm *stan.Msg) {
 	}
 }
 
-// retryKey names one message of one listener.
+// retryKey names one message of one listener. A service may have a queue
+// listener and a broadcast listener of one subject under one group (the
+// shared ban broadcast and a service's own ban listener): their backoffs
+// are separate.
 type retryKey struct {
-	group   string
-	subject Subject
-	seq     uint64
+	group     string
+	subject   Subject
+	broadcast bool
+	seq       uint64
 }
 
 // retries is the backoff of failing messages: when each may be tried next,
