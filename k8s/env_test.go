@@ -101,68 +101,70 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 // (with the ConfigMap's, and stand-ins for the secrets) must load without
 // error.
 func TestEnvMatchesLoadConfig(t *testing.T) {
-	m := loadManifests(t)
-	apps := appDeployments(t)
-	if got, want := slices.Sorted(maps.Keys(apps)), slices.Sorted(maps.Keys(loaders)); !slices.Equal(got, want) {
-		t.Fatalf("app Deployments %v, config loaders %v: add the new app's LoadConfig to loaders", got, want)
-	}
-	for name, d := range apps {
-		t.Run(name, func(t *testing.T) {
-			c := d.Spec.Template.Spec.Containers[0]
-			read := map[string]bool{}
-			// With nothing set, a loader reads every variable on its
-			// "missing" path; with the Deployment's values, on its normal
-			// path, with and without the optional secrets.
-			empty := &recorder{env: map[string]string{}, read: read}
-			if err := loaders[name](empty.getenv); err == nil {
-				t.Error("LoadConfig succeeds with no variable set: is it reading the environment at all?")
-			}
-			for _, withOptional := range []bool{false, true} {
-				env, err := resolveEnv(m, c, withOptional)
-				if err != nil {
-					t.Fatal(err)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		apps := appDeployments(t, m)
+		if got, want := slices.Sorted(maps.Keys(apps)), slices.Sorted(maps.Keys(loaders)); !slices.Equal(got, want) {
+			t.Fatalf("app Deployments %v, config loaders %v: add the new app's LoadConfig to loaders", got, want)
+		}
+		for name, d := range apps {
+			t.Run(name, func(t *testing.T) {
+				c := d.Spec.Template.Spec.Containers[0]
+				read := map[string]bool{}
+				// With nothing set, a loader reads every variable on its
+				// "missing" path; with the Deployment's values, on its normal
+				// path, with and without the optional secrets.
+				empty := &recorder{env: map[string]string{}, read: read}
+				if err := loaders[name](empty.getenv); err == nil {
+					t.Error("LoadConfig succeeds with no variable set: is it reading the environment at all?")
 				}
-				r := &recorder{env: env, read: read}
-				if err := loaders[name](r.getenv); err != nil {
-					t.Errorf("LoadConfig with the Deployment's environment (optional secrets set: %v): %v", withOptional, err)
+				for _, withOptional := range []bool{false, true} {
+					env, err := resolveEnv(m, c, withOptional)
+					if err != nil {
+						t.Fatal(err)
+					}
+					r := &recorder{env: env, read: read}
+					if err := loaders[name](r.getenv); err != nil {
+						t.Errorf("LoadConfig with the Deployment's environment (optional secrets set: %v): %v", withOptional, err)
+					}
 				}
-			}
-			set := map[string]bool{}
-			for _, e := range c.Env {
-				set[e.Name] = true
-			}
-			for _, v := range slices.Sorted(maps.Keys(read)) {
-				if !set[v] {
-					t.Errorf("LoadConfig reads %s; the Deployment does not set it", v)
+				set := map[string]bool{}
+				for _, e := range c.Env {
+					set[e.Name] = true
 				}
-			}
-			for _, v := range slices.Sorted(maps.Keys(set)) {
-				if !read[v] && !slices.Contains(runtimeEnv, v) {
-					t.Errorf("the Deployment sets %s; LoadConfig never reads it", v)
+				for _, v := range slices.Sorted(maps.Keys(read)) {
+					if !set[v] {
+						t.Errorf("LoadConfig reads %s; the Deployment does not set it", v)
+					}
 				}
-			}
-			t.Logf("LoadConfig reads %d variables: %s", len(read), strings.Join(slices.Sorted(maps.Keys(read)), " "))
-		})
-	}
+				for _, v := range slices.Sorted(maps.Keys(set)) {
+					if !read[v] && !slices.Contains(runtimeEnv, v) {
+						t.Errorf("the Deployment sets %s; LoadConfig never reads it", v)
+					}
+				}
+				t.Logf("LoadConfig reads %d variables: %s", len(read), strings.Join(slices.Sorted(maps.Keys(read)), " "))
+			})
+		}
+	})
 }
 
 // TestClusterIDAgrees: every app connects to the cluster id the NATS
 // Streaming server runs with.
 func TestClusterIDAgrees(t *testing.T) {
-	m := loadManifests(t)
-	sopts, _ := natsOptions(t)
-	for name, d := range appDeployments(t) {
-		if name == "client" {
-			continue // the storefront does not use NATS
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		sopts, _ := natsOptions(t, m)
+		for name, d := range appDeployments(t, m) {
+			if name == "client" {
+				continue // the storefront does not use NATS
+			}
+			env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env["NATS_CLUSTER_ID"] != sopts.ID {
+				t.Errorf("%s: NATS_CLUSTER_ID %q; the server's --cluster_id is %q", name, env["NATS_CLUSTER_ID"], sopts.ID)
+			}
 		}
-		env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if env["NATS_CLUSTER_ID"] != sopts.ID {
-			t.Errorf("%s: NATS_CLUSTER_ID %q; the server's --cluster_id is %q", name, env["NATS_CLUSTER_ID"], sopts.ID)
-		}
-	}
+	})
 }
 
 // TestClientStartsWithImageAssets builds the storefront (app.New, which
@@ -170,41 +172,42 @@ func TestClusterIDAgrees(t *testing.T) {
 // mapped to the folder the Dockerfile copies there in the Deployment's
 // image: the image has every file the storefront needs.
 func TestClientStartsWithImageAssets(t *testing.T) {
-	m := loadManifests(t)
-	d := m.Deployments["client"]
-	if d == nil {
-		t.Fatal("no client Deployment")
-	}
-	env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	image := d.Spec.Template.Spec.Containers[0].Image
-	img, ok := artifactImages(t, platforms[0])[image]
-	if !ok {
-		t.Fatalf("image %s is not built by skaffold.yaml", image)
-	}
-	src := ""
-	for _, cp := range img.Final.copies() {
-		if cp.From == "" && filepath.Clean(cp.Dest) == filepath.Clean(env["ASSETS_DIR"]) && len(cp.Sources) == 1 {
-			src = filepath.Join(repoRoot(t), filepath.FromSlash(cp.Sources[0]))
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		d := m.Deployments["client"]
+		if d == nil {
+			t.Fatal("no client Deployment")
 		}
-	}
-	if src == "" {
-		t.Fatalf("%s: the Dockerfile copies nothing from the context to ASSETS_DIR %q", image, env["ASSETS_DIR"])
-	}
-	env["ASSETS_DIR"] = src
-	cfg, err := clientapp.LoadConfig(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := clientapp.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("the storefront does not start with the image's assets: %v", err)
-	}
-	if err := a.Close(context.Background()); err != nil {
-		t.Error(err)
-	}
+		env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		image := d.Spec.Template.Spec.Containers[0].Image
+		img, ok := artifactImages(t, platforms[0])[image]
+		if !ok {
+			t.Fatalf("image %s is not built by skaffold.yaml", image)
+		}
+		src := ""
+		for _, cp := range img.Final.copies() {
+			if cp.From == "" && filepath.Clean(cp.Dest) == filepath.Clean(env["ASSETS_DIR"]) && len(cp.Sources) == 1 {
+				src = filepath.Join(repoRoot(t), filepath.FromSlash(cp.Sources[0]))
+			}
+		}
+		if src == "" {
+			t.Fatalf("%s: the Dockerfile copies nothing from the context to ASSETS_DIR %q", image, env["ASSETS_DIR"])
+		}
+		env["ASSETS_DIR"] = src
+		cfg, err := clientapp.LoadConfig(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := clientapp.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("the storefront does not start with the image's assets: %v", err)
+		}
+		if err := a.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // TestNoEnvReadOutsideLoadConfig: the apps' own packages (this repository's,

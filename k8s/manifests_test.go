@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -71,95 +72,87 @@ func TestStrictDecoderRejectsUnknownFields(t *testing.T) {
 // TestManifests decodes every document skaffold applies in strict mode and
 // checks that it deploys into the current namespace.
 func TestManifests(t *testing.T) {
-	m := loadManifests(t)
-	if len(m.Objects) == 0 {
-		t.Fatal("no objects")
-	}
-	for _, o := range m.Objects {
-		meta, err := metaOf(o)
-		if err != nil {
-			t.Fatal(err)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		if len(m.Objects) == 0 {
+			t.Fatal("no objects")
 		}
-		if meta.Namespace != "" {
-			t.Errorf("%s %s: namespace %q; skaffold deploys into the current one", o.File, meta.Name, meta.Namespace)
+		for _, o := range m.Objects {
+			meta, err := metaOf(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if meta.GetNamespace() != "" {
+				t.Errorf("%s %s: namespace %q; skaffold deploys into the current one", o.File, meta.GetName(), meta.GetNamespace())
+			}
+			if meta.GetLabels()["app.kubernetes.io/part-of"] != "stuffmart" {
+				t.Errorf("%s %s: no app.kubernetes.io/part-of: stuffmart label", o.File, meta.GetName())
+			}
 		}
-		if meta.Labels["app.kubernetes.io/part-of"] != "stuffmart" {
-			t.Errorf("%s %s: no app.kubernetes.io/part-of: stuffmart label", o.File, meta.Name)
+		for _, want := range []string{"auth", "stuff", "orders", "expiration", "payments", "client", "nats"} {
+			if m.Deployments[want] == nil {
+				t.Errorf("no Deployment %s", want)
+			}
+			if m.Services[want] == nil {
+				t.Errorf("no Service %s", want)
+			}
 		}
-	}
-	for _, want := range []string{"auth", "stuff", "orders", "expiration", "payments", "client", "nats"} {
-		if m.Deployments[want] == nil {
-			t.Errorf("no Deployment %s", want)
-		}
-		if m.Services[want] == nil {
-			t.Errorf("no Service %s", want)
-		}
-	}
+	})
 }
 
-func metaOf(o object) (*metav1.ObjectMeta, error) {
-	switch v := o.Obj.(type) {
-	case *appsv1.Deployment:
-		return &v.ObjectMeta, nil
-	case *appsv1.StatefulSet:
-		return &v.ObjectMeta, nil
-	case *corev1.Service:
-		return &v.ObjectMeta, nil
-	case *corev1.ConfigMap:
-		return &v.ObjectMeta, nil
-	case *corev1.PersistentVolumeClaim:
-		return &v.ObjectMeta, nil
-	case *networkingv1.Ingress:
-		return &v.ObjectMeta, nil
+func metaOf(o object) (metav1.Object, error) {
+	obj, err := meta.Accessor(o.Obj)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
 	}
-	return nil, fmt.Errorf("%s: unexpected %T", o.File, o.Obj)
+	return obj, nil
 }
 
 // TestWorkloads checks every Deployment and StatefulSet: selectors, probes,
 // resources, security context and volumes.
 func TestWorkloads(t *testing.T) {
-	m := loadManifests(t)
-	built := skaffoldImages(t)
-	for _, w := range m.Workloads {
-		t.Run(w.String(), func(t *testing.T) {
-			sel, err := metav1.LabelSelectorAsSelector(w.Selector)
-			if err != nil || sel.Empty() || !sel.Matches(w.podLabels()) {
-				t.Errorf("selector %v does not select the pod template's labels %v (%v)", w.Selector, w.Template.Labels, err)
-			}
-			spec := w.Template.Spec
-			if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-				t.Error("automountServiceAccountToken must be false: nothing here calls the Kubernetes API")
-			}
-			checkPodSecurity(t, spec.SecurityContext)
-			if len(spec.Containers) == 0 {
-				t.Fatal("no containers")
-			}
-			if len(spec.InitContainers) != 0 {
-				t.Error("init containers are not checked by these tests")
-			}
-			volumes := map[string]corev1.Volume{}
-			for _, v := range spec.Volumes {
-				volumes[v.Name] = v
-				if v.PersistentVolumeClaim != nil && m.PVCs[v.PersistentVolumeClaim.ClaimName] == nil {
-					t.Errorf("volume %s: no PersistentVolumeClaim %s", v.Name, v.PersistentVolumeClaim.ClaimName)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		built := skaffoldImages(t)
+		for _, w := range m.Workloads {
+			t.Run(w.String(), func(t *testing.T) {
+				sel, err := metav1.LabelSelectorAsSelector(w.Selector)
+				if err != nil || sel.Empty() || !sel.Matches(w.podLabels()) {
+					t.Errorf("selector %v does not select the pod template's labels %v (%v)", w.Selector, w.Template.Labels, err)
 				}
-			}
-			for _, c := range spec.Containers {
-				if !built[c.Image] && !slices.Contains(infraImages, c.Image) {
-					t.Errorf("container %s: image %q is neither built by skaffold.yaml nor one of %v", c.Name, c.Image, infraImages)
+				spec := w.Template.Spec
+				if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+					t.Error("automountServiceAccountToken must be false: nothing here calls the Kubernetes API")
 				}
-				checkContainer(t, w, c)
-				if len(c.EnvFrom) != 0 {
-					t.Errorf("container %s: envFrom; name each variable in env (the tests resolve env only)", c.Name)
+				checkPodSecurity(t, spec.SecurityContext)
+				if len(spec.Containers) == 0 {
+					t.Fatal("no containers")
 				}
-				for _, vm := range c.VolumeMounts {
-					if _, ok := volumes[vm.Name]; !ok && !w.Claims[vm.Name] {
-						t.Errorf("container %s: mount %s has no volume", c.Name, vm.Name)
+				if len(spec.InitContainers) != 0 {
+					t.Error("init containers are not checked by these tests")
+				}
+				volumes := map[string]corev1.Volume{}
+				for _, v := range spec.Volumes {
+					volumes[v.Name] = v
+					if v.PersistentVolumeClaim != nil && m.PVCs[v.PersistentVolumeClaim.ClaimName] == nil {
+						t.Errorf("volume %s: no PersistentVolumeClaim %s", v.Name, v.PersistentVolumeClaim.ClaimName)
 					}
 				}
-			}
-		})
-	}
+				for _, c := range spec.Containers {
+					if !built[c.Image] && !slices.Contains(infraImages, c.Image) {
+						t.Errorf("container %s: image %q is neither built by skaffold.yaml nor one of %v", c.Name, c.Image, infraImages)
+					}
+					checkContainer(t, w, c)
+					if len(c.EnvFrom) != 0 {
+						t.Errorf("container %s: envFrom; name each variable in env (the tests resolve env only)", c.Name)
+					}
+					for _, vm := range c.VolumeMounts {
+						if _, ok := volumes[vm.Name]; !ok && !w.Claims[vm.Name] {
+							t.Errorf("container %s: mount %s has no volume", c.Name, vm.Name)
+						}
+					}
+				}
+			})
+		}
+	})
 }
 
 func checkPodSecurity(t *testing.T, sc *corev1.PodSecurityContext) {
@@ -240,9 +233,8 @@ func checkContainer(t *testing.T, w workload, c corev1.Container) {
 
 // appDeployments are the Deployments of the images skaffold builds (the five
 // services and the storefront), by name.
-func appDeployments(t *testing.T) map[string]*appsv1.Deployment {
+func appDeployments(t *testing.T, m *manifests) map[string]*appsv1.Deployment {
 	t.Helper()
-	m := loadManifests(t)
 	built := skaffoldImages(t)
 	out := map[string]*appsv1.Deployment{}
 	for name, d := range m.Deployments {
@@ -268,26 +260,27 @@ func skaffoldImages(t *testing.T) map[string]bool {
 // TestImagesBuiltBySkaffold: every app Deployment runs an image skaffold
 // builds, every built image is deployed once, and nothing else is built.
 func TestImagesBuiltBySkaffold(t *testing.T) {
-	m := loadManifests(t)
-	used := map[string]int{}
-	for _, w := range m.Workloads {
-		for _, c := range w.Template.Spec.Containers {
-			used[c.Image]++
-			if !strings.Contains(c.Image, ":") && !skaffoldImages(t)[c.Image] {
-				t.Errorf("%s: image %q has no tag and is not built by skaffold", w, c.Image)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		used := map[string]int{}
+		for _, w := range m.Workloads {
+			for _, c := range w.Template.Spec.Containers {
+				used[c.Image]++
+				if !strings.Contains(c.Image, ":") && !skaffoldImages(t)[c.Image] {
+					t.Errorf("%s: image %q has no tag and is not built by skaffold", w, c.Image)
+				}
 			}
 		}
-	}
-	for img := range skaffoldImages(t) {
-		if used[img] != 1 {
-			t.Errorf("image %s is built by skaffold and used by %d containers; want 1", img, used[img])
+		for img := range skaffoldImages(t) {
+			if used[img] != 1 {
+				t.Errorf("image %s is built by skaffold and used by %d containers; want 1", img, used[img])
+			}
 		}
-	}
-	apps := appDeployments(t)
-	want := []string{"auth", "client", "expiration", "orders", "payments", "stuff"}
-	if got := slices.Sorted(maps.Keys(apps)); !slices.Equal(got, want) {
-		t.Errorf("Deployments running skaffold-built images: %v; want %v", got, want)
-	}
+		apps := appDeployments(t, m)
+		want := []string{"auth", "client", "expiration", "orders", "payments", "stuff"}
+		if got := slices.Sorted(maps.Keys(apps)); !slices.Equal(got, want) {
+			t.Errorf("Deployments running skaffold-built images: %v; want %v", got, want)
+		}
+	})
 }
 
 // TestAppDeployments checks what every service and the storefront share:
@@ -295,69 +288,71 @@ func TestImagesBuiltBySkaffold(t *testing.T) {
 // graceful stop, the Go memory limit, the uid of the image and the note on
 // replicas.
 func TestAppDeployments(t *testing.T) {
-	for name, d := range appDeployments(t) {
-		t.Run(name, func(t *testing.T) {
-			spec := d.Spec.Template.Spec
-			if len(spec.Containers) != 1 {
-				t.Fatalf("%d containers; want 1", len(spec.Containers))
-			}
-			c := spec.Containers[0]
-			env := literalEnv(c)
-			_, port, err := net.SplitHostPort(env["HTTP_ADDR"])
-			if err != nil {
-				t.Fatalf("HTTP_ADDR %q: %v", env["HTTP_ADDR"], err)
-			}
-			var http *corev1.ContainerPort
-			for i := range c.Ports {
-				if c.Ports[i].Name == "http" {
-					http = &c.Ports[i]
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		for name, d := range appDeployments(t, m) {
+			t.Run(name, func(t *testing.T) {
+				spec := d.Spec.Template.Spec
+				if len(spec.Containers) != 1 {
+					t.Fatalf("%d containers; want 1", len(spec.Containers))
 				}
-			}
-			if http == nil || strconv.Itoa(int(http.ContainerPort)) != port {
-				t.Errorf("container port http %v does not match HTTP_ADDR %q", http, env["HTTP_ADDR"])
-			}
-			for _, p := range []struct {
-				probe *corev1.Probe
-				path  string
-			}{{c.ReadinessProbe, "/readyz"}, {c.LivenessProbe, "/healthz"}} {
-				if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port.String() != "http" {
-					t.Errorf("want an httpGet probe of %s on port http", p.path)
+				c := spec.Containers[0]
+				env := literalEnv(c)
+				_, port, err := net.SplitHostPort(env["HTTP_ADDR"])
+				if err != nil {
+					t.Fatalf("HTTP_ADDR %q: %v", env["HTTP_ADDR"], err)
 				}
-			}
-			sleep := int64(0)
-			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
-				sleep = c.Lifecycle.PreStop.Sleep.Seconds
-			}
-			if sleep == 0 {
-				t.Error("no preStop sleep: the ingress would still send requests to a stopping pod")
-			}
-			if g := spec.TerminationGracePeriodSeconds; g == nil || *g < sleep+shutdownBudget {
-				t.Errorf("terminationGracePeriodSeconds %v: below preStop %d s + shutdown %d s", g, sleep, shutdownBudget)
-			}
-			lim := c.Resources.Limits[corev1.ResourceMemory]
-			gml, err := parseGoBytes(env["GOMEMLIMIT"])
-			if err != nil {
-				t.Errorf("GOMEMLIMIT: %v", err)
-			} else if gml >= lim.Value() || gml < lim.Value()/2 {
-				t.Errorf("GOMEMLIMIT %s should be a little below the memory limit %s", env["GOMEMLIMIT"], lim.String())
-			}
-			if uid := spec.SecurityContext.RunAsUser; uid == nil || *uid != distrolessNonroot {
-				t.Errorf("runAsUser %v; want %d, the image's USER", uid, distrolessNonroot)
-			}
-			if !strings.Contains(string(docOf(t, d)), "Safe with more than one replica") {
-				t.Error("no comment saying why it is safe with more than one replica")
-			}
-		})
-	}
+				var http *corev1.ContainerPort
+				for i := range c.Ports {
+					if c.Ports[i].Name == "http" {
+						http = &c.Ports[i]
+					}
+				}
+				if http == nil || strconv.Itoa(int(http.ContainerPort)) != port {
+					t.Errorf("container port http %v does not match HTTP_ADDR %q", http, env["HTTP_ADDR"])
+				}
+				for _, p := range []struct {
+					probe *corev1.Probe
+					path  string
+				}{{c.ReadinessProbe, "/readyz"}, {c.LivenessProbe, "/healthz"}} {
+					if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port.String() != "http" {
+						t.Errorf("want an httpGet probe of %s on port http", p.path)
+					}
+				}
+				sleep := int64(0)
+				if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+					sleep = c.Lifecycle.PreStop.Sleep.Seconds
+				}
+				if sleep == 0 {
+					t.Error("no preStop sleep: the ingress would still send requests to a stopping pod")
+				}
+				if g := spec.TerminationGracePeriodSeconds; g == nil || *g < sleep+shutdownBudget {
+					t.Errorf("terminationGracePeriodSeconds %v: below preStop %d s + shutdown %d s", g, sleep, shutdownBudget)
+				}
+				lim := c.Resources.Limits[corev1.ResourceMemory]
+				gml, err := parseGoBytes(env["GOMEMLIMIT"])
+				if err != nil {
+					t.Errorf("GOMEMLIMIT: %v", err)
+				} else if gml >= lim.Value() || gml < lim.Value()/2 {
+					t.Errorf("GOMEMLIMIT %s should be a little below the memory limit %s", env["GOMEMLIMIT"], lim.String())
+				}
+				if uid := spec.SecurityContext.RunAsUser; uid == nil || *uid != distrolessNonroot {
+					t.Errorf("runAsUser %v; want %d, the image's USER", uid, distrolessNonroot)
+				}
+				if !strings.Contains(string(docOf(t, m, d)), "Safe with more than one replica") {
+					t.Error("no comment saying why it is safe with more than one replica")
+				}
+			})
+		}
+	})
 }
 
 // distrolessNonroot is the uid of distroless's nonroot user, which the
 // Dockerfile's USER names in every image.
 const distrolessNonroot = 65532
 
-func docOf(t *testing.T, d *appsv1.Deployment) []byte {
+func docOf(t *testing.T, m *manifests, d *appsv1.Deployment) []byte {
 	t.Helper()
-	for _, o := range loadManifests(t).Objects {
+	for _, o := range m.Objects {
 		if o.Obj == d {
 			return o.Doc
 		}
@@ -402,50 +397,51 @@ func parseGoBytes(s string) (int64, error) {
 // targets ports its containers have; every app Deployment has a ClusterIP
 // Service of its name; every StatefulSet is governed by a headless Service.
 func TestServices(t *testing.T) {
-	m := loadManifests(t)
-	for name, svc := range m.Services {
-		t.Run(name, func(t *testing.T) {
-			if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
-				t.Errorf("type %s; want ClusterIP (the ingress is the way in)", svc.Spec.Type)
-			}
-			ws := m.workloadsSelectedBy(svc)
-			if len(ws) != 1 {
-				t.Fatalf("selector %v selects %d workloads; want 1", svc.Spec.Selector, len(ws))
-			}
-			if len(svc.Spec.Ports) == 0 {
-				t.Error("no ports")
-			}
-			for _, p := range svc.Spec.Ports {
-				target := p.TargetPort.String()
-				if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal == 0 {
-					target = strconv.Itoa(int(p.Port))
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		for name, svc := range m.Services {
+			t.Run(name, func(t *testing.T) {
+				if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+					t.Errorf("type %s; want ClusterIP (the ingress is the way in)", svc.Spec.Type)
 				}
-				if _, ok := ws[0].containerPort(target); !ok {
-					t.Errorf("port %d: targetPort %s is not a container port of %s", p.Port, target, ws[0])
+				ws := m.workloadsSelectedBy(svc)
+				if len(ws) != 1 {
+					t.Fatalf("selector %v selects %d workloads; want 1", svc.Spec.Selector, len(ws))
 				}
+				if len(svc.Spec.Ports) == 0 {
+					t.Error("no ports")
+				}
+				for _, p := range svc.Spec.Ports {
+					target := p.TargetPort.String()
+					if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal == 0 {
+						target = strconv.Itoa(int(p.Port))
+					}
+					if _, ok := ws[0].containerPort(target); !ok {
+						t.Errorf("port %d: targetPort %s is not a container port of %s", p.Port, target, ws[0])
+					}
+				}
+			})
+		}
+		for name := range appDeployments(t, m) {
+			svc := m.Services[name]
+			if svc == nil || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+				t.Errorf("Deployment %s: no ClusterIP Service %s", name, name)
+				continue
 			}
-		})
-	}
-	for name := range appDeployments(t) {
-		svc := m.Services[name]
-		if svc == nil || svc.Spec.ClusterIP == corev1.ClusterIPNone {
-			t.Errorf("Deployment %s: no ClusterIP Service %s", name, name)
-			continue
+			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
+				t.Errorf("Service %s selects %v, not Deployment %s", name, ws, name)
+			}
 		}
-		if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
-			t.Errorf("Service %s selects %v, not Deployment %s", name, ws, name)
+		for name, ss := range m.StatefulSets {
+			svc := m.Services[ss.Spec.ServiceName]
+			if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("StatefulSet %s: serviceName %q is not a headless Service", name, ss.Spec.ServiceName)
+				continue
+			}
+			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
+				t.Errorf("Service %s selects %v, not StatefulSet %s", svc.Name, ws, name)
+			}
 		}
-	}
-	for name, ss := range m.StatefulSets {
-		svc := m.Services[ss.Spec.ServiceName]
-		if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
-			t.Errorf("StatefulSet %s: serviceName %q is not a headless Service", name, ss.Spec.ServiceName)
-			continue
-		}
-		if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
-			t.Errorf("Service %s selects %v, not StatefulSet %s", svc.Name, ws, name)
-		}
-	}
+	})
 }
 
 // servicePort finds port p (a name or a number) of svc.
@@ -461,176 +457,180 @@ func servicePort(svc *corev1.Service, p networkingv1.ServiceBackendPort) (corev1
 // TestIngress: ingress-nginx, host stuffmart.dev, and each path to the
 // Service and port of the app that serves it.
 func TestIngress(t *testing.T) {
-	m := loadManifests(t)
-	if len(m.Ingresses) != 1 {
-		t.Fatalf("%d Ingresses; want 1", len(m.Ingresses))
-	}
-	apps := appDeployments(t)
-	for _, ing := range m.Ingresses {
-		if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
-			t.Error("ingressClassName must be nginx")
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		if len(m.Ingresses) != 1 {
+			t.Fatalf("%d Ingresses; want 1", len(m.Ingresses))
 		}
-		if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "stuffmart.dev" || ing.Spec.Rules[0].HTTP == nil {
-			t.Fatalf("want one HTTP rule for host stuffmart.dev, got %+v", ing.Spec.Rules)
+		apps := appDeployments(t, m)
+		for _, ing := range m.Ingresses {
+			if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
+				t.Error("ingressClassName must be nginx")
+			}
+			if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "stuffmart.dev" || ing.Spec.Rules[0].HTTP == nil {
+				t.Fatalf("want one HTTP rule for host stuffmart.dev, got %+v", ing.Spec.Rules)
+			}
+			got := map[string]string{}
+			for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+				if p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix {
+					t.Errorf("path %s: pathType must be Prefix", p.Path)
+				}
+				b := p.Backend.Service
+				if b == nil {
+					t.Errorf("path %s: no service backend", p.Path)
+					continue
+				}
+				if _, dup := got[p.Path]; dup {
+					t.Errorf("path %s listed twice", p.Path)
+				}
+				got[p.Path] = b.Name
+				svc := m.Services[b.Name]
+				if svc == nil {
+					t.Errorf("path %s: no Service %s", p.Path, b.Name)
+					continue
+				}
+				if _, ok := servicePort(svc, b.Port); !ok {
+					t.Errorf("path %s: Service %s has no port %+v", p.Path, b.Name, b.Port)
+				}
+				if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || apps[ws[0].Name] == nil {
+					t.Errorf("path %s: Service %s does not select an app Deployment", p.Path, b.Name)
+				}
+			}
+			if !maps.Equal(got, ingressRoutes) {
+				t.Errorf("routes %v; want %v", got, ingressRoutes)
+			}
 		}
-		got := map[string]string{}
-		for _, p := range ing.Spec.Rules[0].HTTP.Paths {
-			if p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix {
-				t.Errorf("path %s: pathType must be Prefix", p.Path)
-			}
-			b := p.Backend.Service
-			if b == nil {
-				t.Errorf("path %s: no service backend", p.Path)
-				continue
-			}
-			if _, dup := got[p.Path]; dup {
-				t.Errorf("path %s listed twice", p.Path)
-			}
-			got[p.Path] = b.Name
-			svc := m.Services[b.Name]
-			if svc == nil {
-				t.Errorf("path %s: no Service %s", p.Path, b.Name)
-				continue
-			}
-			if _, ok := servicePort(svc, b.Port); !ok {
-				t.Errorf("path %s: Service %s has no port %+v", p.Path, b.Name, b.Port)
-			}
-			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || apps[ws[0].Name] == nil {
-				t.Errorf("path %s: Service %s does not select an app Deployment", p.Path, b.Name)
-			}
-		}
-		if !maps.Equal(got, ingressRoutes) {
-			t.Errorf("routes %v; want %v", got, ingressRoutes)
-		}
-	}
+	})
 }
 
 // TestSecretReferences: secrets come only from the documented secrets and
 // keys, with JWT_KEY exactly from jwt-secret/JWT_KEY; no secret has a
 // literal value in a manifest.
 func TestSecretReferences(t *testing.T) {
-	m := loadManifests(t)
-	jwtUsers := 0
-	for _, w := range m.Workloads {
-		for _, c := range w.Template.Spec.Containers {
-			for _, e := range c.Env {
-				want, isSecret := secretRefs[e.Name]
-				var ref *corev1.SecretKeySelector
-				if e.ValueFrom != nil {
-					ref = e.ValueFrom.SecretKeyRef
-				}
-				switch {
-				case isSecret && ref == nil:
-					t.Errorf("%s: %s must come from secret %s key %s", w, e.Name, want.Secret, want.Key)
-				case !isSecret && ref != nil:
-					t.Errorf("%s: %s comes from secret %s, which the README does not document", w, e.Name, ref.Name)
-				case isSecret:
-					optional := ref.Optional != nil && *ref.Optional
-					if ref.Name != want.Secret || ref.Key != want.Key || optional != want.Optional {
-						t.Errorf("%s: %s from secret %s key %s (optional %v); want %s key %s (optional %v)",
-							w, e.Name, ref.Name, ref.Key, optional, want.Secret, want.Key, want.Optional)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		jwtUsers := 0
+		for _, w := range m.Workloads {
+			for _, c := range w.Template.Spec.Containers {
+				for _, e := range c.Env {
+					want, isSecret := secretRefs[e.Name]
+					var ref *corev1.SecretKeySelector
+					if e.ValueFrom != nil {
+						ref = e.ValueFrom.SecretKeyRef
 					}
-					if e.Name == "JWT_KEY" {
-						jwtUsers++
+					switch {
+					case isSecret && ref == nil:
+						t.Errorf("%s: %s must come from secret %s key %s", w, e.Name, want.Secret, want.Key)
+					case !isSecret && ref != nil:
+						t.Errorf("%s: %s comes from secret %s, which the README does not document", w, e.Name, ref.Name)
+					case isSecret:
+						optional := ref.Optional != nil && *ref.Optional
+						if ref.Name != want.Secret || ref.Key != want.Key || optional != want.Optional {
+							t.Errorf("%s: %s from secret %s key %s (optional %v); want %s key %s (optional %v)",
+								w, e.Name, ref.Name, ref.Key, optional, want.Secret, want.Key, want.Optional)
+						}
+						if e.Name == "JWT_KEY" {
+							jwtUsers++
+						}
 					}
 				}
 			}
 		}
-	}
-	if jwtUsers < len(appDeployments(t)) {
-		t.Errorf("JWT_KEY is set from jwt-secret in %d containers; every app needs it", jwtUsers)
-	}
+		if jwtUsers < len(appDeployments(t, m)) {
+			t.Errorf("JWT_KEY is set from jwt-secret in %d containers; every app needs it", jwtUsers)
+		}
+	})
 }
 
 // TestInClusterAddresses: every URL a Deployment is configured with names a
 // Service and port of the manifests, each service has its own MongoDB, and
 // the storefront's public URL is the ingress host.
 func TestInClusterAddresses(t *testing.T) {
-	m := loadManifests(t)
-	defaultPorts := map[string]string{"http": "80", "mongodb": "27017", "nats": "4222"}
-	mongoOf := map[string]string{}
-	for name, d := range appDeployments(t) {
-		env := literalEnv(d.Spec.Template.Spec.Containers[0])
-		for k, v := range env {
-			u, err := url.Parse(v)
-			if err != nil || u.Scheme == "" || u.Host == "" {
-				continue
-			}
-			if strings.Contains(u.Hostname(), ".") {
-				if k != "PUBLIC_URL" {
-					t.Errorf("%s: %s=%s is outside the cluster", name, k, v)
-				} else if u.Hostname() != "stuffmart.dev" {
-					t.Errorf("%s: PUBLIC_URL %s is not the ingress host", name, v)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		defaultPorts := map[string]string{"http": "80", "mongodb": "27017", "nats": "4222"}
+		mongoOf := map[string]string{}
+		for name, d := range appDeployments(t, m) {
+			env := literalEnv(d.Spec.Template.Spec.Containers[0])
+			for k, v := range env {
+				u, err := url.Parse(v)
+				if err != nil || u.Scheme == "" || u.Host == "" {
+					continue
 				}
-				continue
-			}
-			port := u.Port()
-			if port == "" {
-				port = defaultPorts[u.Scheme]
-			}
-			svc := m.Services[u.Hostname()]
-			if svc == nil {
-				t.Errorf("%s: %s=%s: no Service %s", name, k, v, u.Hostname())
-				continue
-			}
-			n, _ := strconv.Atoi(port)
-			if _, ok := servicePort(svc, networkingv1.ServiceBackendPort{Number: int32(n)}); !ok {
-				t.Errorf("%s: %s=%s: Service %s has no port %s", name, k, v, svc.Name, port)
-			}
-			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 {
-				t.Errorf("%s: %s=%s: Service %s selects %d workloads", name, k, v, svc.Name, len(ws))
-			} else if u.Scheme == "mongodb" {
-				mongoOf[name] = ws[0].String()
-				if !strings.HasPrefix(ws[0].Template.Spec.Containers[0].Image, "mongo:") {
-					t.Errorf("%s: MONGO_URI %s does not reach a MongoDB", name, v)
+				if strings.Contains(u.Hostname(), ".") {
+					if k != "PUBLIC_URL" {
+						t.Errorf("%s: %s=%s is outside the cluster", name, k, v)
+					} else if u.Hostname() != "stuffmart.dev" {
+						t.Errorf("%s: PUBLIC_URL %s is not the ingress host", name, v)
+					}
+					continue
+				}
+				port := u.Port()
+				if port == "" {
+					port = defaultPorts[u.Scheme]
+				}
+				svc := m.Services[u.Hostname()]
+				if svc == nil {
+					t.Errorf("%s: %s=%s: no Service %s", name, k, v, u.Hostname())
+					continue
+				}
+				n, _ := strconv.Atoi(port)
+				if _, ok := servicePort(svc, networkingv1.ServiceBackendPort{Number: int32(n)}); !ok {
+					t.Errorf("%s: %s=%s: Service %s has no port %s", name, k, v, svc.Name, port)
+				}
+				if ws := m.workloadsSelectedBy(svc); len(ws) != 1 {
+					t.Errorf("%s: %s=%s: Service %s selects %d workloads", name, k, v, svc.Name, len(ws))
+				} else if u.Scheme == "mongodb" {
+					mongoOf[name] = ws[0].String()
+					if !strings.HasPrefix(ws[0].Template.Spec.Containers[0].Image, "mongo:") {
+						t.Errorf("%s: MONGO_URI %s does not reach a MongoDB", name, v)
+					}
 				}
 			}
 		}
-	}
-	owners := map[string]string{}
-	for app, db := range mongoOf {
-		if other, ok := owners[db]; ok {
-			t.Errorf("%s and %s share %s; each service owns its database", app, other, db)
+		owners := map[string]string{}
+		for app, db := range mongoOf {
+			if other, ok := owners[db]; ok {
+				t.Errorf("%s and %s share %s; each service owns its database", app, other, db)
+			}
+			owners[db] = app
 		}
-		owners[db] = app
-	}
-	for _, app := range []string{"auth", "stuff", "orders", "expiration", "payments"} {
-		if mongoOf[app] == "" {
-			t.Errorf("%s has no MongoDB", app)
+		for _, app := range []string{"auth", "stuff", "orders", "expiration", "payments"} {
+			if mongoOf[app] == "" {
+				t.Errorf("%s has no MongoDB", app)
+			}
 		}
-	}
+	})
 }
 
 // TestMongo: the official image, data on a claim of the StatefulSet, run as
 // the image's mongodb user with a volume it can write.
 func TestMongo(t *testing.T) {
-	m := loadManifests(t)
-	if len(m.StatefulSets) != 5 {
-		t.Errorf("%d StatefulSets; want one MongoDB per service (5)", len(m.StatefulSets))
-	}
-	for name, ss := range m.StatefulSets {
-		spec := ss.Spec.Template.Spec
-		c := spec.Containers[0]
-		if c.Image != "mongo:7" {
-			t.Errorf("%s: image %s; want the official mongo:7", name, c.Image)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		if len(m.StatefulSets) != 5 {
+			t.Errorf("%d StatefulSets; want one MongoDB per service (5)", len(m.StatefulSets))
 		}
-		sc := spec.SecurityContext
-		if sc.RunAsUser == nil || *sc.RunAsUser != 999 || sc.FSGroup == nil || *sc.FSGroup != 999 {
-			t.Errorf("%s: want runAsUser and fsGroup 999, the image's mongodb user", name)
-		}
-		var data bool
-		for _, vm := range c.VolumeMounts {
-			if vm.MountPath == "/data/db" && ss.Spec.VolumeClaimTemplates != nil && slices.ContainsFunc(ss.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name }) {
-				data = true
+		for name, ss := range m.StatefulSets {
+			spec := ss.Spec.Template.Spec
+			c := spec.Containers[0]
+			if c.Image != "mongo:7" {
+				t.Errorf("%s: image %s; want the official mongo:7", name, c.Image)
+			}
+			sc := spec.SecurityContext
+			if sc.RunAsUser == nil || *sc.RunAsUser != 999 || sc.FSGroup == nil || *sc.FSGroup != 999 {
+				t.Errorf("%s: want runAsUser and fsGroup 999, the image's mongodb user", name)
+			}
+			var data bool
+			for _, vm := range c.VolumeMounts {
+				if vm.MountPath == "/data/db" && ss.Spec.VolumeClaimTemplates != nil && slices.ContainsFunc(ss.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name }) {
+					data = true
+				}
+			}
+			if !data {
+				t.Errorf("%s: /data/db is not on a volumeClaimTemplate", name)
+			}
+			for _, p := range ss.Spec.VolumeClaimTemplates {
+				if q := p.Spec.Resources.Requests[corev1.ResourceStorage]; q.Cmp(resource.MustParse("1Gi")) < 0 {
+					t.Errorf("%s: claim %s of %s; want at least 1Gi", name, p.Name, q.String())
+				}
 			}
 		}
-		if !data {
-			t.Errorf("%s: /data/db is not on a volumeClaimTemplate", name)
-		}
-		for _, p := range ss.Spec.VolumeClaimTemplates {
-			if q := p.Spec.Resources.Requests[corev1.ResourceStorage]; q.Cmp(resource.MustParse("1Gi")) < 0 {
-				t.Errorf("%s: claim %s of %s; want at least 1Gi", name, p.Name, q.String())
-			}
-		}
-	}
+	})
 }

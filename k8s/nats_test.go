@@ -22,9 +22,9 @@ type natsPorts struct{ Client, HTTP int }
 // natsOptions parses the nats-streaming container's arguments with the
 // server's own flag parsing (the image's entrypoint is the server binary of
 // the same release, v0.25.6, that the tests embed).
-func natsOptions(t *testing.T) (*stand.Options, natsPorts) {
+func natsOptions(t *testing.T, m *manifests) (*stand.Options, natsPorts) {
 	t.Helper()
-	c := natsContainer(t)
+	c := natsContainer(t, m)
 	fs := flag.NewFlagSet("nats-streaming-server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fail := func() { t.Fatalf("the arguments %q ask for help or the version", c.Args) }
@@ -38,18 +38,18 @@ func natsOptions(t *testing.T) (*stand.Options, natsPorts) {
 	return sopts, natsPorts{Client: nopts.Port, HTTP: nopts.HTTPPort}
 }
 
-func natsDeployment(t *testing.T) *appsv1.Deployment {
+func natsDeployment(t *testing.T, m *manifests) *appsv1.Deployment {
 	t.Helper()
-	d := loadManifests(t).Deployments["nats"]
+	d := m.Deployments["nats"]
 	if d == nil {
 		t.Fatal("no nats Deployment")
 	}
 	return d
 }
 
-func natsContainer(t *testing.T) corev1.Container {
+func natsContainer(t *testing.T, m *manifests) corev1.Container {
 	t.Helper()
-	cs := natsDeployment(t).Spec.Template.Spec.Containers
+	cs := natsDeployment(t, m).Spec.Template.Spec.Containers
 	if len(cs) != 1 || !strings.HasPrefix(cs[0].Image, "nats-streaming:") {
 		t.Fatalf("want one nats-streaming container, got %d", len(cs))
 	}
@@ -63,72 +63,74 @@ func natsContainer(t *testing.T) corev1.Container {
 // server of `make dev` and the tests (shared/embedded.StartNATS), a file
 // store on the claim, and the ports the Service and the probes use.
 func TestNATSStreaming(t *testing.T) {
-	sopts, nopts := natsOptions(t)
-	d := natsDeployment(t)
-	c := natsContainer(t)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		sopts, nopts := natsOptions(t, m)
+		d := natsDeployment(t, m)
+		c := natsContainer(t, m)
 
-	if got := strings.ToUpper(sopts.StoreType); got != "FILE" {
-		t.Errorf("store %q; want a file store", sopts.StoreType)
-	}
-	// Clients that vanish are found within seconds, as in shared/embedded.
-	if sopts.ClientHBInterval != time.Second || sopts.ClientHBTimeout != time.Second || sopts.ClientHBFailCount != 3 {
-		t.Errorf("client heartbeats %v/%v/%d; want 1s/1s/3", sopts.ClientHBInterval, sopts.ClientHBTimeout, sopts.ClientHBFailCount)
-	}
-	if !sopts.ReplaceDurable {
-		t.Error("--replace_durable is off: a restarted service could not take its durable subscription back")
-	}
-	if sopts.MaxChannels != 0 || sopts.MaxSubscriptions != 0 {
-		t.Errorf("channel and subscription limits %d/%d; want none (0), as shared/embedded", sopts.MaxChannels, sopts.MaxSubscriptions)
-	}
-	if sopts.MaxAge != embedded.ChannelMaxAge || sopts.MaxBytes != embedded.ChannelMaxBytes || sopts.MaxMsgs != 0 {
-		t.Errorf("channel limits age %v, bytes %d, messages %d; want %v, %d and none, as shared/embedded",
-			sopts.MaxAge, sopts.MaxBytes, sopts.MaxMsgs, embedded.ChannelMaxAge, embedded.ChannelMaxBytes)
-	}
+		if got := strings.ToUpper(sopts.StoreType); got != "FILE" {
+			t.Errorf("store %q; want a file store", sopts.StoreType)
+		}
+		// Clients that vanish are found within seconds, as in shared/embedded.
+		if sopts.ClientHBInterval != time.Second || sopts.ClientHBTimeout != time.Second || sopts.ClientHBFailCount != 3 {
+			t.Errorf("client heartbeats %v/%v/%d; want 1s/1s/3", sopts.ClientHBInterval, sopts.ClientHBTimeout, sopts.ClientHBFailCount)
+		}
+		if !sopts.ReplaceDurable {
+			t.Error("--replace_durable is off: a restarted service could not take its durable subscription back")
+		}
+		if sopts.MaxChannels != 0 || sopts.MaxSubscriptions != 0 {
+			t.Errorf("channel and subscription limits %d/%d; want none (0), as shared/embedded", sopts.MaxChannels, sopts.MaxSubscriptions)
+		}
+		if sopts.MaxAge != embedded.ChannelMaxAge || sopts.MaxBytes != embedded.ChannelMaxBytes || sopts.MaxMsgs != 0 {
+			t.Errorf("channel limits age %v, bytes %d, messages %d; want %v, %d and none, as shared/embedded",
+				sopts.MaxAge, sopts.MaxBytes, sopts.MaxMsgs, embedded.ChannelMaxAge, embedded.ChannelMaxBytes)
+		}
 
-	// The store is a folder strictly inside the volume of the claim: its
-	// root may hold lost+found, and the file store takes every folder for a
-	// channel.
-	claims := map[string]string{}
-	for _, v := range d.Spec.Template.Spec.Volumes {
-		if v.PersistentVolumeClaim != nil {
-			claims[v.Name] = v.PersistentVolumeClaim.ClaimName
+		// The store is a folder strictly inside the volume of the claim: its
+		// root may hold lost+found, and the file store takes every folder for a
+		// channel.
+		claims := map[string]string{}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				claims[v.Name] = v.PersistentVolumeClaim.ClaimName
+			}
 		}
-	}
-	onClaim := false
-	for _, vm := range c.VolumeMounts {
-		rel := strings.TrimPrefix(path.Clean(sopts.FilestoreDir), path.Clean(vm.MountPath)+"/")
-		if claims[vm.Name] != "" && rel != path.Clean(sopts.FilestoreDir) && rel != "" {
-			onClaim = true
+		onClaim := false
+		for _, vm := range c.VolumeMounts {
+			rel := strings.TrimPrefix(path.Clean(sopts.FilestoreDir), path.Clean(vm.MountPath)+"/")
+			if claims[vm.Name] != "" && rel != path.Clean(sopts.FilestoreDir) && rel != "" {
+				onClaim = true
+			}
 		}
-	}
-	if !onClaim {
-		t.Errorf("--dir %q is not a folder inside a mounted PersistentVolumeClaim", sopts.FilestoreDir)
-	}
-	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Error("strategy must be Recreate: two servers cannot share one file store")
-	}
+		if !onClaim {
+			t.Errorf("--dir %q is not a folder inside a mounted PersistentVolumeClaim", sopts.FilestoreDir)
+		}
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			t.Error("strategy must be Recreate: two servers cannot share one file store")
+		}
 
-	ports := map[string]int32{}
-	for _, p := range c.Ports {
-		ports[p.Name] = p.ContainerPort
-	}
-	if int32(nopts.Client) != ports["client"] {
-		t.Errorf("the server listens on %d; container port client is %d", nopts.Client, ports["client"])
-	}
-	if nopts.HTTP == 0 || int32(nopts.HTTP) != ports["monitor"] {
-		t.Errorf("monitoring port %d; container port monitor is %d (the probes use it)", nopts.HTTP, ports["monitor"])
-	}
-	svc := loadManifests(t).Services["nats"]
-	if svc == nil {
-		t.Fatal("no Service nats")
-	}
-	var client bool
-	for _, p := range svc.Spec.Ports {
-		if p.TargetPort.String() == "client" || p.TargetPort.String() == strconv.Itoa(nopts.Client) {
-			client = true
+		ports := map[string]int32{}
+		for _, p := range c.Ports {
+			ports[p.Name] = p.ContainerPort
 		}
-	}
-	if !client {
-		t.Error("Service nats does not expose the client port")
-	}
+		if int32(nopts.Client) != ports["client"] {
+			t.Errorf("the server listens on %d; container port client is %d", nopts.Client, ports["client"])
+		}
+		if nopts.HTTP == 0 || int32(nopts.HTTP) != ports["monitor"] {
+			t.Errorf("monitoring port %d; container port monitor is %d (the probes use it)", nopts.HTTP, ports["monitor"])
+		}
+		svc := m.Services["nats"]
+		if svc == nil {
+			t.Fatal("no Service nats")
+		}
+		var client bool
+		for _, p := range svc.Spec.Ports {
+			if p.TargetPort.String() == "client" || p.TargetPort.String() == strconv.Itoa(nopts.Client) {
+				client = true
+			}
+		}
+		if !client {
+			t.Error("Service nats does not expose the client port")
+		}
+	})
 }
