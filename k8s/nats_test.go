@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,18 +39,18 @@ func natsOptions(t *testing.T, m *manifests) (*stand.Options, natsPorts) {
 	return sopts, natsPorts{Client: nopts.Port, HTTP: nopts.HTTPPort}
 }
 
-func natsDeployment(t *testing.T, m *manifests) *appsv1.Deployment {
+func natsStatefulSet(t *testing.T, m *manifests) *appsv1.StatefulSet {
 	t.Helper()
-	d := m.Deployments["nats"]
-	if d == nil {
-		t.Fatal("no nats Deployment")
+	ss := m.StatefulSets["nats"]
+	if ss == nil {
+		t.Fatal("no nats StatefulSet")
 	}
-	return d
+	return ss
 }
 
 func natsContainer(t *testing.T, m *manifests) corev1.Container {
 	t.Helper()
-	cs := natsDeployment(t, m).Spec.Template.Spec.Containers
+	cs := natsStatefulSet(t, m).Spec.Template.Spec.Containers
 	if len(cs) != 1 || !strings.HasPrefix(cs[0].Image, "nats-streaming:") {
 		t.Fatalf("want one nats-streaming container, got %d", len(cs))
 	}
@@ -60,12 +61,13 @@ func natsContainer(t *testing.T, m *manifests) corev1.Container {
 }
 
 // TestNATSStreaming checks the server's settings: those of the embedded
-// server of `make dev` and the tests (shared/embedded.StartNATS), a file
-// store on the claim, and the ports the Service and the probes use.
+// server of `make dev` and the tests (shared/embedded.StartNATS), one server
+// (one writer of the file store) with the store on a claim of its
+// StatefulSet's template, and the ports the Service and the probes use.
 func TestNATSStreaming(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
 		sopts, nopts := natsOptions(t, m)
-		d := natsDeployment(t, m)
+		ss := natsStatefulSet(t, m)
 		c := natsContainer(t, m)
 
 		if got := strings.ToUpper(sopts.StoreType); got != "FILE" {
@@ -86,27 +88,26 @@ func TestNATSStreaming(t *testing.T) {
 				sopts.MaxAge, sopts.MaxBytes, sopts.MaxMsgs, embedded.ChannelMaxAge, embedded.ChannelMaxBytes)
 		}
 
-		// The store is a folder strictly inside the volume of the claim: its
-		// root may hold lost+found, and the file store takes every folder for a
-		// channel.
-		claims := map[string]string{}
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			if v.PersistentVolumeClaim != nil {
-				claims[v.Name] = v.PersistentVolumeClaim.ClaimName
-			}
-		}
+		// The store is a folder strictly inside the volume of a claim of the
+		// StatefulSet's template: its root may hold lost+found, and the file
+		// store takes every folder for a channel.
 		onClaim := false
 		for _, vm := range c.VolumeMounts {
 			rel := strings.TrimPrefix(path.Clean(sopts.FilestoreDir), path.Clean(vm.MountPath)+"/")
-			if claims[vm.Name] != "" && rel != path.Clean(sopts.FilestoreDir) && rel != "" {
+			if slices.ContainsFunc(ss.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name }) &&
+				rel != path.Clean(sopts.FilestoreDir) && rel != "" {
 				onClaim = true
 			}
 		}
 		if !onClaim {
-			t.Errorf("--dir %q is not a folder inside a mounted PersistentVolumeClaim", sopts.FilestoreDir)
+			t.Errorf("--dir %q is not a folder inside a volume of the StatefulSet's volumeClaimTemplates", sopts.FilestoreDir)
 		}
-		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-			t.Error("strategy must be Recreate: two servers cannot share one file store")
+		if ss.Spec.Replicas == nil || *ss.Spec.Replicas != 1 {
+			t.Errorf("replicas %v; want 1: two servers cannot share one file store", ss.Spec.Replicas)
+		}
+		if p := ss.Spec.PersistentVolumeClaimRetentionPolicy; p != nil &&
+			(p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType || p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType) {
+			t.Errorf("persistentVolumeClaimRetentionPolicy %+v deletes the events with the StatefulSet", *p)
 		}
 
 		ports := map[string]int32{}
@@ -131,6 +132,26 @@ func TestNATSStreaming(t *testing.T) {
 		}
 		if !client {
 			t.Error("Service nats does not expose the client port")
+		}
+	})
+}
+
+// TestNoStandaloneClaims: every volume that keeps data is a claim of a
+// StatefulSet's template. skaffold deletes what it applied when `skaffold dev`
+// stops, a standalone PersistentVolumeClaim among them, but not the claims a
+// StatefulSet made: NATS's events would be lost while the databases that
+// remember them stay.
+func TestNoStandaloneClaims(t *testing.T) {
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		for name := range m.PVCs {
+			t.Errorf("PersistentVolumeClaim %s: make it a volumeClaimTemplate of its StatefulSet", name)
+		}
+		for _, w := range m.Workloads {
+			for _, v := range w.Template.Spec.Volumes {
+				if v.PersistentVolumeClaim != nil {
+					t.Errorf("%s: volume %s uses claim %s; use a volumeClaimTemplate", w, v.Name, v.PersistentVolumeClaim.ClaimName)
+				}
+			}
 		}
 	})
 }
