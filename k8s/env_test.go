@@ -27,22 +27,26 @@ import (
 )
 
 // loaders are the apps' own configuration loaders (what each main calls with
-// os.Getenv), by Deployment name.
-var loaders = map[string]func(getenv func(string) string) error{
-	"auth":       func(g func(string) string) error { _, err := authapp.LoadConfig(g); return err },
-	"stuff":      func(g func(string) string) error { _, err := stuffapp.LoadConfig(g); return err },
-	"orders":     func(g func(string) string) error { _, err := ordersapp.LoadConfig(g); return err },
-	"expiration": func(g func(string) string) error { _, err := expirationapp.LoadConfig(g); return err },
-	"payments":   func(g func(string) string) error { _, err := paymentsapp.LoadConfig(g); return err },
-	"client":     func(g func(string) string) error { _, err := clientapp.LoadConfig(g); return err },
+// os.Getenv), by Deployment name; each returns the app's Config.
+var loaders = map[string]func(getenv func(string) string) (any, error){
+	"auth":       func(g func(string) string) (any, error) { return authapp.LoadConfig(g) },
+	"stuff":      func(g func(string) string) (any, error) { return stuffapp.LoadConfig(g) },
+	"orders":     func(g func(string) string) (any, error) { return ordersapp.LoadConfig(g) },
+	"expiration": func(g func(string) string) (any, error) { return expirationapp.LoadConfig(g) },
+	"payments":   func(g func(string) string) (any, error) { return paymentsapp.LoadConfig(g) },
+	"client":     func(g func(string) string) (any, error) { return clientapp.LoadConfig(g) },
 }
 
 // runtimeEnv are variables the Go runtime reads, not the apps.
 var runtimeEnv = []string{"GOMEMLIMIT"}
 
-// testSecret stands for a secret's value: long enough for JWT_KEY and
-// SESSION_KEY (32+ characters).
-const testSecret = "k8s-test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+// secretValue stands for the value of key in Secret name: distinct for every
+// secret and key (so a test sees which one reached a variable), URL-safe (it
+// may go into a URI) and long enough for JWT_KEY and SESSION_KEY (32+
+// characters).
+func secretValue(name, key string) string {
+	return "secret-" + name + "-" + key + "-0123456789abcdefghijklmnopqrstuvwxyz"
+}
 
 // recorder is a getenv that remembers every name asked for.
 type recorder struct {
@@ -59,8 +63,9 @@ func (r *recorder) getenv(name string) string {
 }
 
 // resolveEnv is the environment the container would get: literal values,
-// ConfigMap keys of the manifests, and testSecret for each secret key
-// (optional secrets only when withOptional).
+// ConfigMap keys of the manifests, secretValue for each secret key (optional
+// secrets only when withOptional), with $(VAR) references expanded as the
+// kubelet expands them.
 func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string]string, error) {
 	env := map[string]string{}
 	for _, e := range c.Env {
@@ -69,7 +74,7 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 		}
 		switch vf := e.ValueFrom; {
 		case vf == nil:
-			env[e.Name] = e.Value
+			env[e.Name] = expandVars(e.Value, env)
 		case vf.ConfigMapKeyRef != nil:
 			ref := vf.ConfigMapKeyRef
 			cm := m.ConfigMaps[ref.Name]
@@ -83,7 +88,7 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 			env[e.Name] = v
 		case vf.SecretKeyRef != nil:
 			if ref := vf.SecretKeyRef; ref.Optional == nil || !*ref.Optional || withOptional {
-				env[e.Name] = testSecret
+				env[e.Name] = secretValue(ref.Name, ref.Key)
 			} else {
 				env[e.Name] = ""
 			}
@@ -92,6 +97,59 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 		}
 	}
 	return env, nil
+}
+
+// expandVars expands $(VAR) in s as the kubelet does in a container's env,
+// command and args: VAR must be defined in env (for env, earlier in the
+// list), else the reference stays as it is; $$ is a literal $.
+func expandVars(s string, env map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := env[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// referencedVars are the names s refers to with $(NAME).
+func referencedVars(s string) []string {
+	var out []string
+	for {
+		i := strings.Index(s, "$(")
+		if i < 0 {
+			return out
+		}
+		end := strings.IndexByte(s[i:], ')')
+		if end < 0 {
+			return out
+		}
+		if i == 0 || s[i-1] != '$' {
+			out = append(out, s[i+2:i+end])
+		}
+		s = s[i+end:]
+	}
 }
 
 // TestEnvMatchesLoadConfig calls each app's real LoadConfig with a getenv that
@@ -114,7 +172,7 @@ func TestEnvMatchesLoadConfig(t *testing.T) {
 				// "missing" path; with the Deployment's values, on its normal
 				// path, with and without the optional secrets.
 				empty := &recorder{env: map[string]string{}, read: read}
-				if err := loaders[name](empty.getenv); err == nil {
+				if _, err := loaders[name](empty.getenv); err == nil {
 					t.Error("LoadConfig succeeds with no variable set: is it reading the environment at all?")
 				}
 				for _, withOptional := range []bool{false, true} {
@@ -123,7 +181,7 @@ func TestEnvMatchesLoadConfig(t *testing.T) {
 						t.Fatal(err)
 					}
 					r := &recorder{env: env, read: read}
-					if err := loaders[name](r.getenv); err != nil {
+					if _, err := loaders[name](r.getenv); err != nil {
 						t.Errorf("LoadConfig with the Deployment's environment (optional secrets set: %v): %v", withOptional, err)
 					}
 				}
