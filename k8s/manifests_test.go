@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,18 +36,6 @@ var ingressRoutes = map[string]string{
 // infraImages are the images not built here: the official MongoDB and NATS
 // Streaming images, pinned to a release line.
 var infraImages = []string{"mongo:7", "nats-streaming:0.25.6"}
-
-// Secret references the Deployments may make, and the only ones: the README
-// tells how to create them. JWT_KEY must be exactly jwt-secret/JWT_KEY: the
-// name the README's first Kubernetes step creates.
-var secretRefs = map[string]struct {
-	Secret, Key string
-	Optional    bool
-}{
-	"JWT_KEY":           {"jwt-secret", "JWT_KEY", false},
-	"SESSION_KEY":       {"session-secret", "SESSION_KEY", false},
-	"STRIPE_SECRET_KEY": {"stripe-secret", "STRIPE_SECRET_KEY", true},
-}
 
 // TestStrictDecoderRejectsUnknownFields makes sure the manifest checks can
 // fail: the decoder refuses a misspelt field.
@@ -505,85 +492,58 @@ func TestIngress(t *testing.T) {
 	})
 }
 
-// TestSecretReferences: secrets come only from the documented secrets and
-// keys, with JWT_KEY exactly from jwt-secret/JWT_KEY; no secret has a
-// literal value in a manifest.
-func TestSecretReferences(t *testing.T) {
-	forEachOverlay(t, func(t *testing.T, m *manifests) {
-		jwtUsers := 0
-		for _, w := range m.Workloads {
-			for _, c := range w.Template.Spec.Containers {
-				for _, e := range c.Env {
-					want, isSecret := secretRefs[e.Name]
-					var ref *corev1.SecretKeySelector
-					if e.ValueFrom != nil {
-						ref = e.ValueFrom.SecretKeyRef
-					}
-					switch {
-					case isSecret && ref == nil:
-						t.Errorf("%s: %s must come from secret %s key %s", w, e.Name, want.Secret, want.Key)
-					case !isSecret && ref != nil:
-						t.Errorf("%s: %s comes from secret %s, which the README does not document", w, e.Name, ref.Name)
-					case isSecret:
-						optional := ref.Optional != nil && *ref.Optional
-						if ref.Name != want.Secret || ref.Key != want.Key || optional != want.Optional {
-							t.Errorf("%s: %s from secret %s key %s (optional %v); want %s key %s (optional %v)",
-								w, e.Name, ref.Name, ref.Key, optional, want.Secret, want.Key, want.Optional)
-						}
-						if e.Name == "JWT_KEY" {
-							jwtUsers++
-						}
-					}
-				}
-			}
-		}
-		if jwtUsers < len(appDeployments(t, m)) {
-			t.Errorf("JWT_KEY is set from jwt-secret in %d containers; every app needs it", jwtUsers)
-		}
-	})
-}
-
-// TestInClusterAddresses: every URL a Deployment is configured with names a
-// Service and port of the manifests, each service has its own MongoDB, and
-// the storefront's public URL is the ingress host.
+// TestInClusterAddresses: every URL a Deployment is configured with (as the
+// kubelet resolves its environment) names Services and ports of the overlay,
+// or pods of a StatefulSet by their stable names, each service has its own
+// MongoDB, and the storefront's public URL is the ingress host.
 func TestInClusterAddresses(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
 		defaultPorts := map[string]string{"http": "80", "mongodb": "27017", "nats": "4222"}
 		mongoOf := map[string]string{}
 		for name, d := range appDeployments(t, m) {
-			env := literalEnv(d.Spec.Template.Spec.Containers[0])
+			env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], true)
+			if err != nil {
+				t.Fatal(err)
+			}
 			for k, v := range env {
-				u, err := url.Parse(v)
-				if err != nil || u.Scheme == "" || u.Host == "" {
+				scheme, rest, ok := strings.Cut(v, "://")
+				if !ok || !slices.Contains([]string{"http", "https", "mongodb", "nats"}, scheme) {
 					continue
 				}
-				if strings.Contains(u.Hostname(), ".") {
-					if k != "PUBLIC_URL" {
-						t.Errorf("%s: %s=%s is outside the cluster", name, k, v)
-					} else if u.Hostname() != "stuffmart.dev" {
-						t.Errorf("%s: PUBLIC_URL %s is not the ingress host", name, v)
+				if _, after, ok := strings.Cut(rest, "@"); ok {
+					rest = after
+				}
+				hostList, _, _ := strings.Cut(rest, "/")
+				hostList, _, _ = strings.Cut(hostList, "?")
+				for _, host := range strings.Split(hostList, ",") {
+					h, port, err := net.SplitHostPort(host)
+					if err != nil {
+						h, port = host, defaultPorts[scheme]
 					}
-					continue
-				}
-				port := u.Port()
-				if port == "" {
-					port = defaultPorts[u.Scheme]
-				}
-				svc := m.Services[u.Hostname()]
-				if svc == nil {
-					t.Errorf("%s: %s=%s: no Service %s", name, k, v, u.Hostname())
-					continue
-				}
-				n, _ := strconv.Atoi(port)
-				if _, ok := servicePort(svc, networkingv1.ServiceBackendPort{Number: int32(n)}); !ok {
-					t.Errorf("%s: %s=%s: Service %s has no port %s", name, k, v, svc.Name, port)
-				}
-				if ws := m.workloadsSelectedBy(svc); len(ws) != 1 {
-					t.Errorf("%s: %s=%s: Service %s selects %d workloads", name, k, v, svc.Name, len(ws))
-				} else if u.Scheme == "mongodb" {
-					mongoOf[name] = ws[0].String()
-					if !strings.HasPrefix(ws[0].Template.Spec.Containers[0].Image, "mongo:") {
-						t.Errorf("%s: MONGO_URI %s does not reach a MongoDB", name, v)
+					if k == "PUBLIC_URL" {
+						if h != "stuffmart.dev" {
+							t.Errorf("%s: PUBLIC_URL %s is not the ingress host", name, v)
+						}
+						continue
+					}
+					w, ok := inClusterHost(m, h)
+					if !ok {
+						t.Errorf("%s: %s: host %s is neither a Service nor a StatefulSet's pod of the overlay", name, k, h)
+						continue
+					}
+					if _, ok := w.containerPort(port); !ok {
+						if svc := m.Services[h]; svc == nil || !hasServicePort(svc, port) {
+							t.Errorf("%s: %s: %s has no port %s", name, k, h, port)
+						}
+					}
+					if scheme == "mongodb" {
+						if prev, ok := mongoOf[name]; ok && prev != w.String() {
+							t.Errorf("%s: MONGO_URI reaches %s and %s", name, prev, w)
+						}
+						mongoOf[name] = w.String()
+						if !strings.HasPrefix(w.Template.Spec.Containers[0].Image, "mongo:") {
+							t.Errorf("%s: MONGO_URI %s does not reach a MongoDB", name, h)
+						}
 					}
 				}
 			}
@@ -601,6 +561,48 @@ func TestInClusterAddresses(t *testing.T) {
 			}
 		}
 	})
+}
+
+// inClusterHost finds the workload behind a host name: a Service of the
+// overlay that selects one workload, or <statefulset>-<ordinal>.<service>,
+// a pod of a StatefulSet that Service governs.
+func inClusterHost(m *manifests, host string) (workload, bool) {
+	if svc := m.Services[host]; svc != nil {
+		if ws := m.workloadsSelectedBy(svc); len(ws) == 1 {
+			return ws[0], true
+		}
+		return workload{}, false
+	}
+	pod, svc, ok := strings.Cut(host, ".")
+	if !ok {
+		return workload{}, false
+	}
+	for name, ss := range m.StatefulSets {
+		ord, found := strings.CutPrefix(pod, name+"-")
+		n, err := strconv.Atoi(ord)
+		if !found || err != nil || ss.Spec.ServiceName != svc {
+			continue
+		}
+		if replicas := int32(1); ss.Spec.Replicas != nil {
+			replicas = *ss.Spec.Replicas
+			if n < 0 || int32(n) >= replicas {
+				return workload{}, false
+			}
+		} else if n != 0 {
+			return workload{}, false
+		}
+		return m.workload("StatefulSet", name)
+	}
+	return workload{}, false
+}
+
+func hasServicePort(svc *corev1.Service, port string) bool {
+	for _, p := range svc.Spec.Ports {
+		if strconv.Itoa(int(p.Port)) == port {
+			return true
+		}
+	}
+	return false
 }
 
 // TestMongo: the official image, data on a claim of the StatefulSet, run as

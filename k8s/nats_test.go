@@ -3,6 +3,7 @@ package k8s_test
 import (
 	"flag"
 	"io"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -17,26 +18,39 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// natsPorts are the ports the NATS server listens on.
-type natsPorts struct{ Client, HTTP int }
+// natsPorts are the ports the NATS server listens on, and the credentials
+// it requires of clients.
+type natsPorts struct {
+	Client, HTTP   int
+	User, Password string
+}
 
-// natsOptions parses the nats-streaming container's arguments with the
-// server's own flag parsing (the image's entrypoint is the server binary of
-// the same release, v0.25.6, that the tests embed).
+// natsOptions parses the nats-streaming container's arguments, with $(VAR)
+// expanded from its environment as the kubelet does, with the server's own
+// flag parsing (the image's entrypoint is the server binary of the same
+// release, v0.25.6, that the tests embed).
 func natsOptions(t *testing.T, m *manifests) (*stand.Options, natsPorts) {
 	t.Helper()
 	c := natsContainer(t, m)
+	env, err := resolveEnv(m, c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := make([]string, len(c.Args))
+	for i, a := range c.Args {
+		args[i] = expandVars(a, env)
+	}
 	fs := flag.NewFlagSet("nats-streaming-server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fail := func() { t.Fatalf("the arguments %q ask for help or the version", c.Args) }
-	sopts, nopts, err := stand.ConfigureOptions(fs, c.Args, fail, fail, fail)
+	sopts, nopts, err := stand.ConfigureOptions(fs, args, fail, fail, fail)
 	if err != nil {
 		t.Fatalf("nats-streaming-server %s: %v", strings.Join(c.Args, " "), err)
 	}
 	if fs.NArg() != 0 {
 		t.Fatalf("arguments the server ignores: %q", fs.Args())
 	}
-	return sopts, natsPorts{Client: nopts.Port, HTTP: nopts.HTTPPort}
+	return sopts, natsPorts{Client: nopts.Port, HTTP: nopts.HTTPPort, User: nopts.Username, Password: nopts.Password}
 }
 
 func natsStatefulSet(t *testing.T, m *manifests) *appsv1.StatefulSet {
@@ -114,8 +128,8 @@ func TestNATSStreaming(t *testing.T) {
 		for _, p := range c.Ports {
 			ports[p.Name] = p.ContainerPort
 		}
-		if int32(nopts.Client) != ports["client"] {
-			t.Errorf("the server listens on %d; container port client is %d", nopts.Client, ports["client"])
+		if int32(nopts.Client) != ports["nats"] {
+			t.Errorf("the server listens on %d; container port nats is %d", nopts.Client, ports["nats"])
 		}
 		if nopts.HTTP == 0 || int32(nopts.HTTP) != ports["monitor"] {
 			t.Errorf("monitoring port %d; container port monitor is %d (the probes use it)", nopts.HTTP, ports["monitor"])
@@ -124,33 +138,41 @@ func TestNATSStreaming(t *testing.T) {
 		if svc == nil {
 			t.Fatal("no Service nats")
 		}
-		var client bool
-		for _, p := range svc.Spec.Ports {
-			if p.TargetPort.String() == "client" || p.TargetPort.String() == strconv.Itoa(nopts.Client) {
-				client = true
-			}
-		}
-		if !client {
-			t.Error("Service nats does not expose the client port")
+		// The Service exposes the client port and nothing else: the
+		// monitoring port tells anyone the channels, clients and
+		// subscriptions; the probes reach the pod directly.
+		if len(svc.Spec.Ports) != 1 || (svc.Spec.Ports[0].TargetPort.String() != "nats" && svc.Spec.Ports[0].TargetPort.String() != strconv.Itoa(nopts.Client)) {
+			t.Errorf("Service nats ports %+v; want the client port only", svc.Spec.Ports)
 		}
 	})
 }
 
-// TestNoStandaloneClaims: every volume that keeps data is a claim of a
-// StatefulSet's template. skaffold deletes what it applied when `skaffold dev`
-// stops, a standalone PersistentVolumeClaim among them, but not the claims a
-// StatefulSet made: NATS's events would be lost while the databases that
-// remember them stay.
-func TestNoStandaloneClaims(t *testing.T) {
+// TestNATSAuthentication: the server requires a user and password, the
+// password from the Secret nats-secret, and every service's NATS_URL (as the
+// kubelet expands it) carries exactly those.
+func TestNATSAuthentication(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
-		for name := range m.PVCs {
-			t.Errorf("PersistentVolumeClaim %s: make it a volumeClaimTemplate of its StatefulSet", name)
+		_, nopts := natsOptions(t, m)
+		if nopts.User == "" || nopts.Password != secretValue("nats-secret", "NATS_PASSWORD") {
+			t.Fatalf("the server's --user %q, --pass %q; want a user and the password of nats-secret", nopts.User, nopts.Password)
 		}
-		for _, w := range m.Workloads {
-			for _, v := range w.Template.Spec.Volumes {
-				if v.PersistentVolumeClaim != nil {
-					t.Errorf("%s: volume %s uses claim %s; use a volumeClaimTemplate", w, v.Name, v.PersistentVolumeClaim.ClaimName)
-				}
+		for name, d := range appDeployments(t, m) {
+			env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, ok := env["NATS_URL"]
+			if !ok {
+				continue // the storefront does not use NATS
+			}
+			u, err := url.Parse(raw)
+			if err != nil {
+				t.Errorf("%s: NATS_URL: %v", name, err)
+				continue
+			}
+			pass, _ := u.User.Password()
+			if u.User.Username() != nopts.User || pass != nopts.Password {
+				t.Errorf("%s: NATS_URL logs in as %q with %q; the server wants %q with nats-secret's NATS_PASSWORD", name, u.User.Username(), pass, nopts.User)
 			}
 		}
 	})
