@@ -75,6 +75,11 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 		switch vf := e.ValueFrom; {
 		case vf == nil:
 			env[e.Name] = expandVars(e.Value, env)
+			for _, ref := range referencedVars(env[e.Name]) {
+				if slices.ContainsFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == ref }) {
+					return nil, fmt.Errorf("%s refers to $(%s), which is defined below it: the kubelet leaves it as it is", e.Name, ref)
+				}
+			}
 		case vf.ConfigMapKeyRef != nil:
 			ref := vf.ConfigMapKeyRef
 			cm := m.ConfigMaps[ref.Name]

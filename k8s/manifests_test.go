@@ -97,8 +97,8 @@ func metaOf(o object) (metav1.Object, error) {
 	return obj, nil
 }
 
-// TestWorkloads checks every Deployment and StatefulSet: selectors, probes,
-// resources, security context and volumes.
+// TestWorkloads checks every Deployment, StatefulSet and Job: selectors,
+// probes, resources, security context and volumes, of init containers too.
 func TestWorkloads(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
 		built := skaffoldImages(t)
@@ -116,9 +116,6 @@ func TestWorkloads(t *testing.T) {
 				if len(spec.Containers) == 0 {
 					t.Fatal("no containers")
 				}
-				if len(spec.InitContainers) != 0 {
-					t.Error("init containers are not checked by these tests")
-				}
 				volumes := map[string]corev1.Volume{}
 				for _, v := range spec.Volumes {
 					volumes[v.Name] = v
@@ -126,11 +123,13 @@ func TestWorkloads(t *testing.T) {
 						t.Errorf("volume %s: no PersistentVolumeClaim %s", v.Name, v.PersistentVolumeClaim.ClaimName)
 					}
 				}
-				for _, c := range spec.Containers {
+				for i, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 					if !built[c.Image] && !slices.Contains(infraImages, c.Image) {
 						t.Errorf("container %s: image %q is neither built by skaffold.yaml nor one of %v", c.Name, c.Image, infraImages)
 					}
-					checkContainer(t, w, c)
+					// Init containers and a Job's run to completion: no
+					// probes.
+					checkContainer(t, w, c, i >= len(spec.InitContainers) && w.Kind != "Job")
 					if len(c.EnvFrom) != 0 {
 						t.Errorf("container %s: envFrom; name each variable in env (the tests resolve env only)", c.Name)
 					}
@@ -162,14 +161,14 @@ func checkPodSecurity(t *testing.T, sc *corev1.PodSecurityContext) {
 	}
 }
 
-func checkContainer(t *testing.T, w workload, c corev1.Container) {
+func checkContainer(t *testing.T, w workload, c corev1.Container, serves bool) {
 	t.Helper()
 	for _, p := range []struct {
 		name  string
 		probe *corev1.Probe
 	}{{"readinessProbe", c.ReadinessProbe}, {"livenessProbe", c.LivenessProbe}, {"startupProbe", c.StartupProbe}} {
 		if p.probe == nil {
-			if p.name != "startupProbe" { // optional
+			if serves && p.name != "startupProbe" { // optional
 				t.Errorf("container %s: no %s", c.Name, p.name)
 			}
 			continue
@@ -444,8 +443,9 @@ func servicePort(svc *corev1.Service, p networkingv1.ServiceBackendPort) (corev1
 	return corev1.ServicePort{}, false
 }
 
-// TestIngress: ingress-nginx, host stuffmart.dev, and each path to the
-// Service and port of the app that serves it.
+// TestIngress: ingress-nginx, host stuffmart.dev with TLS from the Secret
+// stuffmart-tls, and each path to the Service and port of the app that
+// serves it.
 func TestIngress(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
 		if len(m.Ingresses) != 1 {
@@ -458,6 +458,11 @@ func TestIngress(t *testing.T) {
 			}
 			if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "stuffmart.dev" || ing.Spec.Rules[0].HTTP == nil {
 				t.Fatalf("want one HTTP rule for host stuffmart.dev, got %+v", ing.Spec.Rules)
+			}
+			// TLS for the host, from the Secret the README's certificate
+			// step creates.
+			if len(ing.Spec.TLS) != 1 || !slices.Equal(ing.Spec.TLS[0].Hosts, []string{"stuffmart.dev"}) || ing.Spec.TLS[0].SecretName != "stuffmart-tls" {
+				t.Errorf("tls %+v; want stuffmart.dev with the Secret stuffmart-tls", ing.Spec.TLS)
 			}
 			got := map[string]string{}
 			for _, p := range ing.Spec.Rules[0].HTTP.Paths {

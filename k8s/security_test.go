@@ -29,7 +29,7 @@ func secretRefs(overlay, db string) map[string]secretRef {
 	refs := map[string]secretRef{
 		"JWT_KEY":           {"jwt-secret", "JWT_KEY", false},
 		"SESSION_KEY":       {"session-secret", "SESSION_KEY", false},
-		"STRIPE_SECRET_KEY": {"stripe-secret", "STRIPE_SECRET_KEY", true},
+		"STRIPE_SECRET_KEY": {"stripe-secret", "STRIPE_SECRET_KEY", overlay != "prod"},
 		"NATS_PASSWORD":     {"nats-secret", "NATS_PASSWORD", false},
 	}
 	if db != "" {
