@@ -68,7 +68,7 @@ func TestProdMongoReplicaSets(t *testing.T) {
 			script = cm.Data["initiate-replica-set.js"]
 		}
 	}
-	for _, want := range []string{"replSetGetStatus", "replSetInitiate", "94"} {
+	for _, want := range []string{"replSetGetStatus", "replSetInitiate", "NotYetInitialized = 94"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("initiate-replica-set.js does not use %s: it must initiate once and only once", want)
 		}

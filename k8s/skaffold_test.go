@@ -178,7 +178,7 @@ func TestSkaffoldDecoderIsStrict(t *testing.T) {
 	}
 }
 
-// TestSkaffold checks skaffold.yaml against the pinned schema and the issue's
+// TestSkaffold checks skaffold.yaml against the pinned schema and the project's
 // rules: local builds that are not pushed, one Docker artifact per image
 // built from the repository root, the k8s/dev overlay rendered by kustomize
 // and applied with kubectl, a prod profile that renders k8s/prod and pushes
