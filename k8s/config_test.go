@@ -13,8 +13,8 @@ import (
 
 // clusterDifferences are the fields of the apps' configurations (as their
 // LoadConfig returns them; "Service." is the part every service shares) that
-// are meant to differ between `skaffold dev` (the k8s/dev overlay) and
-// `make dev`, with the reason. Every other field must be equal: a setting
+// are meant to differ between the cluster (the k8s/dev overlay that `skaffold
+// dev` deploys, and k8s/prod) and `make dev`, with the reason. Every other field must be equal: a setting
 // that changes behaviour (a body limit, a lifetime, a hold, a bound) behaves
 // the same in both. Secrets are not listed: their sources differ (make dev
 // generates JWT_KEY and SESSION_KEY into DATA_DIR/secrets.json, the cluster
@@ -37,22 +37,29 @@ var clusterDifferences = map[string]map[string]string{
 	},
 }
 
-// withStripeKeyDifferences are more intended differences when a Stripe key
-// is set on both sides.
-var withStripeKeyDifferences = map[string]map[string]string{
-	"client": {
-		"PaymentsOffline": "make dev with a key asks for a payment method id; the dev overlay keeps offering Stripe's test cards, which a test key accepts",
+// withStripeKeyDifferences are more intended differences, by overlay, when a
+// Stripe key is set on both sides.
+var withStripeKeyDifferences = map[string]map[string]map[string]string{
+	"dev": {
+		"client": {
+			"PaymentsOffline": "make dev with a key asks for a payment method id; the dev overlay keeps offering Stripe's test cards, which a test key accepts",
+		},
 	},
 }
 
 // TestClusterConfigMatchesMakeDev compares, for every app, the configuration
-// its own LoadConfig makes of its Deployment in the k8s/dev overlay with the
-// one it makes of the environment `make dev` gives it (stack.ServiceEnv, with
-// make dev's defaults), field by field: they must be equal except for the
-// fields clusterDifferences lists. Without a Stripe key on both sides, and
-// with one.
+// its own LoadConfig makes of its Deployment in each overlay with the one it
+// makes of the environment `make dev` gives it (stack.ServiceEnv, with make
+// dev's defaults), field by field: they must be equal except for the fields
+// clusterDifferences lists. For k8s/dev without a Stripe key on both sides
+// and with one; for k8s/prod, which requires the key, with one.
 func TestClusterConfigMatchesMakeDev(t *testing.T) {
-	m := loadManifests(t)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		compareWithMakeDev(t, m)
+	})
+}
+
+func compareWithMakeDev(t *testing.T, m *manifests) {
 	apps := appDeployments(t, m)
 	local, err := stack.LoadConfig(func(string) string { return "" })
 	if err != nil {
@@ -70,7 +77,11 @@ func TestClusterConfigMatchesMakeDev(t *testing.T) {
 		SessionKey: secretValue("session-secret", "SESSION_KEY"),
 	}
 	endpoints := stack.Endpoints{MongoURI: "mongodb://127.0.0.1:27017", NATSURL: "nats://127.0.0.1:4222", APIURL: "http://127.0.0.1:8080"}
-	for _, stripe := range []bool{false, true} {
+	stripeCases := []bool{false, true}
+	if m.Name == "prod" {
+		stripeCases = []bool{true}
+	}
+	for _, stripe := range stripeCases {
 		cfg := local
 		if stripe {
 			cfg.StripeSecretKey = secretValue("stripe-secret", "STRIPE_SECRET_KEY")
@@ -94,7 +105,7 @@ func TestClusterConfigMatchesMakeDev(t *testing.T) {
 				for _, app := range []string{"", name} {
 					maps.Copy(intended, clusterDifferences[app])
 					if stripe {
-						maps.Copy(intended, withStripeKeyDifferences[app])
+						maps.Copy(intended, withStripeKeyDifferences[m.Name][app])
 					}
 				}
 				got, want := flatten(clusterCfg), flatten(localCfg)
