@@ -27,22 +27,26 @@ import (
 )
 
 // loaders are the apps' own configuration loaders (what each main calls with
-// os.Getenv), by Deployment name.
-var loaders = map[string]func(getenv func(string) string) error{
-	"auth":       func(g func(string) string) error { _, err := authapp.LoadConfig(g); return err },
-	"stuff":      func(g func(string) string) error { _, err := stuffapp.LoadConfig(g); return err },
-	"orders":     func(g func(string) string) error { _, err := ordersapp.LoadConfig(g); return err },
-	"expiration": func(g func(string) string) error { _, err := expirationapp.LoadConfig(g); return err },
-	"payments":   func(g func(string) string) error { _, err := paymentsapp.LoadConfig(g); return err },
-	"client":     func(g func(string) string) error { _, err := clientapp.LoadConfig(g); return err },
+// os.Getenv), by Deployment name; each returns the app's Config.
+var loaders = map[string]func(getenv func(string) string) (any, error){
+	"auth":       func(g func(string) string) (any, error) { return authapp.LoadConfig(g) },
+	"stuff":      func(g func(string) string) (any, error) { return stuffapp.LoadConfig(g) },
+	"orders":     func(g func(string) string) (any, error) { return ordersapp.LoadConfig(g) },
+	"expiration": func(g func(string) string) (any, error) { return expirationapp.LoadConfig(g) },
+	"payments":   func(g func(string) string) (any, error) { return paymentsapp.LoadConfig(g) },
+	"client":     func(g func(string) string) (any, error) { return clientapp.LoadConfig(g) },
 }
 
 // runtimeEnv are variables the Go runtime reads, not the apps.
 var runtimeEnv = []string{"GOMEMLIMIT"}
 
-// testSecret stands for a secret's value: long enough for JWT_KEY and
-// SESSION_KEY (32+ characters).
-const testSecret = "k8s-test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+// secretValue stands for the value of key in Secret name: distinct for every
+// secret and key (so a test sees which one reached a variable), URL-safe (it
+// may go into a URI) and long enough for JWT_KEY and SESSION_KEY (32+
+// characters).
+func secretValue(name, key string) string {
+	return "secret-" + name + "-" + key + "-0123456789abcdefghijklmnopqrstuvwxyz"
+}
 
 // recorder is a getenv that remembers every name asked for.
 type recorder struct {
@@ -59,8 +63,9 @@ func (r *recorder) getenv(name string) string {
 }
 
 // resolveEnv is the environment the container would get: literal values,
-// ConfigMap keys of the manifests, and testSecret for each secret key
-// (optional secrets only when withOptional).
+// ConfigMap keys of the manifests, secretValue for each secret key (optional
+// secrets only when withOptional), with $(VAR) references expanded as the
+// kubelet expands them.
 func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string]string, error) {
 	env := map[string]string{}
 	for _, e := range c.Env {
@@ -69,7 +74,12 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 		}
 		switch vf := e.ValueFrom; {
 		case vf == nil:
-			env[e.Name] = e.Value
+			env[e.Name] = expandVars(e.Value, env)
+			for _, ref := range referencedVars(env[e.Name]) {
+				if slices.ContainsFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == ref }) {
+					return nil, fmt.Errorf("%s refers to $(%s), which is defined below it: the kubelet leaves it as it is", e.Name, ref)
+				}
+			}
 		case vf.ConfigMapKeyRef != nil:
 			ref := vf.ConfigMapKeyRef
 			cm := m.ConfigMaps[ref.Name]
@@ -83,7 +93,7 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 			env[e.Name] = v
 		case vf.SecretKeyRef != nil:
 			if ref := vf.SecretKeyRef; ref.Optional == nil || !*ref.Optional || withOptional {
-				env[e.Name] = testSecret
+				env[e.Name] = secretValue(ref.Name, ref.Key)
 			} else {
 				env[e.Name] = ""
 			}
@@ -94,75 +104,137 @@ func resolveEnv(m *manifests, c corev1.Container, withOptional bool) (map[string
 	return env, nil
 }
 
+// expandVars expands $(VAR) in s as the kubelet does in a container's env,
+// command and args: VAR must be defined in env (for env, earlier in the
+// list), else the reference stays as it is; $$ is a literal $.
+func expandVars(s string, env map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := env[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// referencedVars are the names s refers to with $(NAME).
+func referencedVars(s string) []string {
+	var out []string
+	for {
+		i := strings.Index(s, "$(")
+		if i < 0 {
+			return out
+		}
+		end := strings.IndexByte(s[i:], ')')
+		if end < 0 {
+			return out
+		}
+		if i == 0 || s[i-1] != '$' {
+			out = append(out, s[i+2:i+end])
+		}
+		s = s[i+end:]
+	}
+}
+
 // TestEnvMatchesLoadConfig calls each app's real LoadConfig with a getenv that
 // records every variable it reads, so the list cannot drift from the code:
 // every variable read must be set in the app's Deployment, every variable
-// set must be read (no typo goes unnoticed), and the Deployment's values
+// set must be read, or put into one that is with $(NAME) (no typo goes
+// unnoticed), and the Deployment's values
 // (with the ConfigMap's, and stand-ins for the secrets) must load without
 // error.
 func TestEnvMatchesLoadConfig(t *testing.T) {
-	m := loadManifests(t)
-	apps := appDeployments(t)
-	if got, want := slices.Sorted(maps.Keys(apps)), slices.Sorted(maps.Keys(loaders)); !slices.Equal(got, want) {
-		t.Fatalf("app Deployments %v, config loaders %v: add the new app's LoadConfig to loaders", got, want)
-	}
-	for name, d := range apps {
-		t.Run(name, func(t *testing.T) {
-			c := d.Spec.Template.Spec.Containers[0]
-			read := map[string]bool{}
-			// With nothing set, a loader reads every variable on its
-			// "missing" path; with the Deployment's values, on its normal
-			// path, with and without the optional secrets.
-			empty := &recorder{env: map[string]string{}, read: read}
-			if err := loaders[name](empty.getenv); err == nil {
-				t.Error("LoadConfig succeeds with no variable set: is it reading the environment at all?")
-			}
-			for _, withOptional := range []bool{false, true} {
-				env, err := resolveEnv(m, c, withOptional)
-				if err != nil {
-					t.Fatal(err)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		apps := appDeployments(t, m)
+		if got, want := slices.Sorted(maps.Keys(apps)), slices.Sorted(maps.Keys(loaders)); !slices.Equal(got, want) {
+			t.Fatalf("app Deployments %v, config loaders %v: add the new app's LoadConfig to loaders", got, want)
+		}
+		for name, d := range apps {
+			t.Run(name, func(t *testing.T) {
+				c := d.Spec.Template.Spec.Containers[0]
+				read := map[string]bool{}
+				// With nothing set, a loader reads every variable on its
+				// "missing" path; with the Deployment's values, on its normal
+				// path, with and without the optional secrets.
+				empty := &recorder{env: map[string]string{}, read: read}
+				if _, err := loaders[name](empty.getenv); err == nil {
+					t.Error("LoadConfig succeeds with no variable set: is it reading the environment at all?")
 				}
-				r := &recorder{env: env, read: read}
-				if err := loaders[name](r.getenv); err != nil {
-					t.Errorf("LoadConfig with the Deployment's environment (optional secrets set: %v): %v", withOptional, err)
+				for _, withOptional := range []bool{false, true} {
+					env, err := resolveEnv(m, c, withOptional)
+					if err != nil {
+						t.Fatal(err)
+					}
+					r := &recorder{env: env, read: read}
+					if _, err := loaders[name](r.getenv); err != nil {
+						t.Errorf("LoadConfig with the Deployment's environment (optional secrets set: %v): %v", withOptional, err)
+					}
 				}
-			}
-			set := map[string]bool{}
-			for _, e := range c.Env {
-				set[e.Name] = true
-			}
-			for _, v := range slices.Sorted(maps.Keys(read)) {
-				if !set[v] {
-					t.Errorf("LoadConfig reads %s; the Deployment does not set it", v)
+				set := map[string]bool{}
+				// Variables that exist to be put into others
+				// ($(MONGO_PASSWORD) in MONGO_URI) are read through them.
+				expanded := map[string]bool{}
+				for _, e := range c.Env {
+					set[e.Name] = true
+					for _, v := range referencedVars(e.Value) {
+						expanded[v] = true
+					}
 				}
-			}
-			for _, v := range slices.Sorted(maps.Keys(set)) {
-				if !read[v] && !slices.Contains(runtimeEnv, v) {
-					t.Errorf("the Deployment sets %s; LoadConfig never reads it", v)
+				for _, v := range slices.Sorted(maps.Keys(read)) {
+					if !set[v] {
+						t.Errorf("LoadConfig reads %s; the Deployment does not set it", v)
+					}
 				}
-			}
-			t.Logf("LoadConfig reads %d variables: %s", len(read), strings.Join(slices.Sorted(maps.Keys(read)), " "))
-		})
-	}
+				for _, v := range slices.Sorted(maps.Keys(set)) {
+					if !read[v] && !expanded[v] && !slices.Contains(runtimeEnv, v) {
+						t.Errorf("the Deployment sets %s; LoadConfig never reads it", v)
+					}
+				}
+				t.Logf("LoadConfig reads %d variables: %s", len(read), strings.Join(slices.Sorted(maps.Keys(read)), " "))
+			})
+		}
+	})
 }
 
 // TestClusterIDAgrees: every app connects to the cluster id the NATS
 // Streaming server runs with.
 func TestClusterIDAgrees(t *testing.T) {
-	m := loadManifests(t)
-	sopts, _ := natsOptions(t)
-	for name, d := range appDeployments(t) {
-		if name == "client" {
-			continue // the storefront does not use NATS
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		sopts, _ := natsOptions(t, m)
+		for name, d := range appDeployments(t, m) {
+			if name == "client" {
+				continue // the storefront does not use NATS
+			}
+			env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env["NATS_CLUSTER_ID"] != sopts.ID {
+				t.Errorf("%s: NATS_CLUSTER_ID %q; the server's --cluster_id is %q", name, env["NATS_CLUSTER_ID"], sopts.ID)
+			}
 		}
-		env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if env["NATS_CLUSTER_ID"] != sopts.ID {
-			t.Errorf("%s: NATS_CLUSTER_ID %q; the server's --cluster_id is %q", name, env["NATS_CLUSTER_ID"], sopts.ID)
-		}
-	}
+	})
 }
 
 // TestClientStartsWithImageAssets builds the storefront (app.New, which
@@ -170,41 +242,42 @@ func TestClusterIDAgrees(t *testing.T) {
 // mapped to the folder the Dockerfile copies there in the Deployment's
 // image: the image has every file the storefront needs.
 func TestClientStartsWithImageAssets(t *testing.T) {
-	m := loadManifests(t)
-	d := m.Deployments["client"]
-	if d == nil {
-		t.Fatal("no client Deployment")
-	}
-	env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	image := d.Spec.Template.Spec.Containers[0].Image
-	img, ok := artifactImages(t, platforms[0])[image]
-	if !ok {
-		t.Fatalf("image %s is not built by skaffold.yaml", image)
-	}
-	src := ""
-	for _, cp := range img.Final.copies() {
-		if cp.From == "" && filepath.Clean(cp.Dest) == filepath.Clean(env["ASSETS_DIR"]) && len(cp.Sources) == 1 {
-			src = filepath.Join(repoRoot(t), filepath.FromSlash(cp.Sources[0]))
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		d := m.Deployments["client"]
+		if d == nil {
+			t.Fatal("no client Deployment")
 		}
-	}
-	if src == "" {
-		t.Fatalf("%s: the Dockerfile copies nothing from the context to ASSETS_DIR %q", image, env["ASSETS_DIR"])
-	}
-	env["ASSETS_DIR"] = src
-	cfg, err := clientapp.LoadConfig(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := clientapp.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("the storefront does not start with the image's assets: %v", err)
-	}
-	if err := a.Close(context.Background()); err != nil {
-		t.Error(err)
-	}
+		env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		image := d.Spec.Template.Spec.Containers[0].Image
+		img, ok := artifactImages(t, platforms[0])[image]
+		if !ok {
+			t.Fatalf("image %s is not built by skaffold.yaml", image)
+		}
+		src := ""
+		for _, cp := range img.Final.copies() {
+			if cp.From == "" && filepath.Clean(cp.Dest) == filepath.Clean(env["ASSETS_DIR"]) && len(cp.Sources) == 1 {
+				src = filepath.Join(repoRoot(t), filepath.FromSlash(cp.Sources[0]))
+			}
+		}
+		if src == "" {
+			t.Fatalf("%s: the Dockerfile copies nothing from the context to ASSETS_DIR %q", image, env["ASSETS_DIR"])
+		}
+		env["ASSETS_DIR"] = src
+		cfg, err := clientapp.LoadConfig(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := clientapp.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("the storefront does not start with the image's assets: %v", err)
+		}
+		if err := a.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // TestNoEnvReadOutsideLoadConfig: the apps' own packages (this repository's,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,13 +16,20 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // repoRoot is the repository root: the tests run in k8s/.
@@ -42,7 +50,10 @@ func repoRoot(t testing.TB) string {
 func strictDecoder(t testing.TB) runtime.Decoder {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{
+		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, networkingv1.AddToScheme,
+		policyv1.AddToScheme, autoscalingv2.AddToScheme,
+	} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -50,14 +61,18 @@ func strictDecoder(t testing.TB) runtime.Decoder {
 	return serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 }
 
-// object is one decoded document of a manifest file.
+// object is one object of a built overlay.
 type object struct {
-	File string // relative to the repository root
-	Doc  []byte // the document's text, comments included
-	Obj  runtime.Object
+	// File is the source file that declares it, relative to the repository
+	// root ("" for generated objects).
+	File string
+	// Doc is its source document, comments included (the built YAML for
+	// generated objects: kustomize drops comments).
+	Doc []byte
+	Obj runtime.Object
 }
 
-// workload is a Deployment or a StatefulSet: something that runs pods.
+// workload is a Deployment, a StatefulSet or a Job: something that runs pods.
 type workload struct {
 	Kind, Name string
 	Doc        []byte
@@ -85,24 +100,35 @@ func (w workload) containerPort(p string) (corev1.ContainerPort, bool) {
 	return corev1.ContainerPort{}, false
 }
 
-// manifests is everything skaffold deploys, decoded.
+// manifests is one overlay as kustomize builds it, decoded: what skaffold
+// applies with that overlay.
 type manifests struct {
-	Objects      []object
-	Deployments  map[string]*appsv1.Deployment
-	StatefulSets map[string]*appsv1.StatefulSet
-	Services     map[string]*corev1.Service
-	ConfigMaps   map[string]*corev1.ConfigMap
-	PVCs         map[string]*corev1.PersistentVolumeClaim
-	Ingresses    map[string]*networkingv1.Ingress
-	Workloads    []workload
+	// Name is the overlay's folder name below k8s/: dev or prod.
+	Name            string
+	Objects         []object
+	Deployments     map[string]*appsv1.Deployment
+	StatefulSets    map[string]*appsv1.StatefulSet
+	Jobs            map[string]*batchv1.Job
+	Services        map[string]*corev1.Service
+	ConfigMaps      map[string]*corev1.ConfigMap
+	PVCs            map[string]*corev1.PersistentVolumeClaim
+	Ingresses       map[string]*networkingv1.Ingress
+	NetworkPolicies map[string]*networkingv1.NetworkPolicy
+	PDBs            map[string]*policyv1.PodDisruptionBudget
+	HPAs            map[string]*autoscalingv2.HorizontalPodAutoscaler
+	Workloads       []workload
 }
 
-// workloadSelectedBy returns the workloads whose pods svc selects.
+// workloadsSelectedBy returns the workloads whose pods svc selects.
 func (m *manifests) workloadsSelectedBy(svc *corev1.Service) []workload {
 	if len(svc.Spec.Selector) == 0 {
 		return nil
 	}
-	sel := labels.SelectorFromSet(svc.Spec.Selector)
+	return m.workloadsMatching(labels.SelectorFromSet(svc.Spec.Selector))
+}
+
+// workloadsMatching returns the workloads whose pods sel selects.
+func (m *manifests) workloadsMatching(sel labels.Selector) []workload {
 	var out []workload
 	for _, w := range m.Workloads {
 		if sel.Matches(w.podLabels()) {
@@ -112,71 +138,181 @@ func (m *manifests) workloadsSelectedBy(svc *corev1.Service) []workload {
 	return out
 }
 
-var (
-	loadOnce sync.Once
-	loaded   *manifests
-	loadErr  error
-)
-
-// loadManifests decodes, strictly, every document of the files that
-// skaffold.yaml's manifests.rawYaml names: exactly what `skaffold dev`
-// applies.
-func loadManifests(t testing.TB) *manifests {
-	t.Helper()
-	root := repoRoot(t)
-	cfg := loadSkaffold(t)
-	loadOnce.Do(func() {
-		loaded, loadErr = decodeManifests(root, cfg.Manifests.RawYaml, strictDecoder(t))
-	})
-	if loadErr != nil {
-		t.Fatalf("manifests: %v", loadErr)
+// workload returns the workload kind/name.
+func (m *manifests) workload(kind, name string) (workload, bool) {
+	for _, w := range m.Workloads {
+		if w.Kind == kind && w.Name == name {
+			return w, true
+		}
 	}
-	return loaded
+	return workload{}, false
 }
 
-func decodeManifests(root string, globs []string, dec runtime.Decoder) (*manifests, error) {
+// overlay is a kustomize overlay skaffold.yaml deploys.
+type overlay struct {
+	// Dir is its folder, relative to the repository root (k8s/dev).
+	Dir string
+	// Profile is the skaffold profile that deploys it; "" for the default
+	// pipeline (skaffold dev, skaffold run).
+	Profile string
+}
+
+// Name is the overlay's folder name: dev, prod.
+func (o overlay) Name() string { return path.Base(o.Dir) }
+
+// skaffoldOverlays are the overlays skaffold.yaml deploys: the default
+// pipeline's first, then each profile's.
+func skaffoldOverlays(t testing.TB) []overlay {
+	t.Helper()
+	cfg := loadSkaffold(t)
+	var out []overlay
+	add := func(p skaffoldPipeline, profile string) {
+		if k := p.Manifests.Kustomize; k != nil {
+			for _, dir := range k.Paths {
+				out = append(out, overlay{Dir: path.Clean(dir), Profile: profile})
+			}
+		}
+	}
+	add(cfg.skaffoldPipeline, "")
+	for _, p := range cfg.Profiles {
+		add(p.skaffoldPipeline, p.Name)
+	}
+	if len(out) == 0 || out[0].Profile != "" {
+		t.Fatal("skaffold.yaml's default pipeline renders no kustomize overlay")
+	}
+	return out
+}
+
+var (
+	loadMu sync.Mutex
+	loaded = map[string]*manifests{}
+	failed = map[string]error{}
+)
+
+// loadManifests is the overlay `skaffold dev` deploys: the default
+// pipeline's.
+func loadManifests(t testing.TB) *manifests {
+	t.Helper()
+	return loadOverlay(t, skaffoldOverlays(t)[0].Dir)
+}
+
+// loadOverlay builds the overlay in dir (relative to the repository root)
+// with the kustomize API, as `kustomize build` (which skaffold runs) does,
+// and decodes every object strictly.
+func loadOverlay(t testing.TB, dir string) *manifests {
+	t.Helper()
+	root := repoRoot(t)
+	dec := strictDecoder(t)
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	if m := loaded[dir]; m != nil {
+		return m
+	}
+	if err := failed[dir]; err != nil {
+		t.Fatalf("overlay %s: %v", dir, err)
+	}
+	m, err := buildOverlay(root, dir, dec)
+	if err != nil {
+		failed[dir] = err
+		t.Fatalf("overlay %s: %v", dir, err)
+	}
+	loaded[dir] = m
+	return m
+}
+
+// forEachOverlay runs f on every overlay skaffold.yaml deploys, each in a
+// subtest named after it.
+func forEachOverlay(t *testing.T, f func(t *testing.T, m *manifests)) {
+	t.Helper()
+	for _, o := range skaffoldOverlays(t) {
+		t.Run(o.Name(), func(t *testing.T) { f(t, loadOverlay(t, o.Dir)) })
+	}
+}
+
+// buildOverlay runs kustomize on root/dir and decodes what it builds.
+func buildOverlay(root, dir string, dec runtime.Decoder) (*manifests, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, filepath.FromSlash(dir)))
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build: %w", err)
+	}
+	sources, err := sourceDocs(root)
+	if err != nil {
+		return nil, err
+	}
 	m := &manifests{
-		Deployments:  map[string]*appsv1.Deployment{},
-		StatefulSets: map[string]*appsv1.StatefulSet{},
-		Services:     map[string]*corev1.Service{},
-		ConfigMaps:   map[string]*corev1.ConfigMap{},
-		PVCs:         map[string]*corev1.PersistentVolumeClaim{},
-		Ingresses:    map[string]*networkingv1.Ingress{},
+		Name:            path.Base(dir),
+		Deployments:     map[string]*appsv1.Deployment{},
+		StatefulSets:    map[string]*appsv1.StatefulSet{},
+		Jobs:            map[string]*batchv1.Job{},
+		Services:        map[string]*corev1.Service{},
+		ConfigMaps:      map[string]*corev1.ConfigMap{},
+		PVCs:            map[string]*corev1.PersistentVolumeClaim{},
+		Ingresses:       map[string]*networkingv1.Ingress{},
+		NetworkPolicies: map[string]*networkingv1.NetworkPolicy{},
+		PDBs:            map[string]*policyv1.PodDisruptionBudget{},
+		HPAs:            map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 	}
-	var files []string
-	for _, g := range globs {
-		matches, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(g)))
-		if err != nil {
-			return nil, fmt.Errorf("rawYaml %q: %w", g, err)
-		}
-		if len(matches) == 0 {
-			return nil, fmt.Errorf("rawYaml %q matches no file", g)
-		}
-		files = append(files, matches...)
-	}
-	sort.Strings(files)
-	files = slices.Compact(files)
 	var errs []error
-	for _, f := range files {
-		rel, _ := filepath.Rel(root, f)
-		docs, err := splitYAML(f)
+	for _, r := range rm.Resources() {
+		doc, err := r.AsYAML()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", rel, err))
+			errs = append(errs, err)
 			continue
 		}
-		for i, doc := range docs {
-			obj, gvk, err := dec.Decode(doc, nil, nil)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s, document %d: %w", rel, i+1, err))
-				continue
-			}
-			m.Objects = append(m.Objects, object{File: filepath.ToSlash(rel), Doc: doc, Obj: obj})
-			if err := m.add(obj, doc); err != nil {
-				errs = append(errs, fmt.Errorf("%s, document %d (%s): %w", rel, i+1, gvk.Kind, err))
-			}
+		obj, gvk, err := dec.Decode(doc, nil, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err))
+			continue
+		}
+		o := object{Doc: doc, Obj: obj}
+		if src, ok := sources[r.GetKind()+"/"+r.OrgId().Name]; ok {
+			o.File, o.Doc = src.file, src.doc
+		}
+		m.Objects = append(m.Objects, o)
+		if err := m.add(obj, o.Doc); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", gvk.Kind, r.GetName(), err))
 		}
 	}
 	return m, errors.Join(errs...)
+}
+
+// sourceDoc is one document of a base file.
+type sourceDoc struct {
+	file string
+	doc  []byte
+}
+
+// sourceDocs are the documents of k8s/base by kind/name: where the comments
+// of an object are.
+func sourceDocs(root string) (map[string]sourceDoc, error) {
+	files, err := filepath.Glob(filepath.Join(root, "k8s", "base", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]sourceDoc{}
+	for _, f := range files {
+		docs, err := splitYAML(f)
+		if err != nil {
+			return nil, err
+		}
+		rel, _ := filepath.Rel(root, f)
+		for _, doc := range docs {
+			var tm struct {
+				Kind     string `json:"kind"`
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+			}
+			if err := sigsyaml.Unmarshal(doc, &tm); err != nil {
+				return nil, fmt.Errorf("%s: %w", rel, err)
+			}
+			if tm.Kind != "" && tm.Kind != "Kustomization" {
+				out[tm.Kind+"/"+tm.Metadata.Name] = sourceDoc{filepath.ToSlash(rel), doc}
+			}
+		}
+	}
+	return out, nil
 }
 
 func (m *manifests) add(obj runtime.Object, doc []byte) error {
@@ -206,6 +342,12 @@ func (m *manifests) add(obj runtime.Object, doc []byte) error {
 			claims[c.Name] = true
 		}
 		m.Workloads = append(m.Workloads, workload{Kind: "StatefulSet", Name: o.Name, Doc: doc, Selector: o.Spec.Selector, Template: &o.Spec.Template, Claims: claims})
+	case *batchv1.Job:
+		if err := put("Job", o.Name, m.Jobs[o.Name] != nil); err != nil {
+			return err
+		}
+		m.Jobs[o.Name] = o
+		m.Workloads = append(m.Workloads, workload{Kind: "Job", Name: o.Name, Doc: doc, Selector: &metav1.LabelSelector{MatchLabels: o.Spec.Template.Labels}, Template: &o.Spec.Template})
 	case *corev1.Service:
 		if err := put("Service", o.Name, m.Services[o.Name] != nil); err != nil {
 			return err
@@ -226,10 +368,58 @@ func (m *manifests) add(obj runtime.Object, doc []byte) error {
 			return err
 		}
 		m.Ingresses[o.Name] = o
+	case *networkingv1.NetworkPolicy:
+		if err := put("NetworkPolicy", o.Name, m.NetworkPolicies[o.Name] != nil); err != nil {
+			return err
+		}
+		m.NetworkPolicies[o.Name] = o
+	case *policyv1.PodDisruptionBudget:
+		if err := put("PodDisruptionBudget", o.Name, m.PDBs[o.Name] != nil); err != nil {
+			return err
+		}
+		m.PDBs[o.Name] = o
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		if err := put("HorizontalPodAutoscaler", o.Name, m.HPAs[o.Name] != nil); err != nil {
+			return err
+		}
+		m.HPAs[o.Name] = o
 	default:
 		return fmt.Errorf("kind %T is not expected in k8s/ (add it to the tests)", obj)
 	}
 	return nil
+}
+
+// kustomizations are the folders of k8s/ that hold a kustomization.yaml,
+// relative to the repository root.
+func kustomizations(t testing.TB) []string {
+	t.Helper()
+	root := repoRoot(t)
+	files, err := filepath.Glob(filepath.Join(root, "k8s", "*", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, filepath.Dir(f))
+		out = append(out, filepath.ToSlash(rel))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readKustomization decodes dir/kustomization.yaml (dir relative to the
+// repository root) into kustomize's own type, rejecting unknown fields.
+func readKustomization(t testing.TB, dir string) types.Kustomization {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), filepath.FromSlash(dir), "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k types.Kustomization
+	if err := sigsyaml.UnmarshalStrict(b, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+	}
+	return k
 }
 
 // splitYAML returns the documents of a multi-document YAML file, without
@@ -264,4 +454,71 @@ func hasContent(doc []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestKustomizeSourcesDecodeStrictly decodes, strictly, every document of
+// the overlays' own files that is a Kubernetes object or a patch of one:
+// kustomize itself accepts unknown fields and keeps only one of two
+// duplicate keys, so a typo in a patch would otherwise reach the cluster.
+// Every such file is used by its kustomization.
+func TestKustomizeSourcesDecodeStrictly(t *testing.T) {
+	root := repoRoot(t)
+	dec := strictDecoder(t)
+	for _, dir := range kustomizations(t) {
+		k := readKustomization(t, dir)
+		used := map[string]bool{}
+		for _, r := range k.Resources {
+			used[path.Clean(r)] = true
+		}
+		for _, p := range k.Patches {
+			if p.Path != "" {
+				used[path.Clean(p.Path)] = true
+			}
+		}
+		for _, g := range k.ConfigMapGenerator {
+			for _, f := range g.FileSources {
+				_, file, found := strings.Cut(f, "=")
+				if !found {
+					file = f
+				}
+				used[path.Clean(file)] = true
+			}
+		}
+		files, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(dir), "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		more, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(dir), "*", "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range append(files, more...) {
+			rel, _ := filepath.Rel(filepath.Join(root, filepath.FromSlash(dir)), f)
+			rel = filepath.ToSlash(rel)
+			if rel == "kustomization.yaml" {
+				continue
+			}
+			if !used[rel] {
+				t.Errorf("%s/%s is not used by %s/kustomization.yaml", dir, rel, dir)
+			}
+			docs, err := splitYAML(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, doc := range docs {
+				var tm metav1.TypeMeta
+				if err := sigsyaml.Unmarshal(doc, &tm); err != nil || tm.Kind == "" {
+					continue // a JSON patch (a list), not an object
+				}
+				if _, _, err := dec.Decode(doc, nil, nil); err != nil {
+					t.Errorf("%s/%s, document %d: %v", dir, rel, i+1, err)
+				}
+			}
+		}
+	}
+	for _, o := range skaffoldOverlays(t) {
+		if !slices.Contains(kustomizations(t), o.Dir) {
+			t.Errorf("skaffold.yaml renders %s, which has no kustomization.yaml", o.Dir)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -37,18 +37,6 @@ var ingressRoutes = map[string]string{
 // Streaming images, pinned to a release line.
 var infraImages = []string{"mongo:7", "nats-streaming:0.25.6"}
 
-// Secret references the Deployments may make, and the only ones: the README
-// tells how to create them. JWT_KEY must be exactly jwt-secret/JWT_KEY: the
-// name the README's first Kubernetes step creates.
-var secretRefs = map[string]struct {
-	Secret, Key string
-	Optional    bool
-}{
-	"JWT_KEY":           {"jwt-secret", "JWT_KEY", false},
-	"SESSION_KEY":       {"session-secret", "SESSION_KEY", false},
-	"STRIPE_SECRET_KEY": {"stripe-secret", "STRIPE_SECRET_KEY", true},
-}
-
 // TestStrictDecoderRejectsUnknownFields makes sure the manifest checks can
 // fail: the decoder refuses a misspelt field.
 func TestStrictDecoderRejectsUnknownFields(t *testing.T) {
@@ -71,95 +59,89 @@ func TestStrictDecoderRejectsUnknownFields(t *testing.T) {
 // TestManifests decodes every document skaffold applies in strict mode and
 // checks that it deploys into the current namespace.
 func TestManifests(t *testing.T) {
-	m := loadManifests(t)
-	if len(m.Objects) == 0 {
-		t.Fatal("no objects")
-	}
-	for _, o := range m.Objects {
-		meta, err := metaOf(o)
-		if err != nil {
-			t.Fatal(err)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		if len(m.Objects) == 0 {
+			t.Fatal("no objects")
 		}
-		if meta.Namespace != "" {
-			t.Errorf("%s %s: namespace %q; skaffold deploys into the current one", o.File, meta.Name, meta.Namespace)
+		for _, o := range m.Objects {
+			meta, err := metaOf(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if meta.GetNamespace() != "" {
+				t.Errorf("%s %s: namespace %q; skaffold deploys into the current one", o.File, meta.GetName(), meta.GetNamespace())
+			}
+			if meta.GetLabels()["app.kubernetes.io/part-of"] != "stuffmart" {
+				t.Errorf("%s %s: no app.kubernetes.io/part-of: stuffmart label", o.File, meta.GetName())
+			}
 		}
-		if meta.Labels["app.kubernetes.io/part-of"] != "stuffmart" {
-			t.Errorf("%s %s: no app.kubernetes.io/part-of: stuffmart label", o.File, meta.Name)
+		for _, want := range []string{"auth", "stuff", "orders", "expiration", "payments", "client"} {
+			if m.Deployments[want] == nil {
+				t.Errorf("no Deployment %s", want)
+			}
+			if m.Services[want] == nil {
+				t.Errorf("no Service %s", want)
+			}
 		}
-	}
-	for _, want := range []string{"auth", "stuff", "orders", "expiration", "payments", "client", "nats"} {
-		if m.Deployments[want] == nil {
-			t.Errorf("no Deployment %s", want)
+		if m.StatefulSets["nats"] == nil || m.Services["nats"] == nil {
+			t.Error("no StatefulSet and Service nats")
 		}
-		if m.Services[want] == nil {
-			t.Errorf("no Service %s", want)
-		}
-	}
+	})
 }
 
-func metaOf(o object) (*metav1.ObjectMeta, error) {
-	switch v := o.Obj.(type) {
-	case *appsv1.Deployment:
-		return &v.ObjectMeta, nil
-	case *appsv1.StatefulSet:
-		return &v.ObjectMeta, nil
-	case *corev1.Service:
-		return &v.ObjectMeta, nil
-	case *corev1.ConfigMap:
-		return &v.ObjectMeta, nil
-	case *corev1.PersistentVolumeClaim:
-		return &v.ObjectMeta, nil
-	case *networkingv1.Ingress:
-		return &v.ObjectMeta, nil
+func metaOf(o object) (metav1.Object, error) {
+	obj, err := meta.Accessor(o.Obj)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
 	}
-	return nil, fmt.Errorf("%s: unexpected %T", o.File, o.Obj)
+	return obj, nil
 }
 
-// TestWorkloads checks every Deployment and StatefulSet: selectors, probes,
-// resources, security context and volumes.
+// TestWorkloads checks every Deployment, StatefulSet and Job: selectors,
+// probes, resources, security context and volumes, of init containers too.
 func TestWorkloads(t *testing.T) {
-	m := loadManifests(t)
-	built := skaffoldImages(t)
-	for _, w := range m.Workloads {
-		t.Run(w.String(), func(t *testing.T) {
-			sel, err := metav1.LabelSelectorAsSelector(w.Selector)
-			if err != nil || sel.Empty() || !sel.Matches(w.podLabels()) {
-				t.Errorf("selector %v does not select the pod template's labels %v (%v)", w.Selector, w.Template.Labels, err)
-			}
-			spec := w.Template.Spec
-			if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-				t.Error("automountServiceAccountToken must be false: nothing here calls the Kubernetes API")
-			}
-			checkPodSecurity(t, spec.SecurityContext)
-			if len(spec.Containers) == 0 {
-				t.Fatal("no containers")
-			}
-			if len(spec.InitContainers) != 0 {
-				t.Error("init containers are not checked by these tests")
-			}
-			volumes := map[string]corev1.Volume{}
-			for _, v := range spec.Volumes {
-				volumes[v.Name] = v
-				if v.PersistentVolumeClaim != nil && m.PVCs[v.PersistentVolumeClaim.ClaimName] == nil {
-					t.Errorf("volume %s: no PersistentVolumeClaim %s", v.Name, v.PersistentVolumeClaim.ClaimName)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		built := skaffoldImages(t)
+		for _, w := range m.Workloads {
+			t.Run(w.String(), func(t *testing.T) {
+				sel, err := metav1.LabelSelectorAsSelector(w.Selector)
+				if err != nil || sel.Empty() || !sel.Matches(w.podLabels()) {
+					t.Errorf("selector %v does not select the pod template's labels %v (%v)", w.Selector, w.Template.Labels, err)
 				}
-			}
-			for _, c := range spec.Containers {
-				if !built[c.Image] && !slices.Contains(infraImages, c.Image) {
-					t.Errorf("container %s: image %q is neither built by skaffold.yaml nor one of %v", c.Name, c.Image, infraImages)
+				spec := w.Template.Spec
+				if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+					t.Error("automountServiceAccountToken must be false: nothing here calls the Kubernetes API")
 				}
-				checkContainer(t, w, c)
-				if len(c.EnvFrom) != 0 {
-					t.Errorf("container %s: envFrom; name each variable in env (the tests resolve env only)", c.Name)
+				checkPodSecurity(t, spec.SecurityContext)
+				if len(spec.Containers) == 0 {
+					t.Fatal("no containers")
 				}
-				for _, vm := range c.VolumeMounts {
-					if _, ok := volumes[vm.Name]; !ok && !w.Claims[vm.Name] {
-						t.Errorf("container %s: mount %s has no volume", c.Name, vm.Name)
+				volumes := map[string]corev1.Volume{}
+				for _, v := range spec.Volumes {
+					volumes[v.Name] = v
+					if v.PersistentVolumeClaim != nil && m.PVCs[v.PersistentVolumeClaim.ClaimName] == nil {
+						t.Errorf("volume %s: no PersistentVolumeClaim %s", v.Name, v.PersistentVolumeClaim.ClaimName)
 					}
 				}
-			}
-		})
-	}
+				for i, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+					if !built[c.Image] && !slices.Contains(infraImages, c.Image) {
+						t.Errorf("container %s: image %q is neither built by skaffold.yaml nor one of %v", c.Name, c.Image, infraImages)
+					}
+					// Init containers and a Job's run to completion: no
+					// probes.
+					checkContainer(t, w, c, i >= len(spec.InitContainers) && w.Kind != "Job")
+					if len(c.EnvFrom) != 0 {
+						t.Errorf("container %s: envFrom; name each variable in env (the tests resolve env only)", c.Name)
+					}
+					for _, vm := range c.VolumeMounts {
+						if _, ok := volumes[vm.Name]; !ok && !w.Claims[vm.Name] {
+							t.Errorf("container %s: mount %s has no volume", c.Name, vm.Name)
+						}
+					}
+				}
+			})
+		}
+	})
 }
 
 func checkPodSecurity(t *testing.T, sc *corev1.PodSecurityContext) {
@@ -179,14 +161,14 @@ func checkPodSecurity(t *testing.T, sc *corev1.PodSecurityContext) {
 	}
 }
 
-func checkContainer(t *testing.T, w workload, c corev1.Container) {
+func checkContainer(t *testing.T, w workload, c corev1.Container, serves bool) {
 	t.Helper()
 	for _, p := range []struct {
 		name  string
 		probe *corev1.Probe
 	}{{"readinessProbe", c.ReadinessProbe}, {"livenessProbe", c.LivenessProbe}, {"startupProbe", c.StartupProbe}} {
 		if p.probe == nil {
-			if p.name != "startupProbe" { // optional
+			if serves && p.name != "startupProbe" { // optional
 				t.Errorf("container %s: no %s", c.Name, p.name)
 			}
 			continue
@@ -240,9 +222,8 @@ func checkContainer(t *testing.T, w workload, c corev1.Container) {
 
 // appDeployments are the Deployments of the images skaffold builds (the five
 // services and the storefront), by name.
-func appDeployments(t *testing.T) map[string]*appsv1.Deployment {
+func appDeployments(t *testing.T, m *manifests) map[string]*appsv1.Deployment {
 	t.Helper()
-	m := loadManifests(t)
 	built := skaffoldImages(t)
 	out := map[string]*appsv1.Deployment{}
 	for name, d := range m.Deployments {
@@ -268,26 +249,27 @@ func skaffoldImages(t *testing.T) map[string]bool {
 // TestImagesBuiltBySkaffold: every app Deployment runs an image skaffold
 // builds, every built image is deployed once, and nothing else is built.
 func TestImagesBuiltBySkaffold(t *testing.T) {
-	m := loadManifests(t)
-	used := map[string]int{}
-	for _, w := range m.Workloads {
-		for _, c := range w.Template.Spec.Containers {
-			used[c.Image]++
-			if !strings.Contains(c.Image, ":") && !skaffoldImages(t)[c.Image] {
-				t.Errorf("%s: image %q has no tag and is not built by skaffold", w, c.Image)
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		used := map[string]int{}
+		for _, w := range m.Workloads {
+			for _, c := range w.Template.Spec.Containers {
+				used[c.Image]++
+				if !strings.Contains(c.Image, ":") && !skaffoldImages(t)[c.Image] {
+					t.Errorf("%s: image %q has no tag and is not built by skaffold", w, c.Image)
+				}
 			}
 		}
-	}
-	for img := range skaffoldImages(t) {
-		if used[img] != 1 {
-			t.Errorf("image %s is built by skaffold and used by %d containers; want 1", img, used[img])
+		for img := range skaffoldImages(t) {
+			if used[img] != 1 {
+				t.Errorf("image %s is built by skaffold and used by %d containers; want 1", img, used[img])
+			}
 		}
-	}
-	apps := appDeployments(t)
-	want := []string{"auth", "client", "expiration", "orders", "payments", "stuff"}
-	if got := slices.Sorted(maps.Keys(apps)); !slices.Equal(got, want) {
-		t.Errorf("Deployments running skaffold-built images: %v; want %v", got, want)
-	}
+		apps := appDeployments(t, m)
+		want := []string{"auth", "client", "expiration", "orders", "payments", "stuff"}
+		if got := slices.Sorted(maps.Keys(apps)); !slices.Equal(got, want) {
+			t.Errorf("Deployments running skaffold-built images: %v; want %v", got, want)
+		}
+	})
 }
 
 // TestAppDeployments checks what every service and the storefront share:
@@ -295,69 +277,71 @@ func TestImagesBuiltBySkaffold(t *testing.T) {
 // graceful stop, the Go memory limit, the uid of the image and the note on
 // replicas.
 func TestAppDeployments(t *testing.T) {
-	for name, d := range appDeployments(t) {
-		t.Run(name, func(t *testing.T) {
-			spec := d.Spec.Template.Spec
-			if len(spec.Containers) != 1 {
-				t.Fatalf("%d containers; want 1", len(spec.Containers))
-			}
-			c := spec.Containers[0]
-			env := literalEnv(c)
-			_, port, err := net.SplitHostPort(env["HTTP_ADDR"])
-			if err != nil {
-				t.Fatalf("HTTP_ADDR %q: %v", env["HTTP_ADDR"], err)
-			}
-			var http *corev1.ContainerPort
-			for i := range c.Ports {
-				if c.Ports[i].Name == "http" {
-					http = &c.Ports[i]
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		for name, d := range appDeployments(t, m) {
+			t.Run(name, func(t *testing.T) {
+				spec := d.Spec.Template.Spec
+				if len(spec.Containers) != 1 {
+					t.Fatalf("%d containers; want 1", len(spec.Containers))
 				}
-			}
-			if http == nil || strconv.Itoa(int(http.ContainerPort)) != port {
-				t.Errorf("container port http %v does not match HTTP_ADDR %q", http, env["HTTP_ADDR"])
-			}
-			for _, p := range []struct {
-				probe *corev1.Probe
-				path  string
-			}{{c.ReadinessProbe, "/readyz"}, {c.LivenessProbe, "/healthz"}} {
-				if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port.String() != "http" {
-					t.Errorf("want an httpGet probe of %s on port http", p.path)
+				c := spec.Containers[0]
+				env := literalEnv(c)
+				_, port, err := net.SplitHostPort(env["HTTP_ADDR"])
+				if err != nil {
+					t.Fatalf("HTTP_ADDR %q: %v", env["HTTP_ADDR"], err)
 				}
-			}
-			sleep := int64(0)
-			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
-				sleep = c.Lifecycle.PreStop.Sleep.Seconds
-			}
-			if sleep == 0 {
-				t.Error("no preStop sleep: the ingress would still send requests to a stopping pod")
-			}
-			if g := spec.TerminationGracePeriodSeconds; g == nil || *g < sleep+shutdownBudget {
-				t.Errorf("terminationGracePeriodSeconds %v: below preStop %d s + shutdown %d s", g, sleep, shutdownBudget)
-			}
-			lim := c.Resources.Limits[corev1.ResourceMemory]
-			gml, err := parseGoBytes(env["GOMEMLIMIT"])
-			if err != nil {
-				t.Errorf("GOMEMLIMIT: %v", err)
-			} else if gml >= lim.Value() || gml < lim.Value()/2 {
-				t.Errorf("GOMEMLIMIT %s should be a little below the memory limit %s", env["GOMEMLIMIT"], lim.String())
-			}
-			if uid := spec.SecurityContext.RunAsUser; uid == nil || *uid != distrolessNonroot {
-				t.Errorf("runAsUser %v; want %d, the image's USER", uid, distrolessNonroot)
-			}
-			if !strings.Contains(string(docOf(t, d)), "Safe with more than one replica") {
-				t.Error("no comment saying why it is safe with more than one replica")
-			}
-		})
-	}
+				var http *corev1.ContainerPort
+				for i := range c.Ports {
+					if c.Ports[i].Name == "http" {
+						http = &c.Ports[i]
+					}
+				}
+				if http == nil || strconv.Itoa(int(http.ContainerPort)) != port {
+					t.Errorf("container port http %v does not match HTTP_ADDR %q", http, env["HTTP_ADDR"])
+				}
+				for _, p := range []struct {
+					probe *corev1.Probe
+					path  string
+				}{{c.ReadinessProbe, "/readyz"}, {c.LivenessProbe, "/healthz"}} {
+					if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port.String() != "http" {
+						t.Errorf("want an httpGet probe of %s on port http", p.path)
+					}
+				}
+				sleep := int64(0)
+				if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+					sleep = c.Lifecycle.PreStop.Sleep.Seconds
+				}
+				if sleep == 0 {
+					t.Error("no preStop sleep: the ingress would still send requests to a stopping pod")
+				}
+				if g := spec.TerminationGracePeriodSeconds; g == nil || *g < sleep+shutdownBudget {
+					t.Errorf("terminationGracePeriodSeconds %v: below preStop %d s + shutdown %d s", g, sleep, shutdownBudget)
+				}
+				lim := c.Resources.Limits[corev1.ResourceMemory]
+				gml, err := parseGoBytes(env["GOMEMLIMIT"])
+				if err != nil {
+					t.Errorf("GOMEMLIMIT: %v", err)
+				} else if gml >= lim.Value() || gml < lim.Value()/2 {
+					t.Errorf("GOMEMLIMIT %s should be a little below the memory limit %s", env["GOMEMLIMIT"], lim.String())
+				}
+				if uid := spec.SecurityContext.RunAsUser; uid == nil || *uid != distrolessNonroot {
+					t.Errorf("runAsUser %v; want %d, the image's USER", uid, distrolessNonroot)
+				}
+				if !strings.Contains(string(docOf(t, m, d)), "Safe with more than one replica") {
+					t.Error("no comment saying why it is safe with more than one replica")
+				}
+			})
+		}
+	})
 }
 
 // distrolessNonroot is the uid of distroless's nonroot user, which the
 // Dockerfile's USER names in every image.
 const distrolessNonroot = 65532
 
-func docOf(t *testing.T, d *appsv1.Deployment) []byte {
+func docOf(t *testing.T, m *manifests, d *appsv1.Deployment) []byte {
 	t.Helper()
-	for _, o := range loadManifests(t).Objects {
+	for _, o := range m.Objects {
 		if o.Obj == d {
 			return o.Doc
 		}
@@ -402,50 +386,51 @@ func parseGoBytes(s string) (int64, error) {
 // targets ports its containers have; every app Deployment has a ClusterIP
 // Service of its name; every StatefulSet is governed by a headless Service.
 func TestServices(t *testing.T) {
-	m := loadManifests(t)
-	for name, svc := range m.Services {
-		t.Run(name, func(t *testing.T) {
-			if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
-				t.Errorf("type %s; want ClusterIP (the ingress is the way in)", svc.Spec.Type)
-			}
-			ws := m.workloadsSelectedBy(svc)
-			if len(ws) != 1 {
-				t.Fatalf("selector %v selects %d workloads; want 1", svc.Spec.Selector, len(ws))
-			}
-			if len(svc.Spec.Ports) == 0 {
-				t.Error("no ports")
-			}
-			for _, p := range svc.Spec.Ports {
-				target := p.TargetPort.String()
-				if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal == 0 {
-					target = strconv.Itoa(int(p.Port))
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		for name, svc := range m.Services {
+			t.Run(name, func(t *testing.T) {
+				if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+					t.Errorf("type %s; want ClusterIP (the ingress is the way in)", svc.Spec.Type)
 				}
-				if _, ok := ws[0].containerPort(target); !ok {
-					t.Errorf("port %d: targetPort %s is not a container port of %s", p.Port, target, ws[0])
+				ws := m.workloadsSelectedBy(svc)
+				if len(ws) != 1 {
+					t.Fatalf("selector %v selects %d workloads; want 1", svc.Spec.Selector, len(ws))
 				}
+				if len(svc.Spec.Ports) == 0 {
+					t.Error("no ports")
+				}
+				for _, p := range svc.Spec.Ports {
+					target := p.TargetPort.String()
+					if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal == 0 {
+						target = strconv.Itoa(int(p.Port))
+					}
+					if _, ok := ws[0].containerPort(target); !ok {
+						t.Errorf("port %d: targetPort %s is not a container port of %s", p.Port, target, ws[0])
+					}
+				}
+			})
+		}
+		for name := range appDeployments(t, m) {
+			svc := m.Services[name]
+			if svc == nil || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+				t.Errorf("Deployment %s: no ClusterIP Service %s", name, name)
+				continue
 			}
-		})
-	}
-	for name := range appDeployments(t) {
-		svc := m.Services[name]
-		if svc == nil || svc.Spec.ClusterIP == corev1.ClusterIPNone {
-			t.Errorf("Deployment %s: no ClusterIP Service %s", name, name)
-			continue
+			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
+				t.Errorf("Service %s selects %v, not Deployment %s", name, ws, name)
+			}
 		}
-		if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
-			t.Errorf("Service %s selects %v, not Deployment %s", name, ws, name)
+		for name, ss := range m.StatefulSets {
+			svc := m.Services[ss.Spec.ServiceName]
+			if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("StatefulSet %s: serviceName %q is not a headless Service", name, ss.Spec.ServiceName)
+				continue
+			}
+			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
+				t.Errorf("Service %s selects %v, not StatefulSet %s", svc.Name, ws, name)
+			}
 		}
-	}
-	for name, ss := range m.StatefulSets {
-		svc := m.Services[ss.Spec.ServiceName]
-		if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
-			t.Errorf("StatefulSet %s: serviceName %q is not a headless Service", name, ss.Spec.ServiceName)
-			continue
-		}
-		if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || ws[0].Name != name {
-			t.Errorf("Service %s selects %v, not StatefulSet %s", svc.Name, ws, name)
-		}
-	}
+	})
 }
 
 // servicePort finds port p (a name or a number) of svc.
@@ -458,179 +443,216 @@ func servicePort(svc *corev1.Service, p networkingv1.ServiceBackendPort) (corev1
 	return corev1.ServicePort{}, false
 }
 
-// TestIngress: ingress-nginx, host stuffmart.dev, and each path to the
-// Service and port of the app that serves it.
+// TestIngress: ingress-nginx, host stuffmart.dev with TLS from the Secret
+// stuffmart-tls, and each path to the Service and port of the app that
+// serves it.
 func TestIngress(t *testing.T) {
-	m := loadManifests(t)
-	if len(m.Ingresses) != 1 {
-		t.Fatalf("%d Ingresses; want 1", len(m.Ingresses))
-	}
-	apps := appDeployments(t)
-	for _, ing := range m.Ingresses {
-		if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
-			t.Error("ingressClassName must be nginx")
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		if len(m.Ingresses) != 1 {
+			t.Fatalf("%d Ingresses; want 1", len(m.Ingresses))
 		}
-		if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "stuffmart.dev" || ing.Spec.Rules[0].HTTP == nil {
-			t.Fatalf("want one HTTP rule for host stuffmart.dev, got %+v", ing.Spec.Rules)
-		}
-		got := map[string]string{}
-		for _, p := range ing.Spec.Rules[0].HTTP.Paths {
-			if p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix {
-				t.Errorf("path %s: pathType must be Prefix", p.Path)
+		apps := appDeployments(t, m)
+		for _, ing := range m.Ingresses {
+			if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
+				t.Error("ingressClassName must be nginx")
 			}
-			b := p.Backend.Service
-			if b == nil {
-				t.Errorf("path %s: no service backend", p.Path)
-				continue
+			if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "stuffmart.dev" || ing.Spec.Rules[0].HTTP == nil {
+				t.Fatalf("want one HTTP rule for host stuffmart.dev, got %+v", ing.Spec.Rules)
 			}
-			if _, dup := got[p.Path]; dup {
-				t.Errorf("path %s listed twice", p.Path)
+			// TLS for the host, from the Secret the README's certificate
+			// step creates.
+			if len(ing.Spec.TLS) != 1 || !slices.Equal(ing.Spec.TLS[0].Hosts, []string{"stuffmart.dev"}) || ing.Spec.TLS[0].SecretName != "stuffmart-tls" {
+				t.Errorf("tls %+v; want stuffmart.dev with the Secret stuffmart-tls", ing.Spec.TLS)
 			}
-			got[p.Path] = b.Name
-			svc := m.Services[b.Name]
-			if svc == nil {
-				t.Errorf("path %s: no Service %s", p.Path, b.Name)
-				continue
-			}
-			if _, ok := servicePort(svc, b.Port); !ok {
-				t.Errorf("path %s: Service %s has no port %+v", p.Path, b.Name, b.Port)
-			}
-			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || apps[ws[0].Name] == nil {
-				t.Errorf("path %s: Service %s does not select an app Deployment", p.Path, b.Name)
-			}
-		}
-		if !maps.Equal(got, ingressRoutes) {
-			t.Errorf("routes %v; want %v", got, ingressRoutes)
-		}
-	}
-}
-
-// TestSecretReferences: secrets come only from the documented secrets and
-// keys, with JWT_KEY exactly from jwt-secret/JWT_KEY; no secret has a
-// literal value in a manifest.
-func TestSecretReferences(t *testing.T) {
-	m := loadManifests(t)
-	jwtUsers := 0
-	for _, w := range m.Workloads {
-		for _, c := range w.Template.Spec.Containers {
-			for _, e := range c.Env {
-				want, isSecret := secretRefs[e.Name]
-				var ref *corev1.SecretKeySelector
-				if e.ValueFrom != nil {
-					ref = e.ValueFrom.SecretKeyRef
+			got := map[string]string{}
+			for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+				if p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix {
+					t.Errorf("path %s: pathType must be Prefix", p.Path)
 				}
-				switch {
-				case isSecret && ref == nil:
-					t.Errorf("%s: %s must come from secret %s key %s", w, e.Name, want.Secret, want.Key)
-				case !isSecret && ref != nil:
-					t.Errorf("%s: %s comes from secret %s, which the README does not document", w, e.Name, ref.Name)
-				case isSecret:
-					optional := ref.Optional != nil && *ref.Optional
-					if ref.Name != want.Secret || ref.Key != want.Key || optional != want.Optional {
-						t.Errorf("%s: %s from secret %s key %s (optional %v); want %s key %s (optional %v)",
-							w, e.Name, ref.Name, ref.Key, optional, want.Secret, want.Key, want.Optional)
-					}
-					if e.Name == "JWT_KEY" {
-						jwtUsers++
-					}
+				b := p.Backend.Service
+				if b == nil {
+					t.Errorf("path %s: no service backend", p.Path)
+					continue
+				}
+				if _, dup := got[p.Path]; dup {
+					t.Errorf("path %s listed twice", p.Path)
+				}
+				got[p.Path] = b.Name
+				svc := m.Services[b.Name]
+				if svc == nil {
+					t.Errorf("path %s: no Service %s", p.Path, b.Name)
+					continue
+				}
+				if _, ok := servicePort(svc, b.Port); !ok {
+					t.Errorf("path %s: Service %s has no port %+v", p.Path, b.Name, b.Port)
+				}
+				if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || apps[ws[0].Name] == nil {
+					t.Errorf("path %s: Service %s does not select an app Deployment", p.Path, b.Name)
 				}
 			}
+			if !maps.Equal(got, ingressRoutes) {
+				t.Errorf("routes %v; want %v", got, ingressRoutes)
+			}
 		}
-	}
-	if jwtUsers < len(appDeployments(t)) {
-		t.Errorf("JWT_KEY is set from jwt-secret in %d containers; every app needs it", jwtUsers)
-	}
+	})
 }
 
-// TestInClusterAddresses: every URL a Deployment is configured with names a
-// Service and port of the manifests, each service has its own MongoDB, and
-// the storefront's public URL is the ingress host.
+// TestInClusterAddresses: every URL a Deployment is configured with (as the
+// kubelet resolves its environment) names Services and ports of the overlay,
+// or pods of a StatefulSet by their stable names, each service has its own
+// MongoDB, and the storefront's public URL is the ingress host.
 func TestInClusterAddresses(t *testing.T) {
-	m := loadManifests(t)
-	defaultPorts := map[string]string{"http": "80", "mongodb": "27017", "nats": "4222"}
-	mongoOf := map[string]string{}
-	for name, d := range appDeployments(t) {
-		env := literalEnv(d.Spec.Template.Spec.Containers[0])
-		for k, v := range env {
-			u, err := url.Parse(v)
-			if err != nil || u.Scheme == "" || u.Host == "" {
-				continue
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		defaultPorts := map[string]string{"http": "80", "mongodb": "27017", "nats": "4222"}
+		mongoOf := map[string]string{}
+		for name, d := range appDeployments(t, m) {
+			env, err := resolveEnv(m, d.Spec.Template.Spec.Containers[0], true)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if strings.Contains(u.Hostname(), ".") {
-				if k != "PUBLIC_URL" {
-					t.Errorf("%s: %s=%s is outside the cluster", name, k, v)
-				} else if u.Hostname() != "stuffmart.dev" {
-					t.Errorf("%s: PUBLIC_URL %s is not the ingress host", name, v)
+			for k, v := range env {
+				scheme, rest, ok := strings.Cut(v, "://")
+				if !ok || !slices.Contains([]string{"http", "https", "mongodb", "nats"}, scheme) {
+					continue
 				}
-				continue
-			}
-			port := u.Port()
-			if port == "" {
-				port = defaultPorts[u.Scheme]
-			}
-			svc := m.Services[u.Hostname()]
-			if svc == nil {
-				t.Errorf("%s: %s=%s: no Service %s", name, k, v, u.Hostname())
-				continue
-			}
-			n, _ := strconv.Atoi(port)
-			if _, ok := servicePort(svc, networkingv1.ServiceBackendPort{Number: int32(n)}); !ok {
-				t.Errorf("%s: %s=%s: Service %s has no port %s", name, k, v, svc.Name, port)
-			}
-			if ws := m.workloadsSelectedBy(svc); len(ws) != 1 {
-				t.Errorf("%s: %s=%s: Service %s selects %d workloads", name, k, v, svc.Name, len(ws))
-			} else if u.Scheme == "mongodb" {
-				mongoOf[name] = ws[0].String()
-				if !strings.HasPrefix(ws[0].Template.Spec.Containers[0].Image, "mongo:") {
-					t.Errorf("%s: MONGO_URI %s does not reach a MongoDB", name, v)
+				if _, after, ok := strings.Cut(rest, "@"); ok {
+					rest = after
+				}
+				hostList, _, _ := strings.Cut(rest, "/")
+				hostList, _, _ = strings.Cut(hostList, "?")
+				for _, host := range strings.Split(hostList, ",") {
+					h, port, err := net.SplitHostPort(host)
+					if err != nil {
+						h, port = host, defaultPorts[scheme]
+					}
+					if k == "PUBLIC_URL" {
+						if h != "stuffmart.dev" {
+							t.Errorf("%s: PUBLIC_URL %s is not the ingress host", name, v)
+						}
+						continue
+					}
+					w, ok := inClusterHost(m, h)
+					if !ok {
+						t.Errorf("%s: %s: host %s is neither a Service nor a StatefulSet's pod of the overlay", name, k, h)
+						continue
+					}
+					if _, ok := w.containerPort(port); !ok {
+						if svc := m.Services[h]; svc == nil || !hasServicePort(svc, port) {
+							t.Errorf("%s: %s: %s has no port %s", name, k, h, port)
+						}
+					}
+					if scheme == "mongodb" {
+						if prev, ok := mongoOf[name]; ok && prev != w.String() {
+							t.Errorf("%s: MONGO_URI reaches %s and %s", name, prev, w)
+						}
+						mongoOf[name] = w.String()
+						if !strings.HasPrefix(w.Template.Spec.Containers[0].Image, "mongo:") {
+							t.Errorf("%s: MONGO_URI %s does not reach a MongoDB", name, h)
+						}
+					}
 				}
 			}
 		}
-	}
-	owners := map[string]string{}
-	for app, db := range mongoOf {
-		if other, ok := owners[db]; ok {
-			t.Errorf("%s and %s share %s; each service owns its database", app, other, db)
+		owners := map[string]string{}
+		for app, db := range mongoOf {
+			if other, ok := owners[db]; ok {
+				t.Errorf("%s and %s share %s; each service owns its database", app, other, db)
+			}
+			owners[db] = app
 		}
-		owners[db] = app
+		for _, app := range []string{"auth", "stuff", "orders", "expiration", "payments"} {
+			if mongoOf[app] == "" {
+				t.Errorf("%s has no MongoDB", app)
+			}
+		}
+	})
+}
+
+// inClusterHost finds the workload behind a host name: a Service of the
+// overlay that selects one workload, or <statefulset>-<ordinal>.<service>,
+// a pod of a StatefulSet that Service governs.
+func inClusterHost(m *manifests, host string) (workload, bool) {
+	if svc := m.Services[host]; svc != nil {
+		if ws := m.workloadsSelectedBy(svc); len(ws) == 1 {
+			return ws[0], true
+		}
+		return workload{}, false
 	}
-	for _, app := range []string{"auth", "stuff", "orders", "expiration", "payments"} {
-		if mongoOf[app] == "" {
-			t.Errorf("%s has no MongoDB", app)
+	pod, svc, ok := strings.Cut(host, ".")
+	if !ok {
+		return workload{}, false
+	}
+	for name, ss := range m.StatefulSets {
+		ord, found := strings.CutPrefix(pod, name+"-")
+		n, err := strconv.Atoi(ord)
+		if !found || err != nil || ss.Spec.ServiceName != svc {
+			continue
+		}
+		if replicas := int32(1); ss.Spec.Replicas != nil {
+			replicas = *ss.Spec.Replicas
+			if n < 0 || int32(n) >= replicas {
+				return workload{}, false
+			}
+		} else if n != 0 {
+			return workload{}, false
+		}
+		return m.workload("StatefulSet", name)
+	}
+	return workload{}, false
+}
+
+func hasServicePort(svc *corev1.Service, port string) bool {
+	for _, p := range svc.Spec.Ports {
+		if strconv.Itoa(int(p.Port)) == port {
+			return true
 		}
 	}
+	return false
 }
 
 // TestMongo: the official image, data on a claim of the StatefulSet, run as
 // the image's mongodb user with a volume it can write.
 func TestMongo(t *testing.T) {
-	m := loadManifests(t)
-	if len(m.StatefulSets) != 5 {
-		t.Errorf("%d StatefulSets; want one MongoDB per service (5)", len(m.StatefulSets))
-	}
+	forEachOverlay(t, func(t *testing.T, m *manifests) {
+		mongos := mongoStatefulSets(m)
+		if len(mongos) != 5 {
+			t.Errorf("%d MongoDB StatefulSets; want one per service (5)", len(mongos))
+		}
+		for name, ss := range mongos {
+			spec := ss.Spec.Template.Spec
+			c := spec.Containers[0]
+			if c.Image != "mongo:7" {
+				t.Errorf("%s: image %s; want the official mongo:7", name, c.Image)
+			}
+			sc := spec.SecurityContext
+			if sc.RunAsUser == nil || *sc.RunAsUser != 999 || sc.FSGroup == nil || *sc.FSGroup != 999 {
+				t.Errorf("%s: want runAsUser and fsGroup 999, the image's mongodb user", name)
+			}
+			var data bool
+			for _, vm := range c.VolumeMounts {
+				if vm.MountPath == "/data/db" && ss.Spec.VolumeClaimTemplates != nil && slices.ContainsFunc(ss.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name }) {
+					data = true
+				}
+			}
+			if !data {
+				t.Errorf("%s: /data/db is not on a volumeClaimTemplate", name)
+			}
+			for _, p := range ss.Spec.VolumeClaimTemplates {
+				if q := p.Spec.Resources.Requests[corev1.ResourceStorage]; q.Cmp(resource.MustParse("1Gi")) < 0 {
+					t.Errorf("%s: claim %s of %s; want at least 1Gi", name, p.Name, q.String())
+				}
+			}
+		}
+	})
+}
+
+// mongoStatefulSets are the StatefulSets that run MongoDB, by name.
+func mongoStatefulSets(m *manifests) map[string]*appsv1.StatefulSet {
+	out := map[string]*appsv1.StatefulSet{}
 	for name, ss := range m.StatefulSets {
-		spec := ss.Spec.Template.Spec
-		c := spec.Containers[0]
-		if c.Image != "mongo:7" {
-			t.Errorf("%s: image %s; want the official mongo:7", name, c.Image)
-		}
-		sc := spec.SecurityContext
-		if sc.RunAsUser == nil || *sc.RunAsUser != 999 || sc.FSGroup == nil || *sc.FSGroup != 999 {
-			t.Errorf("%s: want runAsUser and fsGroup 999, the image's mongodb user", name)
-		}
-		var data bool
-		for _, vm := range c.VolumeMounts {
-			if vm.MountPath == "/data/db" && ss.Spec.VolumeClaimTemplates != nil && slices.ContainsFunc(ss.Spec.VolumeClaimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name }) {
-				data = true
-			}
-		}
-		if !data {
-			t.Errorf("%s: /data/db is not on a volumeClaimTemplate", name)
-		}
-		for _, p := range ss.Spec.VolumeClaimTemplates {
-			if q := p.Spec.Resources.Requests[corev1.ResourceStorage]; q.Cmp(resource.MustParse("1Gi")) < 0 {
-				t.Errorf("%s: claim %s of %s; want at least 1Gi", name, p.Name, q.String())
-			}
+		if cs := ss.Spec.Template.Spec.Containers; len(cs) > 0 && strings.HasPrefix(cs[0].Image, "mongo:") {
+			out[name] = ss
 		}
 	}
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -20,10 +19,11 @@ const skaffoldVersion = "skaffold/v4beta11"
 // skaffold.yaml uses, with the same YAML names and nesting. Source:
 // pkg/skaffold/schema/v4beta11/config.go in
 // github.com/GoogleContainerTools/skaffold (SkaffoldConfig, Pipeline,
-// BuildConfig, LocalBuild, Artifact, DockerArtifact, RenderConfig/Generate,
-// DeployConfig/KubectlDeploy, PortForwardResource). Decoding is strict, so a
-// field that is not mirrored here fails the test: a misspelt field, or a real
-// one this project does not use yet; mirror it from that file to use it.
+// BuildConfig, LocalBuild, Artifact, DockerArtifact, RenderConfig/Generate/
+// Kustomize, DeployConfig/KubectlDeploy, PortForwardResource, Profile,
+// Activation, JSONPatch). Decoding is strict, so a field that is not
+// mirrored here fails the test: a misspelt field, or a real one this project
+// does not use yet; mirror it from that file to use it.
 type skaffoldConfig struct {
 	APIVersion string `yaml:"apiVersion"`
 	Kind       string `yaml:"kind"`
@@ -32,6 +32,12 @@ type skaffoldConfig struct {
 		Labels      map[string]string `yaml:"labels,omitempty"`
 		Annotations map[string]string `yaml:"annotations,omitempty"`
 	} `yaml:"metadata,omitempty"`
+	skaffoldPipeline `yaml:",inline"`
+	Profiles         []skaffoldProfile `yaml:"profiles,omitempty"`
+}
+
+// skaffoldPipeline is Pipeline: what the top level and a profile both have.
+type skaffoldPipeline struct {
 	Build struct {
 		Artifacts []skaffoldArtifact `yaml:"artifacts,omitempty"`
 		Platforms []string           `yaml:"platforms,omitempty"`
@@ -67,6 +73,25 @@ type skaffoldConfig struct {
 	} `yaml:"deploy,omitempty"`
 	// PortForward is read so that the test can require it to be empty.
 	PortForward []yaml.Node `yaml:"portForward,omitempty"`
+}
+
+// skaffoldProfile is Profile: a named change of the pipeline, by JSON patches
+// of the configuration or by replacing parts of it.
+type skaffoldProfile struct {
+	Name       string `yaml:"name"`
+	Activation []struct {
+		Env         string `yaml:"env,omitempty"`
+		KubeContext string `yaml:"kubeContext,omitempty"`
+		Command     string `yaml:"command,omitempty"`
+	} `yaml:"activation,omitempty"`
+	RequiresAllActivations bool `yaml:"requiresAllActivations,omitempty"`
+	Patches                []struct {
+		Op    string    `yaml:"op,omitempty"`
+		Path  string    `yaml:"path"`
+		From  string    `yaml:"from,omitempty"`
+		Value yaml.Node `yaml:"value,omitempty"`
+	} `yaml:"patches,omitempty"`
+	skaffoldPipeline `yaml:",inline"`
 }
 
 type skaffoldArtifact struct {
@@ -139,6 +164,9 @@ func TestSkaffoldDecoderIsStrict(t *testing.T) {
 		"artifact typo":    "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  artifacts:\n    - image: x\n      dockerFile: {}\n",
 		"manifests typo":   "apiVersion: skaffold/v4beta11\nkind: Config\nmanifests:\n  rawYAML: [a.yaml]\n",
 		"kubectl typo":     "apiVersion: skaffold/v4beta11\nkind: Config\ndeploy:\n  kubectl:\n    flag: {}\n",
+		"kustomize typo":   "apiVersion: skaffold/v4beta11\nkind: Config\nmanifests:\n  kustomize:\n    path: [k8s/dev]\n",
+		"profile typo":     "apiVersion: skaffold/v4beta11\nkind: Config\nprofiles:\n  - name: prod\n    manifest: {}\n",
+		"patch typo":       "apiVersion: skaffold/v4beta11\nkind: Config\nprofiles:\n  - name: prod\n    patches:\n      - op: replace\n        paht: /build\n",
 		"wrong value type": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  local:\n    push: [yes]\n",
 	}
 	for name, doc := range bad {
@@ -150,10 +178,11 @@ func TestSkaffoldDecoderIsStrict(t *testing.T) {
 	}
 }
 
-// TestSkaffold checks skaffold.yaml against the pinned schema and the issue's
+// TestSkaffold checks skaffold.yaml against the pinned schema and the project's
 // rules: local builds that are not pushed, one Docker artifact per image
-// built from the repository root, raw manifests from k8s/ applied with
-// kubectl, no file sync and no port-forward.
+// built from the repository root, the k8s/dev overlay rendered by kustomize
+// and applied with kubectl, a prod profile that renders k8s/prod and pushes
+// the images, no file sync and no port-forward.
 func TestSkaffold(t *testing.T) {
 	root := repoRoot(t)
 	cfg := loadSkaffold(t)
@@ -191,28 +220,49 @@ func TestSkaffold(t *testing.T) {
 	if cfg.Deploy.Kubectl == nil {
 		t.Error("deploy.kubectl is not set")
 	}
-	if len(cfg.Manifests.RawYaml) == 0 {
-		t.Fatal("manifests.rawYaml is empty")
+	if len(cfg.Manifests.RawYaml) != 0 {
+		t.Error("manifests.rawYaml: the manifests are kustomize overlays (k8s/base, k8s/dev, k8s/prod)")
 	}
-	// Every YAML file in k8s/ is deployed: none is forgotten by the globs.
-	all, err := filepath.Glob(filepath.Join(root, "k8s", "*.y*ml"))
-	if err != nil {
-		t.Fatal(err)
+
+	// The default pipeline (skaffold dev) renders k8s/dev; the prod profile
+	// renders k8s/prod, and changes nothing else but pushing the images.
+	var got []string
+	for _, o := range skaffoldOverlays(t) {
+		got = append(got, o.Profile+"="+o.Dir)
 	}
-	var covered []string
-	for _, g := range cfg.Manifests.RawYaml {
-		if strings.HasPrefix(g, "/") || strings.Contains(g, "..") {
-			t.Errorf("rawYaml %q: must be relative to the repository root", g)
+	if want := []string{"=k8s/dev", "prod=k8s/prod"}; !slices.Equal(got, want) {
+		t.Errorf("overlays by profile %q; want %q", got, want)
+	}
+	for _, p := range cfg.Profiles {
+		if len(p.Activation) != 0 {
+			t.Errorf("profile %s: activation; a profile is chosen with -p only, never by the environment", p.Name)
 		}
-		m, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(g)))
-		if err != nil {
-			t.Fatal(err)
+		if p.Name != "prod" {
+			continue
 		}
-		covered = append(covered, m...)
+		if len(p.Build.Artifacts) != 0 || p.Build.Local != nil || p.Deploy.Kubectl != nil || len(p.Manifests.RawYaml) != 0 {
+			t.Error("profile prod: replaces more than the manifests; change the rest with a patch")
+		}
+		pushes := false
+		for _, patch := range p.Patches {
+			var v bool
+			if patch.Path == "/build/local/push" && (patch.Op == "" || patch.Op == "replace") && patch.Value.Decode(&v) == nil && v {
+				pushes = true
+			} else {
+				t.Errorf("profile prod: unexpected patch %s %s", patch.Op, patch.Path)
+			}
+		}
+		if !pushes {
+			t.Error("profile prod: does not push the images (a production cluster pulls them from a registry)")
+		}
 	}
-	for _, f := range all {
-		if !slices.Contains(covered, f) {
-			t.Errorf("%s is not in manifests.rawYaml", f)
+	for _, dir := range kustomizations(t) {
+		used := dir == "k8s/base" // through the overlays
+		for _, o := range skaffoldOverlays(t) {
+			used = used || o.Dir == dir
+		}
+		if !used {
+			t.Errorf("%s is rendered by no skaffold pipeline or profile", dir)
 		}
 	}
 }

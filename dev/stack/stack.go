@@ -286,26 +286,42 @@ func (s *stack) spawn(ctx context.Context, svc Service, addr string, log *slog.L
 
 // env is what a service's Kubernetes Deployment would set for it.
 func (s *stack) env(svc Service, addr string) map[string]string {
+	return ServiceEnv(s.cfg, s.secrets, Endpoints{MongoURI: s.ferret.URI, NATSURL: s.nats.URL, APIURL: s.apiURL}, svc.Name, addr)
+}
+
+// Endpoints are where the stack's shared parts listen.
+type Endpoints struct {
+	// MongoURI is the embedded FerretDB, NATSURL the embedded NATS Streaming
+	// server, APIURL the gateway (the storefront calls the services through
+	// it, as it calls their Services in Kubernetes).
+	MongoURI, NATSURL, APIURL string
+}
+
+// ServiceEnv is the environment the stack runs service name with, listening
+// on addr: the variables its Kubernetes Deployment sets, with the stack's
+// values. The k8s module's tests compare what each app makes of it with
+// what it makes of its Deployment's environment.
+func ServiceEnv(cfg Config, secrets Secrets, ep Endpoints, name, addr string) map[string]string {
 	return map[string]string{
 		"HTTP_ADDR":         addr,
-		"MONGO_URI":         s.ferret.URI,
-		"MONGO_DB":          svc.Name,
-		"NATS_URL":          s.nats.URL,
+		"MONGO_URI":         ep.MongoURI,
+		"MONGO_DB":          name,
+		"NATS_URL":          ep.NATSURL,
 		"NATS_CLUSTER_ID":   ClusterID,
-		"JWT_KEY":           s.secrets.JWTKey,
-		"SESSION_KEY":       s.secrets.SessionKey,
-		"ACCESS_TOKEN_TTL":  s.cfg.AccessTokenTTL.String(),
-		"ADMIN_EMAILS":      strings.Join(s.cfg.AdminEmails, ","),
-		"ORDER_HOLD":        s.cfg.OrderHold.String(),
-		"STRIPE_SECRET_KEY": s.cfg.StripeSecretKey,
+		"JWT_KEY":           secrets.JWTKey,
+		"SESSION_KEY":       secrets.SessionKey,
+		"ACCESS_TOKEN_TTL":  cfg.AccessTokenTTL.String(),
+		"ADMIN_EMAILS":      strings.Join(cfg.AdminEmails, ","),
+		"ORDER_HOLD":        cfg.OrderHold.String(),
+		"STRIPE_SECRET_KEY": cfg.StripeSecretKey,
 		// The gateway and the storefront run in this process: loopback is
 		// the only proxy whose forwarded headers count.
 		"TRUSTED_PROXIES": "127.0.0.0/8,::1",
-		"RATE_LIMIT":      onOff(s.cfg.RateLimit),
+		"RATE_LIMIT":      onOff(cfg.RateLimit),
 		// The storefront calls the services through the gateway, as it
 		// calls them through the ingress's Services in Kubernetes.
-		"API_URL":          s.apiURL,
-		"PAYMENTS_OFFLINE": strconv.FormatBool(s.cfg.StripeSecretKey == ""),
+		"API_URL":          ep.APIURL,
+		"PAYMENTS_OFFLINE": strconv.FormatBool(cfg.StripeSecretKey == ""),
 	}
 }
 
