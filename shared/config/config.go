@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -90,6 +91,17 @@ func (r *Reader) Fail(err error) { r.errs = append(r.errs, err) }
 
 // Err returns every problem seen so far, joined, or nil.
 func (r *Reader) Err() error { return errors.Join(r.errs...) }
+
+// MaskURL hides the password of a URL for logging (nats://user:pass@host
+// becomes nats://user:xxxxx@host). A URL that does not parse is hidden whole,
+// since it may hold a password where the parser did not expect one.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Mask(raw)
+	}
+	return u.Redacted()
+}
 
 // Mask hides a secret for logging: its length and nothing else.
 func Mask(secret string) string {

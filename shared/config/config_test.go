@@ -234,6 +234,21 @@ func TestList(t *testing.T) {
 	}
 }
 
+func TestMaskURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ url, want string }{
+		{"nats://nats:4222", "nats://nats:4222"},
+		{"nats://stuffmart:s3cret@nats:4222", "nats://stuffmart:xxxxx@nats:4222"},
+		{"mongodb://orders:pa55@orders-mongo:27017/orders?authSource=orders", "mongodb://orders:xxxxx@orders-mongo:27017/orders?authSource=orders"},
+		{"nats://u:p@[bad", "<15 chars>"},
+	}
+	for _, tc := range tests {
+		if got := config.MaskURL(tc.url); got != tc.want {
+			t.Errorf("MaskURL(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}
+
 func TestMask(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 	stan "github.com/nats-io/stan.go"
 
+	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
@@ -270,7 +271,7 @@ func (b *Bus) run(ctx context.Context) {
 		conn, lost, err := b.connect()
 		if err != nil {
 			if firstFailure {
-				b.log.Warn("nats streaming unreachable; retrying in the background", "url", b.cfg.URL, "err", err)
+				b.log.Warn("nats streaming unreachable; retrying in the background", "url", config.MaskURL(b.cfg.URL), "err", err)
 				firstFailure = false
 			}
 			select {
@@ -283,7 +284,7 @@ func (b *Bus) run(ctx context.Context) {
 		}
 		delay = 100 * time.Millisecond
 		firstFailure = true
-		b.log.Info("nats streaming connected", "url", b.cfg.URL, "cluster", b.cfg.ClusterID)
+		b.log.Info("nats streaming connected", "url", config.MaskURL(b.cfg.URL), "cluster", b.cfg.ClusterID)
 		select {
 		case <-ctx.Done():
 			b.disconnect(conn)

@@ -141,7 +141,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("name", c.Name),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("mongo_db", c.MongoDB),
-		slog.String("nats_url", c.NATS.URL),
+		slog.String("nats_url", config.MaskURL(c.NATS.URL)),
 		slog.String("nats_cluster_id", c.NATS.ClusterID),
 		slog.String("jwt_key", config.Mask(c.JWTKey)),
 		slog.String("session_key", config.Mask(c.SessionKey)),
