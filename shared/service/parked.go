@@ -86,3 +86,16 @@ func (s *Service) redriveParked(c echo.Context) error {
 	s.Log.Info("parked event re-driven", "id", id, "subject", p.Subject)
 	return c.JSON(http.StatusOK, map[string]string{"redriven": id})
 }
+
+// countParked is the events_parked gauge: the number of parked messages, or
+// -1 when the database does not answer within a second (a scrape must not
+// hang on it).
+func (s *Service) countParked() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := s.DB.Collection(ParkedCollection).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return -1
+	}
+	return float64(n)
+}

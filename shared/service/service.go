@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/events"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/outbox"
 	"github.com/stuffmart/stuffmart/shared/ratelimit"
@@ -47,6 +49,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Limits are the rate limits; off switches every limit off.
 	Limits Limits
+	// DebugAddr, when set, serves net/http/pprof on a listener of its own
+	// (a loopback address: reach it with kubectl port-forward).
+	DebugAddr string
 }
 
 // Limits are a service's rate limits (RATE_LIMIT and RATE_LIMIT_*).
@@ -71,14 +76,16 @@ func (l Limits) Limiter(rule ratelimit.Rule) *ratelimit.Limiter {
 // (":3000"), MONGO_URI (required), MONGO_DB (name), NATS_URL (required),
 // NATS_CLUSTER_ID ("stuffmart"), JWT_KEY and SESSION_KEY (required, 32+
 // characters), ACCESS_TOKEN_TTL ("15m"), REFRESH_TOKEN_TTL ("168h"),
-// BODY_LIMIT ("64K"), TRUSTED_PROXIES (none), RATE_LIMIT ("on") and
-// RATE_LIMIT_UNSAFE ("60/m burst 30"). Problems are collected in r.
+// BODY_LIMIT ("64K"), TRUSTED_PROXIES (none), RATE_LIMIT ("on"),
+// RATE_LIMIT_UNSAFE ("60/m burst 30") and DEBUG_ADDR (none: no profiles; a
+// loopback address such as 127.0.0.1:6060). Problems are collected in r.
 func LoadConfig(r *config.Reader, name string) Config {
 	proxies, err := web.ParsePrefixes(r.List("TRUSTED_PROXIES"))
 	if err != nil {
 		r.Fail(fmt.Errorf("TRUSTED_PROXIES: %w", err))
 	}
 	return Config{
+		DebugAddr:      DebugAddr(r),
 		TrustedProxies: proxies,
 		Limits:         LoadLimits(r),
 		Name:           name,
@@ -96,6 +103,22 @@ func LoadConfig(r *config.Reader, name string) Config {
 		RefreshTTL: r.Duration("REFRESH_TOKEN_TTL", 7*24*time.Hour),
 		BodyLimit:  bodyLimit(r),
 	}
+}
+
+// DebugAddr reads DEBUG_ADDR: empty, or a loopback host:port, so that
+// profiles are never served to the network.
+func DebugAddr(r *config.Reader) string {
+	addr := r.String("DEBUG_ADDR", "")
+	if addr == "" {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr)
+	ip, perr := netip.ParseAddr(host)
+	if err != nil || (host != "localhost" && (perr != nil || !ip.IsLoopback())) {
+		r.Fail(fmt.Errorf("DEBUG_ADDR: %q is not a loopback host:port such as 127.0.0.1:6060", addr))
+		return ""
+	}
+	return addr
 }
 
 // LoadLimits reads RATE_LIMIT ("on", or "off") and RATE_LIMIT_UNSAFE (a
@@ -164,8 +187,11 @@ type Service struct {
 	Bans *auth.Bans
 	// Echo has the shared middleware, /healthz, /readyz and the session
 	// middleware (auth.Sessions.CurrentUserUnless(Bans)) installed.
-	Echo  *echo.Echo
-	relay *outbox.Relay
+	Echo *echo.Echo
+	// Metrics is the service's registry, served on GET /metrics of its own
+	// port (see web.Internal); the app adds its domain metrics to it.
+	Metrics *metrics.Set
+	relay   *outbox.Relay
 
 	indexes      []mongox.Index
 	indexesReady atomic.Bool
@@ -194,9 +220,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		DB:       db,
 		Writer:   mongox.NewWriter(),
 		Sessions: auth.NewSessions([]byte(cfg.SessionKey), tokens, cfg.RefreshTTL),
+		Metrics:  metrics.New(),
 	}
-	s.Bus = events.NewBus(cfg.NATS, log, s.park)
+	busCfg := cfg.NATS
+	busCfg.Metrics = s.Metrics
+	s.Bus = events.NewBus(busCfg, log, s.park)
+	s.Metrics.GaugeFunc("events_parked", "Events parked for a human (GET /admin/parked); -1 while the database does not answer.", s.countParked)
 	s.Echo = web.New(log, web.Options{
+		Metrics:        s.Metrics,
 		BodyLimit:      cfg.BodyLimit,
 		Translate:      mongox.AsConnectionError,
 		TrustedProxies: cfg.TrustedProxies,
@@ -240,6 +271,7 @@ func (s *Service) applyBan(_ context.Context, m events.Msg) error {
 func (s *Service) Outbox(colls ...*mongo.Collection) *outbox.Relay {
 	if s.relay == nil {
 		s.relay = outbox.NewRelay(s.Bus, s.Writer, s.Log, colls...)
+		s.relay.Instrument(s.Metrics, time.Now)
 		s.Bus.OnConnect(s.relay.SweepNow)
 	}
 	return s.relay
@@ -368,6 +400,13 @@ func (s *Service) Close(ctx context.Context) error {
 // database.
 func (s *Service) Run(ctx context.Context) error {
 	s.Start()
+	if s.Cfg.DebugAddr != "" {
+		go func() {
+			if err := web.Serve(ctx, s.Log, s.Cfg.DebugAddr, web.Profiles(), time.Second); err != nil {
+				s.Log.Error("profiles listener", "addr", s.Cfg.DebugAddr, "err", err)
+			}
+		}()
+	}
 	serveErr := web.Serve(ctx, s.Log, s.Cfg.HTTPAddr, s.Echo, 10*time.Second)
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -345,6 +345,14 @@ func TestLoadConfig(t *testing.T) {
 				}
 			}},
 		{name: "nothing set", env: map[string]string{}, errs: []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY"}},
+		{name: "profiles on loopback", env: merge(full, map[string]string{"DEBUG_ADDR": "127.0.0.1:6060"}),
+			check: func(t *testing.T, c service.Config) {
+				if c.DebugAddr != "127.0.0.1:6060" {
+					t.Fatalf("DebugAddr %q", c.DebugAddr)
+				}
+			}},
+		{name: "profiles on the network", env: merge(full, map[string]string{"DEBUG_ADDR": "0.0.0.0:6060"}), errs: []string{"DEBUG_ADDR"}},
+		{name: "profiles without a port", env: merge(full, map[string]string{"DEBUG_ADDR": "127.0.0.1"}), errs: []string{"DEBUG_ADDR"}},
 		{name: "bad proxies and limits", env: merge(full, map[string]string{"TRUSTED_PROXIES": "the ingress", "RATE_LIMIT": "maybe", "RATE_LIMIT_UNSAFE": "lots"}),
 			errs: []string{"TRUSTED_PROXIES", "RATE_LIMIT: \"maybe\"", "RATE_LIMIT_UNSAFE"}},
 		{name: "short secrets and bad durations", env: merge(full, map[string]string{"JWT_KEY": "short", "ACCESS_TOKEN_TTL": "soon"}),
