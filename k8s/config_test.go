@@ -25,6 +25,7 @@ var clusterDifferences = map[string]map[string]string{
 		"Service.HTTPAddr":       "port: make dev gives each app a free port on 127.0.0.1; a pod listens on :3000",
 		"Service.MongoURI":       "make dev: one embedded FerretDB on loopback, no credentials; the cluster: the service's own MongoDB and user",
 		"Service.NATS.URL":       "make dev: the embedded server on loopback, no credentials; the cluster: the nats Service with its password",
+		"Service.DebugAddr":      "make dev serves the whole process's profiles itself (DEBUG_ADDR of make dev); each pod on its loopback",
 		"Service.TrustedProxies": "make dev: loopback (the gateway and the storefront run in its process); the cluster: the private ranges of the ingress controller's and the storefront's pods",
 	},
 	"client": {
