@@ -189,7 +189,7 @@ func (b *Bus) Publish(ctx context.Context, subject Subject, data []byte) error {
 
 // PublishEvent encodes ev and publishes it.
 func (b *Bus) PublishEvent(ctx context.Context, ev Event) error {
-	data, err := Encode(ev)
+	data, err := Encode(ctx, ev)
 	if err != nil {
 		return err
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -582,7 +584,7 @@ func TestPermanent(t *testing.T) {
 func TestEncodeDecode(t *testing.T) {
 	t.Parallel()
 	ev := events.StuffCreatedEvent{ID: "s1", Title: "Notes", Price: 100, UserID: "u1"}
-	data, err := events.Encode(ev)
+	data, err := events.Encode(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,5 +778,49 @@ func TestListenerWorkersKeepEachEntitysOrder(t *testing.T) {
 	close(release)
 	if a, b := recv(t, got, 10*time.Second, "s1 v1"), recv(t, got, 10*time.Second, "s1 v2"); a != (seen{"s1", 1}) || b != (seen{"s1", 2}) {
 		t.Fatalf("got %+v then %+v; want s1 v1 then s1 v2", a, b)
+	}
+}
+
+// A correlation id in the publisher's context rides in the payload's
+// envelope to the handler's context; the event itself decodes as before.
+func TestCorrelationIDRidesTheEvent(t *testing.T) {
+	t.Parallel()
+	ev := events.StuffCreatedEvent{ID: "s1", Title: "Notes", Price: 100, UserID: "u1"}
+	ctx := correlation.With(context.Background(), "purchase-42")
+	data, err := events.Encode(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), `{"correlationId":"purchase-42","id":"s1",`) {
+		t.Fatalf("payload %s", data)
+	}
+	if got, err := events.Decode[events.StuffCreatedEvent](events.Msg{Data: data}); err != nil || got != ev {
+		t.Fatalf("Decode = %+v, %v", got, err)
+	}
+
+	b := newBus(t, testkit.NATS(t), nil)
+	got := make(chan string, 2)
+	b.Listen(events.Listener{Subject: events.StuffCreated, Group: "orders", Handle: func(ctx context.Context, _ events.Msg) error {
+		got <- correlation.ID(ctx)
+		return nil
+	}})
+	start(t, b)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := b.PublishEvent(pctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PublishEvent(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"purchase-42", ""} {
+		select {
+		case id := <-got:
+			if id != want {
+				t.Fatalf("handler's correlation id %q, want %q", id, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("not delivered")
+		}
 	}
 }

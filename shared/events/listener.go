@@ -12,6 +12,7 @@ import (
 
 	stan "github.com/nats-io/stan.go"
 
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
@@ -54,7 +55,7 @@ type Listener struct {
 	ReplayFor time.Duration
 	// Workers is how many messages are handled at once (default 8), so a
 	// burst of events is not applied one database round trip at a time.
-	// Messages about one entity (see entityOf) go to the same worker, in
+	// Messages about one entity (see envelope) go to the same worker, in
 	// the order they arrived; Workers 1 handles everything in order.
 	Workers int
 }
@@ -108,7 +109,8 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 		workers = defaultWorkers
 	}
 	log := b.log.With("subject", string(l.Subject), "group", l.Group)
-	handle := func(sm *stan.Msg) {
+	handle := func(d delivery) {
+		sm := d.msg
 		defer b.end()
 		m := Msg{Subject: l.Subject, Data: sm.Data, Sequence: sm.Sequence, Deliveries: int(sm.RedeliveryCount) + 1, Published: time.Unix(0, sm.Timestamp)}
 		key := retryKey{group: l.Group, subject: l.Subject, broadcast: l.Broadcast, seq: sm.Sequence}
@@ -118,7 +120,7 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Skipped, 0)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(correlation.With(context.Background(), d.correlation), timeout)
 		defer cancel()
 		err := safeHandle(ctx, l.Handle, m)
 		took := time.Since(now)
@@ -126,12 +128,13 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 			b.retries.forget(key)
 			ack(log, sm)
 			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Acked, took)
+			log.InfoContext(ctx, "event handled", "seq", m.Sequence, "deliveries", m.Deliveries, "took", took)
 			return
 		}
 		age := now.Sub(time.Unix(0, sm.Timestamp))
 		var perm permanentError
 		if errors.As(err, &perm) || age >= b.cfg.RetryFor {
-			log.Error("parking event", "seq", m.Sequence, "deliveries", m.Deliveries, "age", age.Round(time.Second), "err", err)
+			log.ErrorContext(ctx, "parking event", "seq", m.Sequence, "deliveries", m.Deliveries, "age", age.Round(time.Second), "err", err)
 			// A context of its own: a handler that ran out of time (the
 			// usual poison) must not make parking fail and loop forever.
 			pctx, pcancel := context.WithTimeout(context.Background(), parkTimeout)
@@ -149,24 +152,24 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 		next := b.retries.failed(key, now, ackWait, b.cfg.MaxBackoff)
 		if errors.Is(err, ErrNotYet) {
 			b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.NotYet, took)
-			log.Debug("event ahead of replica; not acked", "seq", m.Sequence, "retry_in", next.Round(time.Millisecond))
+			log.DebugContext(ctx, "event ahead of replica; not acked", "seq", m.Sequence, "retry_in", next.Round(time.Millisecond))
 			return
 		}
 		b.cfg.Metrics.Handled(string(l.Subject), l.Group, metrics.Failed, took)
-		log.Warn("event handling failed; will be retried", "seq", m.Sequence, "deliveries", m.Deliveries, "retry_in", next.Round(time.Millisecond), "err", err)
+		log.WarnContext(ctx, "event handling failed; will be retried", "seq", m.Sequence, "deliveries", m.Deliveries, "retry_in", next.Round(time.Millisecond), "err", err)
 	}
 
 	// stan calls dispatch for one message at a time; the workers handle
 	// them, each entity's on one worker in arrival order.
 	quit := make(chan struct{})
-	queues := make([]chan *stan.Msg, workers)
+	queues := make([]chan delivery, workers)
 	for i := range queues {
-		queues[i] = make(chan *stan.Msg, maxInflight)
+		queues[i] = make(chan delivery, maxInflight)
 		go func() {
 			for {
 				select {
-				case sm := <-queues[i]:
-					handle(sm)
+				case d := <-queues[i]:
+					handle(d)
 				case <-quit:
 					for { // left unacked: redelivered
 						select {
@@ -184,9 +187,10 @@ func (b *Bus) subscribe(conn stan.Conn, l Listener) (subscription, error) {
 		if !b.begin() {
 			return // closing: not acked, redelivered to a live member
 		}
-		q := queues[shard(entityOf(l.Subject, sm.Data), workers)]
+		entity, corr := envelope(l.Subject, sm.Data)
+		q := queues[shard(entity, workers)]
 		select {
-		case q <- sm:
+		case q <- delivery{msg: sm, correlation: corr}:
 		case <-quit:
 			b.end()
 		}
@@ -222,31 +226,40 @@ const maxInflight = 64
 // defaultWorkers is Listener.Workers when unset.
 const defaultWorkers = 8
 
-// entityOf names what a message is about, so that a listener handles the
-// messages about one entity in order: the stuff of stuff and order events
-// (an order's events, and the orders of one stuff, stay in order), the order
-// of an expiry or a payment, the user of a ban. A payload that does not
-// decode names nothing; its handler parks it.
-func entityOf(subject Subject, data []byte) string {
+// delivery is a message on its way to a worker, with its correlation id.
+type delivery struct {
+	msg         *stan.Msg
+	correlation string
+}
+
+// envelope reads what the bus needs of a payload: the entity it is about,
+// so that a listener handles the messages about one entity in order (the
+// stuff of stuff and order events: an order's events, and the orders of one
+// stuff, stay in order; the order of an expiry or a payment; the user of a
+// ban), and its correlation id (see Encode). A payload that does not decode
+// names nothing; its handler parks it.
+func envelope(subject Subject, data []byte) (entity, correlationID string) {
 	var p struct {
-		ID      string   `json:"id"`
-		OrderID string   `json:"orderId"`
-		UserID  string   `json:"userId"`
-		Stuff   StuffRef `json:"stuff"`
+		ID            string   `json:"id"`
+		OrderID       string   `json:"orderId"`
+		UserID        string   `json:"userId"`
+		Stuff         StuffRef `json:"stuff"`
+		CorrelationID string   `json:"correlationId"`
 	}
 	if json.Unmarshal(data, &p) != nil {
-		return ""
+		return "", ""
 	}
 	switch subject {
 	case OrderCreated, OrderCancelled, OrderCompleted:
-		return p.Stuff.ID
+		entity = p.Stuff.ID
 	case ExpirationComplete, PaymentCreated:
-		return p.OrderID
+		entity = p.OrderID
 	case UserBanned, UserUnbanned:
-		return p.UserID
+		entity = p.UserID
 	default:
-		return p.ID
+		entity = p.ID
 	}
+	return entity, p.CorrelationID
 }
 
 func shard(key string, n int) int {

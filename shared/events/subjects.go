@@ -4,9 +4,12 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/stuffmart/stuffmart/shared/correlation"
 )
 
 // Subject names a channel.
@@ -147,13 +150,27 @@ type UserUnbannedEvent struct {
 // Subject is user:unbanned.
 func (UserUnbannedEvent) Subject() Subject { return UserUnbanned }
 
-// Encode marshals an event's payload.
-func Encode(ev Event) ([]byte, error) {
+// Encode marshals an event's payload. When ctx carries a correlation id the
+// payload carries it too, as "correlationId" beside the event's own fields
+// (the envelope: NATS Streaming messages have no headers).
+func Encode(ctx context.Context, ev Event) ([]byte, error) {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", ev.Subject(), err)
 	}
-	return b, nil
+	id := correlation.ID(ctx)
+	if id == "" || len(b) < 2 || b[0] != '{' {
+		return b, nil
+	}
+	// Valid ids need no JSON escaping.
+	env := make([]byte, 0, len(b)+len(id)+20)
+	env = append(env, `{"correlationId":"`...)
+	env = append(env, id...)
+	env = append(env, '"')
+	if len(b) > 2 {
+		env = append(env, ',')
+	}
+	return append(env, b[1:]...), nil
 }
 
 // Decode unmarshals a message's payload into T. A payload that does not decode

@@ -38,7 +38,7 @@ type Pending struct {
 
 // New encodes ev as a pending event.
 func New(ev events.Event, now time.Time) (Pending, error) {
-	data, err := events.Encode(ev)
+	data, err := events.Encode(context.TODO(), ev)
 	if err != nil {
 		return Pending{}, err
 	}

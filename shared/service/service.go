@@ -24,6 +24,7 @@ import (
 
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/mongox"
@@ -207,6 +208,9 @@ type Service struct {
 // Open connects to MongoDB (lazily: the service starts while the database
 // comes up; /readyz tells) and prepares the bus, which connects on Start.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	// Lines logged with a request's or an event's context carry its
+	// correlation id.
+	log = slog.New(correlation.LogHandler(log.Handler()))
 	client, err := mongox.Connect(ctx, cfg.MongoURI)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.Name, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/ratelimit"
@@ -60,6 +61,7 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	if opts.BodyLimit == "" {
 		opts.BodyLimit = DefaultBodyLimit
 	}
+	log = slog.New(correlation.LogHandler(log.Handler()))
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -71,6 +73,7 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 	}
 	e.HTTPErrorHandler = handle
 	e.Use(middleware.RequestID())
+	e.Use(Correlate)
 	e.Use(accessLog(log))
 	if opts.Metrics != nil {
 		e.Use(observe(opts.Metrics))
@@ -112,6 +115,24 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 		e.GET("/metrics", h, Internal)
 	}
 	return e
+}
+
+// Correlate puts the request's correlation id in its context (and in the
+// X-Correlation-Id response header): the caller's X-Correlation-Id when it
+// is a valid one (the storefront passes on its own), else the request id.
+// Log lines written with the context carry it; events written with it carry
+// it on (see package correlation).
+func Correlate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		id := r.Header.Get(correlation.Header)
+		if !correlation.Valid(id) {
+			id = c.Response().Header().Get(echo.HeaderXRequestID)
+		}
+		c.SetRequest(r.WithContext(correlation.With(r.Context(), id)))
+		c.Response().Header().Set(correlation.Header, id)
+		return next(c)
+	}
 }
 
 // observe records each request in m once its answer is written: the route

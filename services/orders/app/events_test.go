@@ -73,7 +73,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 	nc.RetryFor = 4 * time.Second
 	h := newHarness(t, testkit.OnNATS(nc))
 	encode := func(ev events.Event) string {
-		b, err := events.Encode(ev)
+		b, err := events.Encode(context.Background(), ev)
 		if err != nil {
 			t.Fatal(err)
 		}
