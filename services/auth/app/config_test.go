@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/services/auth/app"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -39,6 +40,41 @@ func TestLoadConfig(t *testing.T) {
 			t.Fatalf("refresh grace %s, want the default 10s", cfg.RefreshGrace)
 		}
 	})
+	t.Run("limits by default", func(t *testing.T) {
+		cfg, err := app.LoadConfig(with(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := app.Limits{
+			SignIn:         ratelimit.Rule{Every: 3 * time.Second, Burst: 10},
+			SignInAccount:  ratelimit.Rule{Every: 6 * time.Second, Burst: 5},
+			SignUp:         ratelimit.Rule{Every: 6 * time.Second, Burst: 10},
+			Refresh:        ratelimit.Rule{Every: 200 * time.Millisecond, Burst: 100},
+			RefreshAccount: ratelimit.Rule{Every: 10 * time.Second, Burst: 10},
+		}
+		if cfg.Limits != want || !cfg.Service.Limits.On {
+			t.Fatalf("limits %+v (on %t), want %+v, on", cfg.Limits, cfg.Service.Limits.On, want)
+		}
+	})
+	t.Run("limits set", func(t *testing.T) {
+		cfg, err := app.LoadConfig(with(map[string]string{
+			"SIGNIN_LIMIT": "1/s", "SIGNIN_ACCOUNT_LIMIT": "2/m burst 1", "SIGNUP_LIMIT": "3/h",
+			"REFRESH_LIMIT": "4/s burst 8", "REFRESH_ACCOUNT_LIMIT": "5/m", "RATE_LIMIT": "off",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := app.Limits{
+			SignIn:         ratelimit.Rule{Every: time.Second, Burst: 1},
+			SignInAccount:  ratelimit.Rule{Every: 30 * time.Second, Burst: 1},
+			SignUp:         ratelimit.Rule{Every: 20 * time.Minute, Burst: 3},
+			Refresh:        ratelimit.Rule{Every: 250 * time.Millisecond, Burst: 8},
+			RefreshAccount: ratelimit.Rule{Every: 12 * time.Second, Burst: 5},
+		}
+		if cfg.Limits != want || cfg.Service.Limits.On {
+			t.Fatalf("limits %+v (on %t), want %+v, off", cfg.Limits, cfg.Service.Limits.On, want)
+		}
+	})
 	t.Run("grace set", func(t *testing.T) {
 		cfg, err := app.LoadConfig(with(map[string]string{"REFRESH_GRACE": "3s"}))
 		if err != nil || cfg.RefreshGrace != 3*time.Second {
@@ -59,6 +95,9 @@ func TestLoadConfig(t *testing.T) {
 		{"bad body limit", map[string]string{"BODY_LIMIT": "lots"}, []string{"BODY_LIMIT"}},
 		{"bad grace", map[string]string{"REFRESH_GRACE": "0"}, []string{"REFRESH_GRACE"}},
 		{"grace too long", map[string]string{"REFRESH_GRACE": "2m"}, []string{"REFRESH_GRACE"}},
+		{"bad limits", map[string]string{"SIGNIN_LIMIT": "lots", "SIGNIN_ACCOUNT_LIMIT": "5", "SIGNUP_LIMIT": "0/m",
+			"REFRESH_LIMIT": "10/d", "REFRESH_ACCOUNT_LIMIT": "1/m burst 0"},
+			[]string{"SIGNIN_LIMIT", "SIGNIN_ACCOUNT_LIMIT", "SIGNUP_LIMIT", "REFRESH_LIMIT", "REFRESH_ACCOUNT_LIMIT"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

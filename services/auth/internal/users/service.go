@@ -27,6 +27,13 @@ type Options struct {
 	// PasswordCost is the bcrypt cost; default DefaultPasswordCost. Tests use
 	// bcrypt.MinCost to stay fast.
 	PasswordCost int
+	// SignInLimit limits sign-ins per account, keyed by normalized email;
+	// RefreshLimit limits refreshes per account, keyed by user id. Both are
+	// checked before the costly part (bcrypt, the writes of a rotation).
+	// Default: no limit.
+	SignInLimit, RefreshLimit Limiter
+	// Backoff delays sign-in to an account after failed ones; nil: none.
+	Backoff *Backoff
 	// Now is the clock; default time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -55,6 +62,9 @@ type Service struct {
 	grace      time.Duration
 	// successorKey derives rotated refresh tokens (successorOf).
 	successorKey []byte
+	signInLimit  Limiter
+	refreshLimit Limiter
+	backoff      *Backoff
 	now          func() time.Time
 }
 
@@ -69,7 +79,8 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 		return nil, errors.New("users: the secret must have 32 bytes or more")
 	}
 	s := &Service{users: users, tokens: tokens, pw: pw, admins: map[string]bool{},
-		refreshTTL: opts.RefreshTTL, grace: opts.RefreshGrace, successorKey: successorKey(opts.Secret), now: opts.Now}
+		refreshTTL: opts.RefreshTTL, grace: opts.RefreshGrace, successorKey: successorKey(opts.Secret),
+		signInLimit: opts.SignInLimit, refreshLimit: opts.RefreshLimit, backoff: opts.Backoff, now: opts.Now}
 	for _, e := range opts.Admins {
 		s.admins[NormalizeEmail(e)] = true
 	}
@@ -78,6 +89,12 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultRefreshGrace
+	}
+	if s.signInLimit == nil {
+		s.signInLimit = unlimited{}
+	}
+	if s.refreshLimit == nil {
+		s.refreshLimit = unlimited{}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -111,11 +128,21 @@ func (s *Service) SignUp(ctx context.Context, email, password string) (Session, 
 // Errors: a validation error for a malformed email or empty password,
 // ErrInvalidCredentials for an unknown email or a wrong password (answered
 // alike and in similar time), errs.ErrNotAuthorized for a banned user (told
-// only to someone who knows the password).
+// only to someone who knows the password), *errs.TooManyRequestsError when
+// the account backs off after failures (Backoff) or is over its limit. Both
+// are decided before the password is checked: bcrypt is what an attacker
+// would make auth spend its CPU on.
 func (s *Service) SignIn(ctx context.Context, email, password string) (Session, error) {
 	email = NormalizeEmail(email)
 	if err := validateSignIn(email, password); err != nil {
 		return Session{}, err
+	}
+	// The backoff first: a refused try does not use up the limit.
+	if wait := s.backoff.Wait(email); wait > 0 {
+		return Session{}, tooMany(wait)
+	}
+	if ok, wait := s.signInLimit.Allow(email); !ok {
+		return Session{}, tooMany(wait)
 	}
 	u, err := s.users.ByEmail(ctx, email)
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
@@ -128,8 +155,10 @@ func (s *Service) SignIn(ctx context.Context, email, password string) (Session, 
 		return Session{}, fmt.Errorf("sign in %s: %w", u.ID, err)
 	}
 	if !ok {
+		s.backoff.Failed(email)
 		return Session{}, ErrInvalidCredentials
 	}
+	s.backoff.Succeeded(email)
 	if u.Banned {
 		return Session{}, fmt.Errorf("sign in: user %s is banned: %w", u.ID, errs.ErrNotAuthorized)
 	}
@@ -159,7 +188,9 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 // Refresh exchanges a refresh token for a new session: the token is used up
 // and a successor in the same family is returned (rotation). Every refusal is
 // errs.ErrNotAuthorized (wrapped with the reason): a missing, unknown,
-// expired or revoked token, or a banned or deleted user.
+// expired or revoked token, or a banned or deleted user. A user over the
+// refresh limit gets *errs.TooManyRequestsError, decided before anything is
+// written; the token stays usable.
 //
 // A token presented again within the grace after its first use, while the
 // successor that use issued is still unused (the token is the immediate
@@ -191,6 +222,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	}
 	if !now.Before(t.ExpiresAt) {
 		return Session{}, unauthorized("refresh token expired")
+	}
+	if ok, wait := s.refreshLimit.Allow(t.UserID); !ok {
+		return Session{}, tooMany(wait)
 	}
 	revoked, err := s.tokens.FamilyRevoked(ctx, t.FamilyID)
 	if err != nil {
