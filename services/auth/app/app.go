@@ -17,16 +17,12 @@ import (
 	"github.com/stuffmart/stuffmart/shared/config"
 	"github.com/stuffmart/stuffmart/shared/ratelimit"
 	"github.com/stuffmart/stuffmart/shared/service"
-	"github.com/stuffmart/stuffmart/shared/validate"
 )
 
 // Config is the auth service's configuration.
 type Config struct {
 	// Service is the part every service shares (see service.LoadConfig).
 	Service service.Config
-	// AdminEmails (ADMIN_EMAILS, comma-separated, normalized to lower case)
-	// are admins: at sign-up, and existing accounts are promoted at start.
-	AdminEmails []string
 	// RefreshGrace (REFRESH_GRACE, default 10s, at most a minute) is how
 	// long a just-used refresh token still gives the answer of its first
 	// use: a client that lost the answer, or two replicas of the storefront
@@ -100,6 +96,14 @@ const (
 // "300/m burst 100") and REFRESH_ACCOUNT_LIMIT (per user, "6/m burst 10").
 // RATE_LIMIT=off turns them and the sign-in backoff off. It reports every
 // missing or malformed variable at once.
+//
+// ADMIN_EMAILS, which made admins of whoever signed up with a listed
+// address, is refused when set: admins are granted with the operator's
+// command (Admin) to accounts that exist. Refused rather than ignored, so
+// that an operator who upgrades learns it when auth starts (the old
+// replicas keep serving meanwhile) instead of believing that the list still
+// names the admins, or that removing an address demotes anyone. The admins
+// it had promoted stay admins: their role is stored.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	cfg := Config{
@@ -117,13 +121,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if cfg.RefreshGrace > maxRefreshGrace {
 		problems = append(problems, fmt.Errorf("REFRESH_GRACE: %s is longer than %s", cfg.RefreshGrace, maxRefreshGrace))
 	}
-	for _, e := range r.List("ADMIN_EMAILS") {
-		e = users.NormalizeEmail(e)
-		if !validate.Email(e) {
-			problems = append(problems, fmt.Errorf("ADMIN_EMAILS: %q is not a valid email", e))
-			continue
-		}
-		cfg.AdminEmails = append(cfg.AdminEmails, e)
+	if v := r.String("ADMIN_EMAILS", ""); v != "" {
+		problems = append(problems, errors.New("ADMIN_EMAILS is no longer read: unset it, and grant the admin role to an account "+
+			"that exists with `auth admin grant EMAIL` (`auth admin list` shows the admins); see the README, Admins"))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, err
@@ -137,17 +137,16 @@ type App struct {
 }
 
 // New builds the service: connects to MongoDB (lazily), declares its
-// indexes (made once Start runs; /readyz waits for them), promotes the
-// configured admins and registers the routes. Call Start to connect to NATS
-// and run the outbox relay and the pruner of refresh tokens (users.Pruner),
-// and Close when done.
+// indexes (made once Start runs; /readyz waits for them) and registers the
+// routes. Call Start to connect to NATS and run the outbox relay and the
+// pruner of refresh tokens (users.Pruner), and Close when done.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	svc, err := service.Open(ctx, cfg.Service, log)
 	if err != nil {
 		return nil, err
 	}
 	a := &App{svc: svc}
-	if err := a.build(ctx, cfg); err != nil {
+	if err := a.build(cfg); err != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return nil, errors.Join(err, svc.Close(cctx))
@@ -155,7 +154,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	return a, nil
 }
 
-func (a *App) build(ctx context.Context, cfg Config) error {
+func (a *App) build(cfg Config) error {
 	svc := a.svc
 	if cfg.Now != nil {
 		svc.Sessions.Tokens().Now = cfg.Now
@@ -166,7 +165,6 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 	tokens := store.NewTokens(svc.DB, svc.Writer)
 	limit := limiters(cfg)
 	accounts, err := users.NewService(us, tokens, users.Options{
-		Admins:       cfg.AdminEmails,
 		RefreshTTL:   cfg.Service.RefreshTTL,
 		RefreshGrace: cfg.RefreshGrace,
 		Secret:       []byte(cfg.Service.SessionKey),
@@ -177,9 +175,6 @@ func (a *App) build(ctx context.Context, cfg Config) error {
 		Now:          cfg.Now,
 	})
 	if err != nil {
-		return err
-	}
-	if err := accounts.PromoteAdmins(ctx); err != nil {
 		return err
 	}
 	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, accounts, accounts, svc.Sessions), httpapi.Limits{
@@ -251,7 +246,7 @@ func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 // Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx
 // ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	log.Info("starting auth", "config", cfg.Service, "admins", len(cfg.AdminEmails), "refresh_grace", cfg.RefreshGrace,
+	log.Info("starting auth", "config", cfg.Service, "refresh_grace", cfg.RefreshGrace,
 		"limits_on", cfg.Service.Limits.On, "limits", cfg.Limits)
 	a, err := New(ctx, cfg, log)
 	if err != nil {
