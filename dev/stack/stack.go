@@ -164,6 +164,9 @@ func (s *stack) start(ctx context.Context) (Info, error) {
 		return Info{}, err
 	}
 	s.log.Info("ferretdb started", "uri", s.ferret.URI, "took", time.Since(t).Round(time.Millisecond))
+	if err := publishFerret(cfg.DataDir, s.ferret.URI); err != nil {
+		return Info{}, err
+	}
 
 	t = time.Now()
 	if s.nats, err = embedded.StartNATS(ClusterID, "127.0.0.1", 0, filepath.Join(cfg.DataDir, "nats")); err != nil {
@@ -295,7 +298,6 @@ func (s *stack) env(svc Service, addr string) map[string]string {
 		"JWT_KEY":           s.secrets.JWTKey,
 		"SESSION_KEY":       s.secrets.SessionKey,
 		"ACCESS_TOKEN_TTL":  s.cfg.AccessTokenTTL.String(),
-		"ADMIN_EMAILS":      strings.Join(s.cfg.AdminEmails, ","),
 		"ORDER_HOLD":        s.cfg.OrderHold.String(),
 		"STRIPE_SECRET_KEY": s.cfg.StripeSecretKey,
 		// The gateway and the storefront run in this process: loopback is
@@ -398,7 +400,7 @@ func (s *stack) stop() error {
 		errs = append(errs, s.within("nats streaming", s.nats.Stop))
 	}
 	if s.ferret != nil {
-		errs = append(errs, s.within("ferretdb", s.ferret.Stop))
+		errs = append(errs, unpublishFerret(s.cfg.DataDir), s.within("ferretdb", s.ferret.Stop))
 	}
 	return errors.Join(errs...)
 }
