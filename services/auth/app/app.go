@@ -123,7 +123,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if v := r.String("ADMIN_EMAILS", ""); v != "" {
 		problems = append(problems, errors.New("ADMIN_EMAILS is no longer read: unset it, and grant the admin role to an account "+
-			"that exists with `auth admin grant EMAIL` (`auth admin list` shows the admins); see the README, Admins"))
+			"that exists with `auth admin grant EMAIL` (`auth admin list` shows the admins); see the README, \"Admins and accounts\""))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, err
