@@ -19,7 +19,6 @@
 //	JWT_KEY            access-token key, SESSION_KEY cookie key: generated on
 //	SESSION_KEY        first run and kept in DATA_DIR/secrets.json (mode 0600)
 //	                   so sessions survive a restart; a variable that is set wins.
-//	ADMIN_EMAILS       comma-separated emails that get the admin role
 //	ACCESS_TOKEN_TTL   default 15m
 //	ORDER_HOLD         default 15m
 //	STRIPE_SECRET_KEY  unset: payments run in offline test mode
@@ -27,21 +26,37 @@
 //
 // Ctrl-C stops everything in reverse order (gateway, services, NATS,
 // FerretDB); a second Ctrl-C kills the process at once.
+//
+// Admins are made by the operator, from accounts that exist: sign up, then
+//
+//	go run ./dev admin grant EMAIL    make the account an admin
+//	go run ./dev admin revoke EMAIL   make it a user again, ending its sessions
+//	go run ./dev admin list           list the admins
+//
+// on the same DATA_DIR, whether the stack runs or not (stack.Admin). A
+// session shows a new role at its next refresh, or at once after signing in
+// again.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/stuffmart/stuffmart/dev/stack"
+	authapp "github.com/stuffmart/stuffmart/services/auth/app"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		os.Exit(admin(os.Args[2:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
@@ -66,6 +81,28 @@ func run() error {
 			log.Warn("print banner", "err", err)
 		}
 	})
+}
+
+// admin runs `go run ./dev admin ARGS...` and returns the exit status: 0
+// done, 1 failed, 2 bad arguments.
+func admin(args []string) int {
+	cfg, err := stack.LoadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dev admin: configuration:", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := stack.Admin(ctx, cfg, log, args, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "dev admin:", err)
+		if errors.Is(err, authapp.ErrUsage) {
+			fmt.Fprintln(os.Stderr, "usage: go run ./dev admin grant EMAIL | revoke EMAIL | list")
+			return 2
+		}
+		return 1
+	}
+	return 0
 }
 
 func banner(info stack.Info) string {

@@ -27,8 +27,6 @@ type Config struct {
 	// Secrets holds JWT_KEY and SESSION_KEY when the environment sets them;
 	// Run fills the missing ones from DataDir/secrets.json.
 	Secrets Secrets
-	// AdminEmails get the admin role (ADMIN_EMAILS).
-	AdminEmails []string
 	// AccessTokenTTL is how long an access token is valid (ACCESS_TOKEN_TTL).
 	AccessTokenTTL time.Duration
 	// OrderHold is how long an order holds its stuff (ORDER_HOLD).
@@ -50,9 +48,10 @@ type Config struct {
 
 // LoadConfig reads PORT (8080), DATA_DIR (".data", made absolute against the
 // current directory), JWT_KEY and SESSION_KEY (optional, 32+ characters when
-// set), ADMIN_EMAILS, ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m),
-// STRIPE_SECRET_KEY, RATE_LIMIT (on) and LOG_LEVEL (info). It reports every bad variable
-// together.
+// set), ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m), STRIPE_SECRET_KEY,
+// RATE_LIMIT (on) and LOG_LEVEL (info). It reports every bad variable
+// together. ADMIN_EMAILS is refused, as auth refuses it: admins are granted
+// with `go run ./dev admin grant EMAIL` (Admin).
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	var problems []error
@@ -71,6 +70,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Errorf("%s must be at least %d characters (or unset, to use a generated one)", s.name, minSecretLen))
 		}
 	}
+	if r.String("ADMIN_EMAILS", "") != "" {
+		problems = append(problems, errors.New("ADMIN_EMAILS is no longer read: unset it, sign up, then run `go run ./dev admin grant EMAIL`"))
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(r.String("LOG_LEVEL", "info"))); err != nil {
 		problems = append(problems, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -79,7 +81,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Port:            port,
 		DataDir:         dataDir,
 		Secrets:         secrets,
-		AdminEmails:     r.List("ADMIN_EMAILS"),
 		AccessTokenTTL:  r.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
 		OrderHold:       r.Duration("ORDER_HOLD", 15*time.Minute),
 		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
@@ -118,7 +119,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data_dir", c.DataDir),
 		slog.String("jwt_key", config.Mask(c.Secrets.JWTKey)),
 		slog.String("session_key", config.Mask(c.Secrets.SessionKey)),
-		slog.Any("admin_emails", c.AdminEmails),
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Bool("stripe", c.StripeSecretKey != ""),

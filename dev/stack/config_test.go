@@ -26,7 +26,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.Port != 8080 || cfg.DataDir != want || cfg.AccessTokenTTL != 15*time.Minute ||
 		cfg.OrderHold != 15*time.Minute || cfg.LogLevel != slog.LevelInfo ||
-		cfg.Secrets != (stack.Secrets{}) || cfg.StripeSecretKey != "" || len(cfg.AdminEmails) != 0 {
+		cfg.Secrets != (stack.Secrets{}) || cfg.StripeSecretKey != "" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	if len(cfg.Services) == 0 || cfg.Services[0].Name != "auth" || cfg.Services[0].Prefix != "/api/users" {
@@ -41,7 +41,6 @@ func TestLoadConfigOverrides(t *testing.T) {
 		"PORT":              "0",
 		"DATA_DIR":          dir,
 		"JWT_KEY":           "jwt-0123456789abcdef0123456789abcdef",
-		"ADMIN_EMAILS":      " a@x.io, b@x.io ,",
 		"ACCESS_TOKEN_TTL":  "1m",
 		"ORDER_HOLD":        "30s",
 		"STRIPE_SECRET_KEY": "sk_test_x",
@@ -51,7 +50,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 		t.Fatalf("LoadConfig: %v", err)
 	}
 	if cfg.Port != 0 || cfg.DataDir != dir || cfg.Secrets.JWTKey != "jwt-0123456789abcdef0123456789abcdef" ||
-		cfg.Secrets.SessionKey != "" || strings.Join(cfg.AdminEmails, "|") != "a@x.io|b@x.io" ||
+		cfg.Secrets.SessionKey != "" ||
 		cfg.AccessTokenTTL != time.Minute || cfg.OrderHold != 30*time.Second ||
 		cfg.StripeSecretKey != "sk_test_x" || cfg.LogLevel != slog.LevelDebug {
 		t.Errorf("config = %+v", cfg)
@@ -69,11 +68,12 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		"ACCESS_TOKEN_TTL": "soon",
 		"ORDER_HOLD":       "-1m",
 		"LOG_LEVEL":        "loud",
+		"ADMIN_EMAILS":     "boss@uni.edu",
 	}))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad variables")
 	}
-	for _, name := range []string{"PORT", "SESSION_KEY", "ACCESS_TOKEN_TTL", "ORDER_HOLD", "LOG_LEVEL"} {
+	for _, name := range []string{"PORT", "SESSION_KEY", "ACCESS_TOKEN_TTL", "ORDER_HOLD", "LOG_LEVEL", "ADMIN_EMAILS", "go run ./dev admin grant"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

@@ -131,7 +131,7 @@ func TestRunGivesEachServiceItsDeploymentEnvironment(t *testing.T) {
 		}
 	}
 	cfg := config(t, map[string]string{
-		"SESSION_KEY": "session-from-env-0123456789abcdef0123", "ADMIN_EMAILS": "a@x.io,b@x.io",
+		"SESSION_KEY":      "session-from-env-0123456789abcdef0123",
 		"ACCESS_TOKEN_TTL": "2m", "ORDER_HOLD": "90s", "STRIPE_SECRET_KEY": "sk_test_123",
 	},
 		stack.Service{Name: "stuff", Prefix: "/api/stuff", Start: record("stuff")},
@@ -153,7 +153,9 @@ func TestRunGivesEachServiceItsDeploymentEnvironment(t *testing.T) {
 		want := map[string]string{
 			"MONGO_URI": info.MongoURI, "NATS_URL": info.NATSURL, "NATS_CLUSTER_ID": "stuffmart",
 			"JWT_KEY": secrets.JWTKey, "SESSION_KEY": "session-from-env-0123456789abcdef0123",
-			"ADMIN_EMAILS": "a@x.io,b@x.io", "STRIPE_SECRET_KEY": "sk_test_123",
+			"STRIPE_SECRET_KEY": "sk_test_123",
+			// Admins are granted with `go run ./dev admin`, never by a list.
+			"ADMIN_EMAILS": "",
 			// The stack's own variables and the rest of the process
 			// environment are not the service's business.
 			"PORT": "", "DATA_DIR": "", "HOME": "",

@@ -164,6 +164,9 @@ func (s *stack) start(ctx context.Context) (Info, error) {
 		return Info{}, err
 	}
 	s.log.Info("ferretdb started", "uri", s.ferret.URI, "took", time.Since(t).Round(time.Millisecond))
+	if err := publishFerret(cfg.DataDir, s.ferret.URI); err != nil {
+		return Info{}, err
+	}
 
 	t = time.Now()
 	if s.nats, err = embedded.StartNATS(ClusterID, "127.0.0.1", 0, filepath.Join(cfg.DataDir, "nats")); err != nil {
@@ -311,7 +314,6 @@ func ServiceEnv(cfg Config, secrets Secrets, ep Endpoints, name, addr string) ma
 		"JWT_KEY":           secrets.JWTKey,
 		"SESSION_KEY":       secrets.SessionKey,
 		"ACCESS_TOKEN_TTL":  cfg.AccessTokenTTL.String(),
-		"ADMIN_EMAILS":      strings.Join(cfg.AdminEmails, ","),
 		"ORDER_HOLD":        cfg.OrderHold.String(),
 		"STRIPE_SECRET_KEY": cfg.StripeSecretKey,
 		// The gateway and the storefront run in this process: loopback is
@@ -414,7 +416,7 @@ func (s *stack) stop() error {
 		errs = append(errs, s.within("nats streaming", s.nats.Stop))
 	}
 	if s.ferret != nil {
-		errs = append(errs, s.within("ferretdb", s.ferret.Stop))
+		errs = append(errs, unpublishFerret(s.cfg.DataDir), s.within("ferretdb", s.ferret.Stop))
 	}
 	return errors.Join(errs...)
 }

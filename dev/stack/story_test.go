@@ -33,7 +33,8 @@ type idOnly struct {
 // with no card.
 func TestStackWholeStory(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, t.TempDir(), "ORDER_HOLD", "6s", "ADMIN_EMAILS", "admin@uni.edu")
+	dataDir := t.TempDir()
+	st := startStack(t, dataDir, "ORDER_HOLD", "6s")
 	signup := func(email string) *client {
 		c := newClient(t, st.info.URL)
 		c.expect(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": "password123"}, http.StatusCreated)
@@ -44,6 +45,10 @@ func TestStackWholeStory(t *testing.T) {
 		t.Fatalf("GET / = %d %.200s, want the storefront's home page", status, raw)
 	}
 	seller, ann, bob, admin := signup("seller@uni.edu"), signup("ann@uni.edu"), signup("bob@uni.edu"), signup("admin@uni.edu")
+	// The operator makes an admin of an account that exists; its next
+	// refresh carries the role.
+	grant(t, dataDir, "admin@uni.edu")
+	admin.expect(http.MethodPost, "/api/users/refresh", nil, http.StatusOK)
 
 	sell := func(title string, price int) string {
 		var s idOnly

@@ -6,10 +6,14 @@
 package clienttest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +33,10 @@ import (
 // Options configures a stack. The zero value is a stack with a 15-minute
 // hold, a 1-second page cache, the real clock and no admins.
 type Options struct {
+	// Admins are made admins as soon as they sign up: the stack runs the
+	// operator's command (auth admin grant) right after auth created the
+	// account, before the sign-up is answered. The session of the sign-up
+	// itself still says user; the next sign-in or refresh says admin.
 	Admins []string
 	// OrderHold is the hold of the orders service and of the storefront's
 	// text alike.
@@ -71,11 +79,12 @@ func Start(tb testing.TB, opts Options) *Stack {
 		build testkit.Build
 	}{
 		{"auth", func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
-			a, err := authapp.New(ctx, authapp.Config{Service: cfg, AdminEmails: opts.Admins, PasswordCost: bcrypt.MinCost}, log)
+			acfg := authapp.Config{Service: cfg, PasswordCost: bcrypt.MinCost}
+			a, err := authapp.New(ctx, acfg, log)
 			if err != nil {
 				return nil, err
 			}
-			return countRefreshes{App: a, n: refreshes}, nil
+			return authHooks{App: a, refreshes: refreshes, admins: admins(opts.Admins), cfg: acfg}, nil
 		}},
 		{"stuff", func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
 			return stuffapp.New(ctx, stuffapp.Config{Service: cfg}, log)
@@ -130,21 +139,64 @@ func Start(tb testing.TB, opts Options) *Stack {
 	}
 }
 
-// countRefreshes is auth counting the calls to /api/users/refresh.
-type countRefreshes struct {
+// authHooks is auth counting the calls to /api/users/refresh and granting
+// the admin role to the Options.Admins who sign up.
+type authHooks struct {
 	testkit.App
-	n *atomic.Int64
+	refreshes *atomic.Int64
+	admins    map[string]bool
+	cfg       authapp.Config
 }
 
-// Handler is auth's handler, counting on the way.
-func (c countRefreshes) Handler() http.Handler {
-	inner := c.App.Handler()
+// admins is the set of emails, normalized as auth stores them.
+func admins(emails []string) map[string]bool {
+	set := map[string]bool{}
+	for _, e := range emails {
+		set[strings.ToLower(strings.TrimSpace(e))] = true
+	}
+	return set
+}
+
+// Handler is auth's handler, with the hooks on the way.
+func (h authHooks) Handler() http.Handler {
+	inner := h.App.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/api/users/refresh" {
-			c.n.Add(1)
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/users/refresh":
+			h.refreshes.Add(1)
+		case r.Method == http.MethodPost && r.URL.Path == "/api/users/signup" && len(h.admins) > 0:
+			h.signUp(w, r, inner)
+			return
 		}
 		inner.ServeHTTP(w, r)
 	})
+}
+
+// signUp serves a sign-up and, when it created the account of one of the
+// admins, grants it the role with auth's operator command before answering.
+func (h authHooks) signUp(w http.ResponseWriter, r *http.Request, inner http.Handler) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := httptest.NewRecorder()
+	inner.ServeHTTP(rec, r)
+	var req struct {
+		Email string `json:"email"`
+	}
+	if rec.Code == http.StatusCreated && json.Unmarshal(body, &req) == nil && h.admins[strings.ToLower(strings.TrimSpace(req.Email))] {
+		if err := authapp.Admin(r.Context(), h.cfg, []string{"grant", req.Email}, io.Discard); err != nil {
+			http.Error(w, "clienttest: grant admin: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes()) // the client hung up: nothing to tell it
 }
 
 // startClient serves the storefront until the test ends. It needs nothing

@@ -17,12 +17,11 @@ import (
 )
 
 func TestAdminRoutesNeedAnAdmin(t *testing.T) {
-	s := newStack(t, "boss@uni.edu")
+	s := newStack(t)
 	target := s.client(t).signUp("target@uni.edu")
 	user := s.client(t)
 	user.signUp("user@uni.edu")
-	admin := s.client(t)
-	admin.signUp("boss@uni.edu")
+	admin, _ := s.signUpAdmin(t, "boss@uni.edu")
 
 	routes := []struct{ method, path string }{
 		{http.MethodGet, "/api/users"},
@@ -63,9 +62,8 @@ func TestAdminRoutesNeedAnAdmin(t *testing.T) {
 }
 
 func TestListUsers(t *testing.T) {
-	s := newStack(t, "boss@uni.edu")
-	admin := s.client(t)
-	boss := admin.signUp("boss@uni.edu")
+	s := newStack(t)
+	admin, boss := s.signUpAdmin(t, "boss@uni.edu")
 	var ids []string // newest first
 	for _, e := range []string{"a@uni.edu", "b@uni.edu", "c@uni.edu"} {
 		ids = append([]string{s.client(t).signUp(e).ID}, ids...)
@@ -126,9 +124,8 @@ func TestListUsers(t *testing.T) {
 }
 
 func TestBan(t *testing.T) {
-	s := newStack(t, "boss@uni.edu")
-	admin := s.client(t)
-	admin.signUp("boss@uni.edu")
+	s := newStack(t)
+	admin, _ := s.signUpAdmin(t, "boss@uni.edu")
 	victim := s.client(t)
 	v := victim.signUp("ann@uni.edu")
 	// A second device of the victim, another refresh-token family.
@@ -228,9 +225,8 @@ func TestBan(t *testing.T) {
 }
 
 func TestBanErrors(t *testing.T) {
-	s := newStack(t, "boss@uni.edu")
-	admin := s.client(t)
-	boss := admin.signUp("boss@uni.edu")
+	s := newStack(t)
+	admin, boss := s.signUpAdmin(t, "boss@uni.edu")
 	notFound := errs.Item{Message: "Not Found"}
 	self := errs.Item{Message: "You cannot ban yourself"}
 	tests := []struct {
@@ -260,32 +256,4 @@ func TestBanErrors(t *testing.T) {
 			t.Errorf("admin after errors: %+v", u)
 		}
 	})
-}
-
-func TestAdminsPromotedAtStart(t *testing.T) {
-	db := testkit.Mongo(t)
-	before := startOn(t, db)
-	u := before.client(t).signUp("boss@uni.edu")
-	if u.Role != "user" {
-		t.Fatalf("role %s before the email is an admin", u.Role)
-	}
-	before.Stop()
-
-	after := startOn(t, db, "BOSS@uni.edu ", "nobody@uni.edu")
-	var doc struct {
-		Role    string `bson:"role"`
-		Version int64  `bson:"version"`
-	}
-	if err := db.Collection("users").FindOne(context.Background(), bson.D{{Key: "email", Value: "boss@uni.edu"}}).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.Role != "admin" || doc.Version != 1 {
-		t.Fatalf("stored user after start: %+v, want an admin at version 1", doc)
-	}
-	c := after.client(t)
-	got := wantUser(t, c.Do(http.MethodPost, "/api/users/signin", map[string]string{"email": "boss@uni.edu", "password": password}), http.StatusOK)
-	if got.Role != "admin" {
-		t.Fatalf("signed in as %+v, want admin", got)
-	}
-	c.Do(http.MethodGet, "/api/users", nil).Want(http.StatusOK)
 }

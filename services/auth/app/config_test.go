@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/services/auth/app"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 )
 
 func TestLoadConfig(t *testing.T) {
 	full := map[string]string{
-		"MONGO_URI":    "mongodb://localhost:27017",
-		"NATS_URL":     "nats://localhost:4222",
-		"JWT_KEY":      strings.Repeat("j", 32),
-		"SESSION_KEY":  strings.Repeat("s", 32),
-		"ADMIN_EMAILS": " Ann@Uni.edu , bob@uni.edu,,",
+		"MONGO_URI":   "mongodb://localhost:27017",
+		"NATS_URL":    "nats://localhost:4222",
+		"JWT_KEY":     strings.Repeat("j", 32),
+		"SESSION_KEY": strings.Repeat("s", 32),
 	}
 	with := func(changes map[string]string) func(string) string {
 		return func(k string) string {
@@ -32,11 +32,43 @@ func TestLoadConfig(t *testing.T) {
 		if cfg.Service.Name != "auth" || cfg.Service.MongoDB != "auth" || cfg.Service.AccessTTL != 15*time.Minute {
 			t.Fatalf("service config %+v", cfg.Service)
 		}
-		if strings.Join(cfg.AdminEmails, ",") != "ann@uni.edu,bob@uni.edu" {
-			t.Fatalf("admins %q", cfg.AdminEmails)
-		}
 		if cfg.RefreshGrace != 10*time.Second {
 			t.Fatalf("refresh grace %s, want the default 10s", cfg.RefreshGrace)
+		}
+	})
+	t.Run("limits by default", func(t *testing.T) {
+		cfg, err := app.LoadConfig(with(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := app.Limits{
+			SignIn:         ratelimit.Rule{Every: 3 * time.Second, Burst: 10},
+			SignInAccount:  ratelimit.Rule{Every: 6 * time.Second, Burst: 5},
+			SignUp:         ratelimit.Rule{Every: 6 * time.Second, Burst: 10},
+			Refresh:        ratelimit.Rule{Every: 200 * time.Millisecond, Burst: 100},
+			RefreshAccount: ratelimit.Rule{Every: 10 * time.Second, Burst: 10},
+		}
+		if cfg.Limits != want || !cfg.Service.Limits.On {
+			t.Fatalf("limits %+v (on %t), want %+v, on", cfg.Limits, cfg.Service.Limits.On, want)
+		}
+	})
+	t.Run("limits set", func(t *testing.T) {
+		cfg, err := app.LoadConfig(with(map[string]string{
+			"SIGNIN_LIMIT": "1/s", "SIGNIN_ACCOUNT_LIMIT": "2/m burst 1", "SIGNUP_LIMIT": "3/h",
+			"REFRESH_LIMIT": "4/s burst 8", "REFRESH_ACCOUNT_LIMIT": "5/m", "RATE_LIMIT": "off",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := app.Limits{
+			SignIn:         ratelimit.Rule{Every: time.Second, Burst: 1},
+			SignInAccount:  ratelimit.Rule{Every: 30 * time.Second, Burst: 1},
+			SignUp:         ratelimit.Rule{Every: 20 * time.Minute, Burst: 3},
+			Refresh:        ratelimit.Rule{Every: 250 * time.Millisecond, Burst: 8},
+			RefreshAccount: ratelimit.Rule{Every: 12 * time.Second, Burst: 5},
+		}
+		if cfg.Limits != want || cfg.Service.Limits.On {
+			t.Fatalf("limits %+v (on %t), want %+v, off", cfg.Limits, cfg.Service.Limits.On, want)
 		}
 	})
 	t.Run("grace set", func(t *testing.T) {
@@ -50,15 +82,22 @@ func TestLoadConfig(t *testing.T) {
 		changes map[string]string
 		want    []string // every one must be reported
 	}{
-		{"nothing set", map[string]string{"MONGO_URI": "", "NATS_URL": "", "JWT_KEY": "", "SESSION_KEY": "", "ADMIN_EMAILS": ""},
+		{"nothing set", map[string]string{"MONGO_URI": "", "NATS_URL": "", "JWT_KEY": "", "SESSION_KEY": ""},
 			[]string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY"}},
-		{"short keys and a bad admin", map[string]string{"JWT_KEY": "short", "SESSION_KEY": "short", "ADMIN_EMAILS": "ann@uni.edu,not-an-email"},
-			[]string{"JWT_KEY", "SESSION_KEY", "not-an-email"}},
+		{"short keys", map[string]string{"JWT_KEY": "short", "SESSION_KEY": "short"},
+			[]string{"JWT_KEY", "SESSION_KEY"}},
+		// Admins are no longer whoever signs up first with a listed email:
+		// an operator who upgrades learns it at once instead of believing
+		// the list still names the admins.
+		{"admin emails", map[string]string{"ADMIN_EMAILS": "boss@uni.edu"}, []string{"ADMIN_EMAILS", "auth admin grant"}},
 		{"bad durations", map[string]string{"ACCESS_TOKEN_TTL": "soon", "REFRESH_TOKEN_TTL": "-1h"},
 			[]string{"ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL"}},
 		{"bad body limit", map[string]string{"BODY_LIMIT": "lots"}, []string{"BODY_LIMIT"}},
 		{"bad grace", map[string]string{"REFRESH_GRACE": "0"}, []string{"REFRESH_GRACE"}},
 		{"grace too long", map[string]string{"REFRESH_GRACE": "2m"}, []string{"REFRESH_GRACE"}},
+		{"bad limits", map[string]string{"SIGNIN_LIMIT": "lots", "SIGNIN_ACCOUNT_LIMIT": "5", "SIGNUP_LIMIT": "0/m",
+			"REFRESH_LIMIT": "10/d", "REFRESH_ACCOUNT_LIMIT": "1/m burst 0"},
+			[]string{"SIGNIN_LIMIT", "SIGNIN_ACCOUNT_LIMIT", "SIGNUP_LIMIT", "REFRESH_LIMIT", "REFRESH_ACCOUNT_LIMIT"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,30 +40,30 @@ type stack struct {
 	url   *url.URL
 }
 
-// newStack starts the service on a fresh database with the given admins.
-func newStack(t *testing.T, admins ...string) *stack {
+// newStack starts the service on a fresh database.
+func newStack(t *testing.T) *stack {
 	t.Helper()
-	return start(t, admins, nil)
+	return start(t, nil)
 }
 
 // newStackWith starts the service on a fresh database, with its
 // configuration changed by configure.
 func newStackWith(t *testing.T, configure func(*app.Config)) *stack {
 	t.Helper()
-	return start(t, nil, configure)
+	return start(t, configure)
 }
 
 // startOn starts the service on db (a restart when another stack used it).
-func startOn(t *testing.T, db *mongo.Database, admins ...string) *stack {
+func startOn(t *testing.T, db *mongo.Database) *stack {
 	t.Helper()
-	return start(t, admins, nil, testkit.OnDB(db))
+	return start(t, nil, testkit.OnDB(db))
 }
 
-func start(t *testing.T, admins []string, configure func(*app.Config), opts ...testkit.Option) *stack {
+func start(t *testing.T, configure func(*app.Config), opts ...testkit.Option) *stack {
 	t.Helper()
 	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	build := func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
-		c := app.Config{Service: cfg, AdminEmails: admins, PasswordCost: bcrypt.MinCost, Now: clk.Now}
+		c := app.Config{Service: cfg, PasswordCost: bcrypt.MinCost, Now: clk.Now}
 		if configure != nil {
 			configure(&c)
 		}
@@ -75,6 +75,39 @@ func start(t *testing.T, admins []string, configure func(*app.Config), opts ...t
 		t.Fatal(err)
 	}
 	return &stack{Component: c, clock: clk, url: u}
+}
+
+// command runs the operator command `auth admin args...` on the stack's
+// database, as an operator would next to the running service, and returns
+// what it printed.
+func (s *stack) command(args ...string) (string, error) {
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := app.Admin(ctx, app.Config{Service: s.Config, PasswordCost: bcrypt.MinCost, Now: s.clock.Now}, args, &out)
+	return out.String(), err
+}
+
+// grant makes the account of email an admin with the operator command.
+func (s *stack) grant(t *testing.T, email string) {
+	t.Helper()
+	if out, err := s.command("grant", email); err != nil {
+		t.Fatalf("auth admin grant %s: %v (printed %q)", email, err, out)
+	}
+}
+
+// signUpAdmin signs a new browser up as email, has the operator grant it
+// admin and refreshes its session, whose access token then says admin.
+func (s *stack) signUpAdmin(t *testing.T, email string) (*browser, userJSON) {
+	t.Helper()
+	b := s.client(t)
+	b.signUp(email)
+	s.grant(t, email)
+	u := wantUser(t, b.Do(http.MethodPost, "/api/users/refresh", nil), http.StatusOK)
+	if u.Role != "admin" {
+		t.Fatalf("%s after grant and refresh: %+v, want an admin", email, u)
+	}
+	return b, u
 }
 
 // browser is a client with a cookie jar of its own whose failures go to t.

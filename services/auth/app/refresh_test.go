@@ -247,9 +247,8 @@ func TestRefreshConcurrentPresentersShareOneSuccessor(t *testing.T) {
 // TestRefreshGrace: the token a refresh just used up still gives the same
 // answer for a few seconds, and only then counts as a replay.
 func TestRefreshGrace(t *testing.T) {
-	s := newStack(t, "boss@uni.edu")
-	admin := s.client(t)
-	admin.signUp("boss@uni.edu")
+	s := newStack(t)
+	admin, _ := s.signUpAdmin(t, "boss@uni.edu")
 	ctx := context.Background()
 	revoked := func(t *testing.T, userID string) int64 {
 		t.Helper()

@@ -15,7 +15,7 @@ import (
 )
 
 func TestSignUp(t *testing.T) {
-	s := newStack(t, "Boss@Uni.edu")
+	s := newStack(t)
 	tests := []struct {
 		name      string
 		email     string
@@ -28,7 +28,6 @@ func TestSignUp(t *testing.T) {
 		{"8 characters", "eight@uni.edu", "12345678", "eight@uni.edu", "user"},
 		{"72 characters", "long@uni.edu", strings.Repeat("p", 72), "long@uni.edu", "user"},
 		{"72 bytes of accents", "accent@uni.edu", strings.Repeat("é", 36), "accent@uni.edu", "user"},
-		{"admin email in another case", "BOSS@uni.edu", "password1", "boss@uni.edu", "admin"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -103,7 +103,7 @@ func (s *Users) Create(ctx context.Context, u *users.User) error {
 
 // ByEmail finds a user by normalized email; errs.ErrNotFound if none. On
 // FerretDB a lookup on a field other than _id is several times slower than
-// by _id; it serves sign-in and start-up promotion only.
+// by _id; it serves sign-in and the operator's role command only.
 func (s *Users) ByEmail(ctx context.Context, email string) (users.User, error) {
 	return s.findOne(ctx, bson.D{{Key: "email", Value: email}})
 }
@@ -191,27 +191,53 @@ func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.
 	return s.ByID(ctx, id)
 }
 
-// Promote makes the user with email an admin through the Writer (no-op if
-// already). Errors: errs.ErrNotFound if no user has that email.
-func (s *Users) Promote(ctx context.Context, email string, now time.Time) error {
+// SetRole gives the user with email the role through the Writer and
+// returns the user as stored and whether the role changed (false: the user
+// had it already). The update is guarded on the role read: if another
+// change of the role came in between, the one stored wins and is returned.
+// An operator's command, not a hot path: the lookup by email scans on
+// FerretDB. Errors: errs.ErrNotFound if no user has that email.
+func (s *Users) SetRole(ctx context.Context, email, role string, now time.Time) (users.User, bool, error) {
 	u, err := s.ByEmail(ctx, email)
 	if err != nil {
-		return err
+		return users.User{}, false, err
 	}
-	if u.Role == users.RoleAdmin {
-		return nil
+	if u.Role == role {
+		return u, false, nil
 	}
 	oid, err := primitive.ObjectIDFromHex(u.ID)
 	if err != nil {
-		return err
+		return users.User{}, false, err
 	}
-	// Guarded on the role read: a change made in between wins.
-	_, err = s.w.UpdateByID(ctx, s.coll, oid, bson.D{
-		{Key: "$set", Value: bson.D{{Key: "role", Value: users.RoleAdmin}, {Key: "updatedAt", Value: now}}},
+	matched, err := s.w.UpdateByID(ctx, s.coll, oid, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "role", Value: role}, {Key: "updatedAt", Value: now}}},
 		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
 	}, bson.E{Key: "role", Value: u.Role})
 	if err != nil {
-		return fmt.Errorf("promote %s: %w", u.ID, err)
+		return users.User{}, false, fmt.Errorf("set role %s on %s: %w", role, u.ID, err)
 	}
-	return nil
+	if u, err = s.ByID(ctx, u.ID); err != nil {
+		return users.User{}, false, err
+	}
+	return u, matched, nil
+}
+
+// WithRole returns the users who have role, by email. It filters on role (a
+// scan on FerretDB): for the operator's command only.
+func (s *Users) WithRole(ctx context.Context, role string) ([]users.User, error) {
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "role", Value: role}}, options.Find().
+		SetSort(bson.D{{Key: "email", Value: 1}}).
+		SetProjection(bson.D{{Key: "passwordHash", Value: 0}, {Key: outbox.Field, Value: 0}}))
+	if err != nil {
+		return nil, fmt.Errorf("find users with role %s: %w", role, err)
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("find users with role %s: %w", role, err)
+	}
+	out := make([]users.User, len(docs))
+	for i, d := range docs {
+		out[i] = d.user()
+	}
+	return out, nil
 }

@@ -12,8 +12,6 @@ import (
 // Options configures a Service. The zero value of each field is a sensible
 // default.
 type Options struct {
-	// Admins are the emails (any case) whose accounts are admins.
-	Admins []string
 	// RefreshTTL is how long a refresh token is valid; default 7 days.
 	RefreshTTL time.Duration
 	// RefreshGrace is how long a used refresh token still gives the answer
@@ -27,6 +25,13 @@ type Options struct {
 	// PasswordCost is the bcrypt cost; default DefaultPasswordCost. Tests use
 	// bcrypt.MinCost to stay fast.
 	PasswordCost int
+	// SignInLimit limits sign-ins per account, keyed by normalized email;
+	// RefreshLimit limits refreshes per account, keyed by user id. Both are
+	// checked before the costly part (bcrypt, the writes of a rotation).
+	// Default: no limit.
+	SignInLimit, RefreshLimit Limiter
+	// Backoff delays sign-in to an account after failed ones; nil: none.
+	Backoff *Backoff
 	// Now is the clock; default time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -45,16 +50,19 @@ type Session struct {
 const DefaultRefreshGrace = 10 * time.Second
 
 // Service holds the account rules: sign-up, sign-in, sign-out, refresh-token
-// rotation with reuse detection, admin bootstrap, listing and bans.
+// rotation with reuse detection, listing and bans. Roles are the operator's
+// (see Roles).
 type Service struct {
 	users      Store
 	tokens     TokenStore
 	pw         *hasher
-	admins     map[string]bool
 	refreshTTL time.Duration
 	grace      time.Duration
 	// successorKey derives rotated refresh tokens (successorOf).
 	successorKey []byte
+	signInLimit  Limiter
+	refreshLimit Limiter
+	backoff      *Backoff
 	now          func() time.Time
 }
 
@@ -68,16 +76,20 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	if len(opts.Secret) < 32 {
 		return nil, errors.New("users: the secret must have 32 bytes or more")
 	}
-	s := &Service{users: users, tokens: tokens, pw: pw, admins: map[string]bool{},
-		refreshTTL: opts.RefreshTTL, grace: opts.RefreshGrace, successorKey: successorKey(opts.Secret), now: opts.Now}
-	for _, e := range opts.Admins {
-		s.admins[NormalizeEmail(e)] = true
-	}
+	s := &Service{users: users, tokens: tokens, pw: pw,
+		refreshTTL: opts.RefreshTTL, grace: opts.RefreshGrace, successorKey: successorKey(opts.Secret),
+		signInLimit: opts.SignInLimit, refreshLimit: opts.RefreshLimit, backoff: opts.Backoff, now: opts.Now}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = 7 * 24 * time.Hour
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultRefreshGrace
+	}
+	if s.signInLimit == nil {
+		s.signInLimit = unlimited{}
+	}
+	if s.refreshLimit == nil {
+		s.refreshLimit = unlimited{}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -85,9 +97,10 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	return s, nil
 }
 
-// SignUp creates an account and signs it in. The role is admin when the email
-// is one of the configured admins. Errors: a validation error (400) for a
-// bad email or password, ErrEmailInUse.
+// SignUp creates an account and signs it in, always as a user: an admin is
+// made by the operator, from an account that exists (Roles.Grant), never by
+// whoever signs up first with an address. Errors: a validation error (400)
+// for a bad email or password, ErrEmailInUse.
 func (s *Service) SignUp(ctx context.Context, email, password string) (Session, error) {
 	email = NormalizeEmail(email)
 	if err := validateSignUp(email, password); err != nil {
@@ -98,9 +111,6 @@ func (s *Service) SignUp(ctx context.Context, email, password string) (Session, 
 		return Session{}, err
 	}
 	u := User{Email: email, PasswordHash: hash, Role: RoleUser, CreatedAt: s.now()}
-	if s.admins[email] {
-		u.Role = RoleAdmin
-	}
 	if err := s.users.Create(ctx, &u); err != nil {
 		return Session{}, fmt.Errorf("sign up: %w", err)
 	}
@@ -111,11 +121,21 @@ func (s *Service) SignUp(ctx context.Context, email, password string) (Session, 
 // Errors: a validation error for a malformed email or empty password,
 // ErrInvalidCredentials for an unknown email or a wrong password (answered
 // alike and in similar time), errs.ErrNotAuthorized for a banned user (told
-// only to someone who knows the password).
+// only to someone who knows the password), *errs.TooManyRequestsError when
+// the account backs off after failures (Backoff) or is over its limit. Both
+// are decided before the password is checked: bcrypt is what an attacker
+// would make auth spend its CPU on.
 func (s *Service) SignIn(ctx context.Context, email, password string) (Session, error) {
 	email = NormalizeEmail(email)
 	if err := validateSignIn(email, password); err != nil {
 		return Session{}, err
+	}
+	// The backoff first: a refused try does not use up the limit.
+	if wait := s.backoff.Wait(email); wait > 0 {
+		return Session{}, tooMany(wait)
+	}
+	if ok, wait := s.signInLimit.Allow(email); !ok {
+		return Session{}, tooMany(wait)
 	}
 	u, err := s.users.ByEmail(ctx, email)
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
@@ -128,8 +148,10 @@ func (s *Service) SignIn(ctx context.Context, email, password string) (Session, 
 		return Session{}, fmt.Errorf("sign in %s: %w", u.ID, err)
 	}
 	if !ok {
+		s.backoff.Failed(email)
 		return Session{}, ErrInvalidCredentials
 	}
+	s.backoff.Succeeded(email)
 	if u.Banned {
 		return Session{}, fmt.Errorf("sign in: user %s is banned: %w", u.ID, errs.ErrNotAuthorized)
 	}
@@ -157,9 +179,12 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 }
 
 // Refresh exchanges a refresh token for a new session: the token is used up
-// and a successor in the same family is returned (rotation). Every refusal is
+// and a successor in the same family is returned (rotation). The user, and
+// so the role the new access token carries, is read again. Every refusal is
 // errs.ErrNotAuthorized (wrapped with the reason): a missing, unknown,
-// expired or revoked token, or a banned or deleted user.
+// expired or revoked token, or a banned or deleted user. A user over the
+// refresh limit gets *errs.TooManyRequestsError, decided before anything is
+// written; the token stays usable.
 //
 // A token presented again within the grace after its first use, while the
 // successor that use issued is still unused (the token is the immediate
@@ -191,6 +216,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	}
 	if !now.Before(t.ExpiresAt) {
 		return Session{}, unauthorized("refresh token expired")
+	}
+	if ok, wait := s.refreshLimit.Allow(t.UserID); !ok {
+		return Session{}, tooMany(wait)
 	}
 	revoked, err := s.tokens.FamilyRevoked(ctx, t.FamilyID)
 	if err != nil {
@@ -224,7 +252,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	if err := s.tokens.CreateToken(ctx, use.Next); err != nil {
 		return Session{}, fmt.Errorf("issue refresh token for %s: %w", u.ID, err)
 	}
-	return Session{User: s.withRole(u), RefreshToken: next}, nil
+	return Session{User: u, RefreshToken: next}, nil
 }
 
 // usedAgain decides about token t, presented again after its use was claimed
@@ -278,29 +306,7 @@ func (s *Service) issue(ctx context.Context, u User, familyID string, now time.T
 	if err := s.tokens.CreateToken(ctx, stored); err != nil {
 		return Session{}, fmt.Errorf("issue refresh token for %s: %w", u.ID, err)
 	}
-	return Session{User: s.withRole(u), RefreshToken: tok}, nil
-}
-
-// withRole applies the configured admins: a listed email is an admin even
-// before the start-up promotion reached its document.
-func (s *Service) withRole(u User) User {
-	if s.admins[u.Email] {
-		u.Role = RoleAdmin
-	}
-	return u
-}
-
-// PromoteAdmins makes the existing accounts of the configured admin emails
-// admins. It runs at start; emails without an account are skipped (they
-// become admins when they sign up).
-func (s *Service) PromoteAdmins(ctx context.Context) error {
-	for email := range s.admins {
-		err := s.users.Promote(ctx, email, s.now())
-		if err != nil && !errors.Is(err, errs.ErrNotFound) {
-			return fmt.Errorf("promote admin %s: %w", email, err)
-		}
-	}
-	return nil
+	return Session{User: u, RefreshToken: tok}, nil
 }
 
 // List returns page (from 1) of users, limit per page, newest first, and the
@@ -309,9 +315,6 @@ func (s *Service) List(ctx context.Context, page, limit int) ([]User, int64, err
 	us, total, err := s.users.List(ctx, (page-1)*limit, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
-	}
-	for i := range us {
-		us[i] = s.withRole(us[i])
 	}
 	return us, total, nil
 }
@@ -337,7 +340,7 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 	if err := s.tokens.RevokeUser(ctx, u.ID, now); err != nil {
 		return User{}, fmt.Errorf("ban %s: %w", id, err)
 	}
-	return s.withRole(u), nil
+	return u, nil
 }
 
 // Unban lifts a ban and publishes user:unbanned (the stuff service lists the
@@ -348,5 +351,5 @@ func (s *Service) Unban(ctx context.Context, id string) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("unban %s: %w", id, err)
 	}
-	return s.withRole(u), nil
+	return u, nil
 }

@@ -52,6 +52,9 @@ var (
 	ErrInvalidCredentials = errs.BadRequest("Invalid credentials")
 	// ErrCannotBanSelf is returned when an admin tries to ban themselves.
 	ErrCannotBanSelf = errs.BadRequest("You cannot ban yourself")
+	// ErrNoAccount is returned by Roles when no account has the email: a
+	// role is granted only to an account that exists, never to an address.
+	ErrNoAccount = errors.New("no account has this email")
 	// ErrTokenUsed is returned by TokenStore.ClaimUse when the refresh token
 	// was already claimed: a second presenter of the token, which is the
 	// same client again within the grace, and a thief after it.
@@ -73,8 +76,12 @@ type Store interface {
 	// the same write, with now as the event's time; setting the flag it
 	// already has changes nothing.
 	SetBanned(ctx context.Context, id string, banned bool, now time.Time) (User, error)
-	// Promote makes the user with email an admin; errs.ErrNotFound if none.
-	Promote(ctx context.Context, email string, now time.Time) error
+	// SetRole gives the user with email the role and returns the user as
+	// stored and whether the role changed (false: it had it already).
+	// Errors: errs.ErrNotFound if no user has that email.
+	SetRole(ctx context.Context, email, role string, now time.Time) (User, bool, error)
+	// WithRole returns the users who have role, by email.
+	WithRole(ctx context.Context, role string) ([]User, error)
 }
 
 // NormalizeEmail is the form emails are stored, compared and looked up in.

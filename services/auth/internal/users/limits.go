@@ -1,0 +1,150 @@
+package users
+
+import (
+	"sync"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/errs"
+)
+
+// Limiter allows a request of key, or says how long until one is allowed.
+// *ratelimit.Limiter (shared) implements it, a nil one allowing everything.
+type Limiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// unlimited is the Limiter of a limit not configured.
+type unlimited struct{}
+
+func (unlimited) Allow(string) (bool, time.Duration) { return true, 0 }
+
+// tooMany is the 429 of a limit or the backoff.
+func tooMany(wait time.Duration) error { return &errs.TooManyRequestsError{RetryAfter: wait} }
+
+// The sign-in backoff's schedule (see Backoff).
+const (
+	// BackoffFree is how many failed sign-ins in a row an account gets
+	// without delay: enough for a person who mistypes.
+	BackoffFree = 5
+	// BackoffFirst is the delay after the BackoffFree-th failure; each
+	// further failure doubles it.
+	BackoffFirst = 5 * time.Second
+	// BackoffMax caps the delay: an attacker who keeps failing keeps the
+	// account waiting at most this long after each of their tries.
+	BackoffMax = time.Minute
+	// BackoffForget ends a run of failures: one more this long after the
+	// last counts as the first.
+	BackoffForget = 15 * time.Minute
+)
+
+// Backoff slows password guessing against one account. After BackoffFree
+// failed sign-ins in a row for an email, sign-in for that email is refused
+// (before any password is checked) for BackoffFirst, doubled with each
+// further failure up to BackoffMax; a successful sign-in forgets the
+// failures. Unknown emails back off alike, so that a refusal does not tell
+// which accounts exist.
+//
+// The cap is what keeps the backoff from being a lock-out: an attacker
+// cannot keep the owner out longer than a minute after their last try, and
+// one who keeps trying is held to one guess a minute. Unlike a lock-out it
+// cannot be turned against the owner for long.
+//
+// State is per process: with several replicas of auth, each counts the
+// failures it sees, so an attacker whose requests are spread over n
+// replicas gets up to n times BackoffFree free guesses and each replica's
+// delay apart; the per-account rate limit bounds the total. A restart
+// forgets every run. Memory holds one small entry per email that failed in
+// the last BackoffForget, which the per-client limits bound.
+//
+// A nil *Backoff never refuses (limits off). Safe for concurrent use.
+type Backoff struct {
+	now func() time.Time
+
+	mu    sync.Mutex
+	runs  map[string]*run
+	calls int
+}
+
+// run is the failures in a row of one email.
+type run struct {
+	failures int
+	last     time.Time // of the last failure
+	until    time.Time // refused before it
+}
+
+// NewBackoff returns a Backoff on the clock now (time.Now when nil).
+func NewBackoff(now func() time.Time) *Backoff {
+	if now == nil {
+		now = time.Now
+	}
+	return &Backoff{now: now, runs: map[string]*run{}}
+}
+
+// Wait is how long sign-in for email must wait; 0 means it may go ahead.
+func (b *Backoff) Wait(email string) time.Duration {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.runs[email]
+	if r == nil {
+		return 0
+	}
+	return max(0, r.until.Sub(b.now()))
+}
+
+// Failed counts a failed sign-in for email.
+func (b *Backoff) Failed(email string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.sweep(now)
+	r := b.runs[email]
+	if r == nil || now.Sub(r.last) >= BackoffForget {
+		r = &run{}
+		b.runs[email] = r
+	}
+	r.failures++
+	r.last = now
+	if r.failures >= BackoffFree {
+		r.until = now.Add(backoffDelay(r.failures))
+	}
+}
+
+// Succeeded forgets the failures of email.
+func (b *Backoff) Succeeded(email string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.runs, email)
+}
+
+// backoffDelay is the delay after the n-th failure in a row (n ≥
+// BackoffFree).
+func backoffDelay(n int) time.Duration {
+	d := BackoffFirst
+	for i := BackoffFree; i < n && d < BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, BackoffMax)
+}
+
+// sweep drops, every thousand failures, the runs that are over; called
+// with b.mu held.
+func (b *Backoff) sweep(now time.Time) {
+	b.calls++
+	if b.calls%1000 != 0 {
+		return
+	}
+	for email, r := range b.runs {
+		if now.Sub(r.last) >= BackoffForget && !now.Before(r.until) {
+			delete(b.runs, email)
+		}
+	}
+}
