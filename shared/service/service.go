@@ -78,7 +78,7 @@ func (l Limits) Limiter(rule ratelimit.Rule) *ratelimit.Limiter {
 // NATS_CLUSTER_ID ("stuffmart"), JWT_KEY and SESSION_KEY (required, 32+
 // characters), ACCESS_TOKEN_TTL ("15m"), REFRESH_TOKEN_TTL ("168h"),
 // BODY_LIMIT ("64K"), TRUSTED_PROXIES (none), RATE_LIMIT ("on"),
-// RATE_LIMIT_UNSAFE ("60/m burst 30") and DEBUG_ADDR (none: no profiles; a
+// RATE_LIMIT_UNSAFE ("600/m burst 100") and DEBUG_ADDR (none: no profiles; a
 // loopback address such as 127.0.0.1:6060). Problems are collected in r.
 func LoadConfig(r *config.Reader, name string) Config {
 	proxies, err := web.ParsePrefixes(r.List("TRUSTED_PROXIES"))
@@ -123,7 +123,7 @@ func DebugAddr(r *config.Reader) string {
 }
 
 // LoadLimits reads RATE_LIMIT ("on", or "off") and RATE_LIMIT_UNSAFE (a
-// rule such as "60/m burst 30"; see ratelimit.ParseRule).
+// rule such as "600/m burst 100"; see ratelimit.ParseRule).
 func LoadLimits(r *config.Reader) Limits {
 	var l Limits
 	switch v := r.String("RATE_LIMIT", "on"); v {
@@ -133,7 +133,7 @@ func LoadLimits(r *config.Reader) Limits {
 	default:
 		r.Fail(fmt.Errorf("RATE_LIMIT: %q is neither on nor off", v))
 	}
-	l.Unsafe = Rule(r, "RATE_LIMIT_UNSAFE", "60/m burst 30")
+	l.Unsafe = Rule(r, "RATE_LIMIT_UNSAFE", "600/m burst 100")
 	return l
 }
 

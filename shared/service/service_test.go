@@ -323,7 +323,7 @@ func TestLoadConfig(t *testing.T) {
 			want := service.Config{Name: "stuff", HTTPAddr: ":3000", MongoURI: "mongodb://mongo:27017", MongoDB: "stuff",
 				NATS:   events.Config{URL: "nats://nats:4222", ClusterID: "stuffmart", ClientName: "stuff"},
 				JWTKey: jwtKey, SessionKey: sessionKey, AccessTTL: 15 * time.Minute, RefreshTTL: 168 * time.Hour, BodyLimit: "64K",
-				Limits: service.Limits{On: true, Unsafe: ratelimit.Rule{Every: time.Second, Burst: 30, Name: "rate_limit_unsafe"}}}
+				Limits: service.Limits{On: true, Unsafe: ratelimit.Rule{Every: 100 * time.Millisecond, Burst: 100, Name: "rate_limit_unsafe"}}}
 			if !reflect.DeepEqual(c, want) {
 				t.Fatalf("config %+v, want %+v", c, want)
 			}
