@@ -22,6 +22,9 @@
 //	ACCESS_TOKEN_TTL   default 15m
 //	ORDER_HOLD         default 15m
 //	STRIPE_SECRET_KEY  unset: payments run in offline test mode
+//	RATE_LIMIT         on (default) or off (load tests)
+//	DEBUG_ADDR         a loopback host:port serving the process's profiles
+//	                   (net/http/pprof); unset: none
 //	LOG_LEVEL          debug, info (default), warn or error
 //
 // Ctrl-C stops everything in reverse order (gateway, services, NATS,
@@ -117,6 +120,11 @@ func banner(info stack.Info) string {
 	}
 	fmt.Fprintf(&b, "  %-11s %-15s %s\n", "ferretdb", "", info.MongoURI)
 	fmt.Fprintf(&b, "  %-11s %-15s %s\n", "nats", "", info.NATSURL)
+	fmt.Fprintf(&b, "\n  metrics     each URL above + /metrics (not through %s)\n", info.URL)
+	fmt.Fprintf(&b, "              prometheus --config.file=dev/prometheus.yml (targets: %s)\n", info.Targets)
+	if info.DebugURL != "" {
+		fmt.Fprintf(&b, "  profiles    %s\n", info.DebugURL)
+	}
 	fmt.Fprintf(&b, "\n  data in %s — Ctrl-C to stop\n\n", info.DataDir)
 	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/service"
 )
 
 // minSecretLen is what every service's LoadConfig demands of JWT_KEY and
@@ -35,6 +36,9 @@ type Config struct {
 	StripeSecretKey string
 	// RateLimit is false when RATE_LIMIT=off (benchmarks, load tests).
 	RateLimit bool
+	// DebugAddr, when set (DEBUG_ADDR, a loopback host:port), serves the
+	// whole process's profiles (net/http/pprof): every service runs in it.
+	DebugAddr string
 	// LogLevel is the minimum level logged (LOG_LEVEL).
 	LogLevel slog.Level
 	// ReadyTimeout bounds how long Run waits for every service's /readyz
@@ -49,7 +53,7 @@ type Config struct {
 // LoadConfig reads PORT (8080), DATA_DIR (".data", made absolute against the
 // current directory), JWT_KEY and SESSION_KEY (optional, 32+ characters when
 // set), ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m), STRIPE_SECRET_KEY,
-// RATE_LIMIT (on) and LOG_LEVEL (info). It reports every bad variable
+// RATE_LIMIT (on), DEBUG_ADDR (none) and LOG_LEVEL (info). It reports every bad variable
 // together. ADMIN_EMAILS is refused, as auth refuses it: admins are granted
 // with `go run ./dev admin grant EMAIL` (Admin).
 func LoadConfig(getenv func(string) string) (Config, error) {
@@ -85,6 +89,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		OrderHold:       r.Duration("ORDER_HOLD", 15*time.Minute),
 		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
 		RateLimit:       rateLimit(r, &problems),
+		DebugAddr:       service.DebugAddr(r),
 		LogLevel:        level,
 		ReadyTimeout:    defaultReadyTimeout,
 		StopTimeout:     defaultStopTimeout,
@@ -123,6 +128,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Bool("stripe", c.StripeSecretKey != ""),
 		slog.Bool("rate_limit", c.RateLimit),
+		slog.String("debug_addr", c.DebugAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Any("services", names),
 	)

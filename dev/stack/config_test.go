@@ -69,11 +69,12 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		"ORDER_HOLD":       "-1m",
 		"LOG_LEVEL":        "loud",
 		"ADMIN_EMAILS":     "boss@uni.edu",
+		"DEBUG_ADDR":       "0.0.0.0:6060",
 	}))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad variables")
 	}
-	for _, name := range []string{"PORT", "SESSION_KEY", "ACCESS_TOKEN_TTL", "ORDER_HOLD", "LOG_LEVEL", "ADMIN_EMAILS", "go run ./dev admin grant"} {
+	for _, name := range []string{"PORT", "SESSION_KEY", "ACCESS_TOKEN_TTL", "ORDER_HOLD", "LOG_LEVEL", "ADMIN_EMAILS", "go run ./dev admin grant", "DEBUG_ADDR"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -328,5 +329,65 @@ func TestRunInterruptedWhileStartingIsNotAnError(t *testing.T) {
 	case info := <-infoc:
 		t.Errorf("ready was called: %+v", info)
 	default:
+	}
+}
+
+// The stack lists every app's metrics endpoint for a local Prometheus, and
+// DEBUG_ADDR serves the process's profiles on loopback.
+func TestRunListsMetricsTargetsAndServesProfiles(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(t, map[string]string{"DEBUG_ADDR": debugAddr},
+		stack.Service{Name: "stuff", Prefix: "/api/stuff", Start: healthy("stuff")},
+		stack.Service{Name: "expiration", Start: healthy("expiration")},
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	infoc, errc := runAsync(t, ctx, cfg)
+	info := waitInfo(t, infoc, errc)
+
+	if info.Targets != filepath.Join(cfg.DataDir, stack.TargetsFile) {
+		t.Fatalf("Targets = %q", info.Targets)
+	}
+	var groups []struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, info.Targets)), &groups); err != nil {
+		t.Fatalf("targets file: %v", err)
+	}
+	got := map[string]string{}
+	for _, g := range groups {
+		if len(g.Targets) != 1 {
+			t.Fatalf("group %+v", g)
+		}
+		got[g.Labels["app"]] = "http://" + g.Targets[0]
+	}
+	for _, s := range info.Services {
+		if got[s.Name] != s.URL {
+			t.Errorf("target of %s = %q, want its URL %q", s.Name, got[s.Name], s.URL)
+		}
+	}
+	if len(got) != len(info.Services) {
+		t.Errorf("targets %v for services %+v", got, info.Services)
+	}
+	if info.DebugURL != "http://"+debugAddr+"/debug/pprof/" {
+		t.Fatalf("DebugURL = %q", info.DebugURL)
+	}
+	if status, _ := getBody(t, "http://"+debugAddr+"/debug/pprof/cmdline"); status != http.StatusOK {
+		t.Fatalf("profiles answered %d", status)
+	}
+	cancel()
+	if err := waitErr(t, errc); err != nil {
+		t.Errorf("Run = %v after cancel", err)
+	}
+	if _, err := http.Get("http://" + debugAddr + "/debug/pprof/"); err == nil {
+		t.Error("profiles still served after the stack stopped")
 	}
 }

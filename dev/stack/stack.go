@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,11 @@ type Info struct {
 	MongoURI string
 	NATSURL  string
 	Services []Running
+	// Targets is the file that lists every app's /metrics for Prometheus
+	// (file_sd_configs; dev/prometheus.yml reads it).
+	Targets string
+	// DebugURL serves the process's profiles ("" unless DEBUG_ADDR is set).
+	DebugURL string
 }
 
 // Running is one service of a stack that is up.
@@ -121,6 +127,8 @@ type stack struct {
 	gateway     *Gateway
 	stopGateway context.CancelFunc
 	gatewayDone chan error
+	debugLn     net.Listener // DEBUG_ADDR's, until its server owns it
+	debugDone   chan error
 }
 
 // proc is one start of one service.
@@ -148,6 +156,11 @@ func (s *stack) start(ctx context.Context) (Info, error) {
 	// slow starts.
 	if s.listener, err = net.Listen("tcp", ":"+strconv.Itoa(cfg.Port)); err != nil {
 		return Info{}, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.DebugAddr != "" {
+		if s.debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			return Info{}, fmt.Errorf("DEBUG_ADDR: %w", err)
+		}
 	}
 	s.apiURL = "http://127.0.0.1:" + strconv.Itoa(s.listener.Addr().(*net.TCPAddr).Port)
 
@@ -198,7 +211,46 @@ func (s *stack) start(ctx context.Context) (Info, error) {
 		s.gatewayDone <- web.ServeListener(gctx, s.log.With("component", "gateway"), ln, s.gateway, 3*time.Second)
 	}()
 	info.URL = "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if info.Targets, err = writeTargets(cfg.DataDir, running); err != nil {
+		return Info{}, err
+	}
+	if cfg.DebugAddr != "" {
+		dln := s.debugLn
+		s.debugLn = nil // the server owns it now
+		s.debugDone = make(chan error, 1)
+		go func() {
+			s.debugDone <- web.ServeListener(gctx, s.log.With("component", "profiles"), dln, web.Profiles(), time.Second)
+		}()
+		info.DebugURL = "http://" + cfg.DebugAddr + "/debug/pprof/"
+	}
 	return info, nil
+}
+
+// TargetsFile is the file, in DATA_DIR, listing every app's metrics
+// endpoint in Prometheus's file_sd format; rewritten at every start, as the
+// ports change.
+const TargetsFile = "prometheus-targets.json"
+
+// writeTargets writes TargetsFile: one target per app, labelled with its
+// name.
+func writeTargets(dataDir string, running []*proc) (string, error) {
+	type group struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	groups := make([]group, 0, len(running))
+	for _, p := range running {
+		groups = append(groups, group{Targets: []string{p.addr}, Labels: map[string]string{"app": p.svc.Name}})
+	}
+	b, err := json.MarshalIndent(groups, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dataDir, TargetsFile)
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("metrics targets: %w", err)
+	}
+	return path, nil
 }
 
 var errAnotherFailed = errors.New("another service failed to start")
@@ -394,6 +446,11 @@ func (s *stack) stop() error {
 			errs = append(errs, fmt.Errorf("close gateway listener: %w", err))
 		}
 	}
+	if s.debugLn != nil {
+		if err := s.debugLn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close DEBUG_ADDR listener: %w", err))
+		}
+	}
 	if s.stopGateway != nil {
 		s.stopGateway()
 		if s.gatewayDone != nil { // nil when it already ended
@@ -408,6 +465,11 @@ func (s *stack) stop() error {
 		}
 		s.gateway.Close()
 		s.log.Debug("gateway stopped")
+		if s.debugDone != nil { // stopGateway ends the profiles' server too
+			if err := <-s.debugDone; err != nil {
+				errs = append(errs, fmt.Errorf("profiles: %w", err))
+			}
+		}
 	}
 	if s.stopSvcs != nil {
 		errs = append(errs, s.stopServices())
