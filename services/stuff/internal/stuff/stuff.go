@@ -138,14 +138,24 @@ type Input struct {
 
 // Validate checks every field at once and returns a
 // *errs.RequestValidationError naming each bad one.
+//
+// The free text (title, description, delivery) must be text a person
+// typed (validate.PlainText): no control characters, which terminals and
+// logs obey, and no bidirectional overrides, isolates or marks, which make
+// a title shown on a page read differently from what it holds. A tab is
+// accepted anywhere; a line break only in the description and the delivery,
+// which have lines (a delivery may be a link and a licence code on separate
+// lines).
 func (in *Input) Validate() error {
 	var v validate.Errors
 	in.Title = strings.TrimSpace(in.Title)
 	n := validate.Len(in.Title)
 	v.Check(n >= 1, "title", "Title is required")
 	v.Check(n <= MaxTitle, "title", "Title must be at most 120 characters")
+	v.Check(validate.PlainText(in.Title, false), "title", "Title must not contain control or text-direction characters")
 	if in.Description != nil {
 		v.Check(validate.Len(*in.Description) <= MaxDescription, "description", "Description must be at most 5000 characters")
+		v.Check(validate.PlainText(*in.Description, true), "description", "Description must not contain control or text-direction characters")
 	}
 	v.Check(in.Price >= MinPrice && in.Price <= MaxPrice, "price", "Price must be an integer number of cents from 1 to 1000000")
 	if in.Currency != nil {
@@ -153,6 +163,7 @@ func (in *Input) Validate() error {
 	}
 	if in.Delivery != nil {
 		v.Check(validate.Len(*in.Delivery) <= MaxDelivery, "delivery", "Delivery must be at most 2000 characters")
+		v.Check(validate.PlainText(*in.Delivery, true), "delivery", "Delivery must not contain control or text-direction characters")
 	}
 	return v.Err()
 }

@@ -277,6 +277,11 @@ func TestInputValidate(t *testing.T) {
 		{name: "long description", in: stuff.Input{Title: "a", Price: 1, Description: ptr(strings.Repeat("d", 5001))}, wantField: "description"},
 		{name: "long delivery", in: stuff.Input{Title: "a", Price: 1, Delivery: ptr(strings.Repeat("d", 2001))}, wantField: "delivery"},
 		{name: "other currency", in: stuff.Input{Title: "a", Price: 1, Currency: ptr("eur")}, wantField: "currency"},
+		{name: "lines in description and delivery", in: stuff.Input{Title: "a\tb", Price: 1, Description: ptr("one\r\ntwo"), Delivery: ptr("link\n\tcode")}},
+		{name: "line break in title", in: stuff.Input{Title: "a\nb", Price: 1}, wantField: "title"},
+		{name: "override in title", in: stuff.Input{Title: "txt.\u202eexe", Price: 1}, wantField: "title"},
+		{name: "escape in description", in: stuff.Input{Title: "a", Price: 1, Description: ptr("\x1b[2J")}, wantField: "description"},
+		{name: "isolate in delivery", in: stuff.Input{Title: "a", Price: 1, Delivery: ptr("code \u2067x")}, wantField: "delivery"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
