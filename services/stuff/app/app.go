@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 
 	listings := stuff.NewService(st, st, cat, now)
-	for _, l := range listeners.Listeners(listings, cat) {
+	for _, l := range listeners.Listeners(listings, cat, log) {
 		svc.Bus.Listen(l)
 	}
 	// Broadcast subscriptions start at "now" on every (re)connection: what

@@ -37,7 +37,7 @@ func cancelled(orderID, stuffID string) events.OrderCancelledEvent {
 }
 
 func completed(orderID, buyerID, stuffID string) events.OrderCompletedEvent {
-	return events.OrderCompletedEvent{ID: orderID, Version: 2, UserID: buyerID, Stuff: events.StuffRef{ID: stuffID}}
+	return events.OrderCompletedEvent{ID: orderID, Version: 2, UserID: buyerID, Stuff: events.StuffRef{ID: stuffID, Price: 100}}
 }
 
 // TestOrderEvents runs the order-event scenarios on one service; each
@@ -225,7 +225,8 @@ func TestOrderEvents(t *testing.T) {
 // TestEditRacesOrder: the owner's edit and an order:created for the same
 // stuff at the same moment; neither write may be lost. Either the edit came
 // first (200, then reserved with the new title, version 3) or the order did
-// (400, reserved with the old title, version 2).
+// (400, reserved with the old title, version 2). The edit keeps the price:
+// an order placed on an older price is not honoured (TestForgedOrderEvents).
 func TestEditRacesOrder(t *testing.T) {
 	t.Parallel()
 	// An event of an order never seen is parked once the retry budget is
@@ -240,13 +241,15 @@ func TestEditRacesOrder(t *testing.T) {
 		order := newID()
 		var wg sync.WaitGroup
 		var edit response
-		wg.Go(func() { edit = s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Edited","price":200}`) })
+		wg.Go(func() {
+			edit = s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Edited","price":100,"description":"new"}`)
+		})
 		wg.Go(func() { b.Publish(created(order, newID(), st.ID)) })
 		wg.Wait()
 		got := s.waitStuff(t, seller, st.ID, func(x stuffJSON) bool { return x.Status == "reserved" }, "reserved")
 		switch edit.Status {
 		case 200:
-			if got.Title != "Edited" || got.Price != 200 || got.Version != 3 || got.OrderID != order {
+			if got.Title != "Edited" || got.Description != "new" || got.Version != 3 || got.OrderID != order {
 				t.Fatalf("round %d: edit won but the result is %+v", i, got)
 			}
 		case 400:
@@ -324,7 +327,9 @@ func TestReplicas(t *testing.T) {
 	// The order event is applied by one replica of the queue group; both
 	// stop listing the stuff.
 	order := newID()
-	b.Publish(created(order, newID(), st.ID))
+	ev := created(order, newID(), st.ID)
+	ev.Stuff.Price = 300 // as edited
+	b.Publish(ev)
 	for _, s := range []*stack{a, rb} {
 		testkit.Eventually(t, 10*time.Second, func() bool { return !s.list(t, "?limit=100").has(st.ID) }, "reserved stuff still listed")
 		s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Status == "reserved" && x.OrderID == order }, "reserved everywhere")
@@ -480,4 +485,194 @@ func TestEditsWhileNATSIsDown(t *testing.T) {
 	testkit.Eventually(t, 15*time.Second, func() bool {
 		return s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Back online","price":100}`).Status == http.StatusOK
 	}, "edits still refused after NATS came back")
+}
+
+// TestForgedOrderEvents: an order event that contradicts what the listing
+// knows of the order (another buyer, price or order version, an order that
+// is not the one holding it, an order:created the orders service would
+// never publish) is acknowledged and ignored: it reserves nothing, releases
+// nothing, sells nothing and shows the delivery to no one. The genuine
+// events that follow still do what they do.
+func TestForgedOrderEvents(t *testing.T) {
+	t.Parallel()
+	// An event of an order never seen is parked once the retry budget is
+	// spent: a short one here.
+	nc := testkit.NATS(t)
+	nc.RetryFor = 8 * time.Second
+	s := newStack(t, observe, testkit.OnNATS(nc))
+	b := s.Peer
+	seller := s.user()
+	reserved := func(order string, version int64) func(stuffJSON) bool {
+		return func(x stuffJSON) bool { return x.Status == "reserved" && x.OrderID == order && x.Version == version }
+	}
+	sees := func(t *testing.T, u user, id string) bool {
+		t.Helper()
+		return s.get(t, u, id).Delivery != nil
+	}
+
+	t.Run("completion of the holding order for another buyer", func(t *testing.T) {
+		t.Parallel()
+		st := s.create(t, seller, "Forged buyer", 100, "the secret")
+		buyer, attacker := s.user(), s.user()
+		order := newID()
+		b.Publish(created(order, buyer.ID, st.ID))
+		s.waitStuff(t, anon, st.ID, reserved(order, 2), "reserved")
+		// The holding order's id is on the public listing; the attacker
+		// names it with their own user id.
+		b.Publish(completed(order, attacker.ID, st.ID))
+		b.Publish(completed(order, buyer.ID, st.ID)) // the genuine one
+		got := s.waitStuff(t, buyer, st.ID, func(x stuffJSON) bool { return x.Status == "sold" && x.Delivery != nil }, "sold to the buyer")
+		if *got.Delivery != "the secret" || got.OrderID != order || got.Version != 3 {
+			t.Fatalf("the buyer sees %+v", got)
+		}
+		if sees(t, attacker, st.ID) {
+			t.Fatal("the forged completion showed the attacker the delivery")
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		forged func(order, buyer, stuffID string) events.OrderCompletedEvent
+	}{
+		{"completion at another price", func(o, b, id string) events.OrderCompletedEvent {
+			ev := completed(o, b, id)
+			ev.Stuff.Price = 1
+			return ev
+		}},
+		{"completion without a price", func(o, b, id string) events.OrderCompletedEvent {
+			ev := completed(o, b, id)
+			ev.Stuff.Price = 0
+			return ev
+		}},
+		{"completion without a buyer", func(o, _, id string) events.OrderCompletedEvent { return completed(o, "", id) }},
+		{"completion at the order's created version", func(o, b, id string) events.OrderCompletedEvent {
+			ev := completed(o, b, id)
+			ev.Version = 1
+			return ev
+		}},
+		{"completion without a version", func(o, b, id string) events.OrderCompletedEvent {
+			ev := completed(o, b, id)
+			ev.Version = 0
+			return ev
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := s.create(t, seller, tc.name, 100, "the secret")
+			buyer := s.user()
+			order := newID()
+			b.Publish(created(order, buyer.ID, st.ID))
+			s.waitStuff(t, anon, st.ID, reserved(order, 2), "reserved")
+			b.Publish(tc.forged(order, buyer.ID, st.ID))
+			// The order then ends unpaid: the listing is released, as it
+			// would not be had the forged completion sold it.
+			b.Publish(cancelled(order, st.ID))
+			s.waitStuff(t, anon, st.ID, func(x stuffJSON) bool { return x.Status == "available" && x.Version == 3 }, "released")
+			if sees(t, buyer, st.ID) {
+				t.Fatal("the forged completion showed the buyer the delivery")
+			}
+		})
+	}
+
+	t.Run("completion of an order the listing never saw", func(t *testing.T) {
+		t.Parallel()
+		st := s.create(t, seller, "Never seen", 100, "the secret")
+		buyer, attacker := s.user(), s.user()
+		// On an available listing it waits for its order:created, which
+		// never comes, and is parked in the end, having sold nothing.
+		b.Publish(completed(newID(), attacker.ID, st.ID))
+		order := newID()
+		b.Publish(created(order, buyer.ID, st.ID))
+		s.waitStuff(t, anon, st.ID, reserved(order, 2), "reserved by the genuine order")
+		testkit.Eventually(t, 30*time.Second, func() bool { return parked(t, s.DB, events.OrderCompleted) >= 1 }, "the unknown order's completion was not parked")
+		if got := s.get(t, anon, st.ID); !reserved(order, 2)(got) || sees(t, attacker, st.ID) {
+			t.Fatalf("the unknown order's completion changed the listing: %+v", got)
+		}
+		b.Publish(completed(order, buyer.ID, st.ID)) // the genuine one still sells
+		got := s.waitStuff(t, buyer, st.ID, func(x stuffJSON) bool { return x.Status == "sold" && x.Delivery != nil }, "sold to the buyer")
+		if got.OrderID != order || got.Version != 3 || sees(t, attacker, st.ID) {
+			t.Fatalf("after the genuine completion: %+v", got)
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		forged func(buyer, stuffID string) events.OrderCreatedEvent
+	}{
+		{"order:created by the seller", func(_, id string) events.OrderCreatedEvent { return created(newID(), seller.ID, id) }},
+		{"order:created without a buyer", func(_, id string) events.OrderCreatedEvent { return created(newID(), "", id) }},
+		{"order:created at another price", func(b, id string) events.OrderCreatedEvent {
+			ev := created(newID(), b, id)
+			ev.Stuff.Price = 1
+			return ev
+		}},
+		{"order:created without a price", func(b, id string) events.OrderCreatedEvent {
+			ev := created(newID(), b, id)
+			ev.Stuff.Price = 0
+			return ev
+		}},
+		{"order:created of an order not just created", func(b, id string) events.OrderCreatedEvent {
+			ev := created(newID(), b, id)
+			ev.Status, ev.Version = "complete", 2
+			return ev
+		}},
+		{"order:created without a version", func(b, id string) events.OrderCreatedEvent {
+			ev := created(newID(), b, id)
+			ev.Version = 0
+			return ev
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := s.create(t, seller, tc.name, 100, "the secret")
+			attacker, buyer := s.user(), s.user()
+			forged := tc.forged(attacker.ID, st.ID)
+			b.Publish(forged)
+			b.Publish(completed(forged.ID, forged.UserID, st.ID))
+			// A genuine order then takes the listing at once: the forged
+			// one holds nothing it would wait for.
+			order := newID()
+			b.Publish(created(order, buyer.ID, st.ID))
+			s.waitStuff(t, anon, st.ID, reserved(order, 2), "reserved by the genuine order")
+			b.Publish(completed(order, buyer.ID, st.ID))
+			got := s.waitStuff(t, buyer, st.ID, func(x stuffJSON) bool { return x.Status == "sold" && x.Delivery != nil }, "sold to the buyer")
+			if got.OrderID != order || got.Version != 3 || sees(t, attacker, st.ID) {
+				t.Fatalf("after the forged order: %+v", got)
+			}
+		})
+	}
+
+	t.Run("order:created at the price before the seller's edit", func(t *testing.T) {
+		t.Parallel()
+		// What the listing was offered for when the order was placed is
+		// not what it is offered for now: the order is not honoured.
+		st := s.create(t, seller, "Repriced", 100, "the secret")
+		s.do(t, seller, http.MethodPut, "/api/stuff/"+st.ID, `{"title":"Repriced","price":150}`).stuff(http.StatusOK)
+		stale := created(newID(), s.user().ID, st.ID) // at 100
+		b.Publish(stale)
+		order := newID()
+		genuine := created(order, s.user().ID, st.ID)
+		genuine.Stuff.Price = 150
+		b.Publish(genuine)
+		if got := s.waitStuff(t, anon, st.ID, reserved(order, 3), "reserved at the new price"); got.Price != 150 {
+			t.Fatalf("after the stale order: %+v", got)
+		}
+	})
+
+	t.Run("cancellation at the order's created version", func(t *testing.T) {
+		t.Parallel()
+		st := s.create(t, seller, "Forged cancel", 100, "the secret")
+		buyer := s.user()
+		order := newID()
+		b.Publish(created(order, buyer.ID, st.ID))
+		s.waitStuff(t, anon, st.ID, reserved(order, 2), "reserved")
+		forged := cancelled(order, st.ID)
+		forged.Version = 1
+		b.Publish(forged)
+		b.Publish(completed(order, buyer.ID, st.ID))
+		got := s.waitStuff(t, buyer, st.ID, func(x stuffJSON) bool { return x.Status == "sold" && x.Delivery != nil }, "sold to the buyer")
+		if got.OrderID != order || got.Version != 3 {
+			t.Fatalf("after the forged cancellation: %+v", got)
+		}
+	})
 }

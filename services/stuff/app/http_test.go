@@ -1,12 +1,17 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -124,6 +129,59 @@ func TestGetNotFound(t *testing.T) {
 	} {
 		t.Run(id, func(t *testing.T) {
 			s.do(t, anon, http.MethodGet, "/api/stuff/"+id, nil).wantError(404, "Not Found", "")
+		})
+	}
+}
+
+// TestUndecodablePathEscape documents what a path whose percent-escape does
+// not decode (/api/stuff/%zz) gets: Go's HTTP server refuses the request
+// line itself (url.ParseRequestURI fails in net/http's readRequest) and
+// writes its own plain-text 400 and closes the connection before any
+// handler, middleware or error handler of the service runs; http.Server
+// has no hook for it. So the answer is not the normalized error shape, and
+// the service cannot make it so short of parsing HTTP itself. (The gateway
+// of the local stack, also a Go server, and ingress-nginx in the cluster
+// answer such a request themselves before it reaches the service.) An
+// escape that decodes reaches the handler and is answered normalized: a
+// 404, as every id that is not 24 lowercase hex digits.
+func TestUndecodablePathEscape(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	for _, path := range []string{"/api/stuff/%zz", "/api/stuff/%", "/api/stuff/%zz?page=1", "/api/%zz/stuff"} {
+		t.Run(path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: stuffmart.dev\r\n\r\n", path); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusBadRequest || string(b) != "400 Bad Request" ||
+				res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || !res.Close {
+				t.Fatalf("GET %s = %d %q, headers %v: net/http's own answer changed", path, res.StatusCode, b, res.Header)
+			}
+			if id := res.Header.Get(echo.HeaderXRequestID); id != "" {
+				t.Fatalf("GET %s reached the service (request id %s)", path, id)
+			}
+		})
+	}
+	for _, path := range []string{"/api/stuff/%25zz", "/api/stuff/%7A%7A"} {
+		t.Run(path, func(t *testing.T) {
+			r := s.do(t, anon, http.MethodGet, path, nil)
+			r.wantError(http.StatusNotFound, "Not Found", "")
+			if r.Header.Get(echo.HeaderXRequestID) == "" {
+				t.Fatalf("GET %s: no request id, so its absence above proves nothing", path)
+			}
 		})
 	}
 }

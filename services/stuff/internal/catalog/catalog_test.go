@@ -122,7 +122,7 @@ func ptr(s string) *string { return &s }
 
 func reserve(order string) func(s *stuff.Stuff) (bool, error) {
 	return func(s *stuff.Stuff) (bool, error) {
-		return s.ApplyOrderCreated(order, "buyer", time.Time{}, time.Now())
+		return s.ApplyOrderCreated(createdRef(order, "buyer", time.Time{}), time.Now())
 	}
 }
 
@@ -193,7 +193,7 @@ func TestApplyIsVersioned(t *testing.T) {
 	if err := f.cat.Refresh(ctx, a.ID, 3); err != nil || f.st.gets.Load() != before {
 		t.Fatalf("refresh of a known version read the database (%v)", err)
 	}
-	f.update(t, a.ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCancelled("o1", time.Now()) })
+	f.update(t, a.ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCancelled(cancelledRef("o1"), time.Now()) })
 	if err := f.cat.Refresh(ctx, a.ID, 4); err != nil || f.st.gets.Load() != before+1 {
 		t.Fatalf("refresh of a newer version: %v, %d reads", err, f.st.gets.Load()-before)
 	}
@@ -226,7 +226,7 @@ func TestBoundedList(t *testing.T) {
 	f.wantPage(t, 0, 10, "i@1 h@1 g@1 e@1 c@1 a@1", 6)
 	f.wantPage(t, 0, 3, "i@1 h@1 g@1", 6)
 	// Released past the floor: shown by the database part.
-	f.cat.Apply(f.update(t, all[1].ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCancelled("o2", time.Now()) }))
+	f.cat.Apply(f.update(t, all[1].ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCancelled(cancelledRef("o2"), time.Now()) }))
 	f.wantPage(t, 0, 10, "i@1 h@1 g@1 e@1 c@1 b@3 a@1", 7)
 	if err := f.cat.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestCacheFollowsReconcile(t *testing.T) {
 	get(b.ID, "", "b@2", 1)           // reserved: read once...
 	get(b.ID, "", "b@2", 0)           // ...then cached
 	f.update(t, a.ID, edit("a2"))     // missed changes
-	f.update(t, b.ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCancelled("o1", time.Now()) })
+	f.update(t, b.ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCancelled(cancelledRef("o1"), time.Now()) })
 	get(a.ID, "", "a@1", 0) // stale until the next reconcile...
 	if err := f.cat.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -272,7 +272,9 @@ func TestCacheFollowsReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	get(b.ID, "", "b@4", 0) // listed but missing from the snapshot: re-read by the reconcile
-	f.update(t, b.ID, func(s *stuff.Stuff) (bool, error) { return s.ApplyOrderCompleted("o2", "buyer", time.Now()) })
+	f.update(t, b.ID, func(s *stuff.Stuff) (bool, error) {
+		return s.ApplyOrderCompleted(completedRef("o2", "buyer"), time.Now())
+	})
 	get(b.ID, "buyer", "b@4", 0) // the sale was missed: stale...
 	if err := f.cat.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -379,4 +381,16 @@ func TestBansBeforeLoad(t *testing.T) {
 	if f.cat.Loaded() {
 		t.Fatal("the catalog loaded itself")
 	}
+}
+
+// createdRef, cancelledRef and completedRef are the order events of order
+// as the orders service publishes them, for a listing priced 1.
+func createdRef(order, buyer string, expiresAt time.Time) stuff.OrderRef {
+	return stuff.OrderRef{ID: order, Version: 1, BuyerID: buyer, Price: 1, ExpiresAt: expiresAt}
+}
+
+func cancelledRef(order string) stuff.OrderRef { return stuff.OrderRef{ID: order, Version: 2} }
+
+func completedRef(order, buyer string) stuff.OrderRef {
+	return stuff.OrderRef{ID: order, Version: 2, BuyerID: buyer, Price: 1}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
@@ -66,29 +67,35 @@ var errNoIDs = errors.New("event names no order or no stuff")
 
 // Listeners returns every listener of the service. An order event without
 // an order or stuff id, or a ban event without a user id, is parked at once
-// (it can never apply).
-func Listeners(o Domain, r ReadModel) []events.Listener {
+// (it can never apply). An order event that contradicts the listing's
+// records (stuff.ErrMismatch: forged or corrupt) is acknowledged without
+// being applied, with a warning on log.
+func Listeners(o Domain, r ReadModel, log *slog.Logger) []events.Listener {
 	return []events.Listener{
 		{Subject: events.OrderCreated, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
 			ev, err := events.Decode[events.OrderCreatedEvent](m)
 			if err != nil {
 				return err
 			}
-			return apply(ctx, o.OrderCreated, stuff.OrderRef{ID: ev.ID, BuyerID: ev.UserID, StuffID: ev.Stuff.ID, ExpiresAt: ev.ExpiresAt})
+			ref := stuff.OrderRef{ID: ev.ID, Version: ev.Version, BuyerID: ev.UserID, StuffID: ev.Stuff.ID, Price: ev.Stuff.Price, ExpiresAt: ev.ExpiresAt}
+			if ev.Status != events.OrderStatusCreated {
+				return ignore(log, m, ref, fmt.Errorf("%w: order %s created with status %q", stuff.ErrMismatch, ev.ID, ev.Status))
+			}
+			return apply(ctx, log, m, o.OrderCreated, ref)
 		}},
 		{Subject: events.OrderCancelled, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
 			ev, err := events.Decode[events.OrderCancelledEvent](m)
 			if err != nil {
 				return err
 			}
-			return apply(ctx, o.OrderCancelled, stuff.OrderRef{ID: ev.ID, StuffID: ev.Stuff.ID})
+			return apply(ctx, log, m, o.OrderCancelled, stuff.OrderRef{ID: ev.ID, Version: ev.Version, StuffID: ev.Stuff.ID})
 		}},
 		{Subject: events.OrderCompleted, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
 			ev, err := events.Decode[events.OrderCompletedEvent](m)
 			if err != nil {
 				return err
 			}
-			return apply(ctx, o.OrderCompleted, stuff.OrderRef{ID: ev.ID, BuyerID: ev.UserID, StuffID: ev.Stuff.ID})
+			return apply(ctx, log, m, o.OrderCompleted, stuff.OrderRef{ID: ev.ID, Version: ev.Version, BuyerID: ev.UserID, StuffID: ev.Stuff.ID, Price: ev.Stuff.Price})
 		}},
 		{Subject: events.UserBanned, Group: Group, Workers: 1, Handle: func(ctx context.Context, m events.Msg) error {
 			id, at, err := banOf[events.UserBannedEvent](m)
@@ -150,18 +157,31 @@ func banOf[T interface {
 	return b.UserID, at.UTC().Truncate(time.Millisecond), nil
 }
 
-// apply hands order ref to the domain's fn. The domain's stuff.ErrNotYet
-// becomes the bus's events.ErrNotYet: the message is not acked and comes
-// back.
-func apply(ctx context.Context, fn func(context.Context, stuff.OrderRef) error, ref stuff.OrderRef) error {
+// apply hands order ref of message m to the domain's fn. The domain's
+// stuff.ErrNotYet becomes the bus's events.ErrNotYet: the message is not
+// acked and comes back. stuff.ErrMismatch is ignored (see ignore).
+func apply(ctx context.Context, log *slog.Logger, m events.Msg, fn func(context.Context, stuff.OrderRef) error, ref stuff.OrderRef) error {
 	if ref.ID == "" || ref.StuffID == "" {
 		return events.Permanent(errNoIDs)
 	}
 	err := fn(ctx, ref)
-	if errors.Is(err, stuff.ErrNotYet) {
+	switch {
+	case errors.Is(err, stuff.ErrNotYet):
 		return fmt.Errorf("%w: %w", err, events.ErrNotYet)
+	case errors.Is(err, stuff.ErrMismatch):
+		return ignore(log, m, ref, err)
 	}
 	return err
+}
+
+// ignore acknowledges message m, an order event that contradicts what the
+// listing knows (err), without applying it, and logs a warning: it is
+// forged or corrupt, and no retry or redelivery makes it true. It is not
+// parked: whoever can publish forged events could fill the parked events.
+func ignore(log *slog.Logger, m events.Msg, ref stuff.OrderRef, err error) error {
+	log.Warn("order event ignored: it does not match the listing's records",
+		"subject", string(m.Subject), "seq", m.Sequence, "order_id", ref.ID, "stuff_id", ref.StuffID, "buyer_id", ref.BuyerID, "err", err)
+	return nil
 }
 
 // refresh applies a stuff event of any replica to this replica's catalog.

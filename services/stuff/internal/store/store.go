@@ -87,6 +87,8 @@ type orderDoc struct {
 	UserID    string    `bson:"userId,omitempty"`
 	State     string    `bson:"state"`
 	ExpiresAt time.Time `bson:"expiresAt,omitempty"`
+	Price     int64     `bson:"price,omitempty"`
+	Version   int64     `bson:"version,omitempty"`
 }
 
 type doc struct {
@@ -124,7 +126,7 @@ func toDoc(s stuff.Stuff, id primitive.ObjectID) doc {
 func ordersDoc(os []stuff.Order) []orderDoc {
 	out := make([]orderDoc, 0, len(os))
 	for _, o := range os {
-		out = append(out, orderDoc{ID: o.ID, UserID: o.UserID, State: string(o.State), ExpiresAt: o.ExpiresAt})
+		out = append(out, orderDoc{ID: o.ID, UserID: o.UserID, State: string(o.State), ExpiresAt: o.ExpiresAt, Price: o.Price, Version: o.Version})
 	}
 	return out
 }
@@ -137,7 +139,7 @@ func (d doc) domain() stuff.Stuff {
 		s.Forgotten = d.Forgotten.UTC()
 	}
 	for _, o := range d.Orders {
-		o := stuff.Order{ID: o.ID, UserID: o.UserID, State: stuff.OrderState(o.State), ExpiresAt: o.ExpiresAt}
+		o := stuff.Order{ID: o.ID, UserID: o.UserID, State: stuff.OrderState(o.State), ExpiresAt: o.ExpiresAt, Price: o.Price, Version: o.Version}
 		if !o.ExpiresAt.IsZero() {
 			o.ExpiresAt = o.ExpiresAt.UTC()
 		}

@@ -86,7 +86,9 @@ func TestUpdateRetriesWhenAnotherReplicaWrote(t *testing.T) {
 	got, err := a.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
 		runs++
 		if runs == 1 { // B reserves it between A's read and A's write
-			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) { return y.ApplyOrderCreated("o1", "buyer", t0.Add(time.Hour), t0) }); err != nil {
+			if _, err := b.Update(ctx, s.ID, func(y *stuff.Stuff) (bool, error) {
+				return y.ApplyOrderCreated(createdRef("o1", "buyer", t0.Add(time.Hour)), t0)
+			}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -163,10 +165,12 @@ func TestOrdersStayBounded(t *testing.T) {
 	const cycles = 100
 	for i := range cycles {
 		order := fmt.Sprintf("o%03d", i)
-		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCreated(order, "buyer", deadline(i), t0) }); err != nil {
+		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
+			return x.ApplyOrderCreated(createdRef(order, "buyer", deadline(i)), t0)
+		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCancelled(order, t0) }); err != nil {
+		if _, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCancelled(cancelledRef(order), t0) }); err != nil {
 			t.Fatal(err)
 		}
 		relayed(t, db, s.ID)
@@ -188,12 +192,24 @@ func TestOrdersStayBounded(t *testing.T) {
 		t.Fatalf("after %d create/cancel cycles the document remembers %d orders (%d bytes); want at most %d",
 			cycles, len(vals), len(raw), stuff.MaxEndedOrders)
 	}
-	got, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) { return x.ApplyOrderCreated("o000", "buyer", deadline(0), t0) })
+	got, err := st.Update(ctx, s.ID, func(x *stuff.Stuff) (bool, error) {
+		return x.ApplyOrderCreated(createdRef("o000", "buyer", deadline(0)), t0)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Status != stuff.Available || got.Version != 1+2*cycles {
 		t.Fatalf("a late order:created of a dropped order: %s %q version %d", got.Status, got.OrderID, got.Version)
+	}
+	// What an order's end is checked against is kept with the order.
+	stored, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := stored.Orders[len(stored.Orders)-1]
+	want := stuff.Order{ID: "o000", UserID: "buyer", State: stuff.OrderCreated, ExpiresAt: deadline(0).Truncate(time.Millisecond), Price: 1, Version: 1}
+	if last != want {
+		t.Fatalf("stored order %+v, want %+v", last, want)
 	}
 }
 
@@ -316,4 +332,16 @@ func TestSaveBanMerges(t *testing.T) {
 	if err != nil || len(all) != 1 || all[0] != want {
 		t.Fatalf("stored bans %+v (%v)", all, err)
 	}
+}
+
+// createdRef, cancelledRef and completedRef are the order events of order
+// as the orders service publishes them, for a listing priced 1.
+func createdRef(order, buyer string, expiresAt time.Time) stuff.OrderRef {
+	return stuff.OrderRef{ID: order, Version: 1, BuyerID: buyer, Price: 1, ExpiresAt: expiresAt}
+}
+
+func cancelledRef(order string) stuff.OrderRef { return stuff.OrderRef{ID: order, Version: 2} }
+
+func completedRef(order, buyer string) stuff.OrderRef {
+	return stuff.OrderRef{ID: order, Version: 2, BuyerID: buyer, Price: 1}
 }

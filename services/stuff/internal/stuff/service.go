@@ -101,28 +101,29 @@ func (sv *Service) Mine(ctx context.Context, userID string) ([]Stuff, error) {
 
 // OrderCreated reserves listing o.StuffID for order o (see
 // Stuff.ApplyOrderCreated). It returns ErrNotYet (wrapped) when the event
-// must come back later, including for a listing not found.
+// must come back later, including for a listing not found, and ErrMismatch
+// (wrapped) for an event that contradicts the listing's records.
 func (sv *Service) OrderCreated(ctx context.Context, o OrderRef) error {
 	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCreated(o.ID, o.BuyerID, o.ExpiresAt, sv.clock())
+		return s.ApplyOrderCreated(o, sv.clock())
 	})
 }
 
 // OrderCancelled releases listing o.StuffID if order o holds it (see
-// Stuff.ApplyOrderCancelled). It returns ErrNotYet (wrapped) like
-// OrderCreated.
+// Stuff.ApplyOrderCancelled). It returns ErrNotYet and ErrMismatch
+// (wrapped) like OrderCreated.
 func (sv *Service) OrderCancelled(ctx context.Context, o OrderRef) error {
 	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCancelled(o.ID, sv.clock())
+		return s.ApplyOrderCancelled(o, sv.clock())
 	})
 }
 
 // OrderCompleted sells listing o.StuffID to order o's buyer (see
-// Stuff.ApplyOrderCompleted). It returns ErrNotYet (wrapped) like
-// OrderCreated.
+// Stuff.ApplyOrderCompleted). It returns ErrNotYet and ErrMismatch
+// (wrapped) like OrderCreated.
 func (sv *Service) OrderCompleted(ctx context.Context, o OrderRef) error {
 	return sv.applyOrder(ctx, o.StuffID, func(s *Stuff) (bool, error) {
-		return s.ApplyOrderCompleted(o.ID, o.BuyerID, sv.clock())
+		return s.ApplyOrderCompleted(o, sv.clock())
 	})
 }
 

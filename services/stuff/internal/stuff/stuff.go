@@ -7,6 +7,7 @@ package stuff
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -53,6 +54,19 @@ var ErrBacklog = &errs.HTTPError{Status: http.StatusServiceUnavailable, Message:
 // event unacknowledged so that it is delivered again.
 var ErrNotYet = errors.New("order event must wait for an earlier one")
 
+// ErrMismatch is returned for an order event that contradicts what the
+// listing knows: an order:created the orders service would not publish (no
+// buyer, the seller's own, not at the listing's price), or an end of an
+// order that is not the one the listing knows (another buyer, price or
+// order version, an order that does not hold it). Such an event is forged
+// or corrupt; listeners acknowledge it without applying it and log a
+// warning, so it never sells the listing or shows anyone its delivery.
+var ErrMismatch = errors.New("order event does not match the listing's records")
+
+func mismatch(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMismatch}, args...)...)
+}
+
 // OrderState is what the stuff service knows of one order that named it.
 type OrderState string
 
@@ -71,11 +85,13 @@ const (
 // many later orders is rare. What its order:created does then is in
 // ApplyOrderCreated; its order:cancelled or order:completed alone looks like
 // one whose order:created has not come yet: it waits (ErrNotYet) until the
-// bus parks it, and changes nothing.
+// bus parks it (a completion on a sold listing is ignored at once), and
+// changes nothing.
 const MaxEndedOrders = 32
 
 // Order is one order seen for a listing. The list of them is what makes order
-// events idempotent and lets them be applied in order per listing.
+// events idempotent, lets them be applied in order per listing, and is what
+// the end of an order is checked against (see ApplyOrderCompleted).
 type Order struct {
 	ID     string
 	UserID string
@@ -83,15 +99,22 @@ type Order struct {
 	// ExpiresAt is the order's deadline, as its order:created said (zero
 	// for orders remembered before deadlines were).
 	ExpiresAt time.Time
+	// Price and Version are the order's price and version as its
+	// order:created said (zero for orders remembered before they were).
+	Price   int64
+	Version int64
 }
 
 // OrderRef is what an order event tells about one order of a listing: the
-// order, its buyer (empty when the event does not say), the listing, and the
-// order's deadline (order:created only).
+// order and its version, its buyer and the price it charges (empty and
+// zero when the event does not say), the listing, and the order's deadline
+// (order:created only).
 type OrderRef struct {
 	ID        string
+	Version   int64
 	BuyerID   string
 	StuffID   string
+	Price     int64
 	ExpiresAt time.Time
 }
 
@@ -138,14 +161,24 @@ type Input struct {
 
 // Validate checks every field at once and returns a
 // *errs.RequestValidationError naming each bad one.
+//
+// The free text (title, description, delivery) must be text a person
+// typed (validate.PlainText): no control characters, which terminals and
+// logs obey, and no bidirectional overrides, isolates or marks, which make
+// a title shown on a page read differently from what it holds. A tab is
+// accepted anywhere; a line break only in the description and the delivery,
+// which have lines (a delivery may be a link and a licence code on separate
+// lines).
 func (in *Input) Validate() error {
 	var v validate.Errors
 	in.Title = strings.TrimSpace(in.Title)
 	n := validate.Len(in.Title)
 	v.Check(n >= 1, "title", "Title is required")
 	v.Check(n <= MaxTitle, "title", "Title must be at most 120 characters")
+	v.Check(validate.PlainText(in.Title, false), "title", "Title must not contain control or text-direction characters")
 	if in.Description != nil {
 		v.Check(validate.Len(*in.Description) <= MaxDescription, "description", "Description must be at most 5000 characters")
+		v.Check(validate.PlainText(*in.Description, true), "description", "Description must not contain control or text-direction characters")
 	}
 	v.Check(in.Price >= MinPrice && in.Price <= MaxPrice, "price", "Price must be an integer number of cents from 1 to 1000000")
 	if in.Currency != nil {
@@ -153,6 +186,7 @@ func (in *Input) Validate() error {
 	}
 	if in.Delivery != nil {
 		v.Check(validate.Len(*in.Delivery) <= MaxDelivery, "delivery", "Delivery must be at most 2000 characters")
+		v.Check(validate.PlainText(*in.Delivery, true), "delivery", "Delivery must not contain control or text-direction characters")
 	}
 	return v.Err()
 }
@@ -214,13 +248,21 @@ func (s *Stuff) order(id string) *Order {
 	return nil
 }
 
-// ApplyOrderCreated records that order orderID of buyerID, with deadline
-// expiresAt, wants the listing. An available listing becomes reserved by it
+// ApplyOrderCreated records that order o (its buyer, price and deadline)
+// wants the listing. An available listing becomes reserved by it
 // (version+1). A second delivery of the same event changes nothing. While
 // another order holds the listing it returns ErrNotYet: that order's
 // cancellation is on its way and this event must come back after it. On a
 // sold listing the order is only recorded. changed says whether the listing
 // must be saved.
+//
+// An order:created the orders service would not publish is ErrMismatch and
+// changes nothing: one without a buyer or version, one of the seller (who
+// cannot buy their own stuff), one that takes the listing at a price other
+// than the listing's (or none), and one reusing a known order's id with
+// another buyer or price. The price is that of the version the order was
+// placed on: an order placed on an older price than the listing's (the
+// orders service had not learnt the seller's edit yet) is not honoured.
 //
 // An order whose deadline is not after Forgotten was dropped from the window
 // (see MaxEndedOrders): it ended long ago and this is a very late
@@ -232,23 +274,39 @@ func (s *Stuff) order(id string) *Order {
 // longer one were still being forgotten), the listing would show available
 // while the orders service holds it, which decides every sale, and its
 // completion would still sell it.
-func (s *Stuff) ApplyOrderCreated(orderID, buyerID string, expiresAt, now time.Time) (changed bool, err error) {
-	if s.order(orderID) != nil {
+func (s *Stuff) ApplyOrderCreated(o OrderRef, now time.Time) (changed bool, err error) {
+	if known := s.order(o.ID); known != nil {
+		if (o.BuyerID != known.UserID && known.UserID != "") || (o.Price != known.Price && known.Price != 0) {
+			return false, mismatch("order %s of buyer %q at %d, known as of buyer %q at %d", o.ID, o.BuyerID, o.Price, known.UserID, known.Price)
+		}
 		return false, nil
 	}
+	switch {
+	case o.BuyerID == "":
+		return false, mismatch("order %s without a buyer", o.ID)
+	case o.BuyerID == s.UserID:
+		return false, mismatch("order %s of the seller", o.ID)
+	case o.Version < 1:
+		return false, mismatch("order %s at version %d", o.ID, o.Version)
+	case o.Price < 1:
+		return false, mismatch("order %s without a price", o.ID)
+	}
 	// To the millisecond, as stored: a redelivery compares equal.
-	expiresAt = expiresAt.UTC().Truncate(time.Millisecond)
+	expiresAt := o.ExpiresAt.UTC().Truncate(time.Millisecond)
 	forgotten := !expiresAt.IsZero() && !expiresAt.After(s.Forgotten)
 	switch {
 	case forgotten:
 	case s.Status == Reserved:
 		return false, ErrNotYet
 	case s.Status == Available:
-		s.Status, s.OrderID = Reserved, orderID
+		if o.Price != s.Price {
+			return false, mismatch("order %s at %d for a listing at %d", o.ID, o.Price, s.Price)
+		}
+		s.Status, s.OrderID = Reserved, o.ID
 		s.Version++
 		s.UpdatedAt = now
 	}
-	s.Orders = append(s.Orders, Order{ID: orderID, UserID: buyerID, State: OrderCreated, ExpiresAt: expiresAt})
+	s.Orders = append(s.Orders, Order{ID: o.ID, UserID: o.BuyerID, State: OrderCreated, ExpiresAt: expiresAt, Price: o.Price, Version: o.Version})
 	s.trimOrders()
 	return true, nil
 }
@@ -277,20 +335,24 @@ func (s *Stuff) trimOrders() {
 	s.Orders = kept
 }
 
-// ApplyOrderCancelled records that order orderID ended unpaid; if it holds
-// the listing, the listing is available again (version+1). A cancellation of
-// an order not seen yet returns ErrNotYet (its order:created comes
-// first); one of an order already ended changes nothing.
-func (s *Stuff) ApplyOrderCancelled(orderID string, now time.Time) (changed bool, err error) {
-	o := s.order(orderID)
-	if o == nil {
+// ApplyOrderCancelled records that order o ended unpaid; if it holds the
+// listing, the listing is available again (version+1). A cancellation of
+// an order not seen yet returns ErrNotYet (its order:created comes first);
+// one of an order already ended changes nothing; one whose version is not
+// after the order's order:created is ErrMismatch and changes nothing.
+func (s *Stuff) ApplyOrderCancelled(o OrderRef, now time.Time) (changed bool, err error) {
+	known := s.order(o.ID)
+	if known == nil {
 		return false, ErrNotYet
 	}
-	if o.State != OrderCreated {
+	if known.State != OrderCreated {
 		return false, nil
 	}
-	o.State = OrderCancelled
-	if s.Status == Reserved && s.OrderID == orderID {
+	if o.Version <= known.Version {
+		return false, mismatch("cancellation of order %s at version %d, created at %d", o.ID, o.Version, known.Version)
+	}
+	known.State = OrderCancelled
+	if s.Status == Reserved && s.OrderID == o.ID {
 		s.Status, s.OrderID = Available, ""
 		s.Version++
 		s.UpdatedAt = now
@@ -299,40 +361,56 @@ func (s *Stuff) ApplyOrderCancelled(orderID string, now time.Time) (changed bool
 	return true, nil
 }
 
-// ApplyOrderCompleted records that order orderID of buyerID was paid: the
-// buyer may see the delivery, and the listing is sold (version+1) unless it
-// already is: the orders service completes only the order that holds it,
-// which is the holder here too unless its order:created was taken for a
-// forgotten one (see ApplyOrderCreated). A completion of an order not seen
-// yet returns ErrNotYet; one of an order already ended (complete, or
-// cancelled, which the payments service refunds) changes nothing. Adding a
-// buyer is a change of its own (version+1), so every replica's cache learns
-// who may see the delivery.
-func (s *Stuff) ApplyOrderCompleted(orderID, buyerID string, now time.Time) (changed bool, err error) {
-	o := s.order(orderID)
-	if o == nil {
+// ApplyOrderCompleted records that order o was paid: the listing is sold
+// to it (version+1) and its buyer may see the delivery. Selling and showing
+// the delivery is a change of what every replica publishes, so the version
+// grows once for both.
+//
+// A completion is honoured only for the order the listing knows: one whose
+// order:created it recorded, from the same buyer, at the same price (the
+// event must carry both; the orders service always sends them), at a later
+// order version, and that holds the listing, or that was recorded without
+// reserving it because it looked forgotten (see ApplyOrderCreated) while
+// the listing is available. Anything else is ErrMismatch and changes
+// nothing: the orders service completes only the order that holds a
+// stuff, and sells a stuff once. A completion of an order not seen yet
+// returns ErrNotYet (its order:created comes first), unless the listing is
+// sold already (ErrMismatch); one of an order already ended (complete, or
+// cancelled, which the payments service refunds) changes nothing.
+func (s *Stuff) ApplyOrderCompleted(o OrderRef, now time.Time) (changed bool, err error) {
+	known := s.order(o.ID)
+	if known == nil {
+		if s.Status == Sold {
+			return false, mismatch("completion of order %s, unknown, for a listing sold to order %s", o.ID, s.OrderID)
+		}
 		return false, ErrNotYet
 	}
-	if o.State != OrderCreated {
+	if known.State != OrderCreated {
 		return false, nil
 	}
-	o.State = OrderComplete
-	if buyerID == "" {
-		buyerID = o.UserID
+	price := known.Price
+	if price == 0 && s.OrderID == o.ID {
+		price = s.Price // recorded before prices were; held since, so not edited
 	}
-	visible := false
-	if buyerID != "" && !slices.Contains(s.Buyers, buyerID) {
-		s.Buyers = append(s.Buyers, buyerID)
-		visible = true // who may see the delivery is part of the published state
+	switch {
+	case o.BuyerID != known.UserID:
+		return false, mismatch("completion of order %s for buyer %q, placed by %q", o.ID, o.BuyerID, known.UserID)
+	case o.Price == 0 || (price != 0 && o.Price != price):
+		return false, mismatch("completion of order %s at %d, placed at %d", o.ID, o.Price, price)
+	case o.Version <= known.Version:
+		return false, mismatch("completion of order %s at version %d, created at %d", o.ID, o.Version, known.Version)
+	case s.Status == Reserved && s.OrderID != o.ID:
+		return false, mismatch("completion of order %s for a listing held by order %s", o.ID, s.OrderID)
+	case s.Status == Sold:
+		return false, mismatch("completion of order %s for a listing sold to order %s", o.ID, s.OrderID)
 	}
-	if s.Status != Sold {
-		s.Status, s.OrderID = Sold, orderID
-		visible = true
+	known.State = OrderComplete
+	if known.UserID != "" && !slices.Contains(s.Buyers, known.UserID) {
+		s.Buyers = append(s.Buyers, known.UserID)
 	}
-	if visible {
-		s.Version++
-		s.UpdatedAt = now
-	}
+	s.Status, s.OrderID = Sold, o.ID
+	s.Version++
+	s.UpdatedAt = now
 	s.trimOrders()
 	return true, nil
 }
