@@ -299,9 +299,11 @@ func (s *Stuff) ApplyOrderCreated(o OrderRef, now time.Time) (changed bool, err 
 	case s.Status == Reserved:
 		return false, ErrNotYet
 	case s.Status == Available:
-		if o.Price != s.Price {
-			return false, mismatch("order %s at %d for a listing at %d", o.ID, o.Price, s.Price)
-		}
+		// Not checked against the listing's price: a seller's edit that
+		// raced the BUY leaves an order at the price orders' replica had,
+		// which is what the buyer pays; orders decides sales, and a paid
+		// order must get its delivery. Its completion must then name the
+		// same price.
 		s.Status, s.OrderID = Reserved, o.ID
 		s.Version++
 		s.UpdatedAt = now

@@ -123,10 +123,11 @@ func TestOrderEventRules(t *testing.T) {
 		{name: "order without a buyer", steps: []step{
 			{kind: "created", order: "o1", wantErr: stuff.ErrMismatch},
 		}, wantStatus: stuff.Available, wantVersion: 1},
-		{name: "order at another price", steps: []step{
-			{kind: "created", order: "o1", buyer: "b1", tweak: price(99), wantErr: stuff.ErrMismatch},
-			{kind: "completed", order: "o1", buyer: "b1", tweak: price(99), wantErr: stuff.ErrNotYet},
-		}, wantStatus: stuff.Available, wantVersion: 1},
+		{name: "order at a price from before an edit", steps: []step{
+			{kind: "created", order: "o1", buyer: "b1", tweak: price(99), changed: true},
+			{kind: "completed", order: "o1", buyer: "b1", tweak: price(100), wantErr: stuff.ErrMismatch},
+			{kind: "completed", order: "o1", buyer: "b1", tweak: price(99), changed: true},
+		}, wantStatus: stuff.Sold, wantOrder: "o1", wantVersion: 3, wantBuyers: []string{"b1"}},
 		{name: "order without a price", steps: []step{
 			{kind: "created", order: "o1", buyer: "b1", tweak: price(0), wantErr: stuff.ErrMismatch},
 		}, wantStatus: stuff.Available, wantVersion: 1},
