@@ -355,7 +355,9 @@ func (s *Service) resolve(ctx context.Context, a Attempt, in Intent, redemption 
 	case IntentSucceeded:
 		return s.settle(ctx, a, s.paymentOf(a, in, redemption))
 	case IntentProcessing:
-		s.log.Info("charge processing; recorded when the provider decides", "order_id", a.OrderID, "attempt", a.N, "intent", in.ID)
+		if a.State != AttemptUnknown {
+			s.log.Info("charge processing; recorded when the provider decides", "order_id", a.OrderID, "attempt", a.N, "intent", in.ID)
+		}
 		s.setState(ctx, a, AttemptUnknown, "processing")
 		return Payment{}, ErrPaymentPending
 	case IntentCanceled:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
@@ -52,6 +53,11 @@ func (s *Service) reconcile(ctx context.Context, a Attempt) error {
 	if err != nil {
 		return fmt.Errorf("look up intent %s: %w", a.IntentID, err)
 	}
+	level := slog.LevelInfo
+	if in.Status == IntentProcessing {
+		level = slog.LevelDebug // looked up again at every sweep until decided
+	}
+	s.log.Log(ctx, level, "looked up a charge whose outcome was not known", "order_id", a.OrderID, "attempt", a.N, "intent", in.ID, "status", in.Status)
 	if in.Status == IntentOpen {
 		// Not charged. If the order is cancelled, close the intent so that a
 		// confirm still on its way cannot charge it after this.
@@ -65,14 +71,16 @@ func (s *Service) reconcile(ctx context.Context, a Attempt) error {
 }
 
 // outcome keeps, of what resolve or settle answered, the errors that say
-// the work is not done (a write that failed); what the buyer would have
-// been told (declined, cancelled, pending) is not one.
+// the work could not be done; what the buyer would have been told
+// (declined, cancelled, still pending) is not one. (A payment that could
+// not be recorded is pending too: settle logged it, and the attempt stays
+// open for the next sweep.)
 func outcome(_ Payment, err error) error {
 	var declined *DeclinedError
 	var provider *ProviderError
 	switch {
 	case err == nil, errors.As(err, &declined), errors.As(err, &provider),
-		errors.Is(err, ErrOrderCancelled), errors.Is(err, ErrAlreadyPaid):
+		errors.Is(err, ErrOrderCancelled), errors.Is(err, ErrAlreadyPaid), errors.Is(err, ErrPaymentPending):
 		return nil
 	}
 	return err

@@ -78,6 +78,14 @@ func (s *Service) runRefund(ctx context.Context, r Refund) error {
 	if r.State == RefundDone {
 		return nil
 	}
+	if r.IntentID == "" {
+		// Owed before refunds named their charge: it is the payment's.
+		p, err := s.store.Payment(ctx, r.PaymentID)
+		if err != nil {
+			return fmt.Errorf("read payment %s of a refund owed: %w", r.PaymentID, err)
+		}
+		r.IntentID, r.Redemption = p.ProviderID, p.Redemption
+	}
 	providerID := "coupon"
 	if r.Amount > 0 {
 		rctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
