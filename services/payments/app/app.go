@@ -33,6 +33,14 @@ type Config struct {
 	StripeAPIURL string
 	// Currency (CURRENCY) of every charge, ISO 4217 lower case; "usd".
 	Currency string
+	// ChargeTimeout (CHARGE_TIMEOUT) bounds the provider calls of one
+	// charge; a charge still unanswered then is looked up instead. Zero is
+	// payments.DefaultChargeTimeout (90s).
+	ChargeTimeout time.Duration
+	// SweepEvery (PAYMENT_SWEEP) is how often unfinished payments (a charge
+	// whose outcome is unknown, a process that died mid-payment) and refunds
+	// owed are looked at again. Zero is payments.DefaultSweepEvery (30s).
+	SweepEvery time.Duration
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -44,13 +52,18 @@ func (c Config) LogValue() slog.Value {
 		slog.String("stripe_secret_key", config.Mask(c.StripeSecretKey)),
 		slog.String("stripe_api_url", c.StripeAPIURL),
 		slog.String("currency", c.Currency),
+		slog.Duration("charge_timeout", c.ChargeTimeout),
+		slog.Duration("payment_sweep", c.SweepEvery),
 	)
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main): the
 // shared variables for service "payments", STRIPE_SECRET_KEY (optional),
-// STRIPE_API_URL (optional) and CURRENCY ("usd"). It reports every missing
-// or malformed variable at once.
+// STRIPE_API_URL (optional), CURRENCY ("usd"), CHARGE_TIMEOUT ("90s": how
+// long the provider gets to answer a charge before it is looked up instead)
+// and PAYMENT_SWEEP ("30s": how often unfinished payments and refunds owed
+// are taken up again). It reports every missing or malformed variable at
+// once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	cfg := Config{
@@ -58,11 +71,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
 		StripeAPIURL:    r.String("STRIPE_API_URL", ""),
 		Currency:        r.String("CURRENCY", "usd"),
+		ChargeTimeout:   r.Duration("CHARGE_TIMEOUT", payments.DefaultChargeTimeout),
+		SweepEvery:      r.Duration("PAYMENT_SWEEP", payments.DefaultSweepEvery),
 	}
 	problems := []error{r.Err()}
 	if !validCurrency(cfg.Currency) {
 		problems = append(problems, fmt.Errorf("CURRENCY: %q is not a lower-case ISO 4217 code such as usd", cfg.Currency))
 	}
+
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, err
 	}
@@ -88,8 +104,9 @@ type App struct {
 
 // New builds the service: connects to MongoDB (lazily), declares its
 // indexes (made once Start runs; /readyz waits for them), picks the charger
-// and registers the routes and listeners. Call Start to connect to NATS and
-// run the outbox relay, and Close when done.
+// and registers the routes, the listeners and the sweeper. Call Start to
+// connect to NATS and run the outbox relay and the sweeper, and Close when
+// done.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	svc, err := service.Open(ctx, cfg.Service, log)
 	if err != nil {
@@ -123,22 +140,24 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 			"pm_card_visa (and Stripe's other success test methods) succeed, pm_card_chargeDeclined and pm_card_insufficientFunds are declined")
 	}
 
-	p := payments.NewService(st, charger, payments.Options{Currency: cfg.Currency, Now: cfg.Now, Log: log})
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(p, p))
+	p := payments.NewService(st, charger, payments.Options{Currency: cfg.Currency, ChargeTimeout: cfg.ChargeTimeout, Now: cfg.Now, Log: log})
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(p, p), svc.Idempotent())
 	for _, l := range listeners.Listeners(p) {
 		svc.Bus.Listen(l)
 	}
+	svc.Go(p.Sweeper(cfg.SweepEvery))
 	return nil
 }
 
 // Handler is the service's HTTP handler (the Echo instance).
 func (a *App) Handler() http.Handler { return a.svc.Echo }
 
-// Start connects to NATS (listeners subscribe) and runs the outbox relay in
-// the background.
+// Start connects to NATS (listeners subscribe) and runs the outbox relay and
+// the sweeper in the background.
 func (a *App) Start() { a.svc.Start() }
 
-// Close stops the relay and the bus and disconnects from MongoDB.
+// Close stops the sweeper, the relay and the bus and disconnects from
+// MongoDB.
 func (a *App) Close(ctx context.Context) error { return a.svc.Close(ctx) }
 
 // Run builds the service and serves HTTP on cfg.Service.HTTPAddr until ctx

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stuffmart/stuffmart/services/payments/app"
 )
@@ -20,16 +21,17 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StripeSecretKey != "" || cfg.Currency != "usd" || cfg.Service.Name != "payments" || cfg.Service.MongoDB != "payments" {
+	if cfg.StripeSecretKey != "" || cfg.Currency != "usd" || cfg.Service.Name != "payments" || cfg.Service.MongoDB != "payments" ||
+		cfg.ChargeTimeout != 90*time.Second || cfg.SweepEvery != 30*time.Second {
 		t.Fatalf("defaults %+v", cfg)
 	}
 
-	withKey := map[string]string{"STRIPE_SECRET_KEY": "sk_live_secret123", "CURRENCY": "eur"}
+	withKey := map[string]string{"STRIPE_SECRET_KEY": "sk_live_secret123", "CURRENCY": "eur", "CHARGE_TIMEOUT": "5s", "PAYMENT_SWEEP": "1s"}
 	for k, v := range base {
 		withKey[k] = v
 	}
 	cfg, err = app.LoadConfig(env(withKey))
-	if err != nil || cfg.StripeSecretKey != "sk_live_secret123" || cfg.Currency != "eur" {
+	if err != nil || cfg.StripeSecretKey != "sk_live_secret123" || cfg.Currency != "eur" || cfg.ChargeTimeout != 5*time.Second || cfg.SweepEvery != time.Second {
 		t.Fatalf("%+v, %v", cfg, err)
 	}
 	var buf bytes.Buffer
@@ -43,11 +45,11 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("config not logged: %s", buf.String())
 	}
 
-	_, err = app.LoadConfig(env(map[string]string{"CURRENCY": "US Dollars"}))
+	_, err = app.LoadConfig(env(map[string]string{"CURRENCY": "US Dollars", "CHARGE_TIMEOUT": "soon", "PAYMENT_SWEEP": "-1s"}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY", "CURRENCY"} {
+	for _, want := range []string{"MONGO_URI", "NATS_URL", "JWT_KEY", "SESSION_KEY", "CURRENCY", "CHARGE_TIMEOUT", "PAYMENT_SWEEP"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -99,7 +99,7 @@ func TestPayWithCoupon(t *testing.T) {
 		if ev := s.paymentEvent(id); ev.Amount != 0 || ev.ProviderID != "coupon" || ev.ID != p.ID {
 			t.Fatalf("payment:created %+v", ev)
 		}
-		if n := len(s.stripe.chargesOf(id)); n != 0 {
+		if n := len(s.stripe.ChargeRequests(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe", n)
 		}
 		if got := couponByCode(t, s, admin, c.Code); got.Redemptions != 1 {
@@ -107,16 +107,16 @@ func TestPayWithCoupon(t *testing.T) {
 		}
 	})
 
-	t.Run("50 % charges half, rounded down to the cent", func(t *testing.T) {
+	t.Run("50 % charges half, rounded up to the cent", func(t *testing.T) {
 		c := s.createCoupon(admin, map[string]any{"percentOff": 50})
 		id := s.order(buyer, 2001)
 		r := s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa", "coupon": " " + strings.ToLower(c.Code) + " "})
 		r.Want(http.StatusCreated)
 		var p paymentJSON
 		r.Decode(&p)
-		charges := s.stripe.chargesOf(id)
-		if p.Amount != 1000 || len(charges) != 1 || charges[0].Form.Get("amount") != "1000" {
-			t.Fatalf("payment %+v, charges %+v", p, charges)
+		charged := s.stripe.Charged(id)
+		if p.Amount != 1001 || len(charged) != 1 || charged[0].AmountReceived != 1001 {
+			t.Fatalf("payment %+v, charged %+v", p, charged)
 		}
 	})
 
@@ -144,7 +144,7 @@ func TestPayWithCoupon(t *testing.T) {
 		exp := s.createCoupon(admin, map[string]any{"percentOff": 100, "expiresAt": s.clock.Now().Add(time.Minute).Format(time.RFC3339)})
 		s.clock.Advance(time.Minute) // the order (15 min hold) is still payable
 		s.pay(cookie, map[string]any{"orderId": id, "coupon": exp.Code}).WantError(http.StatusBadRequest, "Coupon has expired", "coupon")
-		if n := len(s.stripe.chargesOf(id)); n != 0 {
+		if n := len(s.stripe.ChargeRequests(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe", n)
 		}
 	})

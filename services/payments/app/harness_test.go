@@ -5,14 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/stuffmart/stuffmart/services/payments/app"
+	"github.com/stuffmart/stuffmart/services/payments/stripetest"
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/events"
@@ -29,10 +26,7 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-const (
-	stripeKey = "sk_test_fake_0123456789"
-	waitFor   = 10 * time.Second
-)
+const waitFor = 10 * time.Second
 
 // stack is one running payments service (see testkit.Start) with its clock
 // and, when it charges through Stripe, the fake Stripe it talks to. Its Peer
@@ -41,19 +35,23 @@ type stack struct {
 	*testkit.Component
 	tb     testing.TB
 	clock  *testkit.Clock
-	stripe *fakeStripe // nil in offline mode
+	stripe *stripetest.Server // nil in offline mode
 }
 
 // newStack starts the service; withStripe points it at a fake Stripe API
-// (through the real stripe-go client), otherwise it runs offline.
-func newStack(tb testing.TB, withStripe bool) *stack {
+// (through the real stripe-go client), otherwise it runs offline. change,
+// if any, adjusts the configuration first.
+func newStack(tb testing.TB, withStripe bool, change ...func(*app.Config)) *stack {
 	tb.Helper()
 	s := &stack{tb: tb, clock: testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond))}
-	cfg := app.Config{Currency: "usd", Now: s.clock.Now}
+	cfg := app.Config{Currency: "usd", Now: s.clock.Now, SweepEvery: 50 * time.Millisecond}
 	if withStripe {
-		s.stripe = newFakeStripe(tb)
-		cfg.StripeSecretKey = stripeKey
-		cfg.StripeAPIURL = s.stripe.srv.URL
+		s.stripe = stripetest.New(tb)
+		cfg.StripeSecretKey = stripetest.Key
+		cfg.StripeAPIURL = s.stripe.URL
+	}
+	for _, c := range change {
+		c(&cfg)
 	}
 	build := func(ctx context.Context, sc service.Config, log *slog.Logger) (testkit.App, error) {
 		cfg.Service = sc
@@ -208,134 +206,74 @@ type paymentJSON struct {
 	Amount  int64  `json:"amount"`
 }
 
-// fakeStripe answers like Stripe's API for the two calls the service makes:
-// POST /v1/payment_intents (create+confirm) and POST /v1/refunds. It counts
-// what reaches it, server side.
-type fakeStripe struct {
-	srv *httptest.Server
-
-	mu      sync.Mutex
-	charges []stripeRequest
-	refunds []stripeRequest
-	// hold, when set, makes a charge wait for it to be closed after it has
-	// been counted and announced on arrived.
-	hold    chan struct{}
-	arrived chan struct{}
-}
-
-type stripeRequest struct {
-	Form           url.Values
-	IdempotencyKey string
-	ID             string // what the fake answered
-}
-
-func newFakeStripe(tb testing.TB) *fakeStripe {
-	f := &fakeStripe{}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	tb.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeStripe) holdCharges() (arrived <-chan struct{}, release func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hold = make(chan struct{})
-	f.arrived = make(chan struct{}, 64)
-	h := f.hold
-	var once sync.Once
-	return f.arrived, func() { once.Do(func() { close(h) }) }
-}
-
-// chargesOf returns the charge requests of an order that reached the fake.
-func (f *fakeStripe) chargesOf(orderID string) []stripeRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []stripeRequest
-	for _, c := range f.charges {
-		if c.Form.Get("metadata[order_id]") == orderID {
-			out = append(out, c)
+// paymentEvents returns the payment:created events of an order received so
+// far.
+func (s *stack) paymentEvents(orderID string) []events.PaymentCreatedEvent {
+	var out []events.PaymentCreatedEvent
+	for _, m := range s.Peer.Received(events.PaymentCreated) {
+		if ev, err := events.Decode[events.PaymentCreatedEvent](m); err == nil && ev.OrderID == orderID {
+			out = append(out, ev)
 		}
 	}
 	return out
 }
 
-// refundsOf returns the refund requests of a PaymentIntent that reached the
-// fake.
-func (f *fakeStripe) refundsOf(intentID string) []stripeRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []stripeRequest
-	for _, r := range f.refunds {
-		if r.Form.Get("payment_intent") == intentID {
-			out = append(out, r)
-		}
-	}
-	return out
+// settled waits until every event published before it was handled: it
+// publishes a marker order through the same listeners and waits for it.
+func (s *stack) settled(buyer auth.User) {
+	s.tb.Helper()
+	s.cancel(s.order(buyer, 100))
 }
 
-func stripeError(w http.ResponseWriter, status int, typ, code, decline, msg, param string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	e := map[string]any{"type": typ, "code": code, "message": msg}
-	if decline != "" {
-		e["decline_code"] = decline
+// wantChargedOnce fails unless Stripe took money for the order exactly once
+// and the service published exactly one payment:created for it, with that
+// charge; it returns the charge.
+func (s *stack) wantChargedOnce(orderID string) stripetest.Intent {
+	s.tb.Helper()
+	ev := s.paymentEvent(orderID)
+	charged := s.stripe.Charged(orderID)
+	if len(charged) != 1 {
+		s.tb.Fatalf("Stripe charged order %s %d times, want once: %+v", orderID, len(charged), charged)
 	}
-	if param != "" {
-		e["param"] = param
+	if ev.ProviderID != charged[0].ID || ev.Amount != charged[0].AmountReceived {
+		s.tb.Fatalf("payment:created %+v, Stripe charged %+v", ev, charged[0])
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": e}) // test server: the client sees a broken body
+	if n := len(s.paymentEvents(orderID)); n != 1 {
+		s.tb.Fatalf("%d payment:created for order %s, want 1", n, orderID)
+	}
+	return charged[0]
 }
 
-func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+stripeKey {
-		stripeError(w, http.StatusUnauthorized, "invalid_request_error", "", "", "Invalid API Key provided", "")
-		return
+// wantRefundedOnce waits until the refund of a payment is recorded done and
+// checks that Stripe refunded its charge exactly once, in full.
+func (s *stack) wantRefundedOnce(paymentID string, charge stripetest.Intent) {
+	s.tb.Helper()
+	testkit.Eventually(s.tb, waitFor, func() bool { st, _ := s.refundRecord(paymentID); return st == "done" }, "refund of %s recorded", paymentID)
+	refunds := s.stripe.Refunds(charge.ID)
+	if len(refunds) != 1 || refunds[0].Amount != charge.AmountReceived {
+		s.tb.Fatalf("refunds of %s: %+v, want one of %d", charge.ID, refunds, charge.AmountReceived)
 	}
-	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
-		stripeError(w, http.StatusBadRequest, "invalid_request_error", "", "", "bad request", "")
-		return
+	if _, provider := s.refundRecord(paymentID); provider != refunds[0].ID {
+		s.tb.Fatalf("refund recorded as %q, Stripe answered %q", provider, refunds[0].ID)
 	}
-	req := stripeRequest{Form: r.PostForm, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	switch r.URL.Path {
-	case "/v1/payment_intents":
-		f.mu.Lock()
-		req.ID = fmt.Sprintf("pi_fake_%d", len(f.charges)+1)
-		f.charges = append(f.charges, req)
-		hold, arrived := f.hold, f.arrived
-		f.mu.Unlock()
-		if hold != nil {
-			arrived <- struct{}{}
-			<-hold
-		}
-		switch pm := req.Form.Get("payment_method"); pm {
-		case "pm_card_chargeDeclined":
-			stripeError(w, http.StatusPaymentRequired, "card_error", "card_declined", "generic_decline", "Your card was declined.", "")
-			return
-		case "pm_card_chargeDeclinedInsufficientFunds":
-			stripeError(w, http.StatusPaymentRequired, "card_error", "card_declined", "insufficient_funds", "Your card has insufficient funds.", "")
-			return
-		case "pm_card_visa", "pm_card_mastercard":
-		default:
-			stripeError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing", "", "No such PaymentMethod: '"+pm+"'", "payment_method")
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{ // test server: the client sees a broken body
-			"id": req.ID, "object": "payment_intent", "amount": json.Number(req.Form.Get("amount")),
-			"amount_received": json.Number(req.Form.Get("amount")), "currency": req.Form.Get("currency"),
-			"status": "succeeded", "payment_method": req.Form.Get("payment_method"), "livemode": false,
-			"metadata": map[string]string{"order_id": req.Form.Get("metadata[order_id]")},
-		})
-	case "/v1/refunds":
-		f.mu.Lock()
-		req.ID = fmt.Sprintf("re_fake_%d", len(f.refunds)+1)
-		f.refunds = append(f.refunds, req)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{ // test server: the client sees a broken body
-			"id": req.ID, "object": "refund", "status": "succeeded", "payment_intent": req.Form.Get("payment_intent"),
-		})
-	default:
-		stripeError(w, http.StatusNotFound, "invalid_request_error", "", "", "Unrecognized request URL", "")
+	if refunds[0].Key == "" {
+		s.tb.Fatal("refund sent without an idempotency key")
+	}
+}
+
+// put writes a document into the service's database as it is (what a
+// process that died half-way left behind).
+func (s *stack) put(coll string, doc bson.M) {
+	s.tb.Helper()
+	if _, err := s.DB.Collection(coll).InsertOne(context.Background(), doc); err != nil {
+		s.tb.Fatalf("insert into %s: %v", coll, err)
+	}
+}
+
+// set updates fields of a document of the service's database directly.
+func (s *stack) set(coll string, id any, fields bson.M) {
+	s.tb.Helper()
+	if _, err := s.DB.Collection(coll).UpdateOne(context.Background(), bson.M{"_id": id}, bson.M{"$set": fields}); err != nil {
+		s.tb.Fatalf("update %s %v: %v", coll, id, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stuffmart/stuffmart/services/payments/stripetest"
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -27,22 +28,32 @@ func TestPayWithStripe(t *testing.T) {
 			t.Fatalf("payment %+v", p)
 		}
 
-		var charge stripeRequest
-		for _, c := range s.stripe.chargesOf(id) {
-			charge = c
+		intents := s.stripe.Intents(id)
+		if len(intents) != 1 {
+			t.Fatalf("%d PaymentIntents for the order, want 1: %+v", len(intents), intents)
 		}
-		want := map[string]string{
-			"amount": "1999", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true",
-			"metadata[order_id]": id, "automatic_payment_methods[enabled]": "true",
-			"automatic_payment_methods[allow_redirects]": "never",
+		charge := intents[0]
+		if charge.Amount != 1999 || charge.AmountReceived != 1999 || charge.Status != "succeeded" || charge.PaymentMethod != "pm_card_visa" {
+			t.Errorf("PaymentIntent %+v", charge)
 		}
-		for k, v := range want {
-			if got := charge.Form.Get(k); got != v {
-				t.Errorf("stripe request %s = %q, want %q (form %v)", k, got, v, charge.Form)
+		var create stripetest.Request
+		for _, r := range s.stripe.Requests("/v1/payment_intents") {
+			if r.Path == "/v1/payment_intents" && r.Form.Get("metadata[order_id]") == id {
+				create = r
 			}
 		}
-		if charge.IdempotencyKey != "payment-"+id+"-1" {
-			t.Errorf("Idempotency-Key %q, want payment-%s-1", charge.IdempotencyKey, id)
+		want := map[string]string{
+			"amount": "1999", "currency": "usd", "metadata[order_id]": id,
+			"automatic_payment_methods[enabled]": "true", "automatic_payment_methods[allow_redirects]": "never",
+		}
+		for k, v := range want {
+			if got := create.Form.Get(k); got != v {
+				t.Errorf("PaymentIntent created with %s = %q, want %q (form %v)", k, got, v, create.Form)
+			}
+		}
+		confirms := s.stripe.ChargeRequests(id)
+		if len(confirms) != 1 || confirms[0].IdempotencyKey != "payment-"+id+"-1" || confirms[0].Form.Get("payment_method") != "pm_card_visa" {
+			t.Errorf("charge requests %+v, want one confirm of pm_card_visa with Idempotency-Key payment-%s-1", confirms, id)
 		}
 
 		ev := s.paymentEvent(id)
@@ -55,7 +66,7 @@ func TestPayWithStripe(t *testing.T) {
 		s.Peer.Publish(events.OrderCompletedEvent{ID: id, Version: 2, UserID: buyer.ID})
 		testkit.Eventually(t, waitFor, func() bool { st, _ := s.replica(id); return st == events.OrderStatusComplete }, "order complete in the replica")
 		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Order has already been paid", "")
-		if n := len(s.stripe.chargesOf(id)); n != 1 {
+		if n := len(s.stripe.ChargeRequests(id)); n != 1 {
 			t.Fatalf("%d charges reached Stripe, want 1", n)
 		}
 	})
@@ -71,12 +82,16 @@ func TestPayWithStripe(t *testing.T) {
 		r.Want(http.StatusCreated)
 		s.paymentEvent(id)
 		var keys []string
-		for _, c := range s.stripe.chargesOf(id) {
+		for _, c := range s.stripe.ChargeRequests(id) {
 			keys = append(keys, c.IdempotencyKey)
 		}
 		want := []string{"payment-" + id + "-1", "payment-" + id + "-2", "payment-" + id + "-3"}
 		if strings.Join(keys, ",") != strings.Join(want, ",") {
 			t.Fatalf("idempotency keys %v, want %v", keys, want)
+		}
+		// One PaymentIntent for the order, confirmed again after each decline.
+		if intents := s.stripe.Intents(id); len(intents) != 1 || intents[0].Status != "succeeded" || intents[0].PaymentMethod != "pm_card_mastercard" {
+			t.Fatalf("PaymentIntents %+v, want one, succeeded with the third card", intents)
 		}
 	})
 
@@ -90,7 +105,7 @@ func TestPayWithStripe(t *testing.T) {
 		id := s.order(buyer, 1000)
 		s.cancel(id)
 		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Cannot pay for a cancelled order", "")
-		if n := len(s.stripe.chargesOf(id)); n != 0 {
+		if n := len(s.stripe.ChargeRequests(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe for a cancelled order", n)
 		}
 	})
@@ -109,7 +124,7 @@ func TestPayWithStripe(t *testing.T) {
 		s.pay(other, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusUnauthorized, "Not authorized", "")
 		s.pay(nil, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusUnauthorized, "Not authorized", "")
 		s.pay(cookie, map[string]any{"orderId": "000000000000000000000000", "paymentMethod": "pm_card_visa"}).WantError(http.StatusNotFound, "Not Found", "")
-		if n := len(s.stripe.chargesOf(id)); n != 0 {
+		if n := len(s.stripe.ChargeRequests(id)); n != 0 {
 			t.Fatalf("%d charges reached Stripe", n)
 		}
 	})
@@ -117,13 +132,13 @@ func TestPayWithStripe(t *testing.T) {
 
 // TestDoubleSubmit: 20 simultaneous POSTs for one order reach Stripe once.
 // The charge is held until the 19 others have been answered, so they all
-// meet the claim while it is charging.
+// meet the claim while it is charging (or before the charge).
 func TestDoubleSubmit(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true)
 	buyer, cookie := s.User(auth.RoleUser)
 	id := s.order(buyer, 4200)
-	arrived, release := s.stripe.holdCharges()
+	arrived, release := s.stripe.HoldCharges()
 	defer release()
 
 	const n = 20
@@ -142,7 +157,13 @@ func TestDoubleSubmit(t *testing.T) {
 	timeout := time.After(waitFor)
 	for got := 0; got < n; got++ {
 		if got == n-1 {
-			release() // all but one answered: let the charge finish
+			// All but one answered: let the charge finish, once it is there.
+			select {
+			case <-arrived:
+			case <-timeout:
+				t.Fatal("the charge never reached Stripe")
+			}
+			release()
 		}
 		select {
 		case res := <-results:
@@ -166,11 +187,10 @@ func TestDoubleSubmit(t *testing.T) {
 			t.Fatalf("only %d of %d answered (created %d): more than one charge is stuck at Stripe?", got, n, created)
 		}
 	}
-	<-arrived
 	if created != 1 || refused != n-1 {
 		t.Fatalf("created %d, refused %d; want 1 and %d", created, refused, n-1)
 	}
-	if c := len(s.stripe.chargesOf(id)); c != 1 {
+	if c := len(s.stripe.ChargeRequests(id)); c != 1 {
 		t.Fatalf("%d charges reached Stripe, want 1", c)
 	}
 	s.paymentEvent(id)
@@ -185,7 +205,7 @@ func TestCancelRace(t *testing.T) {
 
 	t.Run("cancelled while the card is being charged", func(t *testing.T) {
 		id := s.order(buyer, 3000)
-		arrived, release := s.stripe.holdCharges()
+		arrived, release := s.stripe.HoldCharges()
 		defer release()
 		done := make(chan result, 1)
 		go func() {
@@ -204,12 +224,8 @@ func TestCancelRace(t *testing.T) {
 		release()
 		(<-done).wantError(t, http.StatusBadRequest, "Cannot pay for a cancelled order", "")
 
-		charges := s.stripe.chargesOf(id)
-		if len(charges) != 1 {
-			t.Fatalf("%d charges, want 1", len(charges))
-		}
-		ev := s.paymentEvent(id) // recorded and published; orders ignores it for a cancelled order
-		wantRefundedOnce(t, s, ev.ID, charges[0].ID)
+		charge := s.wantChargedOnce(id) // recorded and published; orders ignores it for a cancelled order
+		s.wantRefundedOnce(s.paymentEvent(id).ID, charge)
 	})
 
 	t.Run("cancelled after the payment was answered", func(t *testing.T) {
@@ -217,7 +233,7 @@ func TestCancelRace(t *testing.T) {
 		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).Want(http.StatusCreated)
 		ev := s.paymentEvent(id)
 		s.cancel(id)
-		charges := s.stripe.chargesOf(id)
+		charge := s.wantChargedOnce(id)
 		testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(ev.ID); return st == "done" }, "refund recorded")
 
 		// A redelivered cancellation, then another order's: once the marker
@@ -225,24 +241,9 @@ func TestCancelRace(t *testing.T) {
 		s.Peer.Publish(events.OrderCancelledEvent{ID: id, Version: 2})
 		marker := s.order(buyer, 100)
 		s.cancel(marker)
-		wantRefundedOnce(t, s, ev.ID, charges[0].ID)
+		s.wantRefundedOnce(ev.ID, charge)
 		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).WantError(http.StatusBadRequest, "Cannot pay for a cancelled order", "")
 	})
-}
-
-func wantRefundedOnce(t *testing.T, s *stack, paymentID, intentID string) {
-	t.Helper()
-	testkit.Eventually(t, waitFor, func() bool { st, _ := s.refundRecord(paymentID); return st == "done" }, "refund of %s recorded", paymentID)
-	refunds := s.stripe.refundsOf(intentID)
-	if len(refunds) != 1 {
-		t.Fatalf("%d refunds of %s reached Stripe, want 1", len(refunds), intentID)
-	}
-	if _, provider := s.refundRecord(paymentID); provider != refunds[0].ID {
-		t.Fatalf("refund recorded as %q, Stripe answered %q", provider, refunds[0].ID)
-	}
-	if refunds[0].IdempotencyKey == "" {
-		t.Fatal("refund sent without an idempotency key")
-	}
 }
 
 // TestOffline: without a Stripe key the service charges in test mode with

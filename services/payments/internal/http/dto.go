@@ -99,15 +99,21 @@ func toCouponResponse(c payments.Coupon) couponResponse {
 }
 
 // providerUnreachable is what a buyer reads when the payment provider failed:
-// never the cause, which the error handler logs.
+// never the cause, which the error handler logs. Trying again is safe: a
+// charge whose answer was lost is looked up before anything is charged.
 const providerUnreachable = "The payment provider could not be reached, please try again"
+
+// paymentPending is what a buyer reads while a charge's outcome is not
+// known: the order completes by itself if the charge went through.
+const paymentPending = "The payment is being confirmed by the payment provider; check the order again in a moment"
 
 // payError gives the provider's answers of a payment their status and
 // body: a declined card is a 402 and an unknown payment method a 400, both on
 // the paymentMethod field with the provider's message; an amount the
 // provider refuses is a 400; a provider failure is a 502 that hides its
-// cause. Every other error (the domain's refusals are errs errors already)
-// passes unchanged.
+// cause; a charge whose outcome is not known yet is a 503 (not kept for an
+// Idempotency-Key: a retry looks it up again). Every other error (the
+// domain's refusals are errs errors already) passes unchanged.
 func payError(err error) error {
 	var (
 		declined *payments.DeclinedError
@@ -122,6 +128,8 @@ func payError(err error) error {
 		return &apiError{err: err, status: http.StatusBadRequest, item: errs.Item{Message: invalid.Message, Field: "paymentMethod"}}
 	case errors.As(err, &amount):
 		return &apiError{err: err, status: http.StatusBadRequest, item: errs.Item{Message: amount.Message}}
+	case errors.Is(err, payments.ErrPaymentPending):
+		return &apiError{err: err, status: http.StatusServiceUnavailable, item: errs.Item{Message: paymentPending}}
 	case errors.As(err, &provider):
 		return &apiError{err: err, status: http.StatusBadGateway, item: errs.Item{Message: providerUnreachable}}
 	}

@@ -31,6 +31,8 @@ func TestPayError(t *testing.T) {
 			http.StatusBadRequest, []errs.Item{{Message: "Amount must be at least 50 cents"}}},
 		{"provider failure", fmt.Errorf("pay: %w", &payments.ProviderError{Err: cause}),
 			http.StatusBadGateway, []errs.Item{{Message: providerUnreachable}}},
+		{"outcome not known yet", fmt.Errorf("record payment: %w", payments.ErrPaymentPending),
+			http.StatusServiceUnavailable, []errs.Item{{Message: paymentPending}}},
 		{"domain refusal", payments.ErrAlreadyPaid,
 			http.StatusBadRequest, []errs.Item{{Message: "Order has already been paid"}}},
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
@@ -33,13 +34,20 @@ func NewHandler(payer Payer, coupons Coupons) *Handler {
 	return &Handler{payer: payer, coupons: coupons}
 }
 
+// pay charges an order. A request with an Idempotency-Key mints the
+// payment's id from the key (and the key's first claim), so that a retry
+// whose first try died finds that try's charge instead of making another.
 func (h *Handler) pay(c echo.Context) error {
 	u, _ := auth.FromEcho(c) // RequireUser ran
 	var req payRequest
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	p, err := h.payer.Pay(c.Request().Context(), u.ID, req.input())
+	in := req.input()
+	if i, ok := web.IdempotencyOf(c.Request().Context()); ok {
+		in.PaymentID = mongox.DerivedObjectID(i.Since, u.ID, i.Key).Hex()
+	}
+	p, err := h.payer.Pay(c.Request().Context(), u.ID, in)
 	if err != nil {
 		return payError(err)
 	}

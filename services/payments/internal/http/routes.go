@@ -14,9 +14,11 @@ import (
 
 // Routes registers the API on e, which must already run the shared
 // middleware (service.Open installs it: body limit, session cookie).
-func Routes(e *echo.Echo, h *Handler) {
+// idempotent is the middleware that honours an Idempotency-Key header on a
+// create (service.Service.Idempotent): POST /api/payments runs behind it.
+func Routes(e *echo.Echo, h *Handler, idempotent echo.MiddlewareFunc) {
 	g := e.Group("/api/payments")
-	g.POST("", h.pay, auth.RequireUser)
+	g.POST("", h.pay, auth.RequireUser, idempotent)
 	g.POST("/coupons", h.createCoupon, auth.RequireAdmin)
 	g.GET("/coupons", h.listCoupons, auth.RequireAdmin)
 }

@@ -31,10 +31,11 @@ func (c Coupon) Expired(now time.Time) bool {
 }
 
 // Apply returns what an order of price cents costs with the coupon:
-// price × (100 − percentOff) / 100, rounded down to a whole cent, so the
-// buyer never pays a fraction of a cent more than the stated discount.
+// price × (100 − percentOff) / 100, rounded up to a whole cent, in the
+// seller's favour: only a 100 % coupon makes something free (rounded down,
+// 99 % off made anything up to 99 cents free).
 func (c Coupon) Apply(price int64) int64 {
-	return price * int64(100-c.PercentOff) / 100
+	return (price*int64(100-c.PercentOff) + 99) / 100
 }
 
 // Redemption is the claim of one use of a coupon by one order. For a limited
@@ -134,6 +135,53 @@ func (s *Service) redeem(ctx context.Context, c Coupon, orderID string) (string,
 		}
 	}
 	return "", ErrCouponUsedUp
+}
+
+// redeemFor takes (or finds) the coupon slot of attempt a's order, when it
+// redeems one; coupon is the coupon if the caller read it (nil: read it).
+func (s *Service) redeemFor(ctx context.Context, a Attempt, coupon *Coupon) (string, error) {
+	if a.Coupon == "" {
+		return "", nil
+	}
+	if coupon == nil {
+		c, err := s.store.Coupon(ctx, a.Coupon)
+		if err != nil {
+			return "", fmt.Errorf("read coupon of attempt %d of order %s: %w", a.N, a.OrderID, err)
+		}
+		coupon = &c
+	}
+	return s.redeem(ctx, *coupon, a.OrderID)
+}
+
+// redemptionOf returns the id of the slot of coupon code that order
+// orderID holds ("" when none, or no code). It reads the coupon's
+// redemptions: attempts that end and refunds use it, not every payment.
+func (s *Service) redemptionOf(ctx context.Context, code, orderID string) (string, error) {
+	if code == "" {
+		return "", nil
+	}
+	taken, err := s.store.Redemptions(ctx, code)
+	if err != nil {
+		return "", fmt.Errorf("read redemptions of %s: %w", code, err)
+	}
+	for _, r := range taken {
+		if r.OrderID == orderID {
+			return r.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// freeRedemption gives back the slot of coupon code that order orderID
+// holds, if it holds one: the delete checks the owner, so a slot another
+// order took since is never freed.
+func (s *Service) freeRedemption(ctx context.Context, code, orderID string) error {
+	id, err := s.redemptionOf(ctx, code, orderID)
+	if err != nil || id == "" {
+		return err
+	}
+	_, err = s.store.DeleteRedemption(ctx, id, orderID)
+	return err
 }
 
 // NewCoupon is an admin's request for a coupon.

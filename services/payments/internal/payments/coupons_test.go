@@ -14,11 +14,15 @@ func TestCouponApply(t *testing.T) {
 		want    int64
 	}{
 		{100, 5000, 0},
+		{100, 1, 0},
 		{50, 2000, 1000},
-		{50, 2001, 1000}, // 1000.5 rounds down: the buyer never pays the half cent
+		{50, 2001, 1001}, // 1000.5 rounds up: the seller never loses the half cent
 		{1, 1000000, 990000},
 		{33, 100, 67},
-		{99, 1, 0},
+		{33, 101, 68}, // 67.67
+		{99, 99, 1},   // 0.99: not free
+		{99, 1, 1},
+		{99, 10000, 100},
 	}
 	for _, tc := range tests {
 		if got := (payments.Coupon{PercentOff: tc.percent}).Apply(tc.price); got != tc.want {

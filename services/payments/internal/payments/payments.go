@@ -7,8 +7,15 @@
 // Every decision two actors may race on is a claim made by one unique-index
 // insert, never a conditional update (docs/data-safety.md): the charge
 // attempt of an order ("orderId:n"), a coupon redemption slot ("CODE:slot"),
-// the refund of a payment (its id). The files follow the concerns: pay.go
-// (claim an attempt, charge, record, re-check), refunds.go, coupons.go,
+// the refund owed for a payment (its id). Money moves only through the
+// order's one PaymentIntent, whose id is stored before it is confirmed, so
+// that a charge whose answer was lost is looked up, never made again; and a
+// refund is an obligation stored before it is asked for, retried until the
+// provider confirms it (docs/flows.md).
+//
+// The files follow the concerns: pay.go (claim an attempt, charge, record,
+// re-check), reconcile.go (what became of an attempt whose holder is gone,
+// the cancellation of an order, the sweeper), refunds.go, coupons.go,
 // replica.go (the orders replica), service.go (the Service and its options).
 package payments
 
@@ -21,7 +28,8 @@ import (
 )
 
 // Payment is money received (or waived by a coupon) for an order. There is
-// at most one per order.
+// at most one per order; its id is minted before the charge (from the
+// request's Idempotency-Key when it has one) and kept on the attempt.
 type Payment struct {
 	ID       string
 	OrderID  string
@@ -44,7 +52,9 @@ var ErrExists = errors.New("already exists")
 
 // Store keeps the replica, the claims and the records. Inserts return
 // ErrExists (wrapped) on a duplicate key; reads return errs.ErrNotFound.
-// Updates of existing documents go through the service's one Writer.
+// Updates of existing documents go through the service's one Writer, and
+// those that move a claim from one state to another are guarded by the
+// state they move it from (they report whether it still was).
 type Store interface {
 	InsertOrder(ctx context.Context, o Order) error
 	Order(ctx context.Context, id string) (Order, error)
@@ -53,18 +63,26 @@ type Store interface {
 
 	InsertAttempt(ctx context.Context, a Attempt) error
 	Attempt(ctx context.Context, orderID string, n int) (Attempt, error)
-	SetAttemptState(ctx context.Context, orderID string, n int, state AttemptState, message string) error
+	// UpdateAttempt writes a's state, message and intent if the stored
+	// attempt is still in state from.
+	UpdateAttempt(ctx context.Context, a Attempt, from AttemptState) (bool, error)
+	// OpenAttempts lists the attempts charging or unknown: a scan, for the
+	// sweeper.
+	OpenAttempts(ctx context.Context) ([]Attempt, error)
 
 	// InsertPayment records a payment and, in the same write, its
 	// payment:created event (published by the outbox relay). ErrExists when
-	// the order already has a payment.
+	// the payment, or another payment of its order, is recorded already.
 	InsertPayment(ctx context.Context, p Payment) error
-	PaymentByOrder(ctx context.Context, orderID string) (Payment, error)
+	Payment(ctx context.Context, id string) (Payment, error)
 
 	InsertRefund(ctx context.Context, r Refund) error
 	Refund(ctx context.Context, paymentID string) (Refund, error)
-	CompleteRefund(ctx context.Context, paymentID, providerID string, at time.Time) error
-	DeleteRefund(ctx context.Context, paymentID string) error
+	// UpdateRefund writes r's state, provider id, key generation, tries and
+	// last error if the stored refund is still pending.
+	UpdateRefund(ctx context.Context, r Refund) (bool, error)
+	// PendingRefunds lists the refunds owed: a scan, for the sweeper.
+	PendingRefunds(ctx context.Context) ([]Refund, error)
 
 	InsertCoupon(ctx context.Context, c Coupon) error
 	Coupon(ctx context.Context, code string) (Coupon, error)
@@ -72,28 +90,60 @@ type Store interface {
 	Coupons(ctx context.Context) ([]Coupon, error)
 	Redemptions(ctx context.Context, code string) ([]Redemption, error)
 	InsertRedemption(ctx context.Context, r Redemption) error
-	DeleteRedemption(ctx context.Context, id string) error
+	// DeleteRedemption frees redemption id if order orderID still holds it
+	// (a slot freed once may be another order's since).
+	DeleteRedemption(ctx context.Context, id, orderID string) (bool, error)
 }
 
-// ChargeRequest asks a provider to take Amount (cents, > 0) in Currency from
-// PaymentMethod, at most once for IdempotencyKey.
-type ChargeRequest struct {
+// IntentStatus is where a PaymentIntent is, as far as money is concerned.
+type IntentStatus string
+
+// Intent statuses.
+const (
+	// IntentOpen took no money and may be confirmed (again).
+	IntentOpen IntentStatus = "open"
+	// IntentProcessing is being charged: the provider has not decided.
+	IntentProcessing IntentStatus = "processing"
+	// IntentSucceeded took the money.
+	IntentSucceeded IntentStatus = "succeeded"
+	// IntentCanceled took no money and never will.
+	IntentCanceled IntentStatus = "canceled"
+)
+
+// Intent is an order's PaymentIntent: one per order, made before the first
+// charge, confirmed again with another payment method after a decline. The
+// provider charges an intent at most once, so an order is never charged
+// twice whatever happens to the answers.
+type Intent struct {
+	ID       string
+	Provider string // "stripe" or "offline"
+	Status   IntentStatus
+	// Amount is what it took when succeeded, otherwise what it would take.
+	Amount int64
+	// Declined is why its last confirm was refused, when open.
+	Declined *DeclinedError
+}
+
+// IntentRequest asks a provider for an order's PaymentIntent of Amount
+// (cents) in Currency, made once for IdempotencyKey. Nothing is charged.
+type IntentRequest struct {
 	OrderID        string
 	Amount         int64
 	Currency       string
+	IdempotencyKey string
+}
+
+// ConfirmRequest asks a provider to charge intent IntentID with
+// PaymentMethod, at most once for IdempotencyKey.
+type ConfirmRequest struct {
+	IntentID       string
 	PaymentMethod  string
 	IdempotencyKey string
 }
 
-// ChargeResult is a successful charge.
-type ChargeResult struct {
-	Provider   string // "stripe" or "offline"
-	ProviderID string // PaymentIntent id
-}
-
 // RefundRequest asks a provider to give back the whole of a charge.
 type RefundRequest struct {
-	ProviderID     string // the PaymentIntent id of the charge
+	IntentID       string // the PaymentIntent of the charge
 	Amount         int64
 	IdempotencyKey string
 }
@@ -103,15 +153,35 @@ type RefundResult struct {
 	ProviderID string // the provider's refund id
 }
 
-// Charger takes and gives back money. Charge returns *DeclinedError when the
-// card is refused, *InvalidPaymentMethodError or *AmountError when the
-// request cannot be charged as made (nothing was charged in all three cases),
-// and any other error when the outcome is unknown. Refund of a charge that
-// was already refunded succeeds.
+// Charger takes and gives back money through PaymentIntents. Money moves
+// only in Confirm, of an intent whose id the caller stored first, so that
+// whatever becomes of the answer, Intent tells what happened.
+//
+// Errors of every call: ErrNoSuchIntent, ErrIntentNotOpen (it succeeded,
+// is processing or was canceled: ask Intent), *ProviderError (an outage: the
+// outcome of a Confirm or a Refund is then unknown). NewIntent and SetAmount
+// also return *AmountError; Confirm returns *DeclinedError and
+// *InvalidPaymentMethodError (nothing was charged in these cases). A Refund
+// of a charge already refunded succeeds.
+//
+// One interface of six calls rather than several small ones: they are the
+// steps of one protocol with one provider, and the domain needs them all.
 type Charger interface {
-	Charge(ctx context.Context, r ChargeRequest) (ChargeResult, error)
+	NewIntent(ctx context.Context, r IntentRequest) (Intent, error)
+	// SetAmount changes what an open intent will take.
+	SetAmount(ctx context.Context, intentID string, amount int64, idempotencyKey string) error
+	Confirm(ctx context.Context, r ConfirmRequest) (Intent, error)
+	Intent(ctx context.Context, intentID string) (Intent, error)
+	// CancelIntent closes an open intent, so that nothing can charge it.
+	CancelIntent(ctx context.Context, intentID string) (Intent, error)
 	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
 }
+
+// Charger errors.
+var (
+	ErrNoSuchIntent  = errors.New("no such payment intent")
+	ErrIntentNotOpen = errors.New("payment intent is not open")
+)
 
 // DeclinedError is a card refused by the provider. Nothing was charged, and
 // the order may be paid again. Message is the provider's, meant for the
@@ -143,9 +213,14 @@ type AmountError struct {
 func (e *AmountError) Error() string { return "amount refused: " + e.Message }
 
 // ProviderError is a provider failure other than a decline (outage, bad
-// configuration). The cause is for the logs, never for the buyer.
+// configuration). The cause is for the logs, never for the buyer. Answered
+// says the provider answered and keeps that answer for the request's
+// idempotency key (a retry with the same key gets it again, so a retry that
+// should do the work needs another key); otherwise the request may or may
+// not have been applied, and a retry with the same key finds out.
 type ProviderError struct {
-	Err error
+	Err      error
+	Answered bool
 }
 
 // Error describes the failure with its cause, for the logs.

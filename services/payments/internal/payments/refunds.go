@@ -10,88 +10,131 @@ import (
 // RefundState is where a refund is.
 type RefundState string
 
-// Refund states: pending is the claim; done is final.
+// Refund states: pending is owed (the obligation); done is final.
 const (
 	RefundPending RefundState = "pending"
 	RefundDone    RefundState = "done"
 )
 
-// Refund is the claim, then the record, of giving a payment's money back. Its
-// key is the payment id, so a payment is refunded at most once.
+// Refund is the obligation, then the record, of giving a payment's money
+// back. Its key is the payment id, so a payment is owed at most one refund;
+// it is stored before the provider is asked, and asked again (by the
+// sweeper) until the provider confirms: it is never dropped.
 type Refund struct {
 	PaymentID  string
 	OrderID    string
+	Attempt    int    // the attempt that made the payment
+	IntentID   string // the charge to refund ("coupon": nothing charged)
 	Amount     int64
+	Redemption string // the payment's coupon slot, freed with the refund
 	State      RefundState
-	Nonce      string // part of the provider idempotency key of this claim
+	// KeyGen numbers the provider idempotency key: a retry of a request
+	// whose outcome is unknown uses the same key; after an answered failure
+	// (which the provider keeps for the key) the next try uses the next one.
+	// The provider never refunds more than the charge, so the money goes
+	// back at most once either way.
+	KeyGen     int
+	Tries      int
+	LastError  string
 	ProviderID string // the provider's refund id
 	At         time.Time
 	DoneAt     time.Time
 }
 
-// ErrRefundInProgress is returned when another actor holds the refund claim
-// of a payment and has not finished: retry later.
-var ErrRefundInProgress = errors.New("refund in progress elsewhere")
-
-// refundStaleAfter is how old a pending refund claim must be before another
-// actor takes it over (its holder presumably died). Safe: the provider never
-// refunds more than was charged.
-const refundStaleAfter = 2 * time.Minute
-
-// refund gives back the money of payment p exactly once: the refund claim
-// (key: payment id) decides who does it. It returns ErrRefundInProgress when
-// another actor holds a fresh claim.
-func (s *Service) refund(ctx context.Context, p Payment) error {
-	r := Refund{PaymentID: p.ID, OrderID: p.OrderID, Amount: p.Amount, State: RefundPending, Nonce: newID(), At: s.now()}
+// oweRefund stores the obligation to refund payment p (once: an obligation
+// already stored is returned as it is).
+func (s *Service) oweRefund(ctx context.Context, p Payment) (Refund, error) {
+	r := Refund{
+		PaymentID: p.ID, OrderID: p.OrderID, Attempt: p.Attempt, IntentID: p.ProviderID, Amount: p.Amount,
+		Redemption: p.Redemption, State: RefundPending, At: s.now(),
+	}
 	err := s.store.InsertRefund(ctx, r)
 	if errors.Is(err, ErrExists) {
-		cur, gerr := s.store.Refund(ctx, p.ID)
-		if gerr != nil {
-			return fmt.Errorf("read refund of payment %s: %w", p.ID, gerr)
+		if r, err = s.store.Refund(ctx, p.ID); err != nil {
+			return Refund{}, fmt.Errorf("read the refund of payment %s: %w", p.ID, err)
 		}
-		if cur.State == RefundDone {
-			return nil
-		}
-		if s.now().Sub(cur.At) < refundStaleAfter {
-			return ErrRefundInProgress
-		}
-		r = cur // take over a claim whose holder died, with its key
-	} else if err != nil {
-		return fmt.Errorf("claim refund of payment %s: %w", p.ID, err)
+		return r, nil
 	}
+	if err != nil {
+		return Refund{}, fmt.Errorf("owe the refund of payment %s: %w", p.ID, err)
+	}
+	s.log.Info("refund owed: the order was cancelled", "order_id", p.OrderID, "payment_id", p.ID, "amount", p.Amount)
+	return r, nil
+}
 
-	providerID := "coupon"
-	var res RefundResult
-	var rerr error
-	if p.Amount > 0 {
-		res, rerr = s.charger.Refund(ctx, RefundRequest{ProviderID: p.ProviderID, Amount: p.Amount, IdempotencyKey: "refund-" + p.ID + "-" + r.Nonce})
+// refundNow asks for an owed refund at once; what fails is left to the
+// sweeper (logged).
+func (s *Service) refundNow(ctx context.Context, r Refund) {
+	if err := s.runRefund(ctx, r); err != nil {
+		s.log.Warn("refund not done yet; the sweeper asks again", "order_id", r.OrderID, "payment_id", r.PaymentID, "err", err)
 	}
-	// The claim is ours: settle it even if the provider used up ctx (a
-	// listener's few seconds), or it would block every retry for
-	// refundStaleAfter.
-	ctx, cancel := afterProvider(ctx)
-	defer cancel()
-	if rerr != nil {
-		// Let the next actor (a redelivered event) claim it afresh.
-		if derr := s.store.DeleteRefund(ctx, p.ID); derr != nil {
-			rerr = errors.Join(rerr, derr)
+}
+
+// runRefund asks the provider for owed refund r and records it done, frees
+// the payment's coupon slot (if the order still holds it) and marks its
+// attempt refunded. Several actors may run it at once: they send the same
+// idempotency key, and only a pending refund is recorded done.
+func (s *Service) runRefund(ctx context.Context, r Refund) error {
+	if r.State == RefundDone {
+		return nil
+	}
+	if r.IntentID == "" {
+		// Owed before refunds named their charge: it is the payment's.
+		p, err := s.store.Payment(ctx, r.PaymentID)
+		if err != nil {
+			return fmt.Errorf("read payment %s of a refund owed: %w", r.PaymentID, err)
 		}
-		return fmt.Errorf("refund payment %s: %w", p.ID, rerr)
+		r.IntentID, r.Redemption = p.ProviderID, p.Redemption
 	}
-	if p.Amount > 0 {
+	providerID := "coupon"
+	if r.Amount > 0 {
+		rctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
+		res, err := s.charger.Refund(rctx, RefundRequest{IntentID: r.IntentID, Amount: r.Amount, IdempotencyKey: refundKey(r)})
+		cancel()
+		if err != nil {
+			bctx, bcancel := afterProvider(ctx)
+			defer bcancel()
+			r.Tries++
+			r.LastError = err.Error()
+			var pe *ProviderError
+			if errors.As(err, &pe) && pe.Answered {
+				r.KeyGen++
+			}
+			if _, uerr := s.store.UpdateRefund(bctx, r); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
+			return fmt.Errorf("refund payment %s of order %s: %w", r.PaymentID, r.OrderID, err)
+		}
 		providerID = res.ProviderID
 	}
-	if p.Redemption != "" {
-		if err := s.store.DeleteRedemption(ctx, p.Redemption); err != nil {
-			s.log.Error("release coupon redemption of refunded payment", "redemption", p.Redemption, "err", err)
+	// The money is back: record it even if the provider used up ctx.
+	ctx, cancel := afterProvider(ctx)
+	defer cancel()
+	if r.Redemption != "" {
+		if _, err := s.store.DeleteRedemption(ctx, r.Redemption, r.OrderID); err != nil {
+			return fmt.Errorf("free coupon slot %s of refunded payment %s: %w", r.Redemption, r.PaymentID, err)
 		}
 	}
-	if err := s.store.CompleteRefund(ctx, p.ID, providerID, s.now()); err != nil {
-		return fmt.Errorf("record refund of payment %s: %w", p.ID, err)
+	r.State, r.ProviderID, r.DoneAt = RefundDone, providerID, s.now()
+	done, err := s.store.UpdateRefund(ctx, r)
+	if err != nil {
+		return fmt.Errorf("record the refund of payment %s: %w", r.PaymentID, err)
 	}
-	if err := s.store.SetAttemptState(ctx, p.OrderID, p.Attempt, AttemptRefunded, "order cancelled"); err != nil {
-		s.log.Warn("mark attempt refunded", "order_id", p.OrderID, "err", err)
+	if !done {
+		return nil // recorded by another actor
 	}
-	s.log.Info("payment refunded: its order was cancelled", "order_id", p.OrderID, "payment_id", p.ID, "amount", p.Amount, "refund_id", providerID)
+	a, err := s.store.Attempt(ctx, r.OrderID, r.Attempt)
+	if err == nil && a.PaymentID == r.PaymentID {
+		s.setState(ctx, a, AttemptRefunded, "order cancelled")
+	}
+	s.log.Info("payment refunded: its order was cancelled", "order_id", r.OrderID, "payment_id", r.PaymentID, "amount", r.Amount, "refund_id", providerID)
 	return nil
+}
+
+// refundKey is the provider idempotency key of refund r's current try.
+func refundKey(r Refund) string {
+	if r.KeyGen == 0 {
+		return "refund-" + r.PaymentID
+	}
+	return fmt.Sprintf("refund-%s-%d", r.PaymentID, r.KeyGen)
 }

@@ -44,8 +44,9 @@ func (s *Service) OrderCreated(ctx context.Context, o Order) error {
 // OrderChanged applies version of order id with its new status (cancelled or
 // complete). It is applied only on top of version-1; an older or equal
 // version is a redelivery and changes nothing; a newer one returns
-// ErrOutOfOrder. When the order is cancelled and a payment exists for it, the
-// payment is refunded (once), which may return ErrRefundInProgress.
+// ErrOutOfOrder. When the order is cancelled, whatever it paid is owed back
+// and its intent is closed (see closeOrder); an error then means the
+// provider could not be asked, and the cancellation is handled again.
 func (s *Service) OrderChanged(ctx context.Context, id string, version int64, status string) error {
 	o, err := s.store.Order(ctx, id)
 	if errors.Is(err, errs.ErrNotFound) {
@@ -67,21 +68,5 @@ func (s *Service) OrderChanged(ctx context.Context, id string, version int64, st
 	if status != StatusCancelled || o.Status != StatusCancelled {
 		return nil
 	}
-	// Every payment is preceded by the claim of attempt 1: without it no
-	// charge was ever tried and there is nothing to refund. That is one
-	// read by _id, where looking for a payment by order reads the whole
-	// collection on FerretDB; most cancelled orders were never paid for.
-	if _, err := s.store.Attempt(ctx, id, 1); errors.Is(err, errs.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	p, err := s.store.PaymentByOrder(ctx, id)
-	if errors.Is(err, errs.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.refund(ctx, p)
+	return s.closeOrder(ctx, id)
 }

@@ -7,10 +7,9 @@ import (
 )
 
 // bookkeepingTimeout bounds the writes that follow a provider call (record
-// or release a charge, record or give back a refund claim). They run on a
-// context of their own: a provider call that used up its caller's time must
-// not leave a claim taken for nothing (an attempt stuck "charging", a
-// refund claim stuck "pending", a coupon slot never given back).
+// or release a charge, record a refund). They run on a context of their
+// own: a provider call that used up its caller's time must not leave its
+// outcome unrecorded (what it cannot record is finished by the sweeper).
 const bookkeepingTimeout = 15 * time.Second
 
 // afterProvider returns the context for the writes that follow a provider

@@ -28,7 +28,7 @@ const (
 	OrdersCollection      = "orders"      // the replica
 	AttemptsCollection    = "charges"     // charge attempt claims, _id "orderId:n"
 	PaymentsCollection    = "payments"    // one per order; outbox of payment:created
-	RefundsCollection     = "refunds"     // refund claims and records, _id payment id
+	RefundsCollection     = "refunds"     // refunds owed and done, _id payment id
 	CouponsCollection     = "coupons"     // _id code
 	RedemptionsCollection = "redemptions" // _id "CODE:slot" or "CODE:order:orderId"
 )
@@ -39,6 +39,9 @@ func Indexes() []mongox.Index {
 		// At most one payment per order, whatever happens above.
 		{Collection: PaymentsCollection, Keys: bson.D{{Key: "orderId", Value: 1}}, Unique: true, Name: "orderId_unique"},
 		{Collection: RedemptionsCollection, Keys: bson.D{{Key: "code", Value: 1}}, Name: "code"},
+		// The sweeper's scans (MongoDB only: FerretDB reads no secondary index).
+		{Collection: AttemptsCollection, Keys: bson.D{{Key: "state", Value: 1}}, Name: "state"},
+		{Collection: RefundsCollection, Keys: bson.D{{Key: "state", Value: 1}}, Name: "state"},
 	}
 }
 
@@ -135,14 +138,29 @@ func (s *Store) SetOrderStatus(ctx context.Context, id string, from, to int64, s
 }
 
 type attemptDoc struct {
-	ID        string    `bson:"_id"`
-	OrderID   string    `bson:"orderId"`
-	N         int       `bson:"n"`
-	State     string    `bson:"state"`
-	PaymentID string    `bson:"paymentId"`
-	Message   string    `bson:"message,omitempty"`
-	At        time.Time `bson:"at"`
-	UpdatedAt time.Time `bson:"updatedAt,omitempty"`
+	ID            string    `bson:"_id"`
+	OrderID       string    `bson:"orderId"`
+	N             int       `bson:"n"`
+	State         string    `bson:"state"`
+	PaymentID     string    `bson:"paymentId"`
+	UserID        string    `bson:"userId,omitempty"`
+	Amount        int64     `bson:"amount"`
+	Currency      string    `bson:"currency,omitempty"`
+	PaymentMethod string    `bson:"paymentMethod,omitempty"`
+	Coupon        string    `bson:"coupon,omitempty"`
+	IntentID      string    `bson:"intentId,omitempty"`
+	IntentAttempt int       `bson:"intentAttempt,omitempty"`
+	Message       string    `bson:"message,omitempty"`
+	At            time.Time `bson:"at"`
+	UpdatedAt     time.Time `bson:"updatedAt,omitempty"`
+}
+
+func (d attemptDoc) attempt() payments.Attempt {
+	return payments.Attempt{
+		OrderID: d.OrderID, N: d.N, State: payments.AttemptState(d.State), PaymentID: d.PaymentID, UserID: d.UserID,
+		Amount: d.Amount, Currency: d.Currency, PaymentMethod: d.PaymentMethod, Coupon: d.Coupon,
+		IntentID: d.IntentID, IntentAttempt: d.IntentAttempt, Message: d.Message, At: d.At,
+	}
 }
 
 func attemptID(orderID string, n int) string { return orderID + ":" + strconv.Itoa(n) }
@@ -150,8 +168,9 @@ func attemptID(orderID string, n int) string { return orderID + ":" + strconv.It
 // InsertAttempt claims attempt a.N of an order; ErrExists when taken.
 func (s *Store) InsertAttempt(ctx context.Context, a payments.Attempt) error {
 	err := s.w.Insert(ctx, s.attempts, attemptDoc{
-		ID: attemptID(a.OrderID, a.N), OrderID: a.OrderID, N: a.N, State: string(a.State),
-		PaymentID: a.PaymentID, Message: a.Message, At: a.At,
+		ID: attemptID(a.OrderID, a.N), OrderID: a.OrderID, N: a.N, State: string(a.State), PaymentID: a.PaymentID,
+		UserID: a.UserID, Amount: a.Amount, Currency: a.Currency, PaymentMethod: a.PaymentMethod, Coupon: a.Coupon,
+		IntentID: a.IntentID, IntentAttempt: a.IntentAttempt, Message: a.Message, At: a.At,
 	})
 	if err != nil {
 		return insertErr("charge attempt", err)
@@ -165,18 +184,41 @@ func (s *Store) Attempt(ctx context.Context, orderID string, n int) (payments.At
 	if err := findOne(ctx, s.attempts, attemptID(orderID, n), &d); err != nil {
 		return payments.Attempt{}, err
 	}
-	return payments.Attempt{OrderID: d.OrderID, N: d.N, State: payments.AttemptState(d.State), PaymentID: d.PaymentID, Message: d.Message, At: d.At}, nil
+	return d.attempt(), nil
 }
 
-// SetAttemptState records the outcome of attempt n of an order.
-func (s *Store) SetAttemptState(ctx context.Context, orderID string, n int, state payments.AttemptState, message string) error {
-	_, err := s.w.UpdateByID(ctx, s.attempts, attemptID(orderID, n), bson.D{{Key: "$set", Value: bson.D{
-		{Key: "state", Value: string(state)}, {Key: "message", Value: message}, {Key: "updatedAt", Value: time.Now()},
-	}}})
+// UpdateAttempt writes a's state, message and intent if the stored attempt
+// is still in state from, and reports whether it was.
+func (s *Store) UpdateAttempt(ctx context.Context, a payments.Attempt, from payments.AttemptState) (bool, error) {
+	ok, err := s.w.UpdateByID(ctx, s.attempts, attemptID(a.OrderID, a.N), bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: string(a.State)}, {Key: "message", Value: a.Message},
+		{Key: "intentId", Value: a.IntentID}, {Key: "intentAttempt", Value: a.IntentAttempt},
+		{Key: "updatedAt", Value: time.Now()},
+	}}}, bson.E{Key: "state", Value: string(from)})
 	if err != nil {
-		return fmt.Errorf("set attempt %d of order %s: %w", n, orderID, err)
+		return false, fmt.Errorf("update attempt %d of order %s: %w", a.N, a.OrderID, err)
 	}
-	return nil
+	return ok, nil
+}
+
+// OpenAttempts lists the attempts charging or unknown. It reads the whole
+// collection on FerretDB: for the sweeper, not a request's path.
+func (s *Store) OpenAttempts(ctx context.Context) ([]payments.Attempt, error) {
+	cur, err := s.attempts.Find(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{
+		string(payments.AttemptCharging), string(payments.AttemptUnknown),
+	}}}}})
+	if err != nil {
+		return nil, fmt.Errorf("list open attempts: %w", err)
+	}
+	var docs []attemptDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list open attempts: %w", err)
+	}
+	out := make([]payments.Attempt, len(docs))
+	for i, d := range docs {
+		out[i] = d.attempt()
+	}
+	return out, nil
 }
 
 type paymentDoc struct {
@@ -223,16 +265,16 @@ func (s *Store) InsertPayment(ctx context.Context, p payments.Payment) error {
 	return nil
 }
 
-// PaymentByOrder returns the payment of an order.
-func (s *Store) PaymentByOrder(ctx context.Context, orderID string) (payments.Payment, error) {
+// Payment reads a payment by id.
+func (s *Store) Payment(ctx context.Context, id string) (payments.Payment, error) {
 	var d paymentDoc
-	err := s.payments.FindOne(ctx, bson.D{{Key: "orderId", Value: orderID}},
+	err := s.payments.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
 		options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return payments.Payment{}, mongox.NotFound(err)
 	}
 	if err != nil {
-		return payments.Payment{}, fmt.Errorf("find payment of order %s: %w", orderID, err)
+		return payments.Payment{}, fmt.Errorf("find payment %s: %w", id, err)
 	}
 	return d.payment(), nil
 }
@@ -240,18 +282,33 @@ func (s *Store) PaymentByOrder(ctx context.Context, orderID string) (payments.Pa
 type refundDoc struct {
 	ID         string    `bson:"_id"` // payment id
 	OrderID    string    `bson:"orderId"`
+	Attempt    int       `bson:"attempt,omitempty"`
+	IntentID   string    `bson:"intentId,omitempty"`
 	Amount     int64     `bson:"amount"`
+	Redemption string    `bson:"redemption,omitempty"`
 	State      string    `bson:"state"`
-	Nonce      string    `bson:"nonce"`
+	KeyGen     int       `bson:"keyGen,omitempty"`
+	Tries      int       `bson:"tries,omitempty"`
+	LastError  string    `bson:"lastError,omitempty"`
 	ProviderID string    `bson:"providerId,omitempty"`
 	At         time.Time `bson:"at"`
 	DoneAt     time.Time `bson:"doneAt,omitempty"`
 }
 
-// InsertRefund claims the refund of a payment; ErrExists when taken.
+func (d refundDoc) refund() payments.Refund {
+	return payments.Refund{
+		PaymentID: d.ID, OrderID: d.OrderID, Attempt: d.Attempt, IntentID: d.IntentID, Amount: d.Amount,
+		Redemption: d.Redemption, State: payments.RefundState(d.State), KeyGen: d.KeyGen, Tries: d.Tries,
+		LastError: d.LastError, ProviderID: d.ProviderID, At: d.At, DoneAt: d.DoneAt,
+	}
+}
+
+// InsertRefund stores the refund owed for a payment; ErrExists when it is
+// owed (or done) already.
 func (s *Store) InsertRefund(ctx context.Context, r payments.Refund) error {
 	err := s.w.Insert(ctx, s.refunds, refundDoc{
-		ID: r.PaymentID, OrderID: r.OrderID, Amount: r.Amount, State: string(r.State), Nonce: r.Nonce, At: r.At,
+		ID: r.PaymentID, OrderID: r.OrderID, Attempt: r.Attempt, IntentID: r.IntentID, Amount: r.Amount,
+		Redemption: r.Redemption, State: string(r.State), KeyGen: r.KeyGen, At: r.At,
 	})
 	if err != nil {
 		return insertErr("refund of payment "+r.PaymentID, err)
@@ -265,29 +322,44 @@ func (s *Store) Refund(ctx context.Context, paymentID string) (payments.Refund, 
 	if err := findOne(ctx, s.refunds, paymentID, &d); err != nil {
 		return payments.Refund{}, err
 	}
-	return payments.Refund{
-		PaymentID: d.ID, OrderID: d.OrderID, Amount: d.Amount, State: payments.RefundState(d.State),
-		Nonce: d.Nonce, ProviderID: d.ProviderID, At: d.At, DoneAt: d.DoneAt,
-	}, nil
+	return d.refund(), nil
 }
 
-// CompleteRefund records that the refund of a payment went through.
-func (s *Store) CompleteRefund(ctx context.Context, paymentID, providerID string, at time.Time) error {
-	_, err := s.w.UpdateByID(ctx, s.refunds, paymentID, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "state", Value: string(payments.RefundDone)}, {Key: "providerId", Value: providerID}, {Key: "doneAt", Value: at},
-	}}})
+// UpdateRefund writes r's state, provider id, key generation, tries, last
+// error and completion time if the stored refund is still pending, and
+// reports whether it was.
+func (s *Store) UpdateRefund(ctx context.Context, r payments.Refund) (bool, error) {
+	set := bson.D{
+		{Key: "state", Value: string(r.State)}, {Key: "keyGen", Value: r.KeyGen}, {Key: "tries", Value: r.Tries},
+		{Key: "lastError", Value: r.LastError}, {Key: "providerId", Value: r.ProviderID},
+	}
+	if !r.DoneAt.IsZero() {
+		set = append(set, bson.E{Key: "doneAt", Value: r.DoneAt})
+	}
+	ok, err := s.w.UpdateByID(ctx, s.refunds, r.PaymentID, bson.D{{Key: "$set", Value: set}},
+		bson.E{Key: "state", Value: string(payments.RefundPending)})
 	if err != nil {
-		return fmt.Errorf("complete refund of payment %s: %w", paymentID, err)
+		return false, fmt.Errorf("update refund of payment %s: %w", r.PaymentID, err)
 	}
-	return nil
+	return ok, nil
 }
 
-// DeleteRefund drops a refund claim that failed, so it can be claimed again.
-func (s *Store) DeleteRefund(ctx context.Context, paymentID string) error {
-	if _, err := s.w.DeleteByID(ctx, s.refunds, paymentID); err != nil {
-		return fmt.Errorf("delete refund claim of payment %s: %w", paymentID, err)
+// PendingRefunds lists the refunds owed. It reads the whole collection on
+// FerretDB: for the sweeper, not a request's path.
+func (s *Store) PendingRefunds(ctx context.Context) ([]payments.Refund, error) {
+	cur, err := s.refunds.Find(ctx, bson.D{{Key: "state", Value: string(payments.RefundPending)}})
+	if err != nil {
+		return nil, fmt.Errorf("list refunds owed: %w", err)
 	}
-	return nil
+	var docs []refundDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list refunds owed: %w", err)
+	}
+	out := make([]payments.Refund, len(docs))
+	for i, d := range docs {
+		out[i] = d.refund()
+	}
+	return out, nil
 }
 
 type couponDoc struct {
@@ -390,10 +462,13 @@ func (s *Store) InsertRedemption(ctx context.Context, r payments.Redemption) err
 	return nil
 }
 
-// DeleteRedemption frees a redemption slot.
-func (s *Store) DeleteRedemption(ctx context.Context, id string) error {
-	if _, err := s.w.DeleteByID(ctx, s.redemptions, id); err != nil {
-		return fmt.Errorf("delete redemption %s: %w", id, err)
+// DeleteRedemption frees redemption slot id if order orderID still holds
+// it, and reports whether it did: a slot freed once may have been taken by
+// another order since, and a retried release must not free that one.
+func (s *Store) DeleteRedemption(ctx context.Context, id, orderID string) (bool, error) {
+	ok, err := s.w.DeleteByID(ctx, s.redemptions, id, bson.E{Key: "orderId", Value: orderID})
+	if err != nil {
+		return false, fmt.Errorf("delete redemption %s of order %s: %w", id, orderID, err)
 	}
-	return nil
+	return ok, nil
 }

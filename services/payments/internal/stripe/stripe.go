@@ -1,7 +1,8 @@
 // Package stripe charges and refunds through Stripe (stripe-go v76,
-// PaymentIntents) and, without a Stripe key, through Offline: a test mode
-// that answers like Stripe's test payment methods with no network. Both
-// implement payments.Charger.
+// PaymentIntents: one per order, created first, then confirmed, again with
+// another payment method after a decline) and, without a Stripe key, through
+// Offline: a test mode that answers like Stripe's test payment methods with
+// no network. Both implement payments.Charger.
 package stripe
 
 import (
@@ -63,15 +64,12 @@ func New(key string, opts Options) *Client {
 	return &Client{intents: paymentintent.Client{B: b, Key: key}, refunds: refund.Client{B: b, Key: key}}
 }
 
-// Charge creates and confirms a PaymentIntent for r.Amount in one call
-// (card payment methods, no redirects), tagged with the order id and sent
-// with r.IdempotencyKey.
-func (c *Client) Charge(ctx context.Context, r payments.ChargeRequest) (payments.ChargeResult, error) {
+// NewIntent creates the order's PaymentIntent for r.Amount (card payment
+// methods, no redirects), tagged with the order id, without charging it.
+func (c *Client) NewIntent(ctx context.Context, r payments.IntentRequest) (payments.Intent, error) {
 	params := &stripego.PaymentIntentParams{
-		Amount:        stripego.Int64(r.Amount),
-		Currency:      stripego.String(r.Currency),
-		PaymentMethod: stripego.String(r.PaymentMethod),
-		Confirm:       stripego.Bool(true),
+		Amount:   stripego.Int64(r.Amount),
+		Currency: stripego.String(r.Currency),
 		AutomaticPaymentMethods: &stripego.PaymentIntentAutomaticPaymentMethodsParams{
 			Enabled:        stripego.Bool(true),
 			AllowRedirects: stripego.String("never"),
@@ -83,48 +81,134 @@ func (c *Client) Charge(ctx context.Context, r payments.ChargeRequest) (payments
 	params.AddMetadata("order_id", r.OrderID)
 	pi, err := c.intents.New(params)
 	if err != nil {
-		return payments.ChargeResult{}, chargeError(err)
+		return payments.Intent{}, intentError(err)
 	}
-	switch pi.Status {
-	case stripego.PaymentIntentStatusSucceeded:
-		return payments.ChargeResult{Provider: "stripe", ProviderID: pi.ID}, nil
-	case stripego.PaymentIntentStatusRequiresAction, stripego.PaymentIntentStatusRequiresPaymentMethod:
-		// 3-D Secure or a soft decline: not charged, and this checkout has no
-		// page to complete an authentication on.
-		return payments.ChargeResult{}, &payments.DeclinedError{Code: "authentication_required",
-			Message: "Your card requires authentication, which this checkout does not support. Please use another card."}
-	default:
-		return payments.ChargeResult{}, &payments.ProviderError{Err: fmt.Errorf("payment intent %s has status %s", pi.ID, pi.Status)}
-	}
+	return intentOf(pi), nil
 }
 
-// chargeError maps a Stripe error to the domain's: card errors are declines
+// SetAmount changes the amount of an open PaymentIntent.
+func (c *Client) SetAmount(ctx context.Context, id string, amount int64, key string) error {
+	params := &stripego.PaymentIntentParams{Amount: stripego.Int64(amount)}
+	params.Context = ctx
+	params.SetIdempotencyKey(key)
+	_, err := c.intents.Update(id, params)
+	if err != nil {
+		return intentError(err)
+	}
+	return nil
+}
+
+// Confirm charges PaymentIntent r.IntentID with r.PaymentMethod. A
+// PaymentIntent left waiting for an authentication (3-D Secure) or another
+// payment method is a decline: not charged, and this checkout has no page to
+// complete an authentication on.
+func (c *Client) Confirm(ctx context.Context, r payments.ConfirmRequest) (payments.Intent, error) {
+	params := &stripego.PaymentIntentConfirmParams{PaymentMethod: stripego.String(r.PaymentMethod)}
+	params.Context = ctx
+	params.SetIdempotencyKey(r.IdempotencyKey)
+	pi, err := c.intents.Confirm(r.IntentID, params)
+	if err != nil {
+		return payments.Intent{}, intentError(err)
+	}
+	in := intentOf(pi)
+	if in.Status == payments.IntentOpen {
+		return payments.Intent{}, &payments.DeclinedError{Code: "authentication_required",
+			Message: "Your card requires authentication, which this checkout does not support. Please use another card."}
+	}
+	return in, nil
+}
+
+// Intent retrieves a PaymentIntent.
+func (c *Client) Intent(ctx context.Context, id string) (payments.Intent, error) {
+	params := &stripego.PaymentIntentParams{}
+	params.Context = ctx
+	pi, err := c.intents.Get(id, params)
+	if err != nil {
+		return payments.Intent{}, intentError(err)
+	}
+	return intentOf(pi), nil
+}
+
+// CancelIntent cancels an open PaymentIntent.
+func (c *Client) CancelIntent(ctx context.Context, id string) (payments.Intent, error) {
+	params := &stripego.PaymentIntentCancelParams{}
+	params.Context = ctx
+	pi, err := c.intents.Cancel(id, params)
+	if err != nil {
+		return payments.Intent{}, intentError(err)
+	}
+	return intentOf(pi), nil
+}
+
+// intentOf maps a PaymentIntent to the domain's view of it. One being
+// captured (we never ask for manual capture) counts as processing.
+func intentOf(pi *stripego.PaymentIntent) payments.Intent {
+	in := payments.Intent{ID: pi.ID, Provider: "stripe", Amount: pi.Amount}
+	switch pi.Status {
+	case stripego.PaymentIntentStatusSucceeded:
+		in.Status, in.Amount = payments.IntentSucceeded, pi.AmountReceived
+	case stripego.PaymentIntentStatusProcessing, stripego.PaymentIntentStatusRequiresCapture:
+		in.Status = payments.IntentProcessing
+	case stripego.PaymentIntentStatusCanceled:
+		in.Status = payments.IntentCanceled
+	default:
+		in.Status = payments.IntentOpen
+		if e := pi.LastPaymentError; e != nil && e.Type == stripego.ErrorTypeCard {
+			in.Declined = declineOf(e)
+		}
+	}
+	return in
+}
+
+func declineOf(e *stripego.Error) *payments.DeclinedError {
+	code := string(e.DeclineCode)
+	if code == "" {
+		code = string(e.Code)
+	}
+	return &payments.DeclinedError{Code: code, Message: e.Msg}
+}
+
+// intentError maps a Stripe error to the domain's: card errors are declines
 // with Stripe's message; an unknown payment method and an amount under the
-// minimum are the buyer's to fix; anything else is a provider failure.
-func chargeError(err error) error {
+// minimum are the buyer's to fix; a PaymentIntent that is no longer open or
+// does not exist is said so; anything else is a provider failure, answered
+// (Stripe keeps its answer for the idempotency key) or not.
+func intentError(err error) error {
 	var se *stripego.Error
 	if !errors.As(err, &se) {
 		return &payments.ProviderError{Err: err}
 	}
 	switch {
 	case se.Type == stripego.ErrorTypeCard:
-		code := string(se.DeclineCode)
-		if code == "" {
-			code = string(se.Code)
-		}
-		return &payments.DeclinedError{Code: code, Message: se.Msg}
+		return declineOf(se)
 	case se.Code == stripego.ErrorCodeAmountTooSmall:
 		return &payments.AmountError{Message: se.Msg}
 	case se.Type == stripego.ErrorTypeInvalidRequest && se.Param == "payment_method":
 		return &payments.InvalidPaymentMethodError{Message: se.Msg}
+	case se.Code == stripego.ErrorCodePaymentIntentUnexpectedState:
+		return fmt.Errorf("%w: %s", payments.ErrIntentNotOpen, se.Msg)
+	case se.Code == stripego.ErrorCodeResourceMissing:
+		return fmt.Errorf("%w: %s", payments.ErrNoSuchIntent, se.Msg)
 	}
-	return &payments.ProviderError{Err: err}
+	return &payments.ProviderError{Err: err, Answered: kept(se)}
 }
 
-// Refund refunds the whole PaymentIntent r.ProviderID. A PaymentIntent that
+// kept reports whether Stripe keeps its answer se for the request's
+// idempotency key (a retry with the key gets it again): every answer of an
+// endpoint that began to execute, which excludes a refused API key, a
+// conflict with a request of the same key still running and a rate limit.
+func kept(se *stripego.Error) bool {
+	switch se.HTTPStatusCode {
+	case 0, http.StatusUnauthorized, http.StatusConflict, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
+// Refund refunds the whole PaymentIntent r.IntentID. A PaymentIntent that
 // is already refunded counts as refunded.
 func (c *Client) Refund(ctx context.Context, r payments.RefundRequest) (payments.RefundResult, error) {
-	params := &stripego.RefundParams{PaymentIntent: stripego.String(r.ProviderID)}
+	params := &stripego.RefundParams{PaymentIntent: stripego.String(r.IntentID)}
 	params.Context = ctx
 	params.SetIdempotencyKey(r.IdempotencyKey)
 	re, err := c.refunds.New(params)
@@ -133,7 +217,7 @@ func (c *Client) Refund(ctx context.Context, r payments.RefundRequest) (payments
 		if errors.As(err, &se) && se.Code == stripego.ErrorCodeChargeAlreadyRefunded {
 			return payments.RefundResult{ProviderID: "already_refunded"}, nil
 		}
-		return payments.RefundResult{}, fmt.Errorf("stripe refund of %s: %w", r.ProviderID, err)
+		return payments.RefundResult{}, &payments.ProviderError{Err: fmt.Errorf("stripe refund of %s: %w", r.IntentID, err), Answered: errors.As(err, &se) && kept(se)}
 	}
 	return payments.RefundResult{ProviderID: re.ID}, nil
 }
