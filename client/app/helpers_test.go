@@ -164,15 +164,28 @@ func (b *browser) post(path string, form url.Values) page {
 	return b.do(req)
 }
 
-// submit posts a form with the CSRF token of from (a page this browser
-// got).
+// submit posts a form as a browser would from the page from: with the
+// page's hidden fields (its CSRF token, a creating form's idempotency key),
+// then the fields of form.
 func (b *browser) submit(from page, path string, form url.Values) page {
 	b.t.Helper()
-	if form == nil {
-		form = url.Values{}
+	out := from.hidden()
+	for k, v := range form {
+		out[k] = v
 	}
-	form.Set("_csrf", from.token())
-	return b.post(path, form)
+	out.Set("_csrf", from.token())
+	return b.post(path, out)
+}
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+
+// hidden are the hidden fields of the page's forms.
+func (p page) hidden() url.Values {
+	v := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return v
 }
 
 // cookie is the browser's cookie of that name ("" when none).

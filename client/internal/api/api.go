@@ -5,7 +5,10 @@
 // carries the status and the service's {"errors":[...]} items. A 404 that
 // only means a service's replica has not yet heard of something new (a stuff
 // at orders, an order at payments) is retried here, in one place
-// (replica.go). Handlers never make raw HTTP calls nor retry: they call these.
+// (replica.go). A create carries the Idempotency-Key of the form submission
+// that asked for it, so that a submission sent twice creates once
+// (idempotency.go). Handlers never make raw HTTP calls nor retry: they call
+// these.
 package api
 
 import (
@@ -45,6 +48,9 @@ type Error struct {
 	Service string
 	Status  int
 	Items   []errs.Item
+	// Replayed is set when the answer is the one the service kept for an
+	// earlier request with the same Idempotency-Key.
+	Replayed bool
 }
 
 func (e *Error) Error() string {
@@ -157,13 +163,15 @@ type base struct {
 	timeout time.Duration
 }
 
-// call is one request: method, path (with query), an optional JSON body.
+// call is one request: method, path (with query), an optional JSON body,
+// and for a create the Idempotency-Key of the submission.
 type call struct {
 	method  string
 	path    string
 	body    any
 	sess    Session
 	timeout time.Duration
+	key     string
 }
 
 // result is a 2xx answer: its status, body and Set-Cookie lines.
@@ -211,6 +219,9 @@ func (b *base) do(ctx context.Context, c call) (result, error) {
 	if c.sess.RequestID != "" {
 		req.Header.Set("X-Request-ID", c.sess.RequestID)
 	}
+	if c.key != "" {
+		req.Header.Set(IdempotencyHeader, c.key)
+	}
 	resp, err := b.hc.Do(req)
 	if err != nil {
 		return result{}, fmt.Errorf("%s %s %s: %w", b.name, c.method, c.path, err)
@@ -224,7 +235,9 @@ func (b *base) do(ctx context.Context, c call) (result, error) {
 		return result{}, fmt.Errorf("%s %s %s: answer larger than %d bytes", b.name, c.method, c.path, maxBody)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return result{}, decodeError(b.name, resp.StatusCode, data)
+		e := decodeError(b.name, resp.StatusCode, data)
+		e.Replayed = resp.Header.Get(replayedHeader) == "true"
+		return result{}, e
 	}
 	return result{status: resp.StatusCode, body: data, setCookies: resp.Header.Values("Set-Cookie")}, nil
 }

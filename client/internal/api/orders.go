@@ -38,20 +38,22 @@ type Order struct {
 	Version int64 `json:"version"`
 }
 
-// Create orders a stuff for the session's user, holding it. Errors: *Error
-// 404 unknown stuff, 400 own or sold stuff, 409 held by someone else.
+// Create orders a stuff for the session's user, holding it. key is the
+// Idempotency-Key of the BUY submission (none when empty): the same key
+// again gets the same order. Errors: *Error 404 unknown stuff, 400 own or
+// sold stuff, 409 held by someone else.
 //
 // orders learns of a stuff from the stuff:created event, so it answers 404
 // for a stuff listed a moment ago: when the stuff service knows the stuff,
 // the 404 is retried for up to 3 s (awaitReplica) instead of telling the
 // buyer it does not exist.
-func (c *Orders) Create(ctx context.Context, s Session, stuffID string) (Order, error) {
+func (c *Orders) Create(ctx context.Context, s Session, key, stuffID string) (Order, error) {
 	body := struct {
 		StuffID string `json:"stuffId"`
 	}{stuffID}
-	create := func() (Order, error) {
+	create := func(attempt int) (Order, error) {
 		var out Order
-		_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/orders", body: body, sess: s}, &out)
+		err := c.b.create(ctx, call{method: http.MethodPost, path: "/api/orders", body: body, sess: s, key: attemptKey(key, attempt)}, &out)
 		return out, err
 	}
 	listed := func() bool {

@@ -26,18 +26,20 @@ type Payment struct {
 	Amount  int64  `json:"amount"`
 }
 
-// Pay pays an order. Errors: *Error 400 (declined card on the paymentMethod
-// field, coupon errors on the coupon field, cancelled, expired or already
-// paid), 401 not the buyer, 404 unknown order.
+// Pay pays an order. key is the Idempotency-Key of the payment form's
+// submission (none when empty): the same key again gets the same payment,
+// never a second charge. Errors: *Error 400 (declined card on the
+// paymentMethod field, coupon errors on the coupon field, cancelled, expired
+// or already paid), 401 not the buyer, 404 unknown order.
 //
 // payments learns of an order from the order:created event, which may trail
 // the order's creation by a few milliseconds: a 404 is retried for up to 3 s
 // (awaitReplica), so a buyer who pays at once is not told the order does not
 // exist.
-func (c *Payments) Pay(ctx context.Context, s Session, in PayInput) (Payment, error) {
-	return awaitReplica(ctx, func() (Payment, error) {
+func (c *Payments) Pay(ctx context.Context, s Session, key string, in PayInput) (Payment, error) {
+	return awaitReplica(ctx, func(attempt int) (Payment, error) {
 		var out Payment
-		_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/payments", body: in, sess: s, timeout: c.payTimeout}, &out)
+		err := c.b.create(ctx, call{method: http.MethodPost, path: "/api/payments", body: in, sess: s, timeout: c.payTimeout, key: attemptKey(key, attempt)}, &out)
 		return out, err
 	}, nil)
 }

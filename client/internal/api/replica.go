@@ -27,16 +27,19 @@ const (
 )
 
 // awaitReplica returns call's first answer that is not a 404, calling it
-// again for up to replicaWait after the first 404. known, when not nil, is
-// asked once after that first 404 whether the thing exists at its source:
-// when it does not, the 404 is final at once. When ctx ends meanwhile, the
-// last answer is returned with ctx's error joined to its error.
-func awaitReplica[T any](ctx context.Context, call func() (T, error), known func() bool) (T, error) {
-	v, err := call()
+// again for up to replicaWait after the first 404; call is told the number
+// of its attempt, from 0 (a create derives each attempt's key from it:
+// attemptKey). known, when not nil, is asked once after that first 404
+// whether the thing exists at its source: when it does not, the 404 is
+// final at once. When ctx ends meanwhile, the last answer is returned with
+// ctx's error joined to its error.
+func awaitReplica[T any](ctx context.Context, call func(attempt int) (T, error), known func() bool) (T, error) {
+	v, err := call(0)
 	if StatusOf(err) != http.StatusNotFound || (known != nil && !known()) {
 		return v, err
 	}
 	deadline := time.Now().Add(replicaWait)
+	attempt := 0
 	for wait := replicaFirstWait; StatusOf(err) == http.StatusNotFound && time.Now().Add(wait).Before(deadline); wait = min(2*wait, replicaMaxWait) {
 		t := time.NewTimer(wait)
 		select {
@@ -45,7 +48,8 @@ func awaitReplica[T any](ctx context.Context, call func() (T, error), known func
 			return v, errors.Join(err, ctx.Err())
 		case <-t.C:
 		}
-		v, err = call()
+		attempt++
+		v, err = call(attempt)
 	}
 	return v, err
 }

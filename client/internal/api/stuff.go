@@ -67,11 +67,12 @@ func (c *Stuff) Get(ctx context.Context, s Session, id string) (Listing, error) 
 	return out, err
 }
 
-// Create lists a new piece of stuff. Errors: *Error 400 with field items,
-// 401.
-func (c *Stuff) Create(ctx context.Context, s Session, in ListingInput) (Listing, error) {
+// Create lists a new piece of stuff. key is the Idempotency-Key of the sell
+// form's submission (none when empty): the same key again gets the same
+// listing. Errors: *Error 400 with field items, 401.
+func (c *Stuff) Create(ctx context.Context, s Session, key string, in ListingInput) (Listing, error) {
 	var out Listing
-	_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/stuff", body: in, sess: s}, &out)
+	err := c.b.create(ctx, call{method: http.MethodPost, path: "/api/stuff", body: in, sess: s, key: key}, &out)
 	return out, err
 }
 

@@ -116,9 +116,12 @@ func (h *Handler) authenticate(c echo.Context, p authPage, do func(ctx context.C
 }
 
 // signOut: POST /signout. auth revokes the refresh token and clears the
-// cookie; if auth cannot be reached, the cookie is cleared here anyway.
+// cookie; if auth cannot be reached, the cookie is cleared here anyway. The
+// storefront forgets the refreshes it remembers for the session, so that a
+// copy of the cookie cannot get the session back from that memory.
 func (h *Handler) signOut(c echo.Context) error {
 	v := session.From(c)
+	h.sessions.Forget(c)
 	var lines []string
 	if v.Session.Cookie != "" {
 		var err error

@@ -116,6 +116,7 @@ func (h *Handler) orderModel(c echo.Context, o api.Order, in payForm, fe formErr
 	}
 	if st.payable {
 		m.CSRF = h.csrf.Token(c)
+		m.Key = newKey()
 		left := o.ExpiresAt.Sub(now)
 		m.RemainingMS = left.Milliseconds()
 		m.Remaining = formatRemaining(left)
@@ -157,7 +158,8 @@ func (h *Handler) order(c echo.Context) error {
 }
 
 // pay: POST /orders/:id/pay with a card (test card in offline mode) and/or
-// a coupon; then the purchased content. A declined card or a bad coupon
+// a coupon; then the purchased content. The same page submitted again is
+// the same payment, never a second charge. A declined card or a bad coupon
 // shows the order page again with the error next to its field.
 func (h *Handler) pay(c echo.Context) error {
 	o, err := h.myOrder(c)
@@ -170,7 +172,8 @@ func (h *Handler) pay(c echo.Context) error {
 		fe.set("paymentMethod", "Choose one of the test cards.")
 		return h.renderOrder(c, http.StatusBadRequest, o, in, fe)
 	}
-	_, err = h.api.Paying.Pay(c.Request().Context(), session.From(c).Session, api.PayInput{OrderID: o.ID, PaymentMethod: in.method, Coupon: in.coupon})
+	_, err = h.api.Paying.Pay(c.Request().Context(), session.From(c).Session, submissionKey(c),
+		api.PayInput{OrderID: o.ID, PaymentMethod: in.method, Coupon: in.coupon})
 	if err == nil {
 		return c.Redirect(http.StatusSeeOther, pathTo("/orders/", o.ID, "/content"))
 	}

@@ -63,6 +63,7 @@ func priceError(fe *formErrors, parsed bool) {
 func (h *Handler) renderSellForm(c echo.Context, status int, in stuffInput, fe formErrors) error {
 	m := h.stuffForm(c, in, fe)
 	m.Heading, m.Action, m.Submit = "Sell something", "/sell", "List it for sale"
+	m.Key = newKey()
 	m.Intro = "List a piece of digital stuff. Buyers pay first, then see what you enter under “What the buyer gets”."
 	meta := layout.Meta{Title: "Sell something · Stuffmart", Description: "List your notes, templates, e-books or licence codes for sale to fellow students.",
 		Canonical: h.baseURL(c) + "/sell", NoIndex: true}
@@ -74,11 +75,12 @@ func (h *Handler) sellForm(c echo.Context) error {
 	return h.renderSellForm(c, http.StatusOK, stuffInput{}, formErrors{})
 }
 
-// sell: POST /sell, then the new listing's page.
+// sell: POST /sell, then the new listing's page (the same one for the
+// same page submitted again).
 func (h *Handler) sell(c echo.Context) error {
 	in := readStuffInput(c)
 	body, parsed := listingInput(in)
-	l, err := h.api.Selling.Create(c.Request().Context(), session.From(c).Session, body)
+	l, err := h.api.Selling.Create(c.Request().Context(), session.From(c).Session, submissionKey(c), body)
 	if err == nil && parsed {
 		return c.Redirect(http.StatusSeeOther, pathTo("/stuff/", l.ID, "?m=listed"))
 	}

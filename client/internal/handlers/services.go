@@ -19,17 +19,21 @@ type Listings interface {
 }
 
 // Selling lists and edits the signed-in seller's stuff (the stuff service).
+// Create's key is the Idempotency-Key of the sell form's submission: the
+// same key again gets the same listing.
 type Selling interface {
-	Create(ctx context.Context, s api.Session, in api.ListingInput) (api.Listing, error)
+	Create(ctx context.Context, s api.Session, key string, in api.ListingInput) (api.Listing, error)
 	Update(ctx context.Context, s api.Session, id string, in api.ListingInput) (api.Listing, error)
 	Mine(ctx context.Context, s api.Session) ([]api.Listing, error)
 }
 
 // Buying orders a stuff, holding it for the buyer (the orders service). A
 // 404 means the stuff does not exist: waiting for the orders service to hear
-// of a stuff listed a moment ago is the implementation's job.
+// of a stuff listed a moment ago is the implementation's job. key is the
+// Idempotency-Key of the BUY submission: the same key again gets the same
+// order.
 type Buying interface {
-	Create(ctx context.Context, s api.Session, stuffID string) (api.Order, error)
+	Create(ctx context.Context, s api.Session, key, stuffID string) (api.Order, error)
 }
 
 // Orders reads and cancels the signed-in buyer's orders (the orders
@@ -42,9 +46,10 @@ type Orders interface {
 
 // Paying pays an order (the payments service). A 404 means the order does
 // not exist: waiting for the payments service to hear of an order created a
-// moment ago is the implementation's job.
+// moment ago is the implementation's job. key is the Idempotency-Key of
+// the payment form's submission: the same key again gets the same payment.
 type Paying interface {
-	Pay(ctx context.Context, s api.Session, in api.PayInput) (api.Payment, error)
+	Pay(ctx context.Context, s api.Session, key string, in api.PayInput) (api.Payment, error)
 }
 
 // Coupons lists and creates coupons for admins (the payments service).

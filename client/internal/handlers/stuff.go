@@ -128,6 +128,9 @@ func (h *Handler) stuff(c echo.Context) error {
 func (h *Handler) renderStuff(c echo.Context, status int, l api.Listing, errMsg string) error {
 	m := h.stuffModel(l, session.From(c), h.csrf.Token(c))
 	m.Error = errMsg
+	if m.CanBuy {
+		m.Key = newKey()
+	}
 	return h.render(c, status, h.frame(c, h.stuffMeta(l, h.baseURL(c)), "", pages.StuffPage(m)))
 }
 
@@ -189,11 +192,12 @@ func (h *Handler) stuffModel(l api.Listing, v session.Visitor, token string) pag
 }
 
 // buy: POST /stuff/:id/buy. The order holds the stuff for the buyer, who is
-// sent to its page; stuff held by someone else is the 409 page.
+// sent to its page (the same order for the same page submitted again);
+// stuff held by someone else is the 409 page.
 func (h *Handler) buy(c echo.Context) error {
 	id := c.Param("id")
 	v := session.From(c)
-	o, err := h.api.Buying.Create(c.Request().Context(), v.Session, id)
+	o, err := h.api.Buying.Create(c.Request().Context(), v.Session, submissionKey(c), id)
 	switch api.StatusOf(err) {
 	case 0:
 		if err != nil {

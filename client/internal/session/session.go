@@ -11,7 +11,8 @@
 // cookie at once (two tabs, a prefetch), so the Manager refreshes each
 // refresh token at most once per process: concurrent requests share one
 // call, and requests that arrive shortly after with the old cookie get the
-// same new cookie instead of a second refresh.
+// same new cookie instead of a second refresh. Signing out forgets that
+// memory (Forget): a signed-out cookie never gets the rotated session back.
 package session
 
 import (
@@ -28,6 +29,7 @@ import (
 
 	"github.com/stuffmart/stuffmart/client/internal/api"
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/errs"
 )
 
 // Grace is how long the outcome of a refresh is remembered for requests
@@ -92,7 +94,17 @@ type outcome struct {
 	in  api.SignedIn
 	err error
 	at  time.Time
+	// next is the key of the refresh token in the new cookie (zero when
+	// refused): the link to the refresh that comes after this one.
+	next [32]byte
+	// signedOut marks the refusal Forget leaves: a refresh that finishes
+	// after it does not replace it.
+	signedOut bool
 }
+
+// errSignedOut is the remembered outcome of a refresh of a signed-out
+// session: refused, as auth would.
+var errSignedOut = &api.Error{Service: "storefront", Status: http.StatusUnauthorized, Items: []errs.Item{{Message: "Signed out"}}}
 
 // New returns a Manager reading cookies with sessions and refreshing through
 // refresh. now is the clock of the grace window (time.Now when nil).
@@ -162,16 +174,20 @@ func (m *Manager) resolve(c echo.Context) Visitor {
 }
 
 // access returns the access token sealed in a cookie value.
-func (m *Manager) access(cookie string) string {
+func (m *Manager) access(cookie string) string { return m.open(cookie).Access }
+
+// open returns the session sealed in a cookie value (empty when it does not
+// open).
+func (m *Manager) open(cookie string) auth.Session {
 	r, _ := http.NewRequest(http.MethodGet, "/", nil)
 	r.AddCookie(&http.Cookie{Name: auth.CookieName, Value: cookie})
-	return m.sessions.Load(r).Access
+	return m.sessions.Load(r)
 }
 
 // refreshOnce refreshes the token at most once per process within Grace:
 // concurrent callers share the call, later ones its remembered outcome.
 func (m *Manager) refreshOnce(ctx context.Context, s api.Session, refreshToken string) (api.SignedIn, error) {
-	key := sha256.Sum256([]byte(refreshToken))
+	key := tokenKey(refreshToken)
 	now := m.now()
 	m.mu.Lock()
 	if o, ok := m.recent[key]; ok && now.Sub(o.at) < Grace {
@@ -187,7 +203,11 @@ func (m *Manager) refreshOnce(ctx context.Context, s api.Session, refreshToken s
 		defer cancel()
 		in, err := m.refresh.Refresh(cctx, s)
 		if err == nil || api.StatusOf(err) == http.StatusUnauthorized {
-			m.remember(key, outcome{in: in, err: err, at: m.now()})
+			o := outcome{in: in, err: err, at: m.now()}
+			if err == nil {
+				o.next = tokenKey(m.open(in.Cookie).Refresh)
+			}
+			m.remember(key, o)
 		}
 		return in, err
 	})
@@ -200,17 +220,76 @@ func (m *Manager) refreshOnce(ctx context.Context, s api.Session, refreshToken s
 	}
 }
 
+// tokenKey is the key of a refresh token in the memory (zero for none).
+func tokenKey(refreshToken string) [32]byte {
+	if refreshToken == "" {
+		return [32]byte{}
+	}
+	return sha256.Sum256([]byte(refreshToken))
+}
+
 func (m *Manager) remember(key [32]byte, o outcome) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if prev, ok := m.recent[key]; ok && prev.signedOut && o.at.Sub(prev.at) < Grace {
+		return
+	}
+	m.sweep(o.at)
+	m.recent[key] = o
+}
+
+// sweep drops the outcomes older than Grace once there are sweepAt of
+// them. The caller holds mu.
+func (m *Manager) sweep(now time.Time) {
 	if len(m.recent) >= sweepAt {
 		for k, old := range m.recent {
-			if o.at.Sub(old.at) >= Grace {
+			if now.Sub(old.at) >= Grace {
 				delete(m.recent, k)
 			}
 		}
 	}
-	m.recent[key] = o
+}
+
+// Forget is called when the request's visitor signs out. Every refresh the
+// Manager remembers for the session, before or after this request's cookie
+// (the cookie the browser sent and the one the request was refreshed to,
+// and the refreshes they came from or led to), is replaced by a refusal for
+// Grace, and so is a refresh of those tokens still under way: another
+// request with one of the session's cookies is signed out, instead of given
+// the rotated session back from memory.
+func (m *Manager) Forget(c echo.Context) {
+	keys := map[[32]byte]bool{}
+	for _, rt := range []string{m.sessions.Load(c.Request()).Refresh, m.open(From(c).Session.Cookie).Refresh} {
+		if rt != "" {
+			keys[tokenKey(rt)] = true
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// The refreshes chain: a token was refreshed to the next, which may
+	// have been refreshed in turn. Follow the links both ways.
+	for grew := true; grew; {
+		grew = false
+		for k, o := range m.recent {
+			linked := keys[k] || (o.next != [32]byte{} && keys[o.next])
+			if !linked {
+				continue
+			}
+			for _, x := range [][32]byte{k, o.next} {
+				if x != [32]byte{} && !keys[x] {
+					keys[x], grew = true, true
+				}
+			}
+		}
+	}
+	now := m.now()
+	m.sweep(now)
+	for k := range keys {
+		m.recent[k] = outcome{err: errSignedOut, at: now, signedOut: true}
+	}
 }
 
 // Clear expires the session cookie in the browser (signing out when auth

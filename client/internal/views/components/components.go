@@ -1,6 +1,6 @@
 // Package components holds the small, typed pieces pages are made of: form
-// fields with their labels and errors, notices, badges, the CSRF field, the
-// pager and the listing card.
+// fields with their labels and errors, notices, badges, the CSRF and
+// idempotency key fields, the pager and the listing card.
 package components
 
 import (
@@ -9,6 +9,10 @@ import (
 
 	"github.com/a-h/templ"
 )
+
+// IdempotencyField is the hidden field of a form that creates something
+// (sell, BUY, pay): the key of the submission, minted with the page.
+const IdempotencyField = "_idempotencyKey"
 
 // Field is one labelled form control with its value (the user's input, kept
 // when the form comes back with errors) and its error.

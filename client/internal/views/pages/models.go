@@ -42,6 +42,8 @@ type Stuff struct {
 	// Hold is how long an order holds the stuff, in words: "15 minutes".
 	Hold string
 	CSRF string
+	// Key is the BUY form's idempotency key.
+	Key string
 	// Delivery is shown to the seller and to a buyer.
 	Delivery    string
 	DeliveryURL string
@@ -51,12 +53,14 @@ type Stuff struct {
 
 // StuffForm is the sell and edit form.
 type StuffForm struct {
-	Heading     string
-	Intro       string
-	Action      string
-	Submit      string
-	CancelURL   string
-	CSRF        string
+	Heading   string
+	Intro     string
+	Action    string
+	Submit    string
+	CancelURL string
+	CSRF      string
+	// Key is the sell form's idempotency key (none for an edit).
+	Key         string
 	Errors      []string
 	Title       components.Field
 	Description components.Field
@@ -121,6 +125,8 @@ type Order struct {
 	PayAction   string
 	CancelURL   string
 	CSRF        string
+	// Key is the payment form's idempotency key.
+	Key string
 	// Offline offers Stripe's test cards; otherwise a payment method id.
 	Offline     bool
 	Cards       []components.Choice
