@@ -36,9 +36,10 @@ type Pending struct {
 	At      time.Time `bson:"at"`
 }
 
-// New encodes ev as a pending event.
-func New(ev events.Event, now time.Time) (Pending, error) {
-	data, err := events.Encode(context.TODO(), ev)
+// New encodes ev as a pending event; the correlation id ctx carries goes
+// with it (events.Encode).
+func New(ctx context.Context, ev events.Event, now time.Time) (Pending, error) {
+	data, err := events.Encode(ctx, ev)
 	if err != nil {
 		return Pending{}, err
 	}

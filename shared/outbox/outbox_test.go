@@ -44,7 +44,7 @@ func ctxT(t *testing.T) context.Context {
 
 func pending(t *testing.T, id string, version int64) outbox.Pending {
 	t.Helper()
-	p, err := outbox.New(events.StuffUpdatedEvent{ID: id, Version: version, Title: "Notes"}, t0)
+	p, err := outbox.New(context.Background(), events.StuffUpdatedEvent{ID: id, Version: version, Title: "Notes"}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestNewAndPush(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	ev := events.StuffUpdatedEvent{ID: "s1", Version: 3, Title: "Notes", Price: 100}
-	p, err := outbox.New(ev, t0)
+	p, err := outbox.New(ctx, ev, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestNewAndPush(t *testing.T) {
 	if err := json.Unmarshal(p.Data, &back); err != nil || back != ev || p.Subject != string(events.StuffUpdated) || p.ID == "" || !p.At.Equal(t0) {
 		t.Fatalf("New = %+v (%v)", p, err)
 	}
-	if q, _ := outbox.New(ev, t0); q.ID == p.ID {
+	if q, _ := outbox.New(ctx, ev, t0); q.ID == p.ID {
 		t.Fatal("two pending events share an id")
 	}
 
@@ -723,7 +723,7 @@ func TestRelayStats(t *testing.T) {
 	t.Cleanup(srv.Close)
 	run(t, r)
 
-	later, err := outbox.New(events.StuffUpdatedEvent{ID: "s2", Version: 0, Title: "Notes"}, t0.Add(30*time.Second))
+	later, err := outbox.New(context.Background(), events.StuffUpdatedEvent{ID: "s2", Version: 0, Title: "Notes"}, t0.Add(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestServiceMetrics(t *testing.T) {
 	}
 
 	testkit.NewClient(t, srv.URL).Do(http.MethodGet, "/things/t1", nil).Want(http.StatusOK)
-	p, err := outbox.New(events.StuffUpdatedEvent{ID: "t1", Version: 1, Title: "Notes"}, time.Now())
+	p, err := outbox.New(ctx, events.StuffUpdatedEvent{ID: "t1", Version: 1, Title: "Notes"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

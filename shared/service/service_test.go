@@ -282,7 +282,7 @@ func TestOutboxRecoversAfterNATSOutage(t *testing.T) {
 
 	srv.Stop()
 	testkit.Eventually(t, 15*time.Second, func() bool { code, _ := readyz(s); return code != http.StatusOK }, "/readyz still 200 with NATS down")
-	p, err := outbox.New(events.StuffUpdatedEvent{ID: "s1", Version: 4}, time.Now())
+	p, err := outbox.New(t.Context(), events.StuffUpdatedEvent{ID: "s1", Version: 4}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -169,7 +169,7 @@ func (s *Users) SetBanned(ctx context.Context, id string, banned bool, now time.
 	if banned {
 		change = events.UserBannedEvent{UserID: oid.Hex(), At: now}
 	}
-	ev, err := outbox.New(change, now)
+	ev, err := outbox.New(ctx, change, now)
 	if err != nil {
 		return users.User{}, err
 	}

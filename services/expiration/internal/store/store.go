@@ -217,7 +217,7 @@ func (s *Store) Delete(ctx context.Context, orderID string) error {
 // must follow it cannot be separated. False when the order was already
 // settled, here or on another replica.
 func (s *Store) Claim(ctx context.Context, orderID string, now time.Time) (bool, error) {
-	ev, err := outbox.New(events.ExpirationCompleteEvent{OrderID: orderID}, now)
+	ev, err := outbox.New(ctx, events.ExpirationCompleteEvent{OrderID: orderID}, now)
 	if err != nil {
 		return false, err
 	}

@@ -418,7 +418,7 @@ func (s *Store) InsertOrder(ctx context.Context, o orders.Order, now time.Time) 
 	if !ok {
 		return fmt.Errorf("order id %q is not an ObjectID", o.ID)
 	}
-	p, err := outbox.New(orderCreated(o), now)
+	p, err := outbox.New(ctx, orderCreated(o), now)
 	if err != nil {
 		return err
 	}
@@ -522,7 +522,7 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, now time.Time, fn fu
 		if err != nil {
 			return err
 		}
-		p, err := outbox.New(ev, now)
+		p, err := outbox.New(ctx, ev, now)
 		if err != nil {
 			return err
 		}

@@ -247,7 +247,7 @@ func (d paymentDoc) payment() payments.Payment {
 // InsertPayment records p with payment:created in its outbox (one write) and
 // asks the relay to publish it.
 func (s *Store) InsertPayment(ctx context.Context, p payments.Payment) error {
-	ev, err := outbox.New(events.PaymentCreatedEvent{ID: p.ID, OrderID: p.OrderID, Amount: p.Amount, ProviderID: p.ProviderID}, p.CreatedAt)
+	ev, err := outbox.New(ctx, events.PaymentCreatedEvent{ID: p.ID, OrderID: p.OrderID, Amount: p.Amount, ProviderID: p.ProviderID}, p.CreatedAt)
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ func (st *Store) Insert(ctx context.Context, s stuff.Stuff, key *stuff.Idempoten
 		oid = mongox.DerivedObjectID(key.Since, s.UserID, key.Key)
 	}
 	s.ID = oid.Hex()
-	p, err := outbox.New(events.StuffCreatedEvent(payload(&s)), st.now())
+	p, err := outbox.New(ctx, events.StuffCreatedEvent(payload(&s)), st.now())
 	if err != nil {
 		return stuff.Stuff{}, err
 	}
@@ -300,7 +300,7 @@ func (st *Store) Update(ctx context.Context, id string, fn func(s *stuff.Stuff) 
 				if len(d.Outbox) >= MaxPending {
 					return fmt.Errorf("save stuff %s: %d events not published yet: %w", id, len(d.Outbox), stuff.ErrBacklog)
 				}
-				p, err := outbox.New(events.StuffUpdatedEvent(payload(&s)), st.now())
+				p, err := outbox.New(ctx, events.StuffUpdatedEvent(payload(&s)), st.now())
 				if err != nil {
 					return err
 				}
