@@ -1,8 +1,9 @@
 // Package app wires the orders service: configuration, the shared service
 // kit, the store, the rules, the HTTP routes, the listeners and the
-// background jobs (the overdue sweep, the pruning of outcome claims). main, the
-// local stack (dev/) and the tests start the service the same way, through
-// LoadConfig and New (or Run).
+// background jobs (the sweep that cancels overdue orders and frees the
+// open-order slots a dying process left, the pruning of outcome claims).
+// main, the local stack (dev/) and the tests start the service the same
+// way, through LoadConfig and New (or Run).
 package app
 
 import (
@@ -40,6 +41,10 @@ type Config struct {
 	// cancel them itself (ORDER_SWEEP, default 30s): the expiration
 	// service, which cancels them at the deadline, may be down.
 	OrderSweep time.Duration
+	// MaxOpenOrders is how many orders waiting for payment (created) one
+	// buyer may have at once (MAX_OPEN_ORDERS, default 3, at least 1); 0
+	// means the default.
+	MaxOpenOrders int
 	// Now is the clock of the rules (time.Now when nil). It is not read
 	// from the environment: benchmarks set it to make deadlines coincide.
 	Now func() time.Time
@@ -48,14 +53,22 @@ type Config struct {
 // LoadConfig reads the shared service variables (see service.LoadConfig),
 // ORDER_HOLD (how long an order holds its stuff, default 15m) and
 // ORDER_SWEEP (how often, and how long past its deadline, an order still
-// created is cancelled by the orders service itself, default 30s), both Go
-// durations, reporting every problem together.
+// created is cancelled by the orders service itself, and how often the
+// open-order slots of ended orders are freed, default 30s), both Go
+// durations, and MAX_OPEN_ORDERS (how many orders waiting for payment one
+// buyer may have at once, an integer of at least 1, default 3: a buyer at
+// the cap who clicks BUY is answered 400), reporting every problem
+// together.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	cfg := Config{
-		Service:    service.LoadConfig(r, Name),
-		OrderHold:  r.Duration("ORDER_HOLD", orders.DefaultHold),
-		OrderSweep: r.Duration("ORDER_SWEEP", orders.DefaultSweep),
+		Service:       service.LoadConfig(r, Name),
+		OrderHold:     r.Duration("ORDER_HOLD", orders.DefaultHold),
+		OrderSweep:    r.Duration("ORDER_SWEEP", orders.DefaultSweep),
+		MaxOpenOrders: r.Int("MAX_OPEN_ORDERS", orders.DefaultMaxOpen),
+	}
+	if cfg.MaxOpenOrders < 1 {
+		r.Fail(fmt.Errorf("MAX_OPEN_ORDERS: %d is not a number of orders of at least 1", cfg.MaxOpenOrders))
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, fmt.Errorf("orders configuration: %w", err)
@@ -69,6 +82,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("service", c.Service),
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Duration("order_sweep", c.OrderSweep),
+		slog.Int("max_open_orders", c.MaxOpenOrders),
 	)
 }
 
@@ -91,14 +105,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if sweep <= 0 {
 		sweep = orders.DefaultSweep
 	}
-	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, Sweep: sweep, IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now})
+	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, Sweep: sweep, MaxOpen: cfg.MaxOpenOrders,
+		IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now})
 	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules), svc.Idempotent())
 	for _, l := range listeners.Listeners(rules, rules, rules, log) {
 		svc.Bus.Listen(l)
 	}
 	svc.Indexes(store.Indexes()...)
 	svc.Go(func(ctx context.Context) {
-		jobs.Run(ctx, log, jobs.Job{Name: "cancel overdue orders", Every: sweep, Do: rules.CancelOverdue})
+		jobs.Run(ctx, log, jobs.Job{Name: "sweep: cancel overdue orders, free the slots of ended ones", Every: sweep, Do: rules.Sweep})
 	})
 	svc.Go(func(ctx context.Context) {
 		jobs.Run(ctx, log, jobs.Job{Name: "prune outcome claims", Every: pruneEvery, Do: rules.PruneOutcomes})

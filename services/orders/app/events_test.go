@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/stuffmart/stuffmart/services/orders/app"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
@@ -132,11 +133,15 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 // events change nothing; a payment of a cancelled order is left alone.
 func TestOrderEndsByEvents(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	clock := testkit.NewClock(time.Now())
+	h := newHarnessWith(t, buildWith(func(c *app.Config) { c.Now = clock.Now }))
 	seller := newID()
 	ac, bc, other := h.buyer(), h.buyer(), h.buyer()
 	stuffA, stuffB := h.list(seller, 111), h.list(seller, 222)
 	oa, ob := h.buy(ac, stuffA), h.buy(bc, stuffB)
+	// The sentinels of the late events, below.
+	oc, od := h.buy(h.buyer(), h.list(seller, 1)), h.buy(h.buyer(), h.list(seller, 1))
+	clock.Advance(orderHold) // the deadlines have come
 
 	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: oa.ID})
 	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222, ProviderID: "pi_1"})
@@ -160,13 +165,12 @@ func TestOrderEndsByEvents(t *testing.T) {
 
 	// Redeliveries, a payment of the expired order, an expiry of the paid one.
 	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: oa.ID})
-	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222})
-	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: oa.ID, Amount: 111})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: ob.ID, Amount: 222, ProviderID: "pi_1"})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: oa.ID, Amount: 111, ProviderID: "pi_2"})
 	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: ob.ID})
 	// Sentinels on both subjects: once applied, the above were handled.
-	oc, od := h.buy(h.buyer(), h.list(seller, 1)), h.buy(h.buyer(), h.list(seller, 1))
 	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: oc.ID})
-	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: od.ID, Amount: 1})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: od.ID, Amount: 1, ProviderID: "pi_3"})
 	h.wait(events.OrderCancelled, oc.ID)
 	h.wait(events.OrderCompleted, od.ID)
 

@@ -56,6 +56,15 @@ func build(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.A
 	return a, nil
 }
 
+// buildWith is build with the configuration changed by set.
+func buildWith(set func(c *app.Config)) testkit.Build {
+	return func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
+		c := app.Config{Service: cfg, OrderHold: orderHold}
+		set(&c)
+		return app.New(ctx, c, log)
+	}
+}
+
 // newID returns a fresh id of the kind the services mint.
 func newID() string { return primitive.NewObjectID().Hex() }
 

@@ -23,15 +23,20 @@ func TestLoadConfig(t *testing.T) {
 		set       map[string]string
 		wantHold  time.Duration
 		wantSweep time.Duration
+		wantMax   int
 		wantErr   []string
 	}{
-		{"defaults", nil, 15 * time.Minute, 30 * time.Second, nil},
-		{"order hold", map[string]string{"ORDER_HOLD": "90s"}, 90 * time.Second, 30 * time.Second, nil},
-		{"order sweep", map[string]string{"ORDER_SWEEP": "2m"}, 15 * time.Minute, 2 * time.Minute, nil},
-		{"bad order hold", map[string]string{"ORDER_HOLD": "soon"}, 0, 0, []string{"ORDER_HOLD"}},
-		{"bad order sweep", map[string]string{"ORDER_SWEEP": "0s"}, 0, 0, []string{"ORDER_SWEEP"}},
-		{"everything missing at once", map[string]string{"MONGO_URI": "", "NATS_URL": "", "JWT_KEY": "", "ORDER_HOLD": "-1m", "ORDER_SWEEP": "often"}, 0, 0,
-			[]string{"MONGO_URI", "NATS_URL", "JWT_KEY", "ORDER_HOLD", "ORDER_SWEEP"}},
+		{"defaults", nil, 15 * time.Minute, 30 * time.Second, 3, nil},
+		{"order hold", map[string]string{"ORDER_HOLD": "90s"}, 90 * time.Second, 30 * time.Second, 3, nil},
+		{"order sweep", map[string]string{"ORDER_SWEEP": "2m"}, 15 * time.Minute, 2 * time.Minute, 3, nil},
+		{"max open orders", map[string]string{"MAX_OPEN_ORDERS": "1"}, 15 * time.Minute, 30 * time.Second, 1, nil},
+		{"bad order hold", map[string]string{"ORDER_HOLD": "soon"}, 0, 0, 0, []string{"ORDER_HOLD"}},
+		{"bad order sweep", map[string]string{"ORDER_SWEEP": "0s"}, 0, 0, 0, []string{"ORDER_SWEEP"}},
+		{"no open order allowed", map[string]string{"MAX_OPEN_ORDERS": "0"}, 0, 0, 0, []string{"MAX_OPEN_ORDERS"}},
+		{"negative open orders", map[string]string{"MAX_OPEN_ORDERS": "-2"}, 0, 0, 0, []string{"MAX_OPEN_ORDERS"}},
+		{"open orders not a number", map[string]string{"MAX_OPEN_ORDERS": "many"}, 0, 0, 0, []string{"MAX_OPEN_ORDERS"}},
+		{"everything missing at once", map[string]string{"MONGO_URI": "", "NATS_URL": "", "JWT_KEY": "", "ORDER_HOLD": "-1m", "ORDER_SWEEP": "often", "MAX_OPEN_ORDERS": "0"}, 0, 0, 0,
+			[]string{"MONGO_URI", "NATS_URL", "JWT_KEY", "ORDER_HOLD", "ORDER_SWEEP", "MAX_OPEN_ORDERS"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +52,7 @@ func TestLoadConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cfg.OrderHold != tc.wantHold || cfg.OrderSweep != tc.wantSweep || cfg.Service.Name != "orders" || cfg.Service.MongoDB != "orders" {
+				if cfg.OrderHold != tc.wantHold || cfg.OrderSweep != tc.wantSweep || cfg.MaxOpenOrders != tc.wantMax || cfg.Service.Name != "orders" || cfg.Service.MongoDB != "orders" {
 					t.Fatalf("config = %+v", cfg)
 				}
 				return

@@ -13,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/stuffmart/stuffmart/services/orders/app"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -164,10 +165,11 @@ func (h *harness) ordersOf(stuffID string) int64 {
 // TestPurchaseRace: 200 distinct signed-in buyers click BUY on one stuff at
 // the same instant, five times over: exactly one order each time, 199 × 409
 // with the customer's message, no 5xx. Then the winner of the first cancels,
-// and the same race on that stuff again has exactly one winner.
+// and the same race on that stuff again has exactly one winner. (One buyer
+// may win every round: the cap of open orders is lifted.)
 func TestPurchaseRace(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := newHarnessWith(t, buildWith(func(c *app.Config) { c.MaxOpenOrders = buyers }))
 	seller := newID()
 	stuffs := make([]string, 5)
 	for i := range stuffs {
@@ -213,7 +215,8 @@ func TestPurchaseRace(t *testing.T) {
 // way only, with exactly one terminal event, consistent with the API.
 func TestCompletionCancellationRace(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	clock := testkit.NewClock(time.Now())
+	h := newHarnessWith(t, buildWith(func(c *app.Config) { c.Now = clock.Now }))
 	const n = 16
 	type placed struct {
 		order  orderJSON
@@ -230,6 +233,11 @@ func TestCompletionCancellationRace(t *testing.T) {
 		c := h.buyer()
 		list[i] = placed{h.buy(c, s), c}
 	}
+	// Sentinels: once these are applied, every event published before them
+	// on the same subjects has been handled.
+	sentinelPaid := h.buy(h.buyer(), h.list(seller, 1))
+	sentinelExpired := h.buy(h.buyer(), h.list(seller, 1))
+	clock.Advance(orderHold) // the deadlines have come
 	deletes := make([]int, n)
 	failures := make([]error, 3*n)
 	release := make(chan struct{})
@@ -279,11 +287,7 @@ func TestCompletionCancellationRace(t *testing.T) {
 		}
 	}
 
-	// Sentinels: once these are applied, every event published before them
-	// on the same subjects has been handled.
-	sentinelPaid := h.buy(h.buyer(), h.list(seller, 1))
-	sentinelExpired := h.buy(h.buyer(), h.list(seller, 1))
-	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: sentinelPaid.ID, Amount: 1})
+	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: sentinelPaid.ID, Amount: 1, ProviderID: "pi_sentinel"})
 	h.Peer.Publish(events.ExpirationCompleteEvent{OrderID: sentinelExpired.ID})
 	h.wait(events.OrderCompleted, sentinelPaid.ID)
 	h.wait(events.OrderCancelled, sentinelExpired.ID)

@@ -52,7 +52,8 @@ func user(c echo.Context) (auth.User, error) {
 }
 
 // create is POST /api/orders {stuffId}: 201 with the order; 404 unknown
-// stuff; 400 own or sold stuff; 409 held by another order. A request with an
+// stuff; 400 own or sold stuff, or a buyer who already has MAX_OPEN_ORDERS
+// orders waiting for payment; 409 held by another order. A request with an
 // Idempotency-Key (see Routes) hands the key to the domain, which mints the
 // order id from it.
 func (h *Handler) create(c echo.Context) error {

@@ -32,10 +32,12 @@ type Replica interface {
 }
 
 // Ends is what the expiration and payment listeners need: the two ways an
-// order ends on another service's word.
+// order ends on another service's word, each checked against the order
+// (an expiry before its deadline waits; a payment that cannot be one of the
+// order is refused).
 type Ends interface {
 	Expire(ctx context.Context, orderID string) error
-	Complete(ctx context.Context, orderID string) error
+	Complete(ctx context.Context, p orders.Payment) error
 }
 
 // Buyers is what the user:banned listener needs: ending a banned buyer's
@@ -67,14 +69,28 @@ func Listeners(replica Replica, ends Ends, buyers Buyers, log *slog.Logger) []ev
 			if err != nil {
 				return err
 			}
-			return policy(ends.Expire(ctx, ev.OrderID))
+			err = ends.Expire(ctx, ev.OrderID)
+			if errors.Is(err, orders.ErrBeforeDeadline) {
+				// Forged, or a clock far ahead: it comes back, and
+				// applies once the deadline has passed.
+				log.Warn("expiry before the order's deadline; not applied yet", "order_id", ev.OrderID, "err", err)
+			}
+			return policy(err)
 		}},
 		{Subject: events.PaymentCreated, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {
 			ev, err := events.Decode[events.PaymentCreatedEvent](m)
 			if err != nil {
 				return err
 			}
-			err = ends.Complete(ctx, ev.OrderID)
+			err = ends.Complete(ctx, orders.Payment{ID: ev.ID, OrderID: ev.OrderID, Amount: ev.Amount, ProviderID: ev.ProviderID})
+			if errors.Is(err, orders.ErrPaymentMismatch) {
+				// Not a payment of this order (forged, or a bug): acked
+				// and left alone. If money was taken, the order expires
+				// and the payments service refunds it on order:cancelled.
+				log.Warn("payment that does not match its order; ignored",
+					"order_id", ev.OrderID, "payment_id", ev.ID, "amount", ev.Amount, "provider_id", ev.ProviderID, "err", err)
+				return nil
+			}
 			if errors.Is(err, orders.ErrOutcomeTaken) {
 				// The order was cancelled (or expired) first. The payments
 				// service, which sees order:cancelled, refunds it.

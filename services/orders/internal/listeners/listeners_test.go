@@ -45,7 +45,8 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			db := testkit.Mongo(t)
-			svc := orders.NewService(store.New(db, mongox.NewWriter(), nopNotifier{}), orders.Options{IDs: store.NewID})
+			clock := testkit.NewClock(time.Now())
+			svc := orders.NewService(store.New(db, mongox.NewWriter(), nopNotifier{}), orders.Options{IDs: store.NewID, Now: clock.Now})
 			log := testkit.Logger(t)
 			bus := events.NewBus(testkit.NATS(t), log, nil)
 
@@ -97,6 +98,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 				placed = append(placed, o)
 			}
 			expired, paid, bannedOrder := placed[0], placed[1], placed[2]
+			clock.Advance(orders.DefaultHold) // the deadlines have come
 
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
@@ -107,7 +109,7 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 				events.StuffCreatedEvent{ID: fresh, Version: 1, Title: "fresh", Price: 100, UserID: seller},
 				events.StuffUpdatedEvent{ID: old, Version: 2, Title: "v2", Price: 200, UserID: seller},
 				events.ExpirationCompleteEvent{OrderID: expired.ID},
-				events.PaymentCreatedEvent{ID: "pay", OrderID: paid.ID, Amount: 100},
+				events.PaymentCreatedEvent{ID: "pay", OrderID: paid.ID, Amount: 100, ProviderID: "pi_1"},
 				events.UserBannedEvent{UserID: banned, At: time.Now()},
 			} {
 				if err := bus.PublishEvent(wctx, ev); err != nil {
@@ -161,5 +163,109 @@ func TestRedeliveryAfterAFailedHandler(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// handler returns the Handle of the listener of subject.
+func handler(t *testing.T, ls []events.Listener, subject events.Subject) func(context.Context, events.Msg) error {
+	t.Helper()
+	for _, l := range ls {
+		if l.Subject == subject {
+			return l.Handle
+		}
+	}
+	t.Fatalf("no listener of %s", subject)
+	return nil
+}
+
+// TestEventsAreCheckedAgainstTheOrder: a payment:created that cannot be a
+// payment of its order is acked (handled: nil) without completing it; an
+// expiration:complete before the order's deadline is not acked (it comes
+// back) and cancels nothing. Matching events then end their orders.
+func TestEventsAreCheckedAgainstTheOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	clock := testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	const hold = 15 * time.Minute
+	svc := orders.NewService(store.New(db, mongox.NewWriter(), nopNotifier{}), orders.Options{Hold: hold, Now: clock.Now, IDs: store.NewID})
+	ls := listeners.Listeners(svc, svc, svc, testkit.Logger(t))
+	pay, expire := handler(t, ls, events.PaymentCreated), handler(t, ls, events.ExpirationComplete)
+	seller := store.NewID()
+	place := func(price int64) orders.Order {
+		t.Helper()
+		id := store.NewID()
+		if err := svc.ApplyStuffCreated(ctx, orders.Stuff{ID: id, Version: 1, Title: "t", Price: price, Currency: "usd", SellerID: seller}); err != nil {
+			t.Fatal(err)
+		}
+		o, err := svc.Create(ctx, store.NewID(), id, orders.RequestKey{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	msg := func(ev events.Event) events.Msg {
+		t.Helper()
+		b, err := events.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return events.Msg{Subject: ev.Subject(), Data: b, Deliveries: 1}
+	}
+	status := func(id string) string {
+		t.Helper()
+		var d struct {
+			Status string `bson:"status"`
+		}
+		oid, _ := primitive.ObjectIDFromHex(id)
+		if err := db.Collection(store.OrdersCollection).FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.Status
+	}
+
+	paid, free, partly, expired := place(500), place(500), place(500), place(500)
+	for _, ev := range []events.PaymentCreatedEvent{
+		{ID: "p1", OrderID: paid.ID, Amount: 501, ProviderID: "pi_1"},
+		{ID: "p2", OrderID: paid.ID, Amount: 0, ProviderID: "pi_2"},
+		{ID: "p3", OrderID: paid.ID, Amount: -1, ProviderID: "pi_3"},
+		{ID: "p4", OrderID: paid.ID, Amount: 500, ProviderID: "coupon"},
+	} {
+		if err := pay(ctx, msg(ev)); err != nil {
+			t.Fatalf("%+v: got %v, want it acked (nil)", ev, err)
+		}
+		if s := status(paid.ID); s != orders.StatusCreated {
+			t.Fatalf("%+v made the order %s", ev, s)
+		}
+	}
+	err := expire(ctx, msg(events.ExpirationCompleteEvent{OrderID: expired.ID}))
+	if !errors.Is(err, events.ErrNotYet) {
+		t.Fatalf("expiry before the deadline: got %v, want events.ErrNotYet", err)
+	}
+	if s := status(expired.ID); s != orders.StatusCreated {
+		t.Fatalf("expiry before the deadline made the order %s", s)
+	}
+
+	for _, c := range []struct {
+		ev   events.PaymentCreatedEvent
+		name string
+	}{
+		{events.PaymentCreatedEvent{ID: "p5", OrderID: paid.ID, Amount: 500, ProviderID: "pi_5"}, "full price"},
+		{events.PaymentCreatedEvent{ID: "p6", OrderID: free.ID, Amount: 0, ProviderID: "coupon"}, "free coupon"},
+		{events.PaymentCreatedEvent{ID: "p7", OrderID: partly.ID, Amount: 250, ProviderID: "pi_7"}, "a coupon's part of the price"},
+	} {
+		if err := pay(ctx, msg(c.ev)); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if s := status(c.ev.OrderID); s != orders.StatusComplete {
+			t.Fatalf("%s: order %s, want complete", c.name, s)
+		}
+	}
+	clock.Advance(hold)
+	if err := expire(ctx, msg(events.ExpirationCompleteEvent{OrderID: expired.ID})); err != nil {
+		t.Fatalf("expiry at the deadline: %v", err)
+	}
+	if s := status(expired.ID); s != orders.StatusCancelled {
+		t.Fatalf("expiry at the deadline: order %s, want cancelled", s)
 	}
 }

@@ -10,6 +10,7 @@ package orders
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/errs"
@@ -44,7 +45,31 @@ var (
 	ErrSold = errs.BadRequest("The stuff has already been sold")
 	// ErrNotCancellable (400): only a created order can be cancelled.
 	ErrNotCancellable = errs.BadRequest("Only an order that is created can be cancelled")
+	// ErrTooManyOpen is matched (errors.Is) by the error that refuses an
+	// order to a buyer who already has Options.MaxOpen orders waiting for
+	// payment (see tooManyOpen).
+	ErrTooManyOpen = errors.New("too many open orders")
 )
+
+// TooManyOpenMessage is what a buyer who already has max orders waiting for
+// payment is told when they click BUY.
+func TooManyOpenMessage(max int) string {
+	if max == 1 {
+		return "You already have an order waiting for payment: pay or cancel it first"
+	}
+	return fmt.Sprintf("You already have %d orders waiting for payment: pay or cancel one first", max)
+}
+
+// tooManyOpen is the refusal of an order to a buyer at the cap of max open
+// orders: ErrTooManyOpen, answered 400 with TooManyOpenMessage. A 400, not a
+// 429: waiting does not help (nothing frees a place before the buyer pays or
+// cancels, or an order's deadline passes, up to ORDER_HOLD later), so there
+// is no honest Retry-After, and clients and proxies retry a 429 on their
+// own. Like the other 400s of BUY (own stuff, sold), the storefront shows
+// the message on the stuff's page.
+func tooManyOpen(max int) error {
+	return fmt.Errorf("%w: %w", ErrTooManyOpen, errs.BadRequest(TooManyOpenMessage(max)))
+}
 
 // Errors the listeners map to an ack policy.
 var (
@@ -65,6 +90,12 @@ var (
 	// between the read and the write (another process wrote it); the caller
 	// may retry.
 	ErrStale = errors.New("document changed concurrently")
+	// ErrPaymentMismatch says a payment cannot be a payment of the order it
+	// names (see Payment): it is ignored, the order not completed.
+	ErrPaymentMismatch = errors.New("payment does not match its order")
+	// ErrBeforeDeadline says an expiry came before the order's deadline:
+	// it is an ErrEventAhead, and comes back.
+	ErrBeforeDeadline = fmt.Errorf("%w: the order's deadline has not passed", ErrEventAhead)
 )
 
 // Stuff is the local replica of a stuff listed in the stuff service, kept
@@ -98,6 +129,56 @@ type Order struct {
 	ExpiresAt time.Time
 	CreatedAt time.Time
 	Version   int64
+	// Slot is the number of the buyer's Slot the order takes while it is
+	// created. Orders placed before slots existed say 0 and hold none.
+	Slot int
+}
+
+// Slot is one of the Options.MaxOpen places a buyer's orders waiting for
+// payment take: number N (0 to MaxOpen-1) of UserID, held by OrderID from
+// just before the order is saved until it ends. Store.InsertSlot, keyed by
+// the user and the number, is the one atomic decision of whether a buyer may
+// place one more order: of any number of concurrent BUYs of one buyer, at
+// most MaxOpen find a free slot.
+type Slot struct {
+	UserID    string
+	N         int
+	OrderID   string
+	CreatedAt time.Time
+}
+
+// FreeCouponProvider is the provider id of a payment that took no money: a
+// 100 % coupon paid for the whole order.
+const FreeCouponProvider = "coupon"
+
+// Payment is a payment:created: what the payments service took for an
+// order.
+type Payment struct {
+	ID      string
+	OrderID string
+	// Amount is what was taken, in cents of the order's currency: the
+	// order's price, less a coupon's discount.
+	Amount int64
+	// ProviderID is the provider's charge id, or FreeCouponProvider.
+	ProviderID string
+}
+
+// check returns ErrPaymentMismatch unless p can be a payment of o: no more
+// than its price (a coupon only takes off), and nothing exactly when a free
+// coupon paid. The payload carries neither the currency nor the coupon's
+// discount, so an amount under the price (a coupon's part of it) is taken
+// as it is. A payment refused here was not recorded by orders: its order
+// stays created, expires, and the payments service refunds what it took on
+// order:cancelled.
+func (p Payment) check(o Order) error {
+	free := p.ProviderID == FreeCouponProvider
+	switch {
+	case p.Amount < 0 || p.Amount > o.Stuff.Price:
+		return fmt.Errorf("%w: payment %s of order %s is %d cents, the order charges %d", ErrPaymentMismatch, p.ID, o.ID, p.Amount, o.Stuff.Price)
+	case (p.Amount == 0) != free:
+		return fmt.Errorf("%w: payment %s of order %s is %d cents by %q: only a free coupon pays nothing", ErrPaymentMismatch, p.ID, o.ID, p.Amount, p.ProviderID)
+	}
+	return nil
 }
 
 // RequestKey names a create request its client may send again (the
@@ -188,4 +269,19 @@ type Store interface {
 	OutcomesBefore(ctx context.Context, before time.Time, limit int) ([]Outcome, error)
 	// ForgetOutcome deletes the outcome claim of orderID if it is outcome.
 	ForgetOutcome(ctx context.Context, orderID, outcome string) error
+
+	// InsertSlot claims slot s.N of s.UserID for s.OrderID: ErrDuplicate if
+	// another order holds it.
+	InsertSlot(ctx context.Context, s Slot) error
+	// Slot reads slot n of userID (under LockSlot: as it is now).
+	Slot(ctx context.Context, userID string, n int) (Slot, error)
+	// ReleaseSlot deletes slot n of userID if orderID holds it.
+	ReleaseSlot(ctx context.Context, userID string, n int, orderID string) error
+	// LockSlot runs fn holding the process's write lock of slot n of
+	// userID, which ReleaseSlot takes too, as LockHold does for a hold.
+	// Inside fn, use fn's ctx for the store.
+	LockSlot(ctx context.Context, userID string, n int, fn func(ctx context.Context) error) error
+	// SlotsBefore lists up to limit slots taken before before, the oldest
+	// first. It scans: for background jobs only.
+	SlotsBefore(ctx context.Context, before time.Time, limit int) ([]Slot, error)
 }

@@ -14,7 +14,13 @@ const (
 	DefaultHold      = 15 * time.Minute
 	DefaultStaleHold = time.Minute
 	DefaultSweep     = 30 * time.Second
+	DefaultMaxOpen   = 3
 )
+
+// ExpiryLeeway is how long before an order's deadline (by this service's
+// clock) an expiry is taken as due: the expiration service fires at the
+// deadline by its own clock, which may run a little ahead.
+const ExpiryLeeway = time.Second
 
 // OutcomeRetention is how long an outcome claim is kept once its order shows
 // the outcome (see PruneOutcomes).
@@ -30,8 +36,12 @@ type Options struct {
 	// StaleHold is how old a hold must be before a buyer who meets it checks
 	// whether it is an orphan (its order never saved, or cancelled without
 	// the hold being released because the process died in between) and
-	// releases it. Far longer than any request.
+	// releases it. Far longer than any request. A slot whose order was
+	// never saved is an orphan after as long.
 	StaleHold time.Duration
+	// MaxOpen is how many orders waiting for payment (created) one buyer
+	// may have at once (MAX_OPEN_ORDERS): the number of their Slots.
+	MaxOpen int
 	// Sweep is how long past its deadline an order still created is
 	// cancelled by CancelOverdue (ORDER_SWEEP).
 	Sweep time.Duration
@@ -51,6 +61,7 @@ type Service struct {
 	hold      time.Duration
 	staleHold time.Duration
 	sweep     time.Duration
+	maxOpen   int
 	now       func() time.Time
 	newID     func() string
 	derivedID func(since time.Time, parts ...string) string
@@ -58,7 +69,7 @@ type Service struct {
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, sweep: opts.Sweep, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
+	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, sweep: opts.Sweep, maxOpen: opts.MaxOpen, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
 	if s.hold <= 0 {
 		s.hold = DefaultHold
 	}
@@ -67,6 +78,9 @@ func NewService(store Store, opts Options) *Service {
 	}
 	if s.sweep <= 0 {
 		s.sweep = DefaultSweep
+	}
+	if s.maxOpen <= 0 {
+		s.maxOpen = DefaultMaxOpen
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -91,17 +105,25 @@ func ValidID(id string) bool {
 
 // Create places an order of stuffID for userID and holds the stuff for
 // Options.Hold. It publishes order:created. Errors: ErrNotFound (unknown or
-// malformed stuff id), ErrOwnStuff, ErrSold, ErrHeld.
+// malformed stuff id), ErrOwnStuff, ErrSold, ErrTooManyOpen (the buyer has
+// Options.MaxOpen orders waiting for payment), ErrHeld.
 //
 // Who gets the stuff is decided by one atomic insert of its hold (keyed by the
 // stuff id), never by reading first: of any number of concurrent buyers,
-// exactly one insert succeeds.
+// exactly one insert succeeds. Whether the buyer may place one more order is
+// decided the same way, by the insert of one of their slots (claimSlot),
+// once the hold is won: the buyers who lose the stuff write nothing more
+// (200 buyers racing for one stuff cost one slot, not 200 taken and given
+// back). A buyer visibly at the cap is refused before the hold, by reads
+// alone (atCap), so that clicking BUY again and again never holds a stuff,
+// even for a moment. A step that fails gives back what the steps before it
+// took (the hold, the slot), so a refused BUY holds nothing.
 //
 // With a key (a request that its client may send again), the order id is
 // derived from it: a try after one that died without answering finds what
-// the first try made (its order, as it is now, or its hold, to which it adds
-// the order) instead of meeting its own hold (ErrHeld) or placing a second
-// order.
+// the first try made (its order, as it is now, or its hold and slot, to
+// which it adds the order) instead of meeting its own hold (ErrHeld) or slot
+// (ErrTooManyOpen) or placing a second order.
 func (s *Service) Create(ctx context.Context, userID, stuffID string, key RequestKey) (Order, error) {
 	if !ValidID(stuffID) {
 		return Order{}, ErrNotFound
@@ -134,11 +156,23 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string, key Reques
 		CreatedAt: now,
 		Version:   1,
 	}
+	full, err := s.atCap(ctx, userID, o.ID, now)
+	if err != nil {
+		return Order{}, err
+	}
+	if full {
+		return Order{}, tooManyOpen(s.maxOpen)
+	}
 	if err := s.claimHold(ctx, Hold{StuffID: st.ID, OrderID: o.ID, UserID: userID, CreatedAt: now}); err != nil {
 		return Order{}, err
 	}
+	n, err := s.claimSlot(ctx, Slot{UserID: userID, OrderID: o.ID, CreatedAt: now})
+	if err != nil {
+		return Order{}, s.giveBackHold(ctx, o, err)
+	}
+	o.Slot = n
 	if err := s.store.InsertOrder(ctx, o, now); err != nil {
-		saved, err := s.undoHold(ctx, o, err)
+		saved, err := s.undo(ctx, o, err)
 		if err != nil {
 			return Order{}, err
 		}
@@ -167,30 +201,185 @@ func (s *Service) firstTry(ctx context.Context, userID, stuffID string, key Requ
 	return prev, id, nil
 }
 
-// confirm answers an order just saved only if it still holds its stuff. An
-// insert slower than StaleHold lets another buyer find the hold without an
-// order, release it as an orphan and take the stuff; the order saved after
-// that would be payable without a stuff. It is cancelled instead, and its
-// buyer told the stuff is held. The check runs under the hold's lock, as
-// the release of an orphan does: once confirmed, the order is no orphan to
-// anyone.
+// confirm answers an order just saved only if it still holds its slot and
+// its stuff. An insert slower than StaleHold lets another request find the
+// slot or the hold without an order, release it as an orphan and take it;
+// the order saved after that would be one too many of its buyer's, or
+// payable without a stuff. It is cancelled instead, and its buyer told the
+// stuff is held (or that they have too many orders). Each check runs under
+// the lock of what it checks, as the release of an orphan does: once
+// confirmed, the order is no orphan to anyone.
 func (s *Service) confirm(ctx context.Context, o Order) (Order, error) {
-	var held bool
-	err := s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+	var slotHeld, stuffHeld bool
+	err := s.store.LockSlot(ctx, o.UserID, o.Slot, func(ctx context.Context) error {
 		var err error
-		held, err = s.holdsStuff(ctx, o)
+		slotHeld, err = s.holdsSlot(ctx, o)
 		return err
 	})
 	if err != nil {
-		return Order{}, fmt.Errorf("check hold of order %s: %w", o.ID, err)
+		return Order{}, fmt.Errorf("check slot of order %s: %w", o.ID, err)
 	}
-	if held {
+	if slotHeld {
+		err = s.store.LockHold(ctx, o.Stuff.ID, func(ctx context.Context) error {
+			var err error
+			stuffHeld, err = s.holdsStuff(ctx, o)
+			return err
+		})
+		if err != nil {
+			return Order{}, fmt.Errorf("check hold of order %s: %w", o.ID, err)
+		}
+	}
+	if slotHeld && stuffHeld {
 		return o, nil
 	}
-	if _, err := s.end(ctx, o.ID, StatusCancelled); err != nil && !errors.Is(err, ErrOutcomeTaken) {
-		return Order{}, fmt.Errorf("cancel order %s, which lost its stuff: %w", o.ID, err)
+	if _, err := s.end(ctx, o.ID, StatusCancelled, nil); err != nil && !errors.Is(err, ErrOutcomeTaken) {
+		return Order{}, fmt.Errorf("cancel order %s, which lost its slot or its stuff: %w", o.ID, err)
+	}
+	if !slotHeld {
+		return Order{}, tooManyOpen(s.maxOpen)
 	}
 	return Order{}, ErrHeld
+}
+
+// holdsSlot reports whether o holds its slot. Call it under LockSlot.
+func (s *Service) holdsSlot(ctx context.Context, o Order) (bool, error) {
+	sl, err := s.store.Slot(ctx, o.UserID, o.Slot)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return sl.OrderID == o.ID, nil
+}
+
+// claimSlot takes a slot of sl.UserID for order sl.OrderID and returns its
+// number: the first of 0 … MaxOpen-1 that its insert gets, or that it takes
+// back (reclaimSlot). When every slot stands for another order waiting for
+// payment, the buyer is at the cap: tooManyOpen. Each step reads or writes
+// one document by its _id (the slot, the order it names), never a count of
+// the buyer's orders, which concurrent BUYs would all read below the cap.
+func (s *Service) claimSlot(ctx context.Context, sl Slot) (int, error) {
+	for n := range s.maxOpen {
+		sl.N = n
+		err := s.store.InsertSlot(ctx, sl)
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, ErrDuplicate) {
+			return 0, fmt.Errorf("take slot %d of %s: %w", n, sl.UserID, err)
+		}
+		claimed, err := s.reclaimSlot(ctx, sl)
+		if err != nil {
+			return 0, err
+		}
+		if claimed {
+			return n, nil
+		}
+	}
+	return 0, tooManyOpen(s.maxOpen)
+}
+
+// reclaimSlot takes slot sl.N for sl.OrderID if it was released meanwhile,
+// already is that order's (an earlier try of the same request took it), or
+// is an orphan (slotOrphan), which it releases first; it reports whether it
+// took it. It reads, decides and writes under the slot's lock, so that the
+// order the slot names is not confirmed (Create) in between.
+func (s *Service) reclaimSlot(ctx context.Context, sl Slot) (claimed bool, err error) {
+	err = s.store.LockSlot(ctx, sl.UserID, sl.N, func(ctx context.Context) error {
+		cur, err := s.store.Slot(ctx, sl.UserID, sl.N)
+		switch {
+		case errors.Is(err, ErrNotFound): // released meanwhile
+		case err != nil:
+			return fmt.Errorf("read slot %d of %s: %w", sl.N, sl.UserID, err)
+		case cur.OrderID == sl.OrderID:
+			claimed = true
+			return nil
+		default:
+			orphan, err := s.slotOrphan(ctx, cur, sl.CreatedAt)
+			if err != nil || !orphan {
+				return err
+			}
+			if err := s.store.ReleaseSlot(ctx, cur.UserID, cur.N, cur.OrderID); err != nil {
+				return fmt.Errorf("release orphan slot %d of %s: %w", cur.N, cur.UserID, err)
+			}
+		}
+		err = s.store.InsertSlot(ctx, sl)
+		switch {
+		case err == nil:
+			claimed = true
+		case !errors.Is(err, ErrDuplicate): // another request's insert won: not an error
+			return fmt.Errorf("take slot %d of %s: %w", sl.N, sl.UserID, err)
+		}
+		return nil
+	})
+	return claimed, err
+}
+
+// slotOrphan reports whether slot sl no longer stands for an order waiting
+// for payment, at now: its order ended (a process died before releasing
+// the slot), holds another slot (an earlier try of its request took this
+// one and died before saving the order), or was never saved and the slot is
+// StaleHold old (a younger one may be a request's still under way).
+func (s *Service) slotOrphan(ctx context.Context, sl Slot, now time.Time) (bool, error) {
+	o, err := s.store.Order(ctx, sl.OrderID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return now.Sub(sl.CreatedAt) >= s.staleHold, nil
+	case err != nil:
+		return false, fmt.Errorf("read order %s of slot %d of %s: %w", sl.OrderID, sl.N, sl.UserID, err)
+	}
+	return o.Status != StatusCreated || o.Slot != sl.N, nil
+}
+
+// atCap reports whether every slot of userID stands for an order waiting
+// for payment other than orderID (an earlier try of the same request may
+// have taken one), as read at now (slotOrphan). It only reads, by _id, and
+// may be wrong the moment after: claimSlot decides; this only spares a
+// buyer at the cap the hold they would take and give back.
+func (s *Service) atCap(ctx context.Context, userID, orderID string, now time.Time) (bool, error) {
+	for n := range s.maxOpen {
+		sl, err := s.store.Slot(ctx, userID, n)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("read slot %d of %s: %w", n, userID, err)
+		case sl.OrderID == orderID:
+			return false, nil
+		}
+		orphan, err := s.slotOrphan(ctx, sl, now)
+		if err != nil || orphan {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// giveBackHold releases the hold of order o, which will not be saved
+// because a step of its creation failed with cause, and returns cause. If
+// the release fails too, so does the request (a 500, logged): the hold stays
+// until a buyer finds it an orphan (claimHold).
+func (s *Service) giveBackHold(ctx context.Context, o Order, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.store.ReleaseHold(ctx, o.Stuff.ID, o.ID); err != nil {
+		return fmt.Errorf("give back hold of stuff %s after %v: %w", o.Stuff.ID, cause, err)
+	}
+	return cause
+}
+
+// giveBackSlot releases the slot of order o, which will not be saved
+// because a step of its creation failed with cause, and returns cause. If
+// the release fails too, so does the request (a 500, logged): the slot
+// stays until it is found an orphan (claimSlot, FreeSlots).
+func (s *Service) giveBackSlot(ctx context.Context, o Order, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.store.ReleaseSlot(ctx, o.UserID, o.Slot, o.ID); err != nil {
+		return fmt.Errorf("give back slot %d of %s after %v: %w", o.Slot, o.UserID, cause, err)
+	}
+	return cause
 }
 
 // holdsStuff reports whether o holds its stuff. Call it under LockHold.
@@ -205,14 +394,14 @@ func (s *Service) holdsStuff(ctx context.Context, o Order) (bool, error) {
 	return h.OrderID == o.ID, nil
 }
 
-// undoHold releases the hold of an order whose insert failed, so that
-// nothing is left half-written. An insert that failed ambiguously (a timeout
-// after the server wrote it) is checked first: if the order is there, the
-// purchase stands and the order is returned. If even that cannot be told,
-// the hold stays, and the next buyer who meets it after StaleHold releases
-// it (claimHold). The check and the release are one step under the hold's
-// lock.
-func (s *Service) undoHold(ctx context.Context, o Order, cause error) (Order, error) {
+// undo releases the hold and the slot of an order whose insert failed, so
+// that nothing is left half-written. An insert that failed ambiguously (a
+// timeout after the server wrote it) is checked first: if the order is
+// there, the purchase stands and the order is returned. If even that cannot
+// be told, the hold and the slot stay, and whoever meets them after
+// StaleHold releases them (claimHold, claimSlot). The check and the release
+// of the hold are one step under the hold's lock.
+func (s *Service) undo(ctx context.Context, o Order, cause error) (Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	cause = fmt.Errorf("save order %s: %w", o.ID, cause)
@@ -232,7 +421,7 @@ func (s *Service) undoHold(ctx context.Context, o Order, cause error) (Order, er
 		return cause
 	})
 	if errors.Is(err, cause) {
-		return Order{}, cause
+		return Order{}, s.giveBackSlot(ctx, o, cause)
 	}
 	if err != nil {
 		return Order{}, errors.Join(cause, err)
@@ -278,7 +467,7 @@ func (s *Service) claimHold(ctx context.Context, h Hold) error {
 // no error means the hold changed meanwhile (try again). It reads the hold,
 // decides and writes under the hold's lock, so that the order the hold
 // names is not confirmed (Create) or completed (Complete) in between, nor
-// its failed insert undone (undoHold).
+// its failed insert undone (undo).
 func (s *Service) reclaim(ctx context.Context, h Hold) (claimed bool, err error) {
 	err = s.store.LockHold(ctx, h.StuffID, func(ctx context.Context) error {
 		cur, err := s.store.Hold(ctx, h.StuffID)
@@ -377,7 +566,7 @@ func (s *Service) Cancel(ctx context.Context, userID, id string) error {
 	if o.Status != StatusCreated {
 		return ErrNotCancellable
 	}
-	if _, err := s.end(ctx, o.ID, StatusCancelled); err != nil {
+	if _, err := s.end(ctx, o.ID, StatusCancelled, nil); err != nil {
 		if errors.Is(err, ErrOutcomeTaken) {
 			return ErrNotCancellable
 		}
@@ -390,29 +579,40 @@ func (s *Service) Cancel(ctx context.Context, userID, id string) error {
 var ErrOutcomeTaken = errors.New("order already ended otherwise")
 
 // Expire cancels order id because its hold deadline passed, unless it
-// already ended. It is idempotent. Errors: ErrMalformedEvent, ErrEventAhead
-// (unknown order).
+// already ended. It is idempotent. The event says nothing but the order id,
+// so what it is checked against is the order's own deadline: an expiry of an
+// order still created that comes more than ExpiryLeeway before it (forged,
+// or from a clock far ahead) is ErrBeforeDeadline, an ErrEventAhead, and
+// cancels the order only when it comes back after the deadline. Errors:
+// ErrMalformedEvent, ErrEventAhead (unknown order, or before the deadline).
 func (s *Service) Expire(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, id)
 	}
-	_, err := s.end(ctx, id, StatusCancelled)
+	_, err := s.end(ctx, id, StatusCancelled, func(o Order) error {
+		if o.Status == StatusCreated && s.now().Before(o.ExpiresAt.Add(-ExpiryLeeway)) {
+			return fmt.Errorf("%w: order %s expires at %s", ErrBeforeDeadline, o.ID, o.ExpiresAt.Format(time.RFC3339Nano))
+		}
+		return nil
+	})
 	if errors.Is(err, ErrOutcomeTaken) {
 		return nil // paid in time: nothing to expire
 	}
 	return err
 }
 
-// Complete completes order id because it was paid, unless it already ended.
-// It is idempotent. An order that no longer holds its stuff is not completed
-// but cancelled (see end). Errors: ErrMalformedEvent, ErrEventAhead (unknown
-// order), ErrOutcomeTaken (the order was cancelled, first or now: the payment
-// is the payments service's to refund, on order:cancelled).
-func (s *Service) Complete(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, id)
+// Complete completes the order p paid for, unless it already ended. It is
+// idempotent. A payment that cannot be one of the order (see Payment.check)
+// changes nothing: ErrPaymentMismatch. An order that no longer holds its
+// stuff is not completed but cancelled (see end). Errors: ErrMalformedEvent,
+// ErrEventAhead (unknown order), ErrPaymentMismatch, ErrOutcomeTaken (the
+// order was cancelled, first or now: the payment is the payments service's
+// to refund, on order:cancelled).
+func (s *Service) Complete(ctx context.Context, p Payment) error {
+	if !ValidID(p.OrderID) {
+		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, p.OrderID)
 	}
-	_, err := s.end(ctx, id, StatusComplete)
+	_, err := s.end(ctx, p.OrderID, StatusComplete, p.check)
 	return err
 }
 
@@ -428,13 +628,21 @@ func (s *Service) Complete(ctx context.Context, id string) error {
 // (claimCompletion); otherwise it is cancelled instead, and end returns
 // ErrOutcomeTaken: the payment is refunded rather than the stuff sold to two
 // buyers.
-func (s *Service) end(ctx context.Context, id, outcome string) (Order, error) {
+//
+// check, when not nil, vets the order as read against the event that ends
+// it; its error is returned and nothing is written.
+func (s *Service) end(ctx context.Context, id, outcome string, check func(o Order) error) (Order, error) {
 	o, err := s.store.Order(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Order{}, fmt.Errorf("%w: order %s is unknown", ErrEventAhead, id)
 	case err != nil:
 		return Order{}, fmt.Errorf("load order %s: %w", id, err)
+	}
+	if check != nil {
+		if err := check(o); err != nil {
+			return o, err
+		}
 	}
 	if o.Status != StatusCreated && o.Status != outcome {
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, o.Status)
@@ -483,7 +691,8 @@ func (s *Service) claimCompletion(ctx context.Context, o Order, now time.Time) (
 }
 
 // finish brings order id, whose outcome is claimed, to it: its status and
-// event, then its hold.
+// event, then its hold, then its slot, which the order no longer needs
+// either way.
 func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time) (Order, error) {
 	// The outcome is decided: finish the work even if the caller goes away
 	// (a cancel request dropped now would leave the order "created", its
@@ -521,6 +730,9 @@ func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time)
 	if err != nil {
 		return Order{}, fmt.Errorf("%s order %s: update hold of stuff %s: %w", outcome, id, o.Stuff.ID, err)
 	}
+	if err := s.store.ReleaseSlot(ctx, o.UserID, o.Slot, o.ID); err != nil {
+		return Order{}, fmt.Errorf("%s order %s: release slot %d of %s: %w", outcome, id, o.Slot, o.UserID, err)
+	}
 	return o, nil
 }
 
@@ -538,7 +750,7 @@ func (s *Service) CancelOrdersOf(ctx context.Context, userID string) (int, error
 	n := 0
 	var failed []error
 	for _, o := range list {
-		_, err := s.end(ctx, o.ID, StatusCancelled)
+		_, err := s.end(ctx, o.ID, StatusCancelled, nil)
 		switch {
 		case err == nil:
 			n++
@@ -633,7 +845,7 @@ func (s *Service) CancelOverdue(ctx context.Context) (int, error) {
 func (s *Service) settle(ctx context.Context, id string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, endTimeout)
 	defer cancel()
-	o, err := s.end(ctx, id, StatusCancelled)
+	o, err := s.end(ctx, id, StatusCancelled, nil)
 	if !errors.Is(err, ErrOutcomeTaken) {
 		return err == nil, err
 	}
@@ -641,10 +853,68 @@ func (s *Service) settle(ctx context.Context, id string) (bool, error) {
 		return false, nil // ended meanwhile
 	}
 	// The completion is claimed, the order not brought to it: finish it.
-	if _, err := s.end(ctx, id, StatusComplete); err != nil {
+	if _, err := s.end(ctx, id, StatusComplete, nil); err != nil {
 		return false, fmt.Errorf("finish the completion of order %s: %w", id, err)
 	}
 	return true, nil
+}
+
+// slotBatch bounds the slots one FreeSlots looks at; the next run takes
+// the rest.
+const slotBatch = 1000
+
+// FreeSlots releases the slots that no longer stand for an order waiting
+// for payment (see slotOrphan) and returns how many it released: a process
+// that died after an order ended, or before it was saved, left them. A BUY
+// of their buyer takes such a slot back when it meets it; this frees those
+// of buyers who do not come back. It looks only at slots older than an
+// order's hold: a younger one is nearly always its order's, and an order
+// still created past its deadline is cancelled by CancelOverdue, which
+// frees its slot. Each slot is checked and released under its lock, as a
+// BUY's reclaim does. A background job calls it every Sweep.
+func (s *Service) FreeSlots(ctx context.Context) (int, error) {
+	now := s.now()
+	list, err := s.store.SlotsBefore(ctx, now.Add(-s.hold), slotBatch)
+	if err != nil {
+		return 0, fmt.Errorf("list old slots: %w", err)
+	}
+	n := 0
+	var failed []error
+	for _, sl := range list {
+		err := s.store.LockSlot(ctx, sl.UserID, sl.N, func(ctx context.Context) error {
+			cur, err := s.store.Slot(ctx, sl.UserID, sl.N)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				return nil // released meanwhile
+			case err != nil:
+				return err
+			case cur.OrderID != sl.OrderID:
+				return nil // taken again meanwhile
+			}
+			orphan, err := s.slotOrphan(ctx, cur, now)
+			if err != nil || !orphan {
+				return err
+			}
+			if err := s.store.ReleaseSlot(ctx, cur.UserID, cur.N, cur.OrderID); err != nil {
+				return err
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			failed = append(failed, fmt.Errorf("free slot %d of %s: %w", sl.N, sl.UserID, err))
+		}
+	}
+	return n, errors.Join(failed...)
+}
+
+// Sweep is the orders service's periodic repair, run every Options.Sweep:
+// CancelOverdue, then FreeSlots. It returns how many orders and slots it
+// ended or freed.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	cancelled, err := s.CancelOverdue(ctx)
+	freed, ferr := s.FreeSlots(ctx)
+	return cancelled + freed, errors.Join(err, ferr)
 }
 
 // ApplyStuffCreated adds a listed stuff to the replica. A duplicate delivery

@@ -111,6 +111,20 @@ func (e *env) holdOf(stuffID string) (orders.Hold, bool) {
 
 func user() string { return store.NewID() }
 
+// paymentOf is a payment of o's full price by card.
+func paymentOf(o orders.Order) orders.Payment {
+	return orders.Payment{ID: store.NewID(), OrderID: o.ID, Amount: o.Stuff.Price, ProviderID: "pi_" + o.ID}
+}
+
+// expire has the deadline of o come: the clock moves there, if it is before,
+// and the order is expired.
+func (e *env) expire(o orders.Order) error {
+	if d := o.ExpiresAt.Sub(e.clock.Now()); d > 0 {
+		e.clock.Advance(d)
+	}
+	return e.svc.Expire(context.Background(), o.ID)
+}
+
 func TestReplicaAppliesVersionsInOrderOnce(t *testing.T) {
 	t.Parallel()
 	type step struct {
@@ -364,7 +378,7 @@ func holdOfCancelledOrder(e *env, stuffID string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.svc.Expire(ctx, o.ID); err != nil {
+	if err := e.svc.Cancel(ctx, o.UserID, o.ID); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.store.InsertHold(ctx, orders.Hold{StuffID: stuffID, OrderID: o.ID, UserID: o.UserID, CreatedAt: e.clock.Now()}); err != nil {
@@ -380,7 +394,7 @@ func holdOfCompletedOrder(e *env, stuffID string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.svc.Complete(ctx, o.ID); err != nil {
+	if err := e.svc.Complete(ctx, paymentOf(o)); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.store.ReleaseHold(ctx, stuffID, o.ID); err != nil {
@@ -399,10 +413,10 @@ func TestOrderEnds(t *testing.T) {
 		want error
 	}
 	expire := func(want error) op {
-		return op{"expire", func(e *env, o orders.Order) error { return e.svc.Expire(context.Background(), o.ID) }, want}
+		return op{"expire", func(e *env, o orders.Order) error { return e.expire(o) }, want}
 	}
 	complete := func(want error) op {
-		return op{"complete", func(e *env, o orders.Order) error { return e.svc.Complete(context.Background(), o.ID) }, want}
+		return op{"complete", func(e *env, o orders.Order) error { return e.svc.Complete(context.Background(), paymentOf(o)) }, want}
 	}
 	cancel := func(want error) op {
 		return op{"cancel", func(e *env, o orders.Order) error { return e.svc.Cancel(context.Background(), o.UserID, o.ID) }, want}
@@ -516,7 +530,7 @@ func TestOrderEndsOfUnknownOrMalformedOrders(t *testing.T) {
 			if err := e.svc.Expire(ctx, tc.id); !errors.Is(err, tc.want) {
 				t.Errorf("expire: got %v, want %v", err, tc.want)
 			}
-			if err := e.svc.Complete(ctx, tc.id); !errors.Is(err, tc.want) {
+			if err := e.svc.Complete(ctx, orders.Payment{ID: "p", OrderID: tc.id, Amount: 500, ProviderID: "pi_1"}); !errors.Is(err, tc.want) {
 				t.Errorf("complete: got %v, want %v", err, tc.want)
 			}
 		})
@@ -534,13 +548,13 @@ func TestOrderEndFinishesAClaimLeftHalfWay(t *testing.T) {
 	if _, err := e.store.ClaimOutcome(ctx, o.ID, orders.StatusCancelled, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Complete(ctx, o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+	if err := e.svc.Complete(ctx, paymentOf(o)); !errors.Is(err, orders.ErrOutcomeTaken) {
 		t.Fatalf("complete: got %v, want ErrOutcomeTaken", err)
 	}
 	if r := e.record(o.ID); r.Status != orders.StatusCreated {
 		t.Fatalf("status %s after a lost completion", r.Status)
 	}
-	if err := e.svc.Expire(ctx, o.ID); err != nil {
+	if err := e.expire(o); err != nil {
 		t.Fatal(err)
 	}
 	r := e.record(o.ID)
@@ -596,6 +610,7 @@ func TestOrderEndRace(t *testing.T) {
 	for i := range list {
 		list[i] = e.order(user())
 	}
+	e.clock.Advance(hold) // every deadline has come
 	type result struct{ cancel, expire, complete error }
 	results := make([]result, n)
 	start := make(chan struct{})
@@ -604,7 +619,7 @@ func TestOrderEndRace(t *testing.T) {
 		wg.Add(3)
 		go func() { defer wg.Done(); <-start; results[i].cancel = e.svc.Cancel(ctx, o.UserID, o.ID) }()
 		go func() { defer wg.Done(); <-start; results[i].expire = e.svc.Expire(ctx, o.ID) }()
-		go func() { defer wg.Done(); <-start; results[i].complete = e.svc.Complete(ctx, o.ID) }()
+		go func() { defer wg.Done(); <-start; results[i].complete = e.svc.Complete(ctx, paymentOf(o)) }()
 	}
 	t0 := time.Now()
 	close(start)
@@ -652,6 +667,7 @@ func TestOrderEndRace(t *testing.T) {
 func TestListNewestFirst(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	e.svc = orders.NewService(e.store, orders.Options{Hold: hold, MaxOpen: 5, Now: e.clock.Now, IDs: store.NewID})
 	ctx := context.Background()
 	buyer := user()
 	var ids []string
@@ -725,7 +741,7 @@ func TestCompleteRefusesAnOrderThatLostItsStuff(t *testing.T) {
 			e := newEnv(t)
 			o := e.order(user())
 			holder := tc.lose(e, o)
-			if err := e.svc.Complete(context.Background(), o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+			if err := e.svc.Complete(context.Background(), paymentOf(o)); !errors.Is(err, orders.ErrOutcomeTaken) {
 				t.Fatalf("complete: got %v, want ErrOutcomeTaken (the payment is refunded)", err)
 			}
 			r := e.record(o.ID)
@@ -741,7 +757,7 @@ func TestCompleteRefusesAnOrderThatLostItsStuff(t *testing.T) {
 				t.Fatalf("hold = %+v (present %v), want order %s's, not sold", h, ok, holder)
 			}
 			// The payment's redelivery changes nothing.
-			if err := e.svc.Complete(context.Background(), o.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+			if err := e.svc.Complete(context.Background(), paymentOf(o)); !errors.Is(err, orders.ErrOutcomeTaken) {
 				t.Fatalf("complete again: got %v, want ErrOutcomeTaken", err)
 			}
 		})
@@ -900,7 +916,7 @@ func TestCancelOverdue(t *testing.T) {
 	ctx := context.Background()
 	svc := orders.NewService(e.store, orders.Options{Hold: hold, Sweep: sweep, Now: e.clock.Now, IDs: store.NewID})
 	overdue, halfPaid, paid := e.order(user()), e.order(user()), e.order(user())
-	if err := e.svc.Complete(ctx, paid.ID); err != nil {
+	if err := e.svc.Complete(ctx, paymentOf(paid)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.ClaimOutcome(ctx, halfPaid.ID, orders.StatusComplete, e.clock.Now()); err != nil {
@@ -937,7 +953,7 @@ func TestCancelOverdue(t *testing.T) {
 		checkHold(t, e, tc.o, tc.want)
 	}
 	// A payment of the cancelled order is refused (payments refunds it).
-	if err := svc.Complete(ctx, overdue.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+	if err := svc.Complete(ctx, paymentOf(overdue)); !errors.Is(err, orders.ErrOutcomeTaken) {
 		t.Fatalf("payment after the sweep: got %v, want ErrOutcomeTaken", err)
 	}
 }
@@ -968,10 +984,10 @@ func TestPruneOutcomes(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	cancelled, completed, halfWay := e.order(user()), e.order(user()), e.order(user())
-	if err := e.svc.Expire(ctx, cancelled.ID); err != nil {
+	if err := e.expire(cancelled); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Complete(ctx, completed.ID); err != nil {
+	if err := e.svc.Complete(ctx, paymentOf(completed)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.ClaimOutcome(ctx, halfWay.ID, orders.StatusCancelled, e.clock.Now()); err != nil {
@@ -979,7 +995,7 @@ func TestPruneOutcomes(t *testing.T) {
 	}
 	e.clock.Advance(orders.OutcomeRetention)
 	recent := e.order(user())
-	if err := e.svc.Expire(ctx, recent.ID); err != nil {
+	if err := e.expire(recent); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute)
@@ -1002,7 +1018,7 @@ func TestPruneOutcomes(t *testing.T) {
 	}
 
 	// Late events about the pruned orders change nothing.
-	if err := e.svc.Complete(ctx, cancelled.ID); !errors.Is(err, orders.ErrOutcomeTaken) {
+	if err := e.svc.Complete(ctx, paymentOf(cancelled)); !errors.Is(err, orders.ErrOutcomeTaken) {
 		t.Fatalf("payment of the pruned cancelled order: %v, want ErrOutcomeTaken", err)
 	}
 	if err := e.svc.Expire(ctx, completed.ID); err != nil {

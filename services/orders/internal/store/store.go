@@ -1,9 +1,10 @@
 // Package store keeps the orders service's data in MongoDB (FerretDB
-// locally): the stuff replica, holds, outcome claims and orders. It maps
+// locally): the stuff replica, holds, open-order slots, outcome claims and
+// orders. It maps
 // between BSON documents and the orders domain types and maps driver errors
 // to the domain's (ErrNotFound, ErrDuplicate, ErrStale).
 //
-// Claims (holds, outcomes) are plain inserts keyed by _id, whose unique index
+// Claims (holds, slots, outcomes) are plain inserts keyed by _id, whose unique index
 // makes them atomic on FerretDB too. Every update of an existing document
 // goes through the service's one mongox.Writer and is conditioned on the
 // version it read, so it is also safe across processes on real MongoDB
@@ -16,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -34,6 +36,7 @@ const (
 	OrdersCollection   = "orders"
 	StuffCollection    = "stuff"
 	HoldsCollection    = "holds"
+	SlotsCollection    = "slots"
 	OutcomesCollection = "outcomes"
 )
 
@@ -50,6 +53,7 @@ type Store struct {
 	orders   *mongo.Collection
 	stuff    *mongo.Collection
 	holds    *mongo.Collection
+	slots    *mongo.Collection
 	outcomes *mongo.Collection
 
 	stuffReads flight[orders.Stuff]
@@ -67,6 +71,7 @@ func New(db *mongo.Database, w *mongox.Writer, relay Notifier) *Store {
 		orders:   db.Collection(OrdersCollection),
 		stuff:    db.Collection(StuffCollection),
 		holds:    db.Collection(HoldsCollection),
+		slots:    db.Collection(SlotsCollection),
 		outcomes: db.Collection(OutcomesCollection),
 	}
 }
@@ -78,6 +83,7 @@ func Indexes() []mongox.Index {
 		{Collection: OrdersCollection, Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}, Name: "user_newest"},
 		{Collection: OrdersCollection, Keys: bson.D{{Key: "status", Value: 1}, {Key: "expiresAt", Value: 1}}, Name: "status_deadline"},
 		{Collection: OutcomesCollection, Keys: bson.D{{Key: "at", Value: 1}}, Name: "oldest"},
+		{Collection: SlotsCollection, Keys: bson.D{{Key: "createdAt", Value: 1}}, Name: "oldest"},
 	}
 }
 
@@ -318,6 +324,99 @@ func (s *Store) MarkHoldSold(ctx context.Context, stuffID, orderID string) error
 	return err
 }
 
+// --- open-order slots ---
+
+type slotDoc struct {
+	ID        string    `bson:"_id"` // slotID(userID, n)
+	UserID    string    `bson:"userId"`
+	N         int       `bson:"n"`
+	OrderID   string    `bson:"orderId"`
+	CreatedAt time.Time `bson:"createdAt"`
+}
+
+// slotID is the _id of slot n of userID: "<userID>#<n>". The unique _id
+// index is what lets no more than MaxOpen slots of a user exist.
+func slotID(userID string, n int) string { return userID + "#" + strconv.Itoa(n) }
+
+func (d slotDoc) domain() orders.Slot {
+	return orders.Slot{UserID: d.UserID, N: d.N, OrderID: d.OrderID, CreatedAt: d.CreatedAt.UTC()}
+}
+
+// InsertSlot claims slot sl.N of sl.UserID for order sl.OrderID: one insert
+// keyed by the user and the number, ErrDuplicate when another order holds
+// it.
+func (s *Store) InsertSlot(ctx context.Context, sl orders.Slot) error {
+	err := s.w.Insert(ctx, s.slots, slotDoc{ID: slotID(sl.UserID, sl.N), UserID: sl.UserID, N: sl.N, OrderID: sl.OrderID, CreatedAt: sl.CreatedAt})
+	return duplicate(err)
+}
+
+// slotLockKey marks the context of a caller that holds the write lock of a
+// slot (LockSlot); its value is the slot's _id.
+type slotLockKey struct{}
+
+func slotLocked(ctx context.Context, id string) bool {
+	v, ok := ctx.Value(slotLockKey{}).(string)
+	return ok && v == id
+}
+
+// LockSlot runs fn holding this process's write lock of slot n of userID,
+// the lock ReleaseSlot takes: as LockHold does for a hold, with fn's ctx
+// ReleaseSlot writes without taking the lock again.
+func (s *Store) LockSlot(ctx context.Context, userID string, n int, fn func(ctx context.Context) error) error {
+	id := slotID(userID, n)
+	if slotLocked(ctx, id) {
+		return fn(ctx)
+	}
+	return s.w.Lock(ctx, s.slots, id, func(ctx context.Context) error {
+		return fn(context.WithValue(ctx, slotLockKey{}, id))
+	})
+}
+
+// Slot reads slot n of userID.
+func (s *Store) Slot(ctx context.Context, userID string, n int) (orders.Slot, error) {
+	var d slotDoc
+	if err := s.slots.FindOne(ctx, bson.D{{Key: "_id", Value: slotID(userID, n)}}).Decode(&d); err != nil {
+		return orders.Slot{}, notFound(err)
+	}
+	return d.domain(), nil
+}
+
+// ReleaseSlot deletes slot n of userID if orderID holds it, under the
+// slot's lock.
+func (s *Store) ReleaseSlot(ctx context.Context, userID string, n int, orderID string) error {
+	id := slotID(userID, n)
+	guard := bson.E{Key: "orderId", Value: orderID}
+	if !slotLocked(ctx, id) {
+		_, err := s.w.DeleteByID(ctx, s.slots, id, guard)
+		return err
+	}
+	// The caller holds the lock (LockSlot) and read the slot under it: as
+	// in ReleaseHold, the guard in the filter makes the delete atomic on
+	// MongoDB. On FerretDB it reads every slot (one per order waiting for
+	// payment); this path serves only orphans.
+	_, err := s.w.DeleteMany(ctx, s.slots, bson.D{{Key: "_id", Value: id}, guard})
+	return err
+}
+
+// SlotsBefore lists up to limit slots taken before before, the oldest
+// first. It reads every slot on FerretDB: for the sweep.
+func (s *Store) SlotsBefore(ctx context.Context, before time.Time, limit int) ([]orders.Slot, error) {
+	cur, err := s.slots.Find(ctx, bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: before}}}},
+		options.Find().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []slotDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	list := make([]orders.Slot, len(docs))
+	for i, d := range docs {
+		list[i] = d.domain()
+	}
+	return list, nil
+}
+
 // --- outcomes ---
 
 type outcomeDoc struct {
@@ -394,6 +493,7 @@ type orderDoc struct {
 	ExpiresAt time.Time          `bson:"expiresAt"`
 	CreatedAt time.Time          `bson:"createdAt"`
 	Version   int64              `bson:"version"`
+	Slot      int                `bson:"slot"`
 	Outbox    []outbox.Pending   `bson:"outbox,omitempty"`
 }
 
@@ -406,6 +506,7 @@ func (d orderDoc) domain() orders.Order {
 		ExpiresAt: d.ExpiresAt.UTC(),
 		CreatedAt: d.CreatedAt.UTC(),
 		Version:   d.Version,
+		Slot:      d.Slot,
 	}
 }
 
@@ -430,6 +531,7 @@ func (s *Store) InsertOrder(ctx context.Context, o orders.Order, now time.Time) 
 		ExpiresAt: o.ExpiresAt,
 		CreatedAt: o.CreatedAt,
 		Version:   o.Version,
+		Slot:      o.Slot,
 		Outbox:    []outbox.Pending{p},
 	})
 	if err != nil {
