@@ -61,7 +61,8 @@ type world struct {
 func start(t *testing.T, env map[string]string) *world {
 	t.Helper()
 	all := map[string]string{"JWT_KEY": testkit.JWTKey, "SESSION_KEY": testkit.SessionKey, "LOG_LEVEL": "info",
-		"RATE_LIMIT": "off"} // the tests send hundreds of writes from one address
+		"RATE_LIMIT":      "off",  // the tests send hundreds of writes from one address
+		"MAX_OPEN_ORDERS": "1000"} // and a buyer may hold many orders
 	for k, v := range env {
 		all[k] = v
 	}

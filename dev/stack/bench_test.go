@@ -86,7 +86,9 @@ type benchOptions struct {
 
 func startBench(b *testing.B, o benchOptions) *benchStack {
 	b.Helper()
-	env := map[string]string{"PORT": "0", "DATA_DIR": b.TempDir(), "JWT_KEY": benchSecret, "SESSION_KEY": benchSecret, "LOG_LEVEL": "error", "RATE_LIMIT": "off"}
+	env := map[string]string{"PORT": "0", "DATA_DIR": b.TempDir(), "JWT_KEY": benchSecret, "SESSION_KEY": benchSecret, "LOG_LEVEL": "error", "RATE_LIMIT": "off",
+		// Benchmark buyers place many orders each.
+		"MAX_OPEN_ORDERS": "100000"}
 	for k, v := range o.env {
 		env[k] = v
 	}

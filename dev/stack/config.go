@@ -36,6 +36,9 @@ type Config struct {
 	StripeSecretKey string
 	// RateLimit is false when RATE_LIMIT=off (benchmarks, load tests).
 	RateLimit bool
+	// MaxOpenOrders is how many orders waiting for payment one buyer may
+	// have at once (MAX_OPEN_ORDERS, default 3); benchmarks raise it.
+	MaxOpenOrders int
 	// DebugAddr, when set (DEBUG_ADDR, a loopback host:port), serves the
 	// whole process's profiles (net/http/pprof): every service runs in it.
 	DebugAddr string
@@ -53,7 +56,7 @@ type Config struct {
 // LoadConfig reads PORT (8080), DATA_DIR (".data", made absolute against the
 // current directory), JWT_KEY and SESSION_KEY (optional, 32+ characters when
 // set), ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m), STRIPE_SECRET_KEY,
-// RATE_LIMIT (on), DEBUG_ADDR (none) and LOG_LEVEL (info). It reports every bad variable
+// RATE_LIMIT (on), MAX_OPEN_ORDERS (3), DEBUG_ADDR (none) and LOG_LEVEL (info). It reports every bad variable
 // together. ADMIN_EMAILS is refused, as auth refuses it: admins are granted
 // with `go run ./dev admin grant EMAIL` (Admin).
 func LoadConfig(getenv func(string) string) (Config, error) {
@@ -89,6 +92,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		OrderHold:       r.Duration("ORDER_HOLD", 15*time.Minute),
 		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
 		RateLimit:       rateLimit(r, &problems),
+		MaxOpenOrders:   r.Int("MAX_OPEN_ORDERS", 3),
 		DebugAddr:       service.DebugAddr(r),
 		LogLevel:        level,
 		ReadyTimeout:    defaultReadyTimeout,
@@ -128,6 +132,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Bool("stripe", c.StripeSecretKey != ""),
 		slog.Bool("rate_limit", c.RateLimit),
+		slog.Int("max_open_orders", c.MaxOpenOrders),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Any("services", names),

@@ -372,6 +372,7 @@ func ServiceEnv(cfg Config, secrets Secrets, ep Endpoints, name, addr string) ma
 		// the only proxy whose forwarded headers count.
 		"TRUSTED_PROXIES": "127.0.0.0/8,::1",
 		"RATE_LIMIT":      onOff(cfg.RateLimit),
+		"MAX_OPEN_ORDERS": strconv.Itoa(cfg.MaxOpenOrders),
 		// The storefront calls the services through the gateway, as it
 		// calls them through the ingress's Services in Kubernetes.
 		"API_URL":          ep.APIURL,
