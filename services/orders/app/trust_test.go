@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func TestPaymentMustMatchItsOrder(t *testing.T) {
 	h.Peer.Publish(events.PaymentCreatedEvent{ID: newID(), OrderID: free.ID, Amount: 0, ProviderID: "coupon"})
 	h.wait(events.OrderCompleted, free.ID)
 	for _, ev := range forged {
-		b, err := events.Encode(ev)
+		b, err := events.Encode(context.Background(), ev)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -206,7 +206,7 @@ func TestEventsAreCheckedAgainstTheOrder(t *testing.T) {
 	}
 	msg := func(ev events.Event) events.Msg {
 		t.Helper()
-		b, err := events.Encode(ev)
+		b, err := events.Encode(context.Background(), ev)
 		if err != nil {
 			t.Fatal(err)
 		}
