@@ -42,11 +42,11 @@ func TestLoadConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := app.Limits{
-			SignIn:         ratelimit.Rule{Every: 3 * time.Second, Burst: 10},
-			SignInAccount:  ratelimit.Rule{Every: 6 * time.Second, Burst: 5},
-			SignUp:         ratelimit.Rule{Every: 6 * time.Second, Burst: 10},
-			Refresh:        ratelimit.Rule{Every: 200 * time.Millisecond, Burst: 100},
-			RefreshAccount: ratelimit.Rule{Every: 10 * time.Second, Burst: 10},
+			SignIn:         ratelimit.Rule{Every: 3 * time.Second, Burst: 10, Name: "signin_limit"},
+			SignInAccount:  ratelimit.Rule{Every: 6 * time.Second, Burst: 5, Name: "signin_account_limit"},
+			SignUp:         ratelimit.Rule{Every: 6 * time.Second, Burst: 10, Name: "signup_limit"},
+			Refresh:        ratelimit.Rule{Every: 200 * time.Millisecond, Burst: 100, Name: "refresh_limit"},
+			RefreshAccount: ratelimit.Rule{Every: 10 * time.Second, Burst: 10, Name: "refresh_account_limit"},
 		}
 		if cfg.Limits != want || !cfg.Service.Limits.On {
 			t.Fatalf("limits %+v (on %t), want %+v, on", cfg.Limits, cfg.Service.Limits.On, want)
@@ -61,11 +61,11 @@ func TestLoadConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := app.Limits{
-			SignIn:         ratelimit.Rule{Every: time.Second, Burst: 1},
-			SignInAccount:  ratelimit.Rule{Every: 30 * time.Second, Burst: 1},
-			SignUp:         ratelimit.Rule{Every: 20 * time.Minute, Burst: 3},
-			Refresh:        ratelimit.Rule{Every: 250 * time.Millisecond, Burst: 8},
-			RefreshAccount: ratelimit.Rule{Every: 12 * time.Second, Burst: 5},
+			SignIn:         ratelimit.Rule{Every: time.Second, Burst: 1, Name: "signin_limit"},
+			SignInAccount:  ratelimit.Rule{Every: 30 * time.Second, Burst: 1, Name: "signin_account_limit"},
+			SignUp:         ratelimit.Rule{Every: 20 * time.Minute, Burst: 3, Name: "signup_limit"},
+			Refresh:        ratelimit.Rule{Every: 250 * time.Millisecond, Burst: 8, Name: "refresh_limit"},
+			RefreshAccount: ratelimit.Rule{Every: 12 * time.Second, Burst: 5, Name: "refresh_account_limit"},
 		}
 		if cfg.Limits != want || cfg.Service.Limits.On {
 			t.Fatalf("limits %+v (on %t), want %+v, off", cfg.Limits, cfg.Service.Limits.On, want)
