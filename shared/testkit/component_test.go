@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/events"
 	"github.com/stuffmart/stuffmart/shared/service"
@@ -65,13 +67,18 @@ func TestComponent(t *testing.T) {
 	var body struct {
 		UserID string `json:"userId"`
 	}
-	c.HTTP.Do(http.MethodPost, "/api/echo/ban", testkit.Raw(`{}`)).Want(http.StatusCreated).Decode(&body)
+	// The request's correlation id travels in the event's envelope.
+	c.HTTP.Do(http.MethodPost, "/api/echo/ban", testkit.Raw(`{}`), testkit.WithHeader(correlation.Header, "story-1")).
+		Want(http.StatusCreated).Decode(&body)
 	if body.UserID != "u1" {
 		t.Fatalf("body %+v", body)
 	}
-	m := c.Peer.Wait(events.UserBanned, func(m events.Msg) bool { return string(m.Data) == `{"userId":"u1"}` })
-	if m.Subject != events.UserBanned {
-		t.Fatalf("recorded %+v", m)
+	m := c.Peer.Wait(events.UserBanned, func(m events.Msg) bool {
+		ev, err := events.Decode[events.UserBannedEvent](m)
+		return err == nil && ev.UserID == "u1"
+	})
+	if !strings.HasPrefix(string(m.Data), `{"correlationId":"story-1","userId":"u1"`) {
+		t.Fatalf("recorded %s, want the event with the request's correlation id", m.Data)
 	}
 	// What the peer publishes, the service receives (it got its own too).
 	c.Peer.Publish(events.UserBannedEvent{UserID: "u2"})
