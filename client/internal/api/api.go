@@ -1,8 +1,11 @@
 // Package api holds the storefront's typed clients of the Stuffmart services
 // (auth, stuff, orders, payments). They speak the services' JSON APIs over
 // pooled, keep-alive HTTP connections with a timeout on every call, forward
-// only the session cookie, and turn every non-2xx answer into an *Error that
-// carries the status and the service's {"errors":[...]} items. A 404 that
+// of the browser's request only the session cookie, its address
+// (X-Forwarded-For) and the correlation id (X-Correlation-Id), and turn
+// every non-2xx answer into an *Error that carries the status and the
+// service's {"errors":[...]} items. Every call is counted and timed in the
+// metrics (upstream_requests_total). A 404 that
 // only means a service's replica has not yet heard of something new (a stuff
 // at orders, an order at payments) is retried here, in one place
 // (replica.go). A create carries the Idempotency-Key of the form submission
@@ -21,11 +24,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
 // maxBody bounds what is read of a service's answer: the largest real one
@@ -34,11 +40,32 @@ const maxBody = 4 << 20
 
 // Session is who a call is made for: the browser's sealed session cookie
 // (empty for an anonymous call), whether the browser came over HTTPS (auth
-// then marks the cookies it sets Secure), and the request id for the logs.
+// then marks the cookies it sets Secure), the request id for the logs, and
+// the browser's address as the services get it (ForwardedFor, see
+// ForwardedFor), so that their per-client rate limits count browsers, not
+// the storefront.
 type Session struct {
-	Cookie    string
-	HTTPS     bool
-	RequestID string
+	Cookie       string
+	HTTPS        bool
+	RequestID    string
+	ForwardedFor string
+}
+
+// ForwardedFor is the X-Forwarded-For a call made for request r carries:
+// the one r came with, followed by the address r came from, as every proxy
+// appends it. The storefront's trusted proxies (TRUSTED_PROXIES) alone may
+// have set the first part: anyone else's is removed before this is read
+// (shared/web), so the services, which trust the storefront, find the
+// browser's address as the rightmost one that no proxy of theirs added.
+func ForwardedFor(r *http.Request) string {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		return strings.Join(prior, ", ") + ", " + peer
+	}
+	return peer
 }
 
 // Error is a service's non-2xx answer. Items are the service's error items
@@ -51,6 +78,9 @@ type Error struct {
 	// Replayed is set when the answer is the one the service kept for an
 	// earlier request with the same Idempotency-Key.
 	Replayed bool
+	// RetryAfter is the service's Retry-After (whole seconds) of a 429 or
+	// 503; 0 when it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -87,6 +117,9 @@ type Options struct {
 	// PayTimeout bounds a payment, which may wait on the card processor.
 	// Default 30s.
 	PayTimeout time.Duration
+	// Metrics, when set, records every call by service, method and status
+	// (upstream_requests_total, upstream_request_duration_seconds).
+	Metrics *metrics.Set
 }
 
 // Clients is one client per service, sharing one connection pool.
@@ -134,7 +167,7 @@ func New(authURL, stuffURL, ordersURL, paymentsURL string, opts Options) (*Clien
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("%s URL %q: want http(s)://host[:port]", name, raw)
 		}
-		return &base{name: name, url: u.String(), hc: hc, timeout: opts.Timeout}, nil
+		return &base{name: name, url: u.String(), hc: hc, timeout: opts.Timeout, metrics: opts.Metrics}, nil
 	}
 	var c Clients
 	var err error
@@ -161,6 +194,7 @@ type base struct {
 	url     string
 	hc      *http.Client
 	timeout time.Duration
+	metrics *metrics.Set
 }
 
 // call is one request: method, path (with query), an optional JSON body,
@@ -219,14 +253,28 @@ func (b *base) do(ctx context.Context, c call) (result, error) {
 	if c.sess.RequestID != "" {
 		req.Header.Set("X-Request-ID", c.sess.RequestID)
 	}
+	if c.sess.ForwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", c.sess.ForwardedFor)
+	}
+	// The storefront request's correlation id (shared/web puts it in the
+	// context): the service logs it and carries it into the events it
+	// writes.
+	if id := correlation.ID(ctx); id != "" {
+		req.Header.Set(correlation.Header, id)
+	}
 	if c.key != "" {
 		req.Header.Set(IdempotencyHeader, c.key)
 	}
+	start := time.Now()
 	resp, err := b.hc.Do(req)
 	if err != nil {
+		b.metrics.Called(b.name, c.method, 0, time.Since(start))
 		return result{}, fmt.Errorf("%s %s %s: %w", b.name, c.method, c.path, err)
 	}
 	defer resp.Body.Close()
+	// Timed to the answer's headers: what the service took, not how fast
+	// the storefront reads.
+	b.metrics.Called(b.name, c.method, resp.StatusCode, time.Since(start))
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return result{}, fmt.Errorf("%s %s %s: read answer: %w", b.name, c.method, c.path, err)
@@ -237,6 +285,9 @@ func (b *base) do(ctx context.Context, c call) (result, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := decodeError(b.name, resp.StatusCode, data)
 		e.Replayed = resp.Header.Get(replayedHeader) == "true"
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			e.RetryAfter = time.Duration(n) * time.Second
+		}
 		return result{}, e
 	}
 	return result{status: resp.StatusCode, body: data, setCookies: resp.Header.Values("Set-Cookie")}, nil

@@ -55,7 +55,7 @@ type ListingInput struct {
 func (c *Stuff) List(ctx context.Context, s Session, page, limit int) (Page, error) {
 	q := url.Values{"page": {strconv.Itoa(page)}, "limit": {strconv.Itoa(limit)}}
 	var out Page
-	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/stuff?" + q.Encode(), sess: Session{RequestID: s.RequestID}}, &out)
+	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/stuff?" + q.Encode(), sess: Session{RequestID: s.RequestID, ForwardedFor: s.ForwardedFor}}, &out)
 	return out, err
 }
 

@@ -49,7 +49,7 @@ func (h *Handler) home(c echo.Context) error {
 	v := session.From(c)
 	base := h.baseURL(c)
 	if !v.SignedIn() {
-		sess := api.Session{RequestID: v.Session.RequestID}
+		sess := api.Session{RequestID: v.Session.RequestID, ForwardedFor: v.Session.ForwardedFor}
 		return h.serveCached(c, "home "+base+" "+strconv.Itoa(n), func(ctx context.Context) (*pagecache.Page, error) {
 			meta, content, err := h.homePage(ctx, sess, base, n, false)
 			if err != nil {
@@ -104,7 +104,7 @@ func (h *Handler) stuff(c echo.Context) error {
 	v := session.From(c)
 	base := h.baseURL(c)
 	if !v.SignedIn() {
-		sess := api.Session{RequestID: v.Session.RequestID}
+		sess := api.Session{RequestID: v.Session.RequestID, ForwardedFor: v.Session.ForwardedFor}
 		return h.serveCached(c, "stuff "+base+" "+id, func(ctx context.Context) (*pagecache.Page, error) {
 			l, err := h.api.Listings.Get(ctx, sess, id)
 			if err != nil {

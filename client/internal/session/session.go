@@ -128,7 +128,8 @@ func (m *Manager) Middleware() echo.MiddlewareFunc {
 
 func (m *Manager) resolve(c echo.Context) Visitor {
 	r := c.Request()
-	v := Visitor{Session: api.Session{HTTPS: auth.IsHTTPS(r), RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}}
+	v := Visitor{Session: api.Session{HTTPS: auth.IsHTTPS(r), RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
+		ForwardedFor: api.ForwardedFor(r)}}
 	ck, err := r.Cookie(auth.CookieName)
 	if err != nil || ck.Value == "" {
 		return v
