@@ -6,13 +6,18 @@
 // to the browser and used for the rest of the request. A refused refresh
 // (revoked, expired, banned) signs the browser out.
 //
-// auth rotates refresh tokens with no grace window: a token used twice
-// revokes its whole family. Browsers send several requests with the same
+// auth rotates refresh tokens: a token used again after its grace
+// (REFRESH_GRACE, 10 s by default), or once its successor was used, revokes
+// its whole family; within the grace, while the successor is unused, auth
+// gives the same answer again. Browsers send several requests with the same
 // cookie at once (two tabs, a prefetch), so the Manager refreshes each
 // refresh token at most once per process: concurrent requests share one
-// call, and requests that arrive shortly after with the old cookie get the
-// same new cookie instead of a second refresh. Signing out forgets that
-// memory (Forget): a signed-out cookie never gets the rotated session back.
+// call, and requests that arrive within Grace (a few seconds, shorter than
+// auth's grace) with the old cookie get the same new cookie instead of a
+// second call. The memory is kept short because whoever presents the old
+// cookie in that time gets the rotated one: a stolen copy of a cookie must
+// not be worth more here than at auth. Signing out forgets that memory
+// (Forget): a signed-out cookie never gets the rotated session back.
 package session
 
 import (
@@ -33,8 +38,11 @@ import (
 )
 
 // Grace is how long the outcome of a refresh is remembered for requests
-// that still carry the old cookie.
-const Grace = 30 * time.Second
+// that still carry the old cookie: long enough for the requests a page
+// sends at once with one cookie, and shorter than auth's own grace
+// (REFRESH_GRACE, 10 s by default), so that the memory never hands out a
+// rotated cookie that auth itself would no longer give for the old one.
+const Grace = 5 * time.Second
 
 // sweepAt is the number of remembered refreshes above which old ones are
 // dropped on the next insert.
