@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,18 +25,70 @@ func issue(t *testing.T, g *csrf.Guard, e *echo.Echo, user string) (string, *htt
 		t.Fatal("two tokens in one request")
 	}
 	cookies := rec.Result().Cookies()
-	if len(cookies) != 1 || cookies[0].Name != csrf.CookieName || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode {
+	if len(cookies) != 1 || cookies[0].Name != csrf.CookieName || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode ||
+		cookies[0].MaxAge != int(lifetime.Seconds()) {
 		t.Fatalf("cookies %v", rec.Header().Values("Set-Cookie"))
 	}
 	return tok, cookies[0]
 }
 
-func TestGuard(t *testing.T) {
-	t.Parallel()
-	g := csrf.New([]byte("a-session-key-of-at-least-32-characters"), func(c echo.Context) string {
+// lifetime is the session's: the CSRF cookie lives no longer.
+const lifetime = 168 * time.Hour
+
+func newGuard() *csrf.Guard {
+	return csrf.New([]byte("a-session-key-of-at-least-32-characters"), func(c echo.Context) string {
 		u, _ := c.Get("user").(string)
 		return u
-	})
+	}, lifetime)
+}
+
+// valid reports whether a POST with token, cookie and user passes the guard.
+func valid(g *csrf.Guard, e *echo.Echo, token string, ck *http.Cookie, user string) bool {
+	form := url.Values{csrf.FieldName: {token}}
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(ck)
+	c := e.NewContext(req, httptest.NewRecorder())
+	c.Set("user", user)
+	return g.Valid(c)
+}
+
+// TestRotate: a new cookie at sign-in or sign-out makes the tokens of the
+// session before fail, even for the same user signed in again, while the
+// pages rendered after it in the same request get tokens that pass.
+func TestRotate(t *testing.T) {
+	t.Parallel()
+	g, e := newGuard(), echo.New()
+	before, cookie := issue(t, g, e, "ann")
+	if !valid(g, e, before, cookie, "ann") {
+		t.Fatal("the token does not pass before the rotation")
+	}
+
+	// The sign-out (or sign-in) request: the browser's cookie, rotated.
+	req := httptest.NewRequest(http.MethodPost, "/signout", nil)
+	req.AddCookie(cookie)
+	rec := httptest.NewRecorder()
+	c := e.NewContext(req, rec)
+	c.Set("user", "ann")
+	g.Token(c) // a page rendered before the rotation in the same request
+	g.Rotate(c)
+	after := g.Token(c)
+	set := rec.Result().Cookies()
+	if len(set) != 1 || set[0].Name != csrf.CookieName || set[0].Value == cookie.Value || set[0].MaxAge != int(lifetime.Seconds()) {
+		t.Fatalf("Set-Cookie after the rotation: %v", rec.Header().Values("Set-Cookie"))
+	}
+	rotated := set[0]
+	if valid(g, e, before, rotated, "ann") {
+		t.Error("a token of the session before the rotation passes with the new cookie")
+	}
+	if !valid(g, e, after, rotated, "ann") {
+		t.Error("a token issued after the rotation does not pass")
+	}
+}
+
+func TestGuard(t *testing.T) {
+	t.Parallel()
+	g := newGuard()
 	e := echo.New()
 	tok, cookie := issue(t, g, e, "ann")
 	otherTok, otherCookie := issue(t, g, e, "ann")

@@ -101,6 +101,9 @@ func (h *Handler) authenticate(c echo.Context, p authPage, do func(ctx context.C
 		for _, line := range in.SetCookies {
 			c.Response().Header().Add("Set-Cookie", line)
 		}
+		// A new session, a new CSRF cookie: no token of the browser's
+		// earlier sessions passes in this one.
+		h.csrf.Rotate(c)
 		return c.Redirect(http.StatusSeeOther, afterSignIn(next, p.welcome))
 	}
 	if api.StatusOf(err) == http.StatusUnauthorized {
@@ -118,7 +121,8 @@ func (h *Handler) authenticate(c echo.Context, p authPage, do func(ctx context.C
 // signOut: POST /signout. auth revokes the refresh token and clears the
 // cookie; if auth cannot be reached, the cookie is cleared here anyway. The
 // storefront forgets the refreshes it remembers for the session, so that a
-// copy of the cookie cannot get the session back from that memory.
+// copy of the cookie cannot get the session back from that memory, and
+// rotates the CSRF cookie, so that the session's form tokens die with it.
 func (h *Handler) signOut(c echo.Context) error {
 	v := session.From(c)
 	h.sessions.Forget(c)
@@ -135,5 +139,7 @@ func (h *Handler) signOut(c echo.Context) error {
 	if len(lines) == 0 {
 		h.sessions.Clear(c.Response(), c.Request())
 	}
+	// The tokens of the session that ended are refused from now on.
+	h.csrf.Rotate(c)
 	return c.Redirect(http.StatusSeeOther, "/")
 }
