@@ -21,7 +21,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
 // MaxTTL is the longest TTL the cache accepts.
@@ -97,6 +100,32 @@ type Cache struct {
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+
+	// results counts Gets by result (see Instrument); nil: not counted.
+	results *prometheus.CounterVec
+}
+
+// The results of a Get, as storefront_page_cache_total counts them.
+const (
+	Hit   = "hit"   // fresh in the cache
+	Stale = "stale" // in its second half-life: served while one background render replaces it
+	Miss  = "miss"  // rendered for the request (or waited for a render under way); every Get when the cache is off
+)
+
+// Instrument counts every Get in m as storefront_page_cache_total{result}
+// (Hit, Stale, Miss). Call it once, before the cache is used.
+func (c *Cache) Instrument(m *metrics.Set) {
+	c.results = m.Counter("storefront_page_cache_total",
+		"Anonymous page renders asked of the page cache, by result (hit, stale: served while re-rendered, miss: rendered).", "result")
+	for _, r := range []string{Hit, Stale, Miss} {
+		c.results.WithLabelValues(r) // every series from the start, at 0
+	}
+}
+
+func (c *Cache) count(result string) {
+	if c.results != nil {
+		c.results.WithLabelValues(result).Inc()
+	}
 }
 
 // New returns a cache of at most max entries whose pages live ttl (0
@@ -124,6 +153,7 @@ func (c *Cache) Enabled() bool { return c.ttl > 0 }
 // is returned as is and not cached.
 func (c *Cache) Get(ctx context.Context, key string, fill Fill) (*Page, error) {
 	if c.ttl == 0 {
+		c.count(Miss)
 		return fill(ctx)
 	}
 	now := c.now()
@@ -134,12 +164,15 @@ func (c *Cache) Get(ctx context.Context, key string, fill Fill) (*Page, error) {
 		age := now.Sub(e.at)
 		switch {
 		case age >= 0 && age < c.ttl/2:
+			c.count(Hit)
 			return e.page, nil
 		case age >= 0 && age < c.ttl:
+			c.count(Stale)
 			c.revalidate(key, fill)
 			return e.page, nil
 		}
 	}
+	c.count(Miss)
 	ch := c.flight.DoChan(key, func() (any, error) {
 		// Detached from the first caller: the others wait on the result.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -161,4 +163,59 @@ func TestBounded(t *testing.T) {
 	if gz := p.Gzipped(); len(gz) == 0 || p.ETag == "" {
 		t.Errorf("page gzip %d bytes, ETag %q", len(gz), p.ETag)
 	}
+}
+
+// TestCounts counts every Get by result in storefront_page_cache_total.
+func TestCounts(t *testing.T) {
+	t.Parallel()
+	clk := testkit.NewClock(time.Unix(1000, 0))
+	c, err := pagecache.New(time.Second, 10, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	set := metrics.New()
+	c.Instrument(set)
+	f := &counter{}
+	get := func() {
+		if _, err := c.Get(context.Background(), "k", f.fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get()                               // miss
+	get()                               // hit
+	clk.Advance(600 * time.Millisecond) // second half-life
+	get()                               // stale
+	clk.Advance(time.Second)            // expired
+	get()                               // miss
+	m := scrape(t, set)
+	for result, want := range map[string]float64{pagecache.Hit: 1, pagecache.Stale: 1, pagecache.Miss: 2} {
+		if got := m.Value("storefront_page_cache_total", "result", result); got != want {
+			t.Errorf("storefront_page_cache_total{result=%q} = %v, want %v\n%s", result, got, want, m)
+		}
+	}
+
+	off, err := pagecache.New(0, 10, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	offSet := metrics.New()
+	off.Instrument(offSet)
+	for range 2 {
+		if _, err := off.Get(context.Background(), "k", f.fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := scrape(t, offSet).Value("storefront_page_cache_total", "result", pagecache.Miss); got != 2 {
+		t.Errorf("cache off: %v misses counted, want 2", got)
+	}
+}
+
+// scrape reads set as Prometheus would.
+func scrape(t *testing.T, set *metrics.Set) testkit.Metrics {
+	t.Helper()
+	srv := httptest.NewServer(set.Handler())
+	defer srv.Close()
+	return testkit.Scrape(t, srv.URL)
 }
