@@ -24,6 +24,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/labstack/gommon v0.5.0
+	github.com/prometheus/client_golang v1.22.0
 	github.com/stuffmart/stuffmart/services/auth v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/orders v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/payments v0.0.0-00010101000000-000000000000
@@ -90,7 +91,6 @@ require (
 	github.com/nats-io/stan.go v0.10.4 // indirect
 	github.com/ncruces/go-strftime v0.1.9 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.22.0 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.64.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -27,6 +28,10 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/session"
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/correlation"
+	"github.com/stuffmart/stuffmart/shared/metrics"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
+	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
@@ -72,8 +77,22 @@ type Config struct {
 	// the orders service's own ORDER_HOLD, which the stuff page tells a
 	// buyer next to BUY. 0 means 15 minutes.
 	OrderHold time.Duration
-	// Now is the clock (countdowns, expiry); nil means time.Now. Tests pin
-	// it; not read from the environment.
+	// TrustedProxies (TRUSTED_PROXIES, none by default) may tell the
+	// browser's address and scheme in forwarded headers: the ingress (in
+	// Kubernetes the private ranges, in make dev loopback). Everyone else's
+	// forwarded headers are dropped. The browser's address is passed on to
+	// the services (X-Forwarded-For) for their per-client limits, and a
+	// request that came through one of them is refused /metrics.
+	TrustedProxies []netip.Prefix
+	// Limits (RATE_LIMIT "on" or "off", RATE_LIMIT_UNSAFE "600/m burst
+	// 100") limit every form POST per browser address, as the services
+	// limit their unsafe requests.
+	Limits service.Limits
+	// DebugAddr (DEBUG_ADDR, none by default; a loopback host:port) serves
+	// net/http/pprof on a listener of its own.
+	DebugAddr string
+	// Now is the clock (countdowns, expiry, the rate limit); nil means
+	// time.Now. Tests pin it; not read from the environment.
 	Now func() time.Time
 }
 
@@ -81,13 +100,18 @@ type Config struct {
 // reporting every missing or malformed variable at once: HTTP_ADDR, API_URL
 // or AUTH_URL, STUFF_URL, ORDERS_URL and PAYMENTS_URL, JWT_KEY and
 // SESSION_KEY (required), REFRESH_TOKEN_TTL, PUBLIC_URL, ASSETS_DIR,
-// CACHE_TTL, PAYMENTS_OFFLINE, SERVICE_TIMEOUT, PAY_TIMEOUT, BODY_LIMIT, and
+// CACHE_TTL, PAYMENTS_OFFLINE, SERVICE_TIMEOUT, PAY_TIMEOUT, BODY_LIMIT,
 // ORDER_HOLD (a positive Go duration, default 15m: set it to the orders
 // service's value, so that the hold the stuff page promises is the one
-// orders applies). Each field of Config gives its variable's meaning and
-// default.
+// orders applies), TRUSTED_PROXIES, RATE_LIMIT, RATE_LIMIT_UNSAFE and
+// DEBUG_ADDR (read as every service reads them). Each field of Config
+// gives its variable's meaning and default.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
+	proxies, err := web.ParsePrefixes(r.List("TRUSTED_PROXIES"))
+	if err != nil {
+		r.Fail(fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
 	apiURL := r.String("API_URL", "")
 	svc := func(name string) string {
 		if apiURL != "" {
@@ -110,6 +134,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PayTimeout:     r.Duration("PAY_TIMEOUT", 30*time.Second),
 		BodyLimit:      r.String("BODY_LIMIT", "256K"),
 		OrderHold:      r.Duration("ORDER_HOLD", handlers.DefaultOrderHold),
+		TrustedProxies: proxies,
+		Limits:         service.LoadLimits(r),
+		DebugAddr:      service.DebugAddr(r),
 	}
 	problems := []error{r.Err()}
 	ttl := strings.TrimSpace(getenv("CACHE_TTL"))
@@ -163,6 +190,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("payments_offline", c.PaymentsOffline),
 		slog.Duration("service_timeout", c.ServiceTimeout),
 		slog.Duration("order_hold", c.OrderHold),
+		slog.Any("trusted_proxies", c.TrustedProxies),
+		slog.Bool("rate_limit", c.Limits.On),
+		slog.String("rate_limit_unsafe", c.Limits.Unsafe.String()),
+		slog.String("debug_addr", c.DebugAddr),
 	)
 }
 
@@ -177,6 +208,10 @@ type App struct {
 // over a second, or missing assets; it does not wait for the services,
 // which may start later.
 func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	// Lines logged with a request's context carry its correlation id, which
+	// every call to a service passes on.
+	log = slog.New(correlation.LogHandler(log.Handler()))
+	reg := metrics.New()
 	dir := cfg.AssetsDir
 	if dir == "" {
 		wd, err := os.Getwd()
@@ -192,7 +227,7 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	clients, err := api.New(cfg.AuthURL, cfg.StuffURL, cfg.OrdersURL, cfg.PaymentsURL,
-		api.Options{Timeout: cfg.ServiceTimeout, PayTimeout: cfg.PayTimeout})
+		api.Options{Timeout: cfg.ServiceTimeout, PayTimeout: cfg.PayTimeout, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +235,7 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache.Instrument(reg)
 	refreshTTL := cfg.RefreshTTL
 	if refreshTTL <= 0 {
 		refreshTTL = 7 * 24 * time.Hour
@@ -207,7 +243,7 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// Access tokens are checked on the real clock, as every service does.
 	tokens := auth.NewTokens([]byte(cfg.JWTKey), 15*time.Minute)
 	sessions := session.New(auth.NewSessions([]byte(cfg.SessionKey), tokens, refreshTTL), clients.Auth, log, nil)
-	guard := csrf.New([]byte(cfg.SessionKey), func(c echo.Context) string { return session.From(c).UserID() })
+	guard := csrf.New([]byte(cfg.SessionKey), func(c echo.Context) string { return session.From(c).UserID() }, refreshTTL)
 	svc := handlers.Services{
 		Listings: clients.Stuff, Selling: clients.Stuff,
 		Buying: clients.Orders, Orders: clients.Orders,
@@ -219,11 +255,33 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		PaymentsOffline: cfg.PaymentsOffline,
 		OrderHold:       cfg.OrderHold,
 		Now:             cfg.Now,
+		Metrics:         reg,
 	})
+	var unsafeLimit *ratelimit.Limiter
+	if cfg.Limits.On {
+		unsafeLimit = ratelimit.New(cfg.Limits.Unsafe, cfg.Now)
+	}
 	// /readyz checks nothing beyond the process: a storefront that is up
 	// serves its error pages while a service is down, and readiness that
-	// followed the services would take every replica out at once.
-	e := web.New(log, web.Options{BodyLimit: cfg.BodyLimit})
+	// followed the services would take every replica out at once. The
+	// shared middleware refuses another site's form posts (403) and a
+	// browser over RATE_LIMIT_UNSAFE (429) before any page code runs, and
+	// serves /metrics to direct callers only (web.Internal).
+	e := web.New(log, web.Options{
+		BodyLimit:      cfg.BodyLimit,
+		TrustedProxies: cfg.TrustedProxies,
+		UnsafeLimit:    unsafeLimit,
+		Metrics:        reg,
+	})
+	// The storefront begins the story of a request: its correlation id is
+	// its own request id, never one a browser sent (web.Correlate would
+	// take a caller's, as the services take the storefront's).
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Request().Header.Del(correlation.Header)
+			return next(c)
+		}
+	})
 	h.Routes(e)
 	return &App{echo: e, clients: clients, cache: cache}, nil
 }
@@ -252,6 +310,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	a.Start()
+	if cfg.DebugAddr != "" {
+		go func() {
+			if err := web.Serve(ctx, log, cfg.DebugAddr, web.Profiles(), time.Second); err != nil {
+				log.Error("profiles listener", "addr", cfg.DebugAddr, "err", err)
+			}
+		}()
+	}
 	serveErr := web.Serve(ctx, log, cfg.HTTPAddr, a.Handler(), 10*time.Second)
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,7 +39,8 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":3000" || cfg.AuthURL != "http://gateway:8080" || cfg.PaymentsURL != "http://gateway:8080" ||
-		cfg.CacheTTL != time.Second || !cfg.PaymentsOffline || cfg.ServiceTimeout != 5*time.Second || cfg.OrderHold != 15*time.Minute {
+		cfg.CacheTTL != time.Second || !cfg.PaymentsOffline || cfg.ServiceTimeout != 5*time.Second || cfg.OrderHold != 15*time.Minute ||
+		len(cfg.TrustedProxies) != 0 || !cfg.Limits.On || cfg.Limits.Unsafe.Burst != 100 || cfg.DebugAddr != "" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	cfg, err = app.LoadConfig(env(with("STUFF_URL", "http://stuff-srv:3000", "CACHE_TTL", "0", "PAYMENTS_OFFLINE", "false", "PUBLIC_URL", "https://shop.example/", "ORDER_HOLD", "10m")))
@@ -47,6 +49,15 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if cfg.StuffURL != "http://stuff-srv:3000" || cfg.AuthURL != "http://gateway:8080" || cfg.CacheTTL != 0 || cfg.PaymentsOffline || cfg.PublicURL != "https://shop.example" || cfg.OrderHold != 10*time.Minute {
 		t.Errorf("overrides: %+v", cfg)
+	}
+	cfg, err = app.LoadConfig(env(with("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1", "RATE_LIMIT", "off", "RATE_LIMIT_UNSAFE", "5/m burst 2", "DEBUG_ADDR", "127.0.0.1:6061")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TrustedProxies) != 2 || cfg.TrustedProxies[0].String() != "10.0.0.0/8" || cfg.TrustedProxies[1].String() != "127.0.0.1/32" ||
+		cfg.Limits.On || cfg.Limits.Unsafe.Every != 12*time.Second || cfg.Limits.Unsafe.Burst != 2 || cfg.Limits.Unsafe.Name != "rate_limit_unsafe" ||
+		cfg.DebugAddr != "127.0.0.1:6061" {
+		t.Errorf("proxies, limits, profiles: %+v", cfg)
 	}
 	if s := cfg.LogValue().String(); strings.Contains(s, validEnv["JWT_KEY"]) || strings.Contains(s, validEnv["SESSION_KEY"]) {
 		t.Errorf("secrets in the log: %s", s)
@@ -66,6 +77,10 @@ func TestLoadConfig(t *testing.T) {
 		{"bad body limit", with("BODY_LIMIT", "lots"), []string{"BODY_LIMIT"}},
 		{"bad hold", with("ORDER_HOLD", "soon"), []string{"ORDER_HOLD"}},
 		{"no hold", with("ORDER_HOLD", "0"), []string{"ORDER_HOLD"}},
+		{"bad proxies", with("TRUSTED_PROXIES", "ingress"), []string{"TRUSTED_PROXIES"}},
+		{"bad switch", with("RATE_LIMIT", "maybe"), []string{"RATE_LIMIT"}},
+		{"bad rule", with("RATE_LIMIT_UNSAFE", "lots"), []string{"RATE_LIMIT_UNSAFE"}},
+		{"profiles on the network", with("DEBUG_ADDR", "0.0.0.0:6060"), []string{"DEBUG_ADDR"}},
 	}
 	for _, tc := range tests {
 		_, err := app.LoadConfig(env(tc.env))
@@ -126,5 +141,48 @@ func TestServicesDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("HEAD /robots.txt: %d", resp.StatusCode)
+	}
+}
+
+// TestRunServesProfilesOnDebugAddr: DEBUG_ADDR serves the profiles on a
+// listener of its own; the storefront's port does not.
+func TestRunServesProfilesOnDebugAddr(t *testing.T) {
+	t.Parallel()
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	httpAddr, debugAddr := free(), free()
+	cfg, err := app.LoadConfig(env(with("API_URL", "http://127.0.0.1:1", "HTTP_ADDR", httpAddr, "DEBUG_ADDR", debugAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- app.Run(ctx, cfg, testkit.Logger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return status("http://"+debugAddr+"/debug/pprof/cmdline") == http.StatusOK
+	}, "no profiles on DEBUG_ADDR")
+	testkit.Eventually(t, 15*time.Second, func() bool { return status("http://"+httpAddr+"/healthz") == http.StatusOK }, "the storefront does not answer")
+	if code := status("http://" + httpAddr + "/debug/pprof/cmdline"); code != http.StatusNotFound {
+		t.Fatalf("the storefront's port answers profiles: %d", code)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/testkit"
+	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // Options configures a stack. The zero value is a stack with a 15-minute
@@ -46,6 +47,10 @@ type Options struct {
 	NoCache  bool
 	// Now is the storefront's clock.
 	Now func() time.Time
+	// AuthLimits, when set, are auth's rate limits (RATE_LIMIT on; every
+	// rule left zero does not limit). Without them the services run with
+	// no limit: every client of a test comes from loopback.
+	AuthLimits *authapp.Limits
 }
 
 // Stack is a running Stuffmart.
@@ -80,6 +85,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 	}{
 		{"auth", func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
 			acfg := authapp.Config{Service: cfg, PasswordCost: bcrypt.MinCost}
+			if opts.AuthLimits != nil {
+				acfg.Service.Limits.On = true
+				acfg.Limits = *opts.AuthLimits
+			}
 			a, err := authapp.New(ctx, acfg, log)
 			if err != nil {
 				return nil, err
@@ -130,6 +139,10 @@ func Start(tb testing.TB, opts Options) *Stack {
 		BodyLimit:       testkit.BodyLimit,
 		OrderHold:       opts.OrderHold,
 		Now:             opts.Now,
+		// The test plays the ingress in front of the storefront (a
+		// browser's address in X-Forwarded-For), as in front of the
+		// services.
+		TrustedProxies: web.Loopback,
 	}
 	return &Stack{
 		URL: startClient(tb, cfg), AuthURL: urls["auth"], StuffURL: urls["stuff"], OrdersURL: urls["orders"], PaymentsURL: urls["payments"],

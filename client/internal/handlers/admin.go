@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,7 +26,39 @@ type couponInput struct {
 // form's times are UTC.
 const datetimeLocal = "2006-01-02T15:04"
 
-func (h *Handler) renderCoupons(c echo.Context, status int, in couponInput, fe formErrors) error {
+// createdCookie carries the code of the coupon just created from the POST
+// to the page it redirects to: a one-time flash, not the query string,
+// which access logs, browser history and Referer headers keep.
+const createdCookie = "coupon_created"
+
+// flashCreated remembers the new coupon's code for the next page of the
+// coupons (one minute at most).
+func flashCreated(c echo.Context, code string) {
+	http.SetCookie(c.Response(), &http.Cookie{
+		Name: createdCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(code)),
+		Path: "/admin/coupons", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https",
+	})
+}
+
+// takeCreated returns the code flashCreated remembered ("" if none) and
+// forgets it, so that a reload does not announce it again.
+func takeCreated(c echo.Context) string {
+	ck, err := c.Cookie(createdCookie)
+	if err != nil {
+		return ""
+	}
+	http.SetCookie(c.Response(), &http.Cookie{Name: createdCookie, Path: "/admin/coupons", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
+	code, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	if err != nil {
+		return ""
+	}
+	return string(code)
+}
+
+// renderCoupons renders the coupons page; created is the code of a coupon
+// just created, announced if it is in the list.
+func (h *Handler) renderCoupons(c echo.Context, status int, in couponInput, fe formErrors, created string) error {
 	list, err := h.api.Coupons.Coupons(c.Request().Context(), session.From(c).Session)
 	if err != nil {
 		return err
@@ -41,7 +74,6 @@ func (h *Handler) renderCoupons(c echo.Context, status int, in couponInput, fe f
 		ExpiresAt: components.Field{ID: "expiresAt", Label: "Expires at, UTC (optional)", Type: "datetime-local", Value: in.expiresAt,
 			Error: fe.fields["expiresAt"], Hint: "Empty: never expires."},
 	}
-	created := c.QueryParam("created")
 	for _, cp := range list {
 		r := pages.CouponRow{Code: cp.Code, PercentOff: strconv.Itoa(cp.PercentOff) + "%", Redemptions: strconv.Itoa(cp.Redemptions), Expires: "Never"}
 		if cp.MaxRedemptions != nil {
@@ -50,7 +82,8 @@ func (h *Handler) renderCoupons(c echo.Context, status int, in couponInput, fe f
 		if cp.ExpiresAt != nil {
 			r.Expires = formatTime(*cp.ExpiresAt)
 		}
-		// Only a code that exists is named in the notice.
+		// Only a code that exists is named in the notice (the cookie is
+		// the browser's to change).
 		if created != "" && cp.Code == created {
 			m.Created = cp.Code
 		}
@@ -61,12 +94,13 @@ func (h *Handler) renderCoupons(c echo.Context, status int, in couponInput, fe f
 	return h.render(c, status, h.frame(c, meta, layout.NavCoupons, pages.CouponsPage(m)))
 }
 
-// coupons: GET /admin/coupons.
+// coupons: GET /admin/coupons, with the notice of a coupon just created.
 func (h *Handler) coupons(c echo.Context) error {
-	return h.renderCoupons(c, http.StatusOK, couponInput{}, formErrors{})
+	return h.renderCoupons(c, http.StatusOK, couponInput{}, formErrors{}, takeCreated(c))
 }
 
-// createCoupon: POST /admin/coupons, then the list with the new code.
+// createCoupon: POST /admin/coupons, then the list with the new code
+// (carried by a flash cookie, see createdCookie).
 func (h *Handler) createCoupon(c echo.Context) error {
 	in := couponInput{percentOff: strings.TrimSpace(c.FormValue("percentOff")),
 		maxRedemptions: strings.TrimSpace(c.FormValue("maxRedemptions")), expiresAt: strings.TrimSpace(c.FormValue("expiresAt"))}
@@ -97,17 +131,18 @@ func (h *Handler) createCoupon(c echo.Context) error {
 		}
 	}
 	if !fe.empty() {
-		return h.renderCoupons(c, http.StatusBadRequest, in, fe)
+		return h.renderCoupons(c, http.StatusBadRequest, in, fe, "")
 	}
 	cp, err := h.api.Coupons.CreateCoupon(c.Request().Context(), session.From(c).Session, req)
 	if err == nil {
-		return c.Redirect(http.StatusSeeOther, "/admin/coupons?created="+urlQueryEscape(cp.Code))
+		flashCreated(c, cp.Code)
+		return c.Redirect(http.StatusSeeOther, "/admin/coupons")
 	}
 	fe, ok := formErrorsOf(err, "percentOff", "maxRedemptions", "expiresAt")
 	if !ok {
 		return err
 	}
-	return h.renderCoupons(c, http.StatusBadRequest, in, fe)
+	return h.renderCoupons(c, http.StatusBadRequest, in, fe, "")
 }
 
 // usersPageSize is the number of accounts on a page of the admin list.

@@ -1,16 +1,20 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/stuffmart/stuffmart/client/internal/api"
 	"github.com/stuffmart/stuffmart/client/internal/views/layout"
 	"github.com/stuffmart/stuffmart/client/internal/views/pages"
+	"github.com/stuffmart/stuffmart/shared/errs"
 )
 
 // HeldMessage is the sentence the 409 page shows for stuff that someone
@@ -51,12 +55,24 @@ func badRequest(msg, backURL, backText string) *pageError {
 
 // ErrorHandler renders every error as an HTML page with its status: the
 // page errors as they are, Echo's 404/405/413, the services' 404 and 409,
-// and anything else as a friendly 5xx page (logged with the request id).
+// a 429 (the storefront's own rate limit or a service's) with when to try
+// again, an unsafe request another site sent (403), and anything else as a
+// friendly 5xx page (logged with the request id).
 func (h *Handler) ErrorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		h.log.ErrorContext(c.Request().Context(), "request failed after the response was sent", "err", err,
 			"path", c.Request().URL.Path, "request_id", requestID(c))
 		return
+	}
+	// Refused before the page middleware ran (shared/web's same-origin
+	// check and rate limit come first): the page still gets the headers.
+	setSecurityHeaders(c)
+	var tmr *errs.TooManyRequestsError
+	if errors.As(err, &tmr) {
+		h.opts.Metrics.Refused(cmp.Or(tmr.Limit, "unnamed"))
+	}
+	if secs := retryAfter(err); secs > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	m := h.errorModel(err, c)
 	if m.Status >= http.StatusInternalServerError {
@@ -78,10 +94,52 @@ func requestID(c echo.Context) string {
 	return c.Response().Header().Get(echo.HeaderXRequestID)
 }
 
+// retryAfter is when a 429 says to come back, in whole seconds (at least
+// one); 0 for any other error, or a service's 429 that did not say.
+func retryAfter(err error) int {
+	var tmr *errs.TooManyRequestsError
+	if errors.As(err, &tmr) {
+		return tmr.Seconds()
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests && ae.RetryAfter > 0 {
+		return max(1, int(math.Ceil(ae.RetryAfter.Seconds())))
+	}
+	return 0
+}
+
+// tooMany is the 429 page.
+func tooMany(err error) pages.Error {
+	when := "in a moment"
+	switch secs := retryAfter(err); secs {
+	case 0:
+	case 1:
+		when = "in 1 second"
+	default:
+		when = "in " + strconv.Itoa(secs) + " seconds"
+	}
+	return pages.Error{Status: http.StatusTooManyRequests, Heading: "Too many requests",
+		Message: "That was a lot of requests in a short time. Please try again " + when + "."}
+}
+
 func (h *Handler) errorModel(err error, c echo.Context) pages.Error {
 	var pe *pageError
 	if errors.As(err, &pe) {
 		return pages.Error{Status: pe.status, Heading: pe.heading, Message: pe.message, BackURL: pe.backURL, BackText: pe.backText}
+	}
+	if api.StatusOf(err) == http.StatusTooManyRequests {
+		return tooMany(err)
+	}
+	// The shared middleware's refusals (shared/web): its rate limit and its
+	// same-origin check of unsafe requests.
+	if e, ok := errs.As(err); ok {
+		switch e.StatusCode() {
+		case http.StatusTooManyRequests:
+			return tooMany(err)
+		case http.StatusForbidden:
+			return pages.Error{Status: http.StatusForbidden, Heading: "Sent from another site",
+				Message: "Stuffmart refused this because it came from another website. To do it, go to Stuffmart, open the page and try again there."}
+		}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) && he.Code < http.StatusInternalServerError {

@@ -21,6 +21,7 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/csrf"
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
 	"github.com/stuffmart/stuffmart/client/internal/session"
+	"github.com/stuffmart/stuffmart/shared/metrics"
 )
 
 // PageSize is the number of listings on a page of the home page.
@@ -43,6 +44,9 @@ type Options struct {
 	OrderHold time.Duration
 	// Now is the clock (countdowns, "Order expired"); time.Now when nil.
 	Now func() time.Time
+	// Metrics counts the storefront's own rate-limit refusals
+	// (ratelimit_refused_total); nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // DefaultOrderHold is the hold Options.OrderHold defaults to: the orders
@@ -79,9 +83,9 @@ func New(svc Services, sessions *session.Manager, guard *csrf.Guard, cache *page
 }
 
 // noSession lists the paths that never need the visitor: static files,
-// probes, robots and sitemap (anonymous by nature, and hit often).
+// probes, metrics, robots and sitemap (anonymous by nature, and hit often).
 func noSession(path string) bool {
-	return strings.HasPrefix(path, assets.Prefix) || path == "/healthz" || path == "/readyz" ||
+	return strings.HasPrefix(path, assets.Prefix) || path == "/healthz" || path == "/readyz" || path == "/metrics" ||
 		path == "/robots.txt" || path == "/sitemap.xml" || path == "/favicon.ico"
 }
 
@@ -147,18 +151,25 @@ func (h *Handler) Routes(e *echo.Echo) {
 // no other site may frame the storefront, referrers stay on the site.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if c.Request().TLS != nil || c.Scheme() == "https" {
-			h.Set("Strict-Transport-Security", "max-age=31536000")
-		}
+		setSecurityHeaders(c)
 		return next(c)
+	}
+}
+
+// setSecurityHeaders sets the headers of securityHeaders; error pages of
+// requests refused before it ran (another site's form, a rate limit) get
+// them from the error handler.
+func setSecurityHeaders(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if c.Request().TLS != nil || c.Scheme() == "https" {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 }
 
