@@ -29,13 +29,15 @@ var clusterDifferences = map[string]map[string]string{
 		"Service.TrustedProxies": "make dev: loopback (the gateway and the storefront run in its process); the cluster: the private ranges of the ingress controller's and the storefront's pods",
 	},
 	"client": {
-		"HTTPAddr":    "port, as for the services",
-		"AuthURL":     "service URLs: make dev's gateway (API_URL); the cluster: each Service",
-		"StuffURL":    "service URLs, as AuthURL",
-		"OrdersURL":   "service URLs, as AuthURL",
-		"PaymentsURL": "service URLs, as AuthURL",
-		"PublicURL":   "make dev: each request's own host; the cluster: its ingress host, https://stuffmart.dev",
-		"AssetsDir":   "make dev: the repository's assets/; the image: /assets",
+		"HTTPAddr":       "port, as for the services",
+		"AuthURL":        "service URLs: make dev's gateway (API_URL); the cluster: each Service",
+		"StuffURL":       "service URLs, as AuthURL",
+		"OrdersURL":      "service URLs, as AuthURL",
+		"PaymentsURL":    "service URLs, as AuthURL",
+		"PublicURL":      "make dev: each request's own host; the cluster: its ingress host, https://stuffmart.dev",
+		"AssetsDir":      "make dev: the repository's assets/; the image: /assets",
+		"TrustedProxies": "make dev: loopback (its gateway runs in the process); the cluster: the private ranges of the ingress controller's pods",
+		"DebugAddr":      "make dev serves the whole process's profiles itself; each pod on its loopback",
 	},
 }
 
