@@ -62,15 +62,26 @@ func trustProxies(e *echo.Echo, trusted []netip.Prefix) {
 	e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			h := c.Request().Header
+			for _, name := range forwardedHeaders {
+				if h.Get(name) != "" {
+					c.Set(proxiedKey, true)
+					break
+				}
+			}
 			if !fromTrusted(c.Request(), trusted) {
-				for _, h := range forwardedHeaders {
-					c.Request().Header.Del(h)
+				for _, name := range forwardedHeaders {
+					h.Del(name)
 				}
 			}
 			return next(c)
 		}
 	})
 }
+
+// proxiedKey marks a request that arrived with forwarded headers, trusted
+// or not (Internal refuses it).
+const proxiedKey = "web.proxied"
 
 func fromTrusted(r *http.Request, trusted []netip.Prefix) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)

@@ -65,6 +65,18 @@ func TestMetrics(t *testing.T) {
 	// X-Forwarded-For) the page does not exist.
 	c.Do(http.MethodGet, "/metrics", nil, testkit.WithHeader("X-Forwarded-For", "203.0.113.9")).
 		WantError(http.StatusNotFound, "Not Found", "")
+
+	// A proxy missing from TRUSTED_PROXIES has its forwarded headers
+	// dropped, and still does not reach the page.
+	untrusted := web.New(slog.New(slog.DiscardHandler), web.Options{Metrics: m})
+	usrv := httptest.NewServer(untrusted)
+	t.Cleanup(usrv.Close)
+	uc := testkit.NewClient(t, usrv.URL)
+	uc.Do(http.MethodGet, "/metrics", nil, testkit.WithHeader("X-Forwarded-For", "203.0.113.9")).
+		WantError(http.StatusNotFound, "Not Found", "")
+	uc.Do(http.MethodGet, "/metrics", nil, testkit.WithHeader("Forwarded", "for=203.0.113.9")).
+		WantError(http.StatusNotFound, "Not Found", "")
+	uc.Do(http.MethodGet, "/metrics", nil).Want(http.StatusOK)
 }
 
 // Without a Set there is no /metrics route.

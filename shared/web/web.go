@@ -155,14 +155,17 @@ func observe(m *metrics.Set) echo.MiddlewareFunc {
 
 // Internal refuses (404, as if the route did not exist) a request that came
 // through a proxy: the ingress and the local gateway always add
-// X-Forwarded-For, and only trusted proxies' forwarded headers survive
-// (trustProxies). What is left are direct callers: Prometheus scraping the
-// pod, kubectl port-forward, curl on the machine of make dev. Who may reach
-// a pod directly at all is the NetworkPolicies' business.
+// X-Forwarded-For. It counts the forwarded headers the request arrived with,
+// before trustProxies drops an untrusted peer's, so an ingress missing from
+// TRUSTED_PROXIES still cannot reach it. What is left are direct callers:
+// Prometheus scraping the pod, kubectl port-forward, curl on the machine of
+// make dev. Who may reach a pod directly at all is the NetworkPolicies'
+// business.
 func Internal(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header
-		if h.Get("X-Forwarded-For") != "" || h.Get("Forwarded") != "" || h.Get("X-Real-Ip") != "" {
+		if proxied, _ := c.Get(proxiedKey).(bool); proxied ||
+			h.Get("X-Forwarded-For") != "" || h.Get("Forwarded") != "" || h.Get("X-Real-Ip") != "" {
 			return echo.ErrNotFound
 		}
 		return next(c)
