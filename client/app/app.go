@@ -94,6 +94,10 @@ type Config struct {
 	// Now is the clock (countdowns, expiry, the rate limit); nil means
 	// time.Now. Tests pin it; not read from the environment.
 	Now func() time.Time
+	// NoMetrics leaves the metrics out (no /metrics, nothing counted). Not
+	// read from the environment: the benchmarks set it to measure what the
+	// metrics cost.
+	NoMetrics bool
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main),
@@ -212,6 +216,9 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// every call to a service passes on.
 	log = slog.New(correlation.LogHandler(log.Handler()))
 	reg := metrics.New()
+	if cfg.NoMetrics {
+		reg = nil // every use of a Set is nil-safe
+	}
 	dir := cfg.AssetsDir
 	if dir == "" {
 		wd, err := os.Getwd()
@@ -235,7 +242,9 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	cache.Instrument(reg)
+	if reg != nil {
+		cache.Instrument(reg)
+	}
 	refreshTTL := cfg.RefreshTTL
 	if refreshTTL <= 0 {
 		refreshTTL = 7 * 24 * time.Hour

@@ -118,6 +118,17 @@ func standInStuff(b *testing.B, n int) (string, []string) {
 // cache TTL (0: off). Anonymous pages call only the stuff service.
 func storefront(b *testing.B, stuffURL string, ttl time.Duration) string {
 	b.Helper()
+	return storefrontWith(b, stuffURL, ttl, true, true)
+}
+
+// storefrontWith is storefront with its metrics and its rate limit each on
+// or off.
+func storefrontWith(b *testing.B, stuffURL string, ttl time.Duration, metrics, limits bool) string {
+	b.Helper()
+	limit := "on"
+	if !limits {
+		limit = "off"
+	}
 	cfg, err := app.LoadConfig(func(k string) string {
 		return map[string]string{
 			"API_URL":     "http://127.0.0.1:1", // not called by anonymous pages
@@ -125,11 +136,13 @@ func storefront(b *testing.B, stuffURL string, ttl time.Duration) string {
 			"JWT_KEY":     "bench-jwt-key-0123456789-0123456789-abc",
 			"SESSION_KEY": "bench-session-key-0123456789-0123456789",
 			"CACHE_TTL":   ttl.String(),
+			"RATE_LIMIT":  limit,
 		}[k]
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	cfg.NoMetrics = !metrics
 	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -214,6 +227,19 @@ func BenchmarkHome(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			load(b, storefront(b, stuff, mode.ttl), func(int) string { return "/" })
 		})
+	}
+}
+
+// BenchmarkHomeOverhead: the cached home page with the metrics and the rate
+// limit off, each alone, and both on (as deployed): what they cost.
+func BenchmarkHomeOverhead(b *testing.B) {
+	stuff, _ := standInStuff(b, benchListings)
+	for _, mode := range []struct {
+		name            string
+		metrics, limits bool
+	}{{"bare", false, false}, {"metrics", true, false}, {"limits", false, true}, {"both", true, true}} {
+		url := storefrontWith(b, stuff, time.Second, mode.metrics, mode.limits)
+		b.Run(mode.name, func(b *testing.B) { load(b, url, func(int) string { return "/" }) })
 	}
 }
 
