@@ -237,6 +237,22 @@ func TestCheckoutWithStripe(t *testing.T) {
 		}
 	})
 
+	t.Run("a session paid whose event has not come yet cannot be ended", func(t *testing.T) {
+		id := s.order(buyer, 2800)
+		sess := s.startCheckout(cookie, id)
+		s.stripe.PaySession(sess.ID)
+		s.pay(cookie, map[string]any{"orderId": id, "paymentMethod": "pm_card_visa"}).
+			WantError(http.StatusBadRequest, "A payment for this order is already in progress", "")
+		if st, _ := s.attempt(id, 1); st != "checkout" {
+			t.Fatalf("attempt %s, want checkout until the event", st)
+		}
+		s.deliver(s.stripe.Event(sess.ID, "checkout.session.completed"))
+		s.paymentEvent(id)
+		if n := len(s.stripe.Charged(id)); n != 1 {
+			t.Fatalf("Stripe charged the order %d times", n)
+		}
+	})
+
 	t.Run("under Stripe's minimum", func(t *testing.T) {
 		id := s.order(buyer, 49)
 		s.checkout(cookie, id, nil).WantError(http.StatusBadRequest, "The Checkout Session's total amount due must add up to at least $0.50 usd", "")
