@@ -21,7 +21,12 @@
 //	                   so sessions survive a restart; a variable that is set wins.
 //	ACCESS_TOKEN_TTL   default 15m
 //	ORDER_HOLD         default 15m
-//	STRIPE_SECRET_KEY  unset: payments run in offline test mode
+//	STRIPE_SECRET_KEY  unset: payments run in offline test mode, card payments
+//	                   on a stand-in for Stripe Checkout's page
+//	STRIPE_WEBHOOK_SECRET  signs card payments' webhook events: generated
+//	                   into DATA_DIR/secrets.json unless set; with
+//	                   STRIPE_SECRET_KEY it must be set (the whsec_ of
+//	                   `stripe listen --forward-to localhost:8080/api/payments/webhook`)
 //	RATE_LIMIT         on (default) or off (load tests)
 //	DEBUG_ADDR         a loopback host:port serving the process's profiles
 //	                   (net/http/pprof); unset: none

@@ -17,7 +17,7 @@ import (
 // dev` deploys, and k8s/prod) and `make dev`, with the reason. Every other field must be equal: a setting
 // that changes behaviour (a body limit, a lifetime, a hold, a bound) behaves
 // the same in both. Secrets are not listed: their sources differ (make dev
-// generates JWT_KEY and SESSION_KEY into DATA_DIR/secrets.json, the cluster
+// generates JWT_KEY, SESSION_KEY and STRIPE_WEBHOOK_SECRET into DATA_DIR/secrets.json, the cluster
 // reads Secrets), so the test gives both the same stand-ins, and each must
 // arrive in the same field.
 var clusterDifferences = map[string]map[string]string{
@@ -86,10 +86,14 @@ func compareWithMakeDev(t *testing.T, m *manifests) {
 		stripeCases = []bool{true}
 	}
 	for _, stripe := range stripeCases {
-		cfg := local
+		cfg, secrets := local, secrets
 		if stripe {
 			cfg.StripeSecretKey = secretValue("stripe-secret", "STRIPE_SECRET_KEY")
+			secrets.StripeWebhookSecret = secretValue("stripe-secret", "STRIPE_WEBHOOK_SECRET")
 		}
+		// Without a key the webhook secret only signs the offline stand-in's
+		// events for its own process: make dev generates one, a cluster
+		// without stripe-secret leaves it to each pod. Both stand in as "".
 		for name, d := range apps {
 			t.Run(fmt.Sprintf("%s/stripe=%v", name, stripe), func(t *testing.T) {
 				localEnv := stack.ServiceEnv(cfg, secrets, endpoints, name, "127.0.0.1:41000")

@@ -199,6 +199,9 @@ func TestProdPayments(t *testing.T) {
 	if env["STRIPE_SECRET_KEY"] == "" {
 		t.Error("payments would run in offline test mode: STRIPE_SECRET_KEY must be a required secret")
 	}
+	if env["STRIPE_WEBHOOK_SECRET"] == "" {
+		t.Error("no card payment's webhook could be verified: STRIPE_WEBHOOK_SECRET must be a required secret")
+	}
 	cfg, err := loaders["client"](func(k string) string {
 		env, _ := resolveEnv(m, m.Deployments["client"].Spec.Template.Spec.Containers[0], false)
 		return env[k]

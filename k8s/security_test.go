@@ -27,10 +27,11 @@ type secretRef struct {
 // first Kubernetes step creates.
 func secretRefs(overlay, db string) map[string]secretRef {
 	refs := map[string]secretRef{
-		"JWT_KEY":           {"jwt-secret", "JWT_KEY", false},
-		"SESSION_KEY":       {"session-secret", "SESSION_KEY", false},
-		"STRIPE_SECRET_KEY": {"stripe-secret", "STRIPE_SECRET_KEY", overlay != "prod"},
-		"NATS_PASSWORD":     {"nats-secret", "NATS_PASSWORD", false},
+		"JWT_KEY":               {"jwt-secret", "JWT_KEY", false},
+		"SESSION_KEY":           {"session-secret", "SESSION_KEY", false},
+		"STRIPE_SECRET_KEY":     {"stripe-secret", "STRIPE_SECRET_KEY", overlay != "prod"},
+		"STRIPE_WEBHOOK_SECRET": {"stripe-secret", "STRIPE_WEBHOOK_SECRET", overlay != "prod"},
+		"NATS_PASSWORD":         {"nats-secret", "NATS_PASSWORD", false},
 	}
 	if db != "" {
 		refs["MONGO_PASSWORD"] = secretRef{db + "-mongo", "MONGO_PASSWORD", false}

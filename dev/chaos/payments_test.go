@@ -26,7 +26,7 @@ import (
 func TestPaymentsKilledWithStripeFailing(t *testing.T) {
 	fake := stripetest.New(t)
 	w := start(t, map[string]string{
-		"STRIPE_SECRET_KEY": stripetest.Key, "STRIPE_API_URL": fake.URL,
+		"STRIPE_SECRET_KEY": stripetest.Key, "STRIPE_WEBHOOK_SECRET": "whsec_chaos_0123456789", "STRIPE_API_URL": fake.URL,
 		"CHARGE_TIMEOUT": "4s", "PAYMENT_SWEEP": "1s", "ORDER_HOLD": "5m",
 	})
 	sh := newShop(t, w, 12)

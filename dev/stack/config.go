@@ -25,8 +25,9 @@ type Config struct {
 	Port int
 	// DataDir is the absolute folder holding secrets.json, ferretdb/ and nats/.
 	DataDir string
-	// Secrets holds JWT_KEY and SESSION_KEY when the environment sets them;
-	// Run fills the missing ones from DataDir/secrets.json.
+	// Secrets holds JWT_KEY, SESSION_KEY and STRIPE_WEBHOOK_SECRET when the
+	// environment sets them; Run fills the missing ones from
+	// DataDir/secrets.json.
 	Secrets Secrets
 	// AccessTokenTTL is how long an access token is valid (ACCESS_TOKEN_TTL).
 	AccessTokenTTL time.Duration
@@ -56,8 +57,10 @@ type Config struct {
 // LoadConfig reads PORT (8080), DATA_DIR (".data", made absolute against the
 // current directory), JWT_KEY and SESSION_KEY (optional, 32+ characters when
 // set), ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m), STRIPE_SECRET_KEY,
-// RATE_LIMIT (on), MAX_OPEN_ORDERS (3), DEBUG_ADDR (none) and LOG_LEVEL (info). It reports every bad variable
-// together. ADMIN_EMAILS is refused, as auth refuses it: admins are granted
+// STRIPE_WEBHOOK_SECRET (generated unless set; required with
+// STRIPE_SECRET_KEY: the Stripe CLI's or the endpoint's, or no webhook
+// verifies), RATE_LIMIT (on), MAX_OPEN_ORDERS (3), DEBUG_ADDR (none) and
+// LOG_LEVEL (info). It reports every bad variable together. ADMIN_EMAILS is refused, as auth refuses it: admins are granted
 // with `go run ./dev admin grant EMAIL` (Admin).
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
@@ -71,7 +74,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if err != nil {
 		problems = append(problems, fmt.Errorf("DATA_DIR: %w", err))
 	}
-	secrets := Secrets{JWTKey: r.String("JWT_KEY", ""), SessionKey: r.String("SESSION_KEY", "")}
+	secrets := Secrets{JWTKey: r.String("JWT_KEY", ""), SessionKey: r.String("SESSION_KEY", ""),
+		StripeWebhookSecret: r.String("STRIPE_WEBHOOK_SECRET", "")}
+	stripeKey := r.String("STRIPE_SECRET_KEY", "")
+	if stripeKey != "" && secrets.StripeWebhookSecret == "" {
+		problems = append(problems, errors.New("STRIPE_WEBHOOK_SECRET: required with STRIPE_SECRET_KEY: run "+
+			"`stripe listen --forward-to localhost:8080/api/payments/webhook` and set it to the whsec_... it prints (README, \"Paying by card\")"))
+	}
 	for _, s := range []struct{ name, value string }{{"JWT_KEY", secrets.JWTKey}, {"SESSION_KEY", secrets.SessionKey}} {
 		if s.value != "" && len(s.value) < minSecretLen {
 			problems = append(problems, fmt.Errorf("%s must be at least %d characters (or unset, to use a generated one)", s.name, minSecretLen))
@@ -90,7 +99,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Secrets:         secrets,
 		AccessTokenTTL:  r.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
 		OrderHold:       r.Duration("ORDER_HOLD", 15*time.Minute),
-		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
+		StripeSecretKey: stripeKey,
 		RateLimit:       rateLimit(r, &problems),
 		MaxOpenOrders:   r.Int("MAX_OPEN_ORDERS", 3),
 		DebugAddr:       service.DebugAddr(r),
@@ -128,6 +137,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data_dir", c.DataDir),
 		slog.String("jwt_key", config.Mask(c.Secrets.JWTKey)),
 		slog.String("session_key", config.Mask(c.Secrets.SessionKey)),
+		slog.String("stripe_webhook_secret", config.Mask(c.Secrets.StripeWebhookSecret)),
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Bool("stripe", c.StripeSecretKey != ""),

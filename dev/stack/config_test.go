@@ -38,13 +38,14 @@ func TestLoadConfigOverrides(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cfg, err := stack.LoadConfig(getenv(map[string]string{
-		"PORT":              "0",
-		"DATA_DIR":          dir,
-		"JWT_KEY":           "jwt-0123456789abcdef0123456789abcdef",
-		"ACCESS_TOKEN_TTL":  "1m",
-		"ORDER_HOLD":        "30s",
-		"STRIPE_SECRET_KEY": "sk_test_x",
-		"LOG_LEVEL":         "debug",
+		"PORT":                  "0",
+		"DATA_DIR":              dir,
+		"JWT_KEY":               "jwt-0123456789abcdef0123456789abcdef",
+		"ACCESS_TOKEN_TTL":      "1m",
+		"ORDER_HOLD":            "30s",
+		"STRIPE_SECRET_KEY":     "sk_test_x",
+		"STRIPE_WEBHOOK_SECRET": "whsec_from_stripe_listen",
+		"LOG_LEVEL":             "debug",
 	}))
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
@@ -52,10 +53,11 @@ func TestLoadConfigOverrides(t *testing.T) {
 	if cfg.Port != 0 || cfg.DataDir != dir || cfg.Secrets.JWTKey != "jwt-0123456789abcdef0123456789abcdef" ||
 		cfg.Secrets.SessionKey != "" ||
 		cfg.AccessTokenTTL != time.Minute || cfg.OrderHold != 30*time.Second ||
-		cfg.StripeSecretKey != "sk_test_x" || cfg.LogLevel != slog.LevelDebug {
+		cfg.StripeSecretKey != "sk_test_x" || cfg.Secrets.StripeWebhookSecret != "whsec_from_stripe_listen" || cfg.LogLevel != slog.LevelDebug {
 		t.Errorf("config = %+v", cfg)
 	}
-	if logged := slog.AnyValue(cfg).Resolve().String(); strings.Contains(logged, "jwt-0123") || strings.Contains(logged, "sk_test_x") {
+	if logged := slog.AnyValue(cfg).Resolve().String(); strings.Contains(logged, "jwt-0123") || strings.Contains(logged, "sk_test_x") ||
+		strings.Contains(logged, "whsec_from") {
 		t.Errorf("logged config shows a secret: %s", logged)
 	}
 }
@@ -70,11 +72,14 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		"LOG_LEVEL":        "loud",
 		"ADMIN_EMAILS":     "boss@uni.edu",
 		"DEBUG_ADDR":       "0.0.0.0:6060",
+		// A Stripe key without the webhook's secret: nothing would verify.
+		"STRIPE_SECRET_KEY": "sk_test_x",
 	}))
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad variables")
 	}
-	for _, name := range []string{"PORT", "SESSION_KEY", "ACCESS_TOKEN_TTL", "ORDER_HOLD", "LOG_LEVEL", "ADMIN_EMAILS", "go run ./dev admin grant", "DEBUG_ADDR"} {
+	for _, name := range []string{"PORT", "SESSION_KEY", "ACCESS_TOKEN_TTL", "ORDER_HOLD", "LOG_LEVEL", "ADMIN_EMAILS", "go run ./dev admin grant", "DEBUG_ADDR",
+		"STRIPE_WEBHOOK_SECRET", "stripe listen"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

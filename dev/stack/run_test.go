@@ -119,7 +119,7 @@ func getBody(t *testing.T, u string) (int, string) {
 func TestRunGivesEachServiceItsDeploymentEnvironment(t *testing.T) {
 	t.Parallel()
 	names := []string{"HTTP_ADDR", "MONGO_URI", "MONGO_DB", "NATS_URL", "NATS_CLUSTER_ID", "JWT_KEY", "SESSION_KEY",
-		"ACCESS_TOKEN_TTL", "ADMIN_EMAILS", "ORDER_HOLD", "STRIPE_SECRET_KEY", "PORT", "DATA_DIR", "HOME"}
+		"ACCESS_TOKEN_TTL", "ADMIN_EMAILS", "ORDER_HOLD", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "PORT", "DATA_DIR", "HOME"}
 	envs := make(chan map[string]string, 2)
 	record := func(name string) stack.StartFunc {
 		return func(ctx context.Context, getenv func(string) string, log *slog.Logger) error {
@@ -133,7 +133,7 @@ func TestRunGivesEachServiceItsDeploymentEnvironment(t *testing.T) {
 	}
 	cfg := config(t, map[string]string{
 		"SESSION_KEY":      "session-from-env-0123456789abcdef0123",
-		"ACCESS_TOKEN_TTL": "2m", "ORDER_HOLD": "90s", "STRIPE_SECRET_KEY": "sk_test_123",
+		"ACCESS_TOKEN_TTL": "2m", "ORDER_HOLD": "90s", "STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_WEBHOOK_SECRET": "whsec_test_123",
 	},
 		stack.Service{Name: "stuff", Prefix: "/api/stuff", Start: record("stuff")},
 		stack.Service{Name: "expiration", Start: record("expiration")},
@@ -154,7 +154,7 @@ func TestRunGivesEachServiceItsDeploymentEnvironment(t *testing.T) {
 		want := map[string]string{
 			"MONGO_URI": info.MongoURI, "NATS_URL": info.NATSURL, "NATS_CLUSTER_ID": "stuffmart",
 			"JWT_KEY": secrets.JWTKey, "SESSION_KEY": "session-from-env-0123456789abcdef0123",
-			"STRIPE_SECRET_KEY": "sk_test_123",
+			"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_WEBHOOK_SECRET": "whsec_test_123",
 			// Admins are granted with `go run ./dev admin`, never by a list.
 			"ADMIN_EMAILS": "",
 			// The stack's own variables and the rest of the process

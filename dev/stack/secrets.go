@@ -14,22 +14,26 @@ import (
 // SecretsFile is the name of the file in DATA_DIR that keeps generated keys.
 const SecretsFile = "secrets.json"
 
-// Secrets are the keys every service shares: JWT_KEY signs access tokens and
-// SESSION_KEY signs and encrypts the session cookie.
+// Secrets are the keys of the stack: JWT_KEY signs access tokens and
+// SESSION_KEY signs and encrypts the session cookie (every service);
+// STRIPE_WEBHOOK_SECRET signs the webhook events of card payments (payments:
+// offline, its stand-in for Stripe Checkout signs with it; with a Stripe key
+// it must be the endpoint's, which LoadConfig demands from the environment).
 type Secrets struct {
-	JWTKey     string `json:"JWT_KEY,omitempty"`
-	SessionKey string `json:"SESSION_KEY,omitempty"`
+	JWTKey              string `json:"JWT_KEY,omitempty"`
+	SessionKey          string `json:"SESSION_KEY,omitempty"`
+	StripeWebhookSecret string `json:"STRIPE_WEBHOOK_SECRET,omitempty"`
 }
 
 // LoadSecrets returns env's keys, taking each one env lacks from the JSON file
 // at path and generating (32 random bytes, hex) and saving there, with mode
 // 0600, each one the file lacks too. Keys therefore stay the same from one run
 // to the next, and so do the sessions signed with them. A key env sets is
-// never written to the file. When env sets both, the file is not touched. A
+// never written to the file. When env sets them all, the file is not touched. A
 // file that is not valid JSON is an error rather than silently replaced:
 // delete it to start over (every session then ends).
 func LoadSecrets(path string, env Secrets) (Secrets, error) {
-	if env.JWTKey != "" && env.SessionKey != "" {
+	if env.JWTKey != "" && env.SessionKey != "" && env.StripeWebhookSecret != "" {
 		return env, nil
 	}
 	var file Secrets
@@ -45,7 +49,7 @@ func LoadSecrets(path string, env Secrets) (Secrets, error) {
 	}
 
 	changed := false
-	for _, key := range []*string{&file.JWTKey, &file.SessionKey} {
+	for _, key := range []*string{&file.JWTKey, &file.SessionKey, &file.StripeWebhookSecret} {
 		if *key == "" {
 			if *key, err = randomKey(); err != nil {
 				return Secrets{}, err
@@ -67,6 +71,9 @@ func LoadSecrets(path string, env Secrets) (Secrets, error) {
 	}
 	if env.SessionKey != "" {
 		out.SessionKey = env.SessionKey
+	}
+	if env.StripeWebhookSecret != "" {
+		out.StripeWebhookSecret = env.StripeWebhookSecret
 	}
 	return out, nil
 }

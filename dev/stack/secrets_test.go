@@ -33,11 +33,11 @@ func TestLoadSecretsGeneratesOnceAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first load: %v", err)
 	}
-	if !hexKey.MatchString(first.JWTKey) || !hexKey.MatchString(first.SessionKey) {
+	if !hexKey.MatchString(first.JWTKey) || !hexKey.MatchString(first.SessionKey) || !hexKey.MatchString(first.StripeWebhookSecret) {
 		t.Fatalf("keys are not 32 random bytes in hex: %+v", first)
 	}
-	if first.JWTKey == first.SessionKey {
-		t.Fatal("JWT_KEY and SESSION_KEY are the same")
+	if first.JWTKey == first.SessionKey || first.StripeWebhookSecret == first.JWTKey || first.StripeWebhookSecret == first.SessionKey {
+		t.Fatal("two keys are the same")
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -95,6 +95,19 @@ func TestLoadSecretsEnvironmentWins(t *testing.T) {
 			},
 		},
 		{
+			name: "env sets STRIPE_WEBHOOK_SECRET (the Stripe CLI's): it is never written",
+			file: &stack.Secrets{JWTKey: "file-jwt", SessionKey: "file-session"},
+			env:  stack.Secrets{StripeWebhookSecret: "whsec_from_stripe_listen"},
+			want: func(t *testing.T, got, file stack.Secrets) {
+				if got.StripeWebhookSecret != "whsec_from_stripe_listen" || got.JWTKey != "file-jwt" || got.SessionKey != "file-session" {
+					t.Errorf("got %+v", got)
+				}
+				if file.StripeWebhookSecret == got.StripeWebhookSecret || !hexKey.MatchString(file.StripeWebhookSecret) {
+					t.Errorf("file = %+v, want a generated STRIPE_WEBHOOK_SECRET of its own", file)
+				}
+			},
+		},
+		{
 			name: "a key missing from the file is added, the other kept",
 			file: &stack.Secrets{JWTKey: "file-jwt"},
 			want: func(t *testing.T, got, file stack.Secrets) {
@@ -129,10 +142,11 @@ func TestLoadSecretsEnvironmentWins(t *testing.T) {
 	}
 }
 
-func TestLoadSecretsBothFromEnvironmentLeavesNoFile(t *testing.T) {
+func TestLoadSecretsAllFromEnvironmentLeavesNoFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), stack.SecretsFile)
-	env := stack.Secrets{JWTKey: "jwt-0123456789abcdef0123456789abcdef", SessionKey: "s-0123456789abcdef0123456789abcdef"}
+	env := stack.Secrets{JWTKey: "jwt-0123456789abcdef0123456789abcdef", SessionKey: "s-0123456789abcdef0123456789abcdef",
+		StripeWebhookSecret: "whsec_from_stripe_listen"}
 	got, err := stack.LoadSecrets(path, env)
 	if err != nil {
 		t.Fatalf("LoadSecrets: %v", err)

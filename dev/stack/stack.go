@@ -368,6 +368,8 @@ func ServiceEnv(cfg Config, secrets Secrets, ep Endpoints, name, addr string) ma
 		"ACCESS_TOKEN_TTL":  cfg.AccessTokenTTL.String(),
 		"ORDER_HOLD":        cfg.OrderHold.String(),
 		"STRIPE_SECRET_KEY": cfg.StripeSecretKey,
+		// Offline, the stand-in for Stripe Checkout signs its events with it.
+		"STRIPE_WEBHOOK_SECRET": secrets.StripeWebhookSecret,
 		// The gateway and the storefront run in this process: loopback is
 		// the only proxy whose forwarded headers count.
 		"TRUSTED_PROXIES": "127.0.0.0/8,::1",

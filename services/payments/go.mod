@@ -10,6 +10,7 @@ replace github.com/stuffmart/stuffmart/shared => ../../shared
 
 require (
 	github.com/labstack/echo/v4 v4.16.0
+	github.com/prometheus/client_golang v1.22.0
 	github.com/stripe/stripe-go/v76 v76.25.0
 	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/shared/testkit v0.0.0-00010101000000-000000000000
@@ -26,7 +27,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/fatih/color v1.19.0 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect
@@ -66,7 +66,6 @@ require (
 	github.com/nats-io/stan.go v0.10.4 // indirect
 	github.com/ncruces/go-strftime v0.1.9 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.22.0 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.64.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect

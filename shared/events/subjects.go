@@ -67,9 +67,12 @@ type StuffUpdatedEvent StuffData
 // Subject is stuff:updated.
 func (StuffUpdatedEvent) Subject() Subject { return StuffUpdated }
 
-// StuffRef names a stuff inside order events.
+// StuffRef names a stuff inside order events. Title is set in
+// order:created only: the title the buyer ordered (payments names the card
+// payment after it).
 type StuffRef struct {
 	ID    string `json:"id"`
+	Title string `json:"title,omitempty"`
 	Price int64  `json:"price,omitempty"`
 }
 

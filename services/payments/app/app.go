@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,13 @@ type Config struct {
 	// StripeSecretKey (STRIPE_SECRET_KEY) charges through Stripe; empty runs
 	// the offline test mode.
 	StripeSecretKey string
+	// StripeWebhookSecret (STRIPE_WEBHOOK_SECRET) verifies the events
+	// Stripe posts to POST /api/payments/webhook: the signing secret of the
+	// webhook endpoint (whsec_...; `stripe listen` prints one). Required
+	// with StripeSecretKey. In offline test mode the stand-in for the
+	// Checkout page signs its events with it; empty there, the process
+	// makes one of its own at start.
+	StripeWebhookSecret string
 	// StripeAPIURL (STRIPE_API_URL) overrides Stripe's API base URL: tests
 	// and stripe-mock. Empty is https://api.stripe.com.
 	StripeAPIURL string
@@ -50,6 +58,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("service", c.Service),
 		slog.String("stripe_secret_key", config.Mask(c.StripeSecretKey)),
+		slog.String("stripe_webhook_secret", config.Mask(c.StripeWebhookSecret)),
 		slog.String("stripe_api_url", c.StripeAPIURL),
 		slog.String("currency", c.Currency),
 		slog.Duration("charge_timeout", c.ChargeTimeout),
@@ -59,7 +68,8 @@ func (c Config) LogValue() slog.Value {
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main): the
 // shared variables for service "payments", STRIPE_SECRET_KEY (optional),
-// STRIPE_API_URL (optional), CURRENCY ("usd"), CHARGE_TIMEOUT ("90s": how
+// STRIPE_WEBHOOK_SECRET (required with STRIPE_SECRET_KEY), STRIPE_API_URL
+// (optional), CURRENCY ("usd"), CHARGE_TIMEOUT ("90s": how
 // long the provider gets to answer a charge before it is looked up instead)
 // and PAYMENT_SWEEP ("30s": how often unfinished payments and refunds owed
 // are taken up again). It reports every missing or malformed variable at
@@ -67,14 +77,19 @@ func (c Config) LogValue() slog.Value {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	cfg := Config{
-		Service:         service.LoadConfig(r, "payments"),
-		StripeSecretKey: r.String("STRIPE_SECRET_KEY", ""),
-		StripeAPIURL:    r.String("STRIPE_API_URL", ""),
-		Currency:        r.String("CURRENCY", "usd"),
-		ChargeTimeout:   r.Duration("CHARGE_TIMEOUT", payments.DefaultChargeTimeout),
-		SweepEvery:      r.Duration("PAYMENT_SWEEP", payments.DefaultSweepEvery),
+		Service:             service.LoadConfig(r, "payments"),
+		StripeSecretKey:     r.String("STRIPE_SECRET_KEY", ""),
+		StripeWebhookSecret: r.String("STRIPE_WEBHOOK_SECRET", ""),
+		StripeAPIURL:        r.String("STRIPE_API_URL", ""),
+		Currency:            r.String("CURRENCY", "usd"),
+		ChargeTimeout:       r.Duration("CHARGE_TIMEOUT", payments.DefaultChargeTimeout),
+		SweepEvery:          r.Duration("PAYMENT_SWEEP", payments.DefaultSweepEvery),
 	}
 	problems := []error{r.Err()}
+	if cfg.StripeSecretKey != "" && cfg.StripeWebhookSecret == "" {
+		problems = append(problems, errors.New("STRIPE_WEBHOOK_SECRET: required with STRIPE_SECRET_KEY, or no card payment's webhook can be verified "+
+			"(the endpoint's signing secret, whsec_...; `stripe listen` prints one)"))
+	}
 	if !validCurrency(cfg.Currency) {
 		problems = append(problems, fmt.Errorf("CURRENCY: %q is not a lower-case ISO 4217 code such as usd", cfg.Currency))
 	}
@@ -130,18 +145,40 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	relay := svc.Outbox(svc.DB.Collection(store.PaymentsCollection))
 	st := store.New(svc.DB, svc.Writer, relay)
 
-	var charger payments.Charger
+	var (
+		charger  payments.Charger
+		checkout payments.Checkout
+		offline  *stripe.Offline
+		provider = "stripe"
+		secret   = cfg.StripeWebhookSecret
+	)
 	if cfg.StripeSecretKey != "" {
-		charger = stripe.New(cfg.StripeSecretKey, stripe.Options{URL: cfg.StripeAPIURL, Log: log})
+		c := stripe.New(cfg.StripeSecretKey, stripe.Options{URL: cfg.StripeAPIURL, Log: log})
+		charger, checkout = c, c
 		log.Info("payments: charging through Stripe", "api_url", cfg.StripeAPIURL, "currency", cfg.Currency)
 	} else {
-		charger = stripe.NewOffline()
+		offline = stripe.NewOffline()
+		charger, checkout, provider = offline, offline, "offline"
 		log.Warn("payments: STRIPE_SECRET_KEY is not set: OFFLINE TEST MODE, no card is really charged and nothing leaves this process; " +
-			"pm_card_visa (and Stripe's other success test methods) succeed, pm_card_chargeDeclined and pm_card_insufficientFunds are declined")
+			"pm_card_visa (and Stripe's other success test methods) succeed, pm_card_chargeDeclined and pm_card_insufficientFunds are declined; " +
+			"card payments go through a stand-in for Stripe Checkout's page")
+		if secret == "" {
+			// The stand-in delivers to its own process: a key of its own
+			// signs and verifies the same.
+			secret = rand.Text()
+			log.Warn("payments: STRIPE_WEBHOOK_SECRET is not set: the offline stand-in signs its events with a key made for this process")
+		}
 	}
 
-	p := payments.NewService(st, charger, payments.Options{Currency: cfg.Currency, ChargeTimeout: cfg.ChargeTimeout, Now: cfg.Now, Log: log})
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(p, p), svc.Idempotent())
+	p := payments.NewService(st, charger, checkout, payments.Options{
+		Currency: cfg.Currency, ChargeTimeout: cfg.ChargeTimeout, Now: cfg.Now, Log: log, Metrics: newMetrics(svc.Metrics),
+	})
+	hooks := stripe.NewWebhooks(secret, provider)
+	h := httpapi.NewHandler(p, p, p, hooks, log)
+	if offline != nil {
+		h.WithStandIn(stripe.NewStandIn(offline, hooks, cfg.Now))
+	}
+	httpapi.Routes(svc.Echo, h, svc.Idempotent())
 	for _, l := range listeners.Listeners(p) {
 		svc.Bus.Listen(l)
 	}

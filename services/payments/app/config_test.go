@@ -21,7 +21,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StripeSecretKey != "" || cfg.Currency != "usd" || cfg.Service.Name != "payments" || cfg.Service.MongoDB != "payments" ||
+	if cfg.StripeSecretKey != "" || cfg.StripeWebhookSecret != "" || cfg.Currency != "usd" || cfg.Service.Name != "payments" || cfg.Service.MongoDB != "payments" ||
 		cfg.ChargeTimeout != 90*time.Second || cfg.SweepEvery != 30*time.Second {
 		t.Fatalf("defaults %+v", cfg)
 	}
@@ -30,13 +30,20 @@ func TestLoadConfig(t *testing.T) {
 	for k, v := range base {
 		withKey[k] = v
 	}
+	// A key without the webhook's secret could charge but never learn of a
+	// Checkout payment.
+	if _, err := app.LoadConfig(env(withKey)); err == nil || !strings.Contains(err.Error(), "STRIPE_WEBHOOK_SECRET") {
+		t.Fatalf("a Stripe key without STRIPE_WEBHOOK_SECRET: %v", err)
+	}
+	withKey["STRIPE_WEBHOOK_SECRET"] = "whsec_secret456"
 	cfg, err = app.LoadConfig(env(withKey))
-	if err != nil || cfg.StripeSecretKey != "sk_live_secret123" || cfg.Currency != "eur" || cfg.ChargeTimeout != 5*time.Second || cfg.SweepEvery != time.Second {
+	if err != nil || cfg.StripeSecretKey != "sk_live_secret123" || cfg.StripeWebhookSecret != "whsec_secret456" || cfg.Currency != "eur" ||
+		cfg.ChargeTimeout != 5*time.Second || cfg.SweepEvery != time.Second {
 		t.Fatalf("%+v, %v", cfg, err)
 	}
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", cfg)
-	for _, secret := range []string{"sk_live_secret123", strings.Repeat("j", 32), strings.Repeat("s", 32)} {
+	for _, secret := range []string{"sk_live_secret123", "whsec_secret456", strings.Repeat("j", 32), strings.Repeat("s", 32)} {
 		if strings.Contains(buf.String(), secret) {
 			t.Fatalf("secret logged: %s", buf.String())
 		}

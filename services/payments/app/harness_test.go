@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76/webhook"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
@@ -27,6 +29,10 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 const waitFor = 10 * time.Second
+
+// webhookSecret is the signing secret of the webhook endpoint the tests
+// sign their Stripe events with (STRIPE_WEBHOOK_SECRET).
+const webhookSecret = "whsec_test_stuffmart_0123456789"
 
 // stack is one running payments service (see testkit.Start) with its clock
 // and, when it charges through Stripe, the fake Stripe it talks to. Its Peer
@@ -44,7 +50,7 @@ type stack struct {
 func newStack(tb testing.TB, withStripe bool, change ...func(*app.Config)) *stack {
 	tb.Helper()
 	s := &stack{tb: tb, clock: testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond))}
-	cfg := app.Config{Currency: "usd", Now: s.clock.Now, SweepEvery: 50 * time.Millisecond}
+	cfg := app.Config{Currency: "usd", Now: s.clock.Now, SweepEvery: 50 * time.Millisecond, StripeWebhookSecret: webhookSecret}
 	if withStripe {
 		s.stripe = stripetest.New(tb)
 		cfg.StripeSecretKey = stripetest.Key
@@ -135,11 +141,17 @@ func (s *stack) replica(id string) (status string, version int64) {
 // replica.
 func (s *stack) order(buyer auth.User, price int64) string {
 	s.tb.Helper()
+	return s.titledOrder(buyer, price, "")
+}
+
+// titledOrder is order of a stuff titled title.
+func (s *stack) titledOrder(buyer auth.User, price int64, title string) string {
+	s.tb.Helper()
 	id := testkit.RandomID(s.tb)[:24]
 	s.Peer.Publish(events.OrderCreatedEvent{
 		ID: id, Version: 1, Status: events.OrderStatusCreated, UserID: buyer.ID,
 		ExpiresAt: s.clock.Now().Add(15 * time.Minute),
-		Stuff:     events.StuffRef{ID: testkit.RandomID(s.tb)[:24], Price: price},
+		Stuff:     events.StuffRef{ID: testkit.RandomID(s.tb)[:24], Title: title, Price: price},
 	})
 	testkit.Eventually(s.tb, waitFor, func() bool { st, _ := s.replica(id); return st != "" }, "replica of order %s", id)
 	return id
@@ -276,4 +288,87 @@ func (s *stack) set(coll string, id any, fields bson.M) {
 	if _, err := s.DB.Collection(coll).UpdateOne(context.Background(), bson.M{"_id": id}, bson.M{"$set": fields}); err != nil {
 		s.tb.Fatalf("update %s %v: %v", coll, id, err)
 	}
+}
+
+// returnURLs are the checkout body's success and cancel URLs for an order,
+// as the storefront makes them.
+func returnURLs(orderID string) (success, cancel string) {
+	return "https://shop.test/orders/" + orderID + "?paid=1", "https://shop.test/orders/" + orderID
+}
+
+// checkout posts POST /api/payments/checkout for an order (with the
+// storefront's return URLs) as the holder of cookie; more adds to or
+// overrides the body.
+func (s *stack) checkout(cookie *http.Cookie, orderID string, more map[string]any, opts ...testkit.RequestOption) *testkit.Response {
+	s.tb.Helper()
+	success, cancel := returnURLs(orderID)
+	body := map[string]any{"orderId": orderID, "successUrl": success, "cancelUrl": cancel}
+	for k, v := range more {
+		body[k] = v
+	}
+	return s.HTTP.Do(http.MethodPost, "/api/payments/checkout", body, append([]testkit.RequestOption{testkit.WithCookie(cookie)}, opts...)...)
+}
+
+// sessionJSON is the answer of a checkout that made (or reused) a session.
+type sessionJSON struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+}
+
+// startCheckout checkouts an order and returns its session.
+func (s *stack) startCheckout(cookie *http.Cookie, orderID string, opts ...testkit.RequestOption) sessionJSON {
+	s.tb.Helper()
+	var sess sessionJSON
+	s.checkout(cookie, orderID, nil, opts...).Want(http.StatusCreated).Decode(&sess)
+	if sess.ID == "" || sess.URL == "" {
+		s.tb.Fatalf("checkout answered %+v", sess)
+	}
+	return sess
+}
+
+// sign returns payload's Stripe-Signature, made as Stripe makes it with the
+// endpoint's secret.
+func sign(payload []byte) string {
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret}).Header
+}
+
+// postEvent posts a webhook delivery with signature (none when empty).
+func (s *stack) postEvent(payload []byte, signature string) *testkit.Response {
+	s.tb.Helper()
+	var opts []testkit.RequestOption
+	if signature != "" {
+		opts = append(opts, testkit.WithHeader("Stripe-Signature", signature))
+	}
+	return s.HTTP.Do(http.MethodPost, "/api/payments/webhook", testkit.Raw(payload), opts...)
+}
+
+// deliver posts a Stripe event correctly signed and wants it taken.
+func (s *stack) deliver(payload []byte) {
+	s.tb.Helper()
+	s.postEvent(payload, sign(payload)).Want(http.StatusOK)
+}
+
+// attempt reads attempt n of an order: its state and its session's id.
+func (s *stack) attempt(orderID string, n int) (state, sessionID string) {
+	s.tb.Helper()
+	var d struct {
+		State   string `bson:"state"`
+		Session struct {
+			ID string `bson:"id"`
+		} `bson:"session"`
+	}
+	err := s.DB.Collection("charges").FindOne(context.Background(), bson.D{{Key: "_id", Value: fmt.Sprintf("%s:%d", orderID, n)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", ""
+	}
+	if err != nil {
+		s.tb.Fatalf("read attempt: %v", err)
+	}
+	return d.State, d.Session.ID
+}
+
+// metrics scrapes the service's /metrics.
+func (s *stack) metrics() testkit.Metrics {
+	s.tb.Helper()
+	return testkit.Scrape(s.tb, s.URL+"/metrics")
 }

@@ -1,6 +1,8 @@
 // Package stripetest is a fake of the part of Stripe's API the payments
 // service uses, for tests: PaymentIntents (create, with or without confirm;
-// update; confirm; retrieve; cancel) and refunds, with Stripe's test
+// update; confirm; retrieve; cancel), refunds, and Checkout Sessions
+// (create, retrieve, expire; a test pays one as a buyer would and gets the
+// webhook event Stripe would send, to sign and post), with Stripe's test
 // payment methods and Stripe's idempotency rules (the first answer to a key
 // is kept, 5xx included, and replayed; the same key with other parameters
 // is refused; a key still being answered gets 409). A test points the
@@ -39,6 +41,9 @@ type Server struct {
 	mu       sync.Mutex
 	intents  map[string]*intent
 	order    []string // intent ids, oldest first
+	sessions map[string]*Session
+	sessOrd  []string // session ids, oldest first
+	events   int
 	refunds  []*Refund
 	keys     map[string]*idem
 	requests []Request
@@ -95,7 +100,7 @@ type idem struct {
 
 // New starts a fake Stripe, stopped when the test ends.
 func New(tb interface{ Cleanup(func()) }) *Server {
-	s := &Server{intents: map[string]*intent{}, keys: map[string]*idem{}}
+	s := &Server{intents: map[string]*intent{}, sessions: map[string]*Session{}, keys: map[string]*idem{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	tb.Cleanup(s.Close)
@@ -411,6 +416,25 @@ func (s *Server) handle(method, path string, form url.Values, key string) (a ans
 		}
 	case method == http.MethodPost && rest == "refunds":
 		return s.refund(form, key), false
+	case method == http.MethodPost && rest == "checkout/sessions":
+		return s.newSession(form), false
+	case len(parts) >= 3 && parts[0] == "checkout" && parts[1] == "sessions":
+		cs := s.sessions[parts[2]]
+		if cs == nil {
+			return errorBody(http.StatusNotFound, map[string]any{"type": "invalid_request_error", "code": "resource_missing",
+				"message": "No such checkout.session: '" + parts[2] + "'", "param": "session"}), false
+		}
+		switch {
+		case method == http.MethodGet && len(parts) == 3:
+			return ok(sessionJSON(cs)), false
+		case method == http.MethodPost && len(parts) == 4 && parts[3] == "expire":
+			if cs.Status != "open" {
+				return errorBody(http.StatusBadRequest, map[string]any{"type": "invalid_request_error",
+					"message": `Only Checkout Sessions with a status in ["open"] can be expired. This Checkout Session has a status of ` + cs.Status + "."}), false
+			}
+			cs.Status = "expired"
+			return ok(sessionJSON(cs)), false
+		}
 	}
 	return errorBody(http.StatusNotFound, map[string]any{"type": "invalid_request_error", "message": "Unrecognized request URL (" + method + ": " + path + ")"}), false
 }
@@ -531,4 +555,129 @@ func writeError(w http.ResponseWriter, status int, e map[string]any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b) // a client that went away does not matter
+}
+
+// Session is a Checkout Session as the fake holds it.
+type Session struct {
+	ID            string
+	URL           string
+	OrderID       string // client_reference_id
+	Title         string // its one line item's product name
+	Amount        int64  // amount_total
+	Currency      string
+	Quantity      string
+	Mode          string
+	MethodTypes   []string // payment_method_types
+	Metadata      map[string]string
+	SuccessURL    string
+	CancelURL     string
+	ExpiresAt     int64
+	Status        string // open, complete, expired
+	PaymentStatus string // unpaid, paid
+	PaymentIntent string // the PaymentIntent that took the money, once paid
+	IntentOrderID string // payment_intent_data[metadata][order_id]
+}
+
+func (s *Server) newSession(form url.Values) answer {
+	for _, p := range []string{"mode", "success_url", "cancel_url", "line_items[0][price_data][currency]", "line_items[0][price_data][unit_amount]",
+		"line_items[0][price_data][product_data][name]", "line_items[0][quantity]"} {
+		if form.Get(p) == "" {
+			return errorBody(http.StatusBadRequest, map[string]any{"type": "invalid_request_error", "message": "Missing required param: " + p + ".", "param": p})
+		}
+	}
+	amount, _ := strconv.ParseInt(form.Get("line_items[0][price_data][unit_amount]"), 10, 64)
+	if amount < 50 {
+		return errorBody(http.StatusBadRequest, map[string]any{"type": "invalid_request_error", "code": "amount_too_small",
+			"message": "The Checkout Session's total amount due must add up to at least $0.50 usd"})
+	}
+	id := fmt.Sprintf("cs_test_fake_%d", len(s.sessOrd)+1)
+	cs := &Session{
+		ID: id, URL: "https://checkout.stripe.test/c/pay/" + id, OrderID: form.Get("client_reference_id"),
+		Title: form.Get("line_items[0][price_data][product_data][name]"), Amount: amount,
+		Currency: form.Get("line_items[0][price_data][currency]"), Quantity: form.Get("line_items[0][quantity]"),
+		Mode: form.Get("mode"), Metadata: map[string]string{}, SuccessURL: form.Get("success_url"), CancelURL: form.Get("cancel_url"),
+		Status: "open", PaymentStatus: "unpaid", IntentOrderID: form.Get("payment_intent_data[metadata][order_id]"),
+	}
+	cs.ExpiresAt, _ = strconv.ParseInt(form.Get("expires_at"), 10, 64)
+	for k, v := range form {
+		if name, ok := strings.CutPrefix(k, "metadata["); ok && strings.HasSuffix(name, "]") {
+			cs.Metadata[strings.TrimSuffix(name, "]")] = v[0]
+		}
+		if strings.HasPrefix(k, "payment_method_types[") {
+			cs.MethodTypes = append(cs.MethodTypes, v[0])
+		}
+	}
+	s.sessions[id] = cs
+	s.sessOrd = append(s.sessOrd, id)
+	return ok(sessionJSON(cs))
+}
+
+func sessionJSON(cs *Session) map[string]any {
+	m := map[string]any{
+		"id": cs.ID, "object": "checkout.session", "url": cs.URL, "mode": cs.Mode, "status": cs.Status,
+		"payment_status": cs.PaymentStatus, "client_reference_id": cs.OrderID, "metadata": cs.Metadata,
+		"amount_total": cs.Amount, "currency": cs.Currency, "success_url": cs.SuccessURL, "cancel_url": cs.CancelURL,
+		"expires_at": cs.ExpiresAt, "livemode": false, "payment_intent": nil,
+	}
+	if cs.PaymentIntent != "" {
+		m["payment_intent"] = cs.PaymentIntent
+	}
+	if cs.Status != "open" {
+		m["url"] = nil
+	}
+	return m
+}
+
+// Sessions returns the Checkout Sessions of an order (client_reference_id),
+// oldest first.
+func (s *Server) Sessions(orderID string) []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Session
+	for _, id := range s.sessOrd {
+		if cs := s.sessions[id]; cs.OrderID == orderID {
+			out = append(out, *cs)
+		}
+	}
+	return out
+}
+
+// PaySession pays open session id as a buyer on Checkout's page would with
+// a card that succeeds: a PaymentIntent of the session's order takes its
+// amount, and the session is complete and paid. It returns the session, or
+// false if it was not open.
+func (s *Server) PaySession(id string) (Session, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.sessions[id]
+	if cs == nil || cs.Status != "open" {
+		return Session{}, false
+	}
+	in := s.newIntent(url.Values{"amount": {strconv.FormatInt(cs.Amount, 10)}, "currency": {cs.Currency}, "metadata[order_id]": {cs.OrderID}})
+	in.Status, in.AmountReceived, in.PaymentMethod = "succeeded", cs.Amount, "pm_card_visa"
+	cs.Status, cs.PaymentStatus, cs.PaymentIntent = "complete", "paid", in.ID
+	return *cs, true
+}
+
+// Event returns the webhook event of type typ (checkout.session.completed,
+// checkout.session.expired, ...) about session id as it is now, as Stripe
+// would post it: to be signed (stripe-go's webhook.GenerateTestSignedPayload)
+// and posted to the service's webhook. change, if set, alters the session
+// object first (a test forging an amount).
+func (s *Server) Event(id, typ string, change ...func(map[string]any)) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events++
+	obj := map[string]any{}
+	if cs := s.sessions[id]; cs != nil {
+		obj = sessionJSON(cs)
+	}
+	for _, c := range change {
+		c(obj)
+	}
+	b, _ := json.Marshal(map[string]any{ // maps of strings and numbers
+		"id": fmt.Sprintf("evt_fake_%d", s.events), "object": "event", "api_version": "2023-10-16", "created": time.Now().Unix(),
+		"livemode": false, "pending_webhooks": 1, "type": typ, "data": map[string]any{"object": obj},
+	})
+	return b
 }

@@ -256,7 +256,7 @@ func TestCreate(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantEv := events.OrderCreatedEvent{ID: o.ID, Version: 1, Status: orders.StatusCreated, UserID: tc.buyer,
-				ExpiresAt: now.Add(hold), Stuff: events.StuffRef{ID: avail, Price: 1250}}
+				ExpiresAt: now.Add(hold), Stuff: events.StuffRef{ID: avail, Title: "Notes " + avail[18:], Price: 1250}}
 			if !ev.ExpiresAt.Equal(wantEv.ExpiresAt) {
 				t.Fatalf("event expiresAt %v, want %v", ev.ExpiresAt, wantEv.ExpiresAt)
 			}

@@ -660,7 +660,7 @@ func orderCreated(o orders.Order) events.OrderCreatedEvent {
 		Status:    o.Status,
 		UserID:    o.UserID,
 		ExpiresAt: o.ExpiresAt,
-		Stuff:     events.StuffRef{ID: o.Stuff.ID, Price: o.Stuff.Price},
+		Stuff:     events.StuffRef{ID: o.Stuff.ID, Title: o.Stuff.Title, Price: o.Stuff.Price},
 	}
 }
 

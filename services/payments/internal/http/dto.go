@@ -3,6 +3,7 @@ package http
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -32,6 +33,52 @@ func (r *payRequest) Validate() error {
 
 func (r *payRequest) input() payments.PayInput {
 	return payments.PayInput{OrderID: r.OrderID, PaymentMethod: r.PaymentMethod, Coupon: r.Coupon}
+}
+
+// MaxReturnURL is the longest successUrl or cancelUrl a checkout takes.
+const MaxReturnURL = 2048
+
+// checkoutRequest is the body of POST /api/payments/checkout: the order, an
+// optional coupon, and where the provider's page sends the buyer back.
+type checkoutRequest struct {
+	OrderID    string `json:"orderId"`
+	Coupon     string `json:"coupon"`
+	SuccessURL string `json:"successUrl"`
+	CancelURL  string `json:"cancelUrl"`
+}
+
+// Validate checks shapes: the return URLs must be absolute http(s) URLs of
+// at most MaxReturnURL characters.
+func (r *checkoutRequest) Validate() error {
+	var v validate.Errors
+	r.OrderID = strings.TrimSpace(r.OrderID)
+	v.Check(r.OrderID != "", "orderId", "Order id is required")
+	v.Check(len(r.OrderID) <= 64, "orderId", "Order id is too long")
+	v.Check(len(r.Coupon) <= 64, "coupon", "Coupon code is too long")
+	returnURL(&v, "successUrl", r.SuccessURL)
+	returnURL(&v, "cancelUrl", r.CancelURL)
+	return v.Err()
+}
+
+func returnURL(v *validate.Errors, field, s string) {
+	switch {
+	case s == "":
+		v.Add(field, "Return URL is required")
+	case len(s) > MaxReturnURL:
+		v.Add(field, "Return URL is too long")
+	default:
+		u, err := url.Parse(s)
+		v.Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil,
+			field, "Must be an absolute http or https URL")
+	}
+}
+
+// checkoutResponse is where the buyer goes: the session's page (id, url),
+// or back to the order, which a coupon paid (completed).
+type checkoutResponse struct {
+	ID        string `json:"id,omitempty"`
+	URL       string `json:"url,omitempty"`
+	Completed bool   `json:"completed,omitempty"`
 }
 
 // paymentResponse is a created payment.

@@ -38,7 +38,7 @@ func Listeners(r Replica) []events.Listener {
 				return events.Permanent(fmt.Errorf("order:created without id or user: %s", m.Data))
 			}
 			return r.OrderCreated(ctx, payments.Order{
-				ID: ev.ID, UserID: ev.UserID, Price: ev.Stuff.Price, Status: ev.Status, Version: ev.Version, ExpiresAt: ev.ExpiresAt,
+				ID: ev.ID, UserID: ev.UserID, Title: ev.Stuff.Title, Price: ev.Stuff.Price, Status: ev.Status, Version: ev.Version, ExpiresAt: ev.ExpiresAt,
 			})
 		}},
 		{Subject: events.OrderCancelled, Group: Group, Handle: func(ctx context.Context, m events.Msg) error {

@@ -50,6 +50,12 @@ type AttemptState string
 // looked up before anything else is charged); declined and failed took no
 // money and release the order for another attempt; succeeded (the payment
 // recorded and the order checked again) and refunded are final.
+//
+// A checkout attempt (the buyer pays on the provider's hosted page, see
+// checkout.go) is checkout while its session is open; expired when the
+// session ended without a payment (it expired, was replaced, or its payment
+// failed), which releases the order like a decline; and from the payment on
+// like any other attempt.
 const (
 	AttemptCharging  AttemptState = "charging"
 	AttemptUnknown   AttemptState = "unknown"
@@ -57,6 +63,8 @@ const (
 	AttemptFailed    AttemptState = "failed"
 	AttemptSucceeded AttemptState = "succeeded"
 	AttemptRefunded  AttemptState = "refunded"
+	AttemptCheckout  AttemptState = "checkout"
+	AttemptExpired   AttemptState = "expired"
 )
 
 // Attempt is the claim of the n-th try to pay an order. Inserting attempt n
@@ -81,6 +89,9 @@ type Attempt struct {
 	IntentAttempt int
 	Message       string // why it was declined, failed or is unknown
 	At            time.Time
+	// Session is the provider's checkout session of a checkout attempt
+	// (nil for a payment by payment method).
+	Session *Session
 }
 
 // PayInput is a buyer's request to pay an order.
@@ -180,6 +191,10 @@ func (s *Service) payable(o Order) error {
 // whose outcome is unknown (its holder gave up, or died) is looked up first:
 // nothing new is charged while an earlier charge may have gone through.
 //
+// An open checkout session of the order is ended first (expired at the
+// provider) when the caller pays otherwise; a checkout caller (want has a
+// Session) gets it back to reuse or replace.
+//
 // It returns the attempt to run; or, for a retry of the same request (the
 // same payment id) whose payment is recorded, that payment; or a refusal.
 // An attempt of the same request that is still open is returned to be
@@ -190,6 +205,10 @@ func (s *Service) claimAttempt(ctx context.Context, want Attempt) (Attempt, *Pay
 	for n := 1; n <= MaxAttempts; n++ {
 		a := want
 		a.N, a.IntentID, a.IntentAttempt = n, carried.IntentID, carried.IntentAttempt
+		if want.Session != nil {
+			sess := *want.Session // the caller fills in its own copy
+			a.Session = &sess
+		}
 		err := s.store.InsertAttempt(ctx, a)
 		if err == nil {
 			return a, nil, nil
@@ -215,7 +234,20 @@ func (s *Service) claimAttempt(ctx context.Context, want Attempt) (Attempt, *Pay
 			carried = cur
 		}
 		switch cur.State {
-		case AttemptDeclined, AttemptFailed:
+		case AttemptDeclined, AttemptFailed, AttemptExpired:
+			continue
+		case AttemptCheckout:
+			if want.Session != nil {
+				return cur, nil, nil // Checkout reuses or replaces it
+			}
+			// Paying otherwise: the open session must not take the money too.
+			err := s.endCheckout(ctx, cur, "replaced by a payment with a payment method")
+			if errors.Is(err, errSessionPaid) {
+				return Attempt{}, nil, ErrInProgress
+			}
+			if err != nil {
+				return Attempt{}, nil, err
+			}
 			continue
 		case AttemptCharging, AttemptUnknown:
 			if own {
@@ -393,7 +425,11 @@ func (s *Service) settle(ctx context.Context, a Attempt, p Payment) (Payment, er
 	ctx, cancel := afterProvider(ctx)
 	defer cancel()
 	log := s.log.With("order_id", p.OrderID, "payment_id", p.ID, "provider_id", p.ProviderID)
-	if err := s.store.InsertPayment(ctx, p); err != nil {
+	if err := s.store.InsertPayment(ctx, p); err == nil {
+		if p.Coupon != "" {
+			s.metrics.CouponRedeemed()
+		}
+	} else {
 		if !errors.Is(err, ErrExists) {
 			log.Error("charged, payment not recorded yet; the sweeper records it", "err", err)
 			s.setState(ctx, a, AttemptUnknown, "record payment: "+err.Error())
@@ -418,7 +454,7 @@ func (s *Service) settle(ctx context.Context, a Attempt, p Payment) (Payment, er
 		s.setState(ctx, a, AttemptSucceeded, "")
 		return p, nil
 	}
-	r, err := s.oweRefund(ctx, p)
+	r, err := s.oweRefund(ctx, p, "the order was cancelled")
 	if err != nil {
 		log.Error("payment for a cancelled order; the refund could not be stored yet, the sweeper does it", "err", err)
 		s.setState(ctx, a, AttemptUnknown, "owe the refund: "+err.Error())
@@ -451,7 +487,7 @@ func (s *Service) otherPayment(ctx context.Context, a Attempt, p Payment, lookup
 		return other, nil
 	}
 	s.log.Error("a second charge for a paid order; it is refunded", "order_id", a.OrderID, "payment_id", p.ID, "provider_id", p.ProviderID, "paid_by", other.ID)
-	r, err := s.oweRefund(ctx, p)
+	r, err := s.oweRefund(ctx, p, "a second charge for a paid order")
 	if err != nil {
 		s.setState(ctx, a, AttemptUnknown, "owe the refund: "+err.Error())
 		return Payment{}, ErrAlreadyPaid
@@ -483,8 +519,13 @@ func (s *Service) setState(ctx context.Context, a Attempt, state AttemptState, m
 	defer cancel()
 	from := a.State
 	a.State, a.Message = state, message
-	if _, err := s.store.UpdateAttempt(ctx, a, from); err != nil {
-		s.log.Error("record attempt state", "order_id", a.OrderID, "attempt", a.N, "state", state, "err", err)
+	ok, err := s.store.UpdateAttempt(ctx, a, from)
+	if err != nil {
+		s.log.ErrorContext(ctx, "record attempt state", "order_id", a.OrderID, "attempt", a.N, "state", state, "err", err)
+		return
+	}
+	if ok {
+		s.metrics.Outcome(state)
 	}
 }
 

@@ -1,22 +1,27 @@
 // Package payments is the payments domain: the local replica of orders, the
 // rules that decide whether and how much an order may be charged, coupons,
 // and the refund of a payment that lost the race with a cancellation. It
-// declares what it needs from the outside world (Store, Charger) and knows
-// nothing of MongoDB, Echo, NATS or Stripe.
+// declares what it needs from the outside world (Store, Charger, Checkout)
+// and knows nothing of MongoDB, Echo, NATS or Stripe.
 //
 // Every decision two actors may race on is a claim made by one unique-index
 // insert, never a conditional update (docs/data-safety.md): the charge
 // attempt of an order ("orderId:n"), a coupon redemption slot ("CODE:slot"),
-// the refund owed for a payment (its id). Money moves only through the
-// order's one PaymentIntent, whose id is stored before it is confirmed, so
-// that a charge whose answer was lost is looked up, never made again; and a
-// refund is an obligation stored before it is asked for, retried until the
-// provider confirms it (docs/flows.md).
+// the refund owed for a payment (its id), the handling of a provider's event
+// (its id). A payment by payment method moves money only through the order's
+// one PaymentIntent, whose id is stored before it is confirmed, so that a
+// charge whose answer was lost is looked up, never made again. A payment on
+// the provider's checkout page is an attempt too: one open session per
+// order, made with the attempt's idempotency key, whose signed event records
+// the payment through the same path. A refund is an obligation stored before
+// it is asked for, retried until the provider confirms it (docs/flows.md).
 //
 // The files follow the concerns: pay.go (claim an attempt, charge, record,
-// re-check), reconcile.go (what became of an attempt whose holder is gone,
-// the cancellation of an order, the sweeper), refunds.go, coupons.go,
-// replica.go (the orders replica), service.go (the Service and its options).
+// re-check), checkout.go (attempts paid on the provider's checkout page, and
+// the provider's events about them), reconcile.go (what became of an attempt
+// whose holder is gone, the cancellation of an order, the sweeper),
+// refunds.go, coupons.go, replica.go (the orders replica), service.go (the
+// Service and its options).
 package payments
 
 import (
@@ -83,6 +88,13 @@ type Store interface {
 	UpdateRefund(ctx context.Context, r Refund) (bool, error)
 	// PendingRefunds lists the refunds owed: a scan, for the sweeper.
 	PendingRefunds(ctx context.Context) ([]Refund, error)
+
+	// InsertEvent claims a provider event for handling; ErrExists when it
+	// was claimed before (Event tells whether that handling finished).
+	InsertEvent(ctx context.Context, e ProviderEvent) error
+	Event(ctx context.Context, id string) (ProviderEvent, error)
+	// FinishEvent records that event id was handled.
+	FinishEvent(ctx context.Context, id string, at time.Time) error
 
 	InsertCoupon(ctx context.Context, c Coupon) error
 	Coupon(ctx context.Context, code string) (Coupon, error)

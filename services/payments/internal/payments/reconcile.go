@@ -38,6 +38,11 @@ func (s *Service) reconcile(ctx context.Context, a Attempt) error {
 	if !errors.Is(err, errs.ErrNotFound) {
 		return fmt.Errorf("read payment %s: %w", a.PaymentID, err)
 	}
+	if a.Session != nil {
+		// A checkout attempt is open (unknown) only once its session was
+		// paid: its PaymentIntent is stored before anything else.
+		return s.reconcileSession(ctx, a, redemption)
+	}
 	if a.IntentID == "" || a.Amount == 0 {
 		// Money moves only through an intent stored before it is confirmed,
 		// and a coupon-only payment is recorded or nothing: nothing was taken.
@@ -96,9 +101,20 @@ func (s *Service) closeOrder(ctx context.Context, orderID string) error {
 	if err != nil || len(chain) == 0 {
 		return err
 	}
+	// An open checkout session must not take the money any more. One paid
+	// already is recorded and refunded by its event (settle sees the order
+	// cancelled).
+	for _, a := range chain {
+		if a.State != AttemptCheckout {
+			continue
+		}
+		if err := s.endCheckout(ctx, a, "order cancelled"); err != nil && !errors.Is(err, errSessionPaid) {
+			return fmt.Errorf("expire the checkout session of cancelled order %s: %w", orderID, err)
+		}
+	}
 	p, err := s.paymentIn(ctx, chain)
 	if err == nil {
-		r, err := s.oweRefund(ctx, p)
+		r, err := s.oweRefund(ctx, p, "the order was cancelled")
 		if err != nil {
 			return err
 		}
@@ -215,11 +231,17 @@ func (s *Service) Sweep(ctx context.Context) error {
 	if err != nil {
 		problems = append(problems, fmt.Errorf("list refunds owed: %w", err))
 	}
+	left := 0
 	for _, r := range owed {
 		if err := s.runRefund(ctx, r); err != nil {
 			problems = append(problems, err)
+			left++
 		}
 	}
+	if err != nil {
+		left = -1 // not known
+	}
+	s.metrics.RefundsPending(left)
 	return errors.Join(problems...)
 }
 

@@ -41,9 +41,9 @@ type Refund struct {
 	DoneAt     time.Time
 }
 
-// oweRefund stores the obligation to refund payment p (once: an obligation
-// already stored is returned as it is).
-func (s *Service) oweRefund(ctx context.Context, p Payment) (Refund, error) {
+// oweRefund stores the obligation to refund payment p, for the reason why
+// (logged), once: an obligation already stored is returned as it is.
+func (s *Service) oweRefund(ctx context.Context, p Payment, why string) (Refund, error) {
 	r := Refund{
 		PaymentID: p.ID, OrderID: p.OrderID, Attempt: p.Attempt, IntentID: p.ProviderID, Amount: p.Amount,
 		Redemption: p.Redemption, State: RefundPending, At: s.now(),
@@ -58,7 +58,7 @@ func (s *Service) oweRefund(ctx context.Context, p Payment) (Refund, error) {
 	if err != nil {
 		return Refund{}, fmt.Errorf("owe the refund of payment %s: %w", p.ID, err)
 	}
-	s.log.Info("refund owed: the order was cancelled", "order_id", p.OrderID, "payment_id", p.ID, "amount", p.Amount)
+	s.log.InfoContext(ctx, "refund owed", "why", why, "order_id", p.OrderID, "payment_id", p.ID, "amount", p.Amount)
 	return r, nil
 }
 
@@ -127,7 +127,7 @@ func (s *Service) runRefund(ctx context.Context, r Refund) error {
 	if err == nil && a.PaymentID == r.PaymentID {
 		s.setState(ctx, a, AttemptRefunded, "order cancelled")
 	}
-	s.log.Info("payment refunded: its order was cancelled", "order_id", r.OrderID, "payment_id", r.PaymentID, "amount", r.Amount, "refund_id", providerID)
+	s.log.InfoContext(ctx, "payment refunded", "order_id", r.OrderID, "payment_id", r.PaymentID, "amount", r.Amount, "refund_id", providerID)
 	return nil
 }
 

@@ -17,8 +17,11 @@ const (
 
 // Order is the local replica of an order: what paying for it needs.
 type Order struct {
-	ID        string
-	UserID    string
+	ID     string
+	UserID string
+	// Title is the stuff's title as ordered ("" for orders announced before
+	// order:created carried it).
+	Title     string
 	Price     int64 // cents
 	Status    string
 	Version   int64

@@ -18,6 +18,24 @@ func afterProvider(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 }
 
+// Metrics counts what the Service does, for dashboards and alerts (the app
+// keeps them in Prometheus: docs/observability.md).
+type Metrics interface {
+	// Outcome counts an attempt that reached state.
+	Outcome(state AttemptState)
+	// CouponRedeemed counts a payment recorded with a coupon.
+	CouponRedeemed()
+	// RefundsPending is how many refunds are owed and not made after a
+	// sweep; -1 when they could not be listed.
+	RefundsPending(n int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Outcome(AttemptState) {}
+func (noMetrics) CouponRedeemed()      {}
+func (noMetrics) RefundsPending(int)   {}
+
 // Options configures a Service.
 type Options struct {
 	Currency string // ISO code, lower case; "usd" when empty
@@ -27,20 +45,26 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	Log *slog.Logger
+	// Metrics counts outcomes; nothing when nil.
+	Metrics Metrics
 }
 
-// Service pays orders, manages coupons and keeps the order replica.
+// Service pays orders (by payment method, or on the provider's checkout
+// page), manages coupons and keeps the order replica.
 type Service struct {
 	store         Store
 	charger       Charger
+	checkout      Checkout
+	metrics       Metrics
 	currency      string
 	chargeTimeout time.Duration
 	now           func() time.Time
 	log           *slog.Logger
 }
 
-// NewService returns a Service over store charging through charger.
-func NewService(store Store, charger Charger, opts Options) *Service {
+// NewService returns a Service over store charging through charger and
+// hosting card payments through checkout.
+func NewService(store Store, charger Charger, checkout Checkout, opts Options) *Service {
 	if opts.Currency == "" {
 		opts.Currency = "usd"
 	}
@@ -53,5 +77,9 @@ func NewService(store Store, charger Charger, opts Options) *Service {
 	if opts.ChargeTimeout <= 0 {
 		opts.ChargeTimeout = DefaultChargeTimeout
 	}
-	return &Service{store: store, charger: charger, currency: opts.Currency, chargeTimeout: opts.ChargeTimeout, now: opts.Now, log: opts.Log}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
+	return &Service{store: store, charger: charger, checkout: checkout, metrics: opts.Metrics, currency: opts.Currency,
+		chargeTimeout: opts.ChargeTimeout, now: opts.Now, log: opts.Log}
 }

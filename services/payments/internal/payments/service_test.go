@@ -141,7 +141,7 @@ func newFixture(t *testing.T, ch payments.Charger, opts payments.Options) fixtur
 	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
 	clock := testkit.NewClock(time.Now())
 	opts.Log, opts.Now = testkit.Logger(t), clock.Now
-	return fixture{svc: payments.NewService(st, ch, opts), st: st, clock: clock}
+	return fixture{svc: payments.NewService(st, ch, stripe.NewOffline(), opts), st: st, clock: clock}
 }
 
 // newOrder puts an order of buyer at price in the replica and returns its id.
@@ -243,7 +243,7 @@ func TestRecheckReadFailed(t *testing.T) {
 	ch := newCharger()
 	st := &flakyStore{Store: store.New(testkit.Mongo(t), mongox.NewWriter(), nil)}
 	clock := testkit.NewClock(time.Now())
-	svc := payments.NewService(st, ch, payments.Options{Log: testkit.Logger(t), Now: clock.Now})
+	svc := payments.NewService(st, ch, stripe.NewOffline(), payments.Options{Log: testkit.Logger(t), Now: clock.Now})
 	ctx := context.Background()
 	buyer, order := testkit.RandomID(t)[:24], testkit.RandomID(t)[:24]
 	if err := svc.OrderCreated(ctx, payments.Order{ID: order, UserID: buyer, Price: 2000, Status: payments.StatusCreated, Version: 1, ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {

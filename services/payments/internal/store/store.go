@@ -25,12 +25,13 @@ import (
 
 // Collection names.
 const (
-	OrdersCollection      = "orders"      // the replica
-	AttemptsCollection    = "charges"     // charge attempt claims, _id "orderId:n"
-	PaymentsCollection    = "payments"    // one per order; outbox of payment:created
-	RefundsCollection     = "refunds"     // refunds owed and done, _id payment id
-	CouponsCollection     = "coupons"     // _id code
-	RedemptionsCollection = "redemptions" // _id "CODE:slot" or "CODE:order:orderId"
+	OrdersCollection      = "orders"        // the replica
+	AttemptsCollection    = "charges"       // charge attempt claims, _id "orderId:n"
+	PaymentsCollection    = "payments"      // one per order; outbox of payment:created
+	RefundsCollection     = "refunds"       // refunds owed and done, _id payment id
+	CouponsCollection     = "coupons"       // _id code
+	RedemptionsCollection = "redemptions"   // _id "CODE:slot" or "CODE:order:orderId"
+	EventsCollection      = "stripe_events" // claims of the provider's webhook events, _id event id
 )
 
 // Indexes are the indexes the store relies on; create them before serving.
@@ -61,6 +62,7 @@ type Store struct {
 	refunds     *mongo.Collection
 	coupons     *mongo.Collection
 	redemptions *mongo.Collection
+	events      *mongo.Collection
 }
 
 // New returns a Store on db. notify may be nil (events then wait for the
@@ -75,6 +77,7 @@ func New(db *mongo.Database, w *mongox.Writer, notify Notifier) *Store {
 		refunds:     db.Collection(RefundsCollection),
 		coupons:     db.Collection(CouponsCollection),
 		redemptions: db.Collection(RedemptionsCollection),
+		events:      db.Collection(EventsCollection),
 	}
 }
 
@@ -101,6 +104,7 @@ func findOne(ctx context.Context, c *mongo.Collection, id string, dst any) error
 type orderDoc struct {
 	ID        string    `bson:"_id"`
 	UserID    string    `bson:"userId"`
+	Title     string    `bson:"title,omitempty"`
 	Price     int64     `bson:"price"`
 	Status    string    `bson:"status"`
 	Version   int64     `bson:"version"`
@@ -109,7 +113,7 @@ type orderDoc struct {
 
 // InsertOrder adds an order to the replica.
 func (s *Store) InsertOrder(ctx context.Context, o payments.Order) error {
-	err := s.w.Insert(ctx, s.orders, orderDoc{ID: o.ID, UserID: o.UserID, Price: o.Price, Status: o.Status, Version: o.Version, ExpiresAt: o.ExpiresAt})
+	err := s.w.Insert(ctx, s.orders, orderDoc{ID: o.ID, UserID: o.UserID, Title: o.Title, Price: o.Price, Status: o.Status, Version: o.Version, ExpiresAt: o.ExpiresAt})
 	if err != nil {
 		return insertErr("order "+o.ID, err)
 	}
@@ -122,7 +126,7 @@ func (s *Store) Order(ctx context.Context, id string) (payments.Order, error) {
 	if err := findOne(ctx, s.orders, id, &d); err != nil {
 		return payments.Order{}, err
 	}
-	return payments.Order{ID: d.ID, UserID: d.UserID, Price: d.Price, Status: d.Status, Version: d.Version, ExpiresAt: d.ExpiresAt}, nil
+	return payments.Order{ID: d.ID, UserID: d.UserID, Title: d.Title, Price: d.Price, Status: d.Status, Version: d.Version, ExpiresAt: d.ExpiresAt}, nil
 }
 
 // SetOrderStatus sets the status and version of an order whose replica is
@@ -138,28 +142,57 @@ func (s *Store) SetOrderStatus(ctx context.Context, id string, from, to int64, s
 }
 
 type attemptDoc struct {
-	ID            string    `bson:"_id"`
-	OrderID       string    `bson:"orderId"`
-	N             int       `bson:"n"`
-	State         string    `bson:"state"`
-	PaymentID     string    `bson:"paymentId"`
-	UserID        string    `bson:"userId,omitempty"`
-	Amount        int64     `bson:"amount"`
-	Currency      string    `bson:"currency,omitempty"`
-	PaymentMethod string    `bson:"paymentMethod,omitempty"`
-	Coupon        string    `bson:"coupon,omitempty"`
+	ID            string      `bson:"_id"`
+	OrderID       string      `bson:"orderId"`
+	N             int         `bson:"n"`
+	State         string      `bson:"state"`
+	PaymentID     string      `bson:"paymentId"`
+	UserID        string      `bson:"userId,omitempty"`
+	Amount        int64       `bson:"amount"`
+	Currency      string      `bson:"currency,omitempty"`
+	PaymentMethod string      `bson:"paymentMethod,omitempty"`
+	Coupon        string      `bson:"coupon,omitempty"`
+	IntentID      string      `bson:"intentId,omitempty"`
+	IntentAttempt int         `bson:"intentAttempt,omitempty"`
+	Message       string      `bson:"message,omitempty"`
+	Session       *sessionDoc `bson:"session,omitempty"`
+	At            time.Time   `bson:"at"`
+	UpdatedAt     time.Time   `bson:"updatedAt,omitempty"`
+}
+
+// sessionDoc is the checkout session of a checkout attempt.
+type sessionDoc struct {
+	ID            string    `bson:"id,omitempty"`
+	URL           string    `bson:"url,omitempty"`
+	Title         string    `bson:"title"`
+	SuccessURL    string    `bson:"successUrl"`
+	CancelURL     string    `bson:"cancelUrl"`
+	CorrelationID string    `bson:"correlationId,omitempty"`
+	ExpiresAt     time.Time `bson:"expiresAt"`
 	IntentID      string    `bson:"intentId,omitempty"`
-	IntentAttempt int       `bson:"intentAttempt,omitempty"`
-	Message       string    `bson:"message,omitempty"`
-	At            time.Time `bson:"at"`
-	UpdatedAt     time.Time `bson:"updatedAt,omitempty"`
+}
+
+func toSessionDoc(s *payments.Session) *sessionDoc {
+	if s == nil {
+		return nil
+	}
+	return &sessionDoc{ID: s.ID, URL: s.URL, Title: s.Title, SuccessURL: s.SuccessURL, CancelURL: s.CancelURL,
+		CorrelationID: s.CorrelationID, ExpiresAt: s.ExpiresAt, IntentID: s.IntentID}
+}
+
+func (d *sessionDoc) session() *payments.Session {
+	if d == nil {
+		return nil
+	}
+	return &payments.Session{ID: d.ID, URL: d.URL, Title: d.Title, SuccessURL: d.SuccessURL, CancelURL: d.CancelURL,
+		CorrelationID: d.CorrelationID, ExpiresAt: d.ExpiresAt, IntentID: d.IntentID}
 }
 
 func (d attemptDoc) attempt() payments.Attempt {
 	return payments.Attempt{
 		OrderID: d.OrderID, N: d.N, State: payments.AttemptState(d.State), PaymentID: d.PaymentID, UserID: d.UserID,
 		Amount: d.Amount, Currency: d.Currency, PaymentMethod: d.PaymentMethod, Coupon: d.Coupon,
-		IntentID: d.IntentID, IntentAttempt: d.IntentAttempt, Message: d.Message, At: d.At,
+		IntentID: d.IntentID, IntentAttempt: d.IntentAttempt, Message: d.Message, Session: d.Session.session(), At: d.At,
 	}
 }
 
@@ -170,7 +203,7 @@ func (s *Store) InsertAttempt(ctx context.Context, a payments.Attempt) error {
 	err := s.w.Insert(ctx, s.attempts, attemptDoc{
 		ID: attemptID(a.OrderID, a.N), OrderID: a.OrderID, N: a.N, State: string(a.State), PaymentID: a.PaymentID,
 		UserID: a.UserID, Amount: a.Amount, Currency: a.Currency, PaymentMethod: a.PaymentMethod, Coupon: a.Coupon,
-		IntentID: a.IntentID, IntentAttempt: a.IntentAttempt, Message: a.Message, At: a.At,
+		IntentID: a.IntentID, IntentAttempt: a.IntentAttempt, Message: a.Message, Session: toSessionDoc(a.Session), At: a.At,
 	})
 	if err != nil {
 		return insertErr("charge attempt", err)
@@ -187,14 +220,20 @@ func (s *Store) Attempt(ctx context.Context, orderID string, n int) (payments.At
 	return d.attempt(), nil
 }
 
-// UpdateAttempt writes a's state, message and intent if the stored attempt
-// is still in state from, and reports whether it was.
+// UpdateAttempt writes a's state, message, intent and session (when it has
+// one) if the stored attempt is still in state from, and reports whether it
+// was.
 func (s *Store) UpdateAttempt(ctx context.Context, a payments.Attempt, from payments.AttemptState) (bool, error) {
-	ok, err := s.w.UpdateByID(ctx, s.attempts, attemptID(a.OrderID, a.N), bson.D{{Key: "$set", Value: bson.D{
+	set := bson.D{
 		{Key: "state", Value: string(a.State)}, {Key: "message", Value: a.Message},
 		{Key: "intentId", Value: a.IntentID}, {Key: "intentAttempt", Value: a.IntentAttempt},
 		{Key: "updatedAt", Value: time.Now()},
-	}}}, bson.E{Key: "state", Value: string(from)})
+	}
+	if a.Session != nil {
+		set = append(set, bson.E{Key: "session", Value: toSessionDoc(a.Session)})
+	}
+	ok, err := s.w.UpdateByID(ctx, s.attempts, attemptID(a.OrderID, a.N), bson.D{{Key: "$set", Value: set}},
+		bson.E{Key: "state", Value: string(from)})
 	if err != nil {
 		return false, fmt.Errorf("update attempt %d of order %s: %w", a.N, a.OrderID, err)
 	}
@@ -360,6 +399,46 @@ func (s *Store) PendingRefunds(ctx context.Context) ([]payments.Refund, error) {
 		out[i] = d.refund()
 	}
 	return out, nil
+}
+
+type eventDoc struct {
+	ID        string    `bson:"_id"` // the provider's event id
+	Kind      string    `bson:"kind"`
+	SessionID string    `bson:"sessionId,omitempty"`
+	OrderID   string    `bson:"orderId,omitempty"`
+	Done      bool      `bson:"done"`
+	At        time.Time `bson:"at"`
+	DoneAt    time.Time `bson:"doneAt,omitempty"`
+}
+
+// InsertEvent claims a provider event; ErrExists when it was claimed
+// before.
+func (s *Store) InsertEvent(ctx context.Context, e payments.ProviderEvent) error {
+	err := s.w.Insert(ctx, s.events, eventDoc{ID: e.ID, Kind: string(e.Kind), SessionID: e.SessionID, OrderID: e.OrderID, Done: e.Done, At: e.At})
+	if err != nil {
+		return insertErr("event "+e.ID, err)
+	}
+	return nil
+}
+
+// Event reads the claim of a provider event.
+func (s *Store) Event(ctx context.Context, id string) (payments.ProviderEvent, error) {
+	var d eventDoc
+	if err := findOne(ctx, s.events, id, &d); err != nil {
+		return payments.ProviderEvent{}, err
+	}
+	return payments.ProviderEvent{ID: d.ID, Kind: payments.SessionEventKind(d.Kind), SessionID: d.SessionID, OrderID: d.OrderID,
+		Done: d.Done, At: d.At, DoneAt: d.DoneAt}, nil
+}
+
+// FinishEvent records that a provider event was handled.
+func (s *Store) FinishEvent(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.w.UpdateByID(ctx, s.events, id, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "done", Value: true}, {Key: "doneAt", Value: at},
+	}}}); err != nil {
+		return fmt.Errorf("finish event %s: %w", id, err)
+	}
+	return nil
 }
 
 type couponDoc struct {

@@ -75,7 +75,10 @@ type Offline struct {
 	intents map[string]*offlineIntent
 }
 
-var _ payments.Charger = (*Offline)(nil)
+var (
+	_ payments.Charger  = (*Offline)(nil)
+	_ payments.Checkout = (*Offline)(nil)
+)
 
 // NewOffline returns an empty Offline.
 func NewOffline() *Offline {

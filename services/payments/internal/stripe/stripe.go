@@ -1,8 +1,12 @@
 // Package stripe charges and refunds through Stripe (stripe-go v76,
 // PaymentIntents: one per order, created first, then confirmed, again with
-// another payment method after a decline) and, without a Stripe key, through
-// Offline: a test mode that answers like Stripe's test payment methods with
-// no network. Both implement payments.Charger.
+// another payment method after a decline), hosts card payments on Stripe
+// Checkout (checkout.go: Checkout Sessions, and the signed webhook events
+// that tell their outcome, webhook.go) and, without a Stripe key, does both
+// through Offline: a test mode that answers like Stripe's test payment
+// methods with no network, and serves a stand-in for Checkout's page
+// (standin.go). Client and Offline implement payments.Charger and
+// payments.Checkout.
 package stripe
 
 import (
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	stripego "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/checkout/session"
 	"github.com/stripe/stripe-go/v76/paymentintent"
 	"github.com/stripe/stripe-go/v76/refund"
 
@@ -35,11 +40,15 @@ type Options struct {
 // Client charges through Stripe's API. It uses the per-resource clients of
 // stripe-go on one configured backend, without package-level state.
 type Client struct {
-	intents paymentintent.Client
-	refunds refund.Client
+	intents  paymentintent.Client
+	refunds  refund.Client
+	sessions session.Client
 }
 
-var _ payments.Charger = (*Client)(nil)
+var (
+	_ payments.Charger  = (*Client)(nil)
+	_ payments.Checkout = (*Client)(nil)
+)
 
 // New returns a Client authenticated with secret key key.
 func New(key string, opts Options) *Client {
@@ -61,7 +70,7 @@ func New(key string, opts Options) *Client {
 		cfg.URL = stripego.String(opts.URL)
 	}
 	b := stripego.GetBackendWithConfig(stripego.APIBackend, cfg)
-	return &Client{intents: paymentintent.Client{B: b, Key: key}, refunds: refund.Client{B: b, Key: key}}
+	return &Client{intents: paymentintent.Client{B: b, Key: key}, refunds: refund.Client{B: b, Key: key}, sessions: session.Client{B: b, Key: key}}
 }
 
 // NewIntent creates the order's PaymentIntent for r.Amount (card payment

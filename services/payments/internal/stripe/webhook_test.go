@@ -1,0 +1,77 @@
+package stripe_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
+	"github.com/stuffmart/stuffmart/services/payments/internal/stripe"
+)
+
+// TestWebhooksParse: a signed Checkout Session event is read whatever the
+// account's API version and however payment_intent is given; other event
+// types are of no interest; a signature made otherwise is an *EventError.
+func TestWebhooksParse(t *testing.T) {
+	const secret = "whsec_parse_test"
+	hooks := stripe.NewWebhooks(secret, "stripe")
+	session := `{"id":"cs_1","object":"checkout.session","client_reference_id":"o1","payment_status":"paid","amount_total":1999,"currency":"usd",` +
+		`"metadata":{"orderId":"o1","userId":"u1","attempt":"2","correlationId":"buy-1"},"payment_intent":%s}`
+	event := func(typ, version, intent string) []byte {
+		return []byte(`{"id":"evt_1","object":"event","api_version":"` + version + `","type":"` + typ + `","data":{"object":` +
+			fmt.Sprintf(session, intent) + `}}`)
+	}
+	signed := func(p []byte, secret string, at time.Time) string {
+		return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: p, Secret: secret, Timestamp: at}).Header
+	}
+	want := payments.SessionEvent{ID: "evt_1", Kind: payments.SessionCompleted, Provider: "stripe", SessionID: "cs_1", OrderID: "o1",
+		UserID: "u1", Attempt: 2, CorrelationID: "buy-1", Paid: true, Amount: 1999, Currency: "usd", IntentID: "pi_1"}
+	for _, tc := range []struct{ name, version, intent string }{
+		{"stripe-go's API version, intent as an id", "2023-10-16", `"pi_1"`},
+		{"another API version, intent expanded", "2025-03-31.basil", `{"id":"pi_1","object":"payment_intent"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := event("checkout.session.completed", tc.version, tc.intent)
+			got, err := hooks.Parse(p, signed(p, secret, time.Now()))
+			if err != nil || got != want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, want)
+			}
+		})
+	}
+	t.Run("another event type", func(t *testing.T) {
+		p := event("payment_intent.succeeded", "2023-10-16", `"pi_1"`)
+		got, err := hooks.Parse(p, signed(p, secret, time.Now()))
+		if err != nil || got.Kind != "" {
+			t.Fatalf("got %+v, %v; want no kind", got, err)
+		}
+	})
+	p := event("checkout.session.completed", "2023-10-16", `"pi_1"`)
+	for name, sig := range map[string]string{
+		"no signature":   "",
+		"another secret": signed(p, "whsec_other", time.Now()),
+		"too old":        signed(p, secret, time.Now().Add(-6*time.Minute)),
+		"malformed":      "v1",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ee *stripe.EventError
+			if _, err := hooks.Parse(p, sig); !errors.As(err, &ee) || ee.Message != "Webhook signature is not valid" || ee.StatusCode() != 400 {
+				t.Fatalf("error %v", err)
+			}
+		})
+	}
+	t.Run("signed, not an event", func(t *testing.T) {
+		bad := []byte(`not json`)
+		var ee *stripe.EventError
+		if _, err := hooks.Parse(bad, signed(bad, secret, time.Now())); !errors.As(err, &ee) || ee.Message != "Webhook payload is not a Stripe event" {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("what Sign signs, Parse takes", func(t *testing.T) {
+		if got, err := hooks.Parse(p, hooks.Sign(p)); err != nil || got != want {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+	})
+}
