@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,8 @@ import (
 // recorded is one request the recording service got.
 type recorded struct {
 	method, path, key string
+	header            http.Header
+	body              string
 }
 
 // answer is what the recording service says to a request.
@@ -34,8 +37,13 @@ type recorder struct {
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	r.mu.Lock()
-	r.got = append(r.got, recorded{req.Method, req.URL.Path, req.Header.Get(api.IdempotencyHeader)})
+	r.got = append(r.got, recorded{req.Method, req.URL.Path, req.Header.Get(api.IdempotencyHeader), req.Header.Clone(), string(body)})
 	key := req.Method + " " + req.URL.Path
 	s := r.script[key]
 	a := answer{status: http.StatusOK, body: `{}`}

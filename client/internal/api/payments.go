@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -42,6 +44,51 @@ func (c *Payments) Pay(ctx context.Context, s Session, key string, in PayInput) 
 		err := c.b.create(ctx, call{method: http.MethodPost, path: "/api/payments", body: in, sess: s, timeout: c.payTimeout, key: attemptKey(key, attempt)}, &out)
 		return out, err
 	}, nil)
+}
+
+// CheckoutInput asks payments to start a card checkout of an order: the
+// buyer pays on the card processor's hosted page (Stripe Checkout, or the
+// payments service's offline stand-in), which sends the buyer back to
+// SuccessURL once paid or to CancelURL when they give up. Both are absolute
+// http(s) URLs of the storefront's public origin.
+type CheckoutInput struct {
+	OrderID    string `json:"orderId"`
+	Coupon     string `json:"coupon,omitempty"`
+	SuccessURL string `json:"successUrl"`
+	CancelURL  string `json:"cancelUrl"`
+}
+
+// Checkout is payments' answer to a checkout: where to send the buyer to
+// pay (URL, of the session ID), or Completed when a coupon made the order
+// free and it is paid already (no URL then).
+type Checkout struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	Completed bool   `json:"completed"`
+}
+
+// Checkout starts (or, for an order that has an open one, reuses) the
+// card checkout of an order. key is the Idempotency-Key of the "Pay by
+// card" form's submission: the same key again gets the same answer. Errors:
+// *Error 400 (a bad coupon on the coupon field, an order that can no longer
+// be paid), 401 not signed in, 404 unknown order or not the buyer's. An
+// answer that is neither completed nor a usable http(s) URL is an error.
+//
+// Like Pay, a 404 is retried for up to 3 s while payments' replica of a new
+// order catches up (awaitReplica).
+func (c *Payments) Checkout(ctx context.Context, s Session, key string, in CheckoutInput) (Checkout, error) {
+	out, err := awaitReplica(ctx, func(attempt int) (Checkout, error) {
+		var out Checkout
+		err := c.b.create(ctx, call{method: http.MethodPost, path: "/api/payments/checkout", body: in, sess: s, timeout: c.payTimeout, key: attemptKey(key, attempt)}, &out)
+		return out, err
+	}, nil)
+	if err != nil || out.Completed {
+		return out, err
+	}
+	if u, perr := url.Parse(out.URL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Checkout{}, fmt.Errorf("payments POST /api/payments/checkout: answer has no checkout URL (%q)", out.URL)
+	}
+	return out, nil
 }
 
 // NewCoupon is an admin's coupon request. MaxRedemptions and ExpiresAt are

@@ -2,7 +2,9 @@
 // the real auth, stuff, orders and payments services (each its app.New,
 // started by testkit.Start on a database of its own, all four on one NATS
 // subject prefix so that they hear one another's events) and the storefront
-// in front of them. Import it from _test.go files only.
+// in front of them, with the services' APIs on the storefront's origin as
+// the local gateway and the ingress serve them. Import it from _test.go
+// files only.
 package clienttest
 
 import (
@@ -13,6 +15,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,6 +55,10 @@ type Options struct {
 	// rule left zero does not limit). Without them the services run with
 	// no limit: every client of a test comes from loopback.
 	AuthLimits *authapp.Limits
+	// Payments, when set, wraps the payments service's handler: a test
+	// sees what the storefront asks of payments, or answers a call itself
+	// (an answer the real service gives only under a race or a load).
+	Payments func(http.Handler) http.Handler
 }
 
 // Stack is a running Stuffmart.
@@ -102,7 +110,11 @@ func Start(tb testing.TB, opts Options) *Stack {
 			return ordersapp.New(ctx, ordersapp.Config{Service: cfg, OrderHold: opts.OrderHold}, log)
 		}},
 		{"payments", func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
-			return paymentsapp.New(ctx, paymentsapp.Config{Service: cfg}, log)
+			a, err := paymentsapp.New(ctx, paymentsapp.Config{Service: cfg}, log)
+			if err != nil || opts.Payments == nil {
+				return a, err
+			}
+			return wrapped{App: a, wrap: opts.Payments}, nil
 		}},
 	}
 	// Started one after the other without waiting, then waited for
@@ -145,7 +157,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 		TrustedProxies: web.Loopback,
 	}
 	return &Stack{
-		URL: startClient(tb, cfg), AuthURL: urls["auth"], StuffURL: urls["stuff"], OrdersURL: urls["orders"], PaymentsURL: urls["payments"],
+		URL: startClient(tb, cfg, urls), AuthURL: urls["auth"], StuffURL: urls["stuff"], OrdersURL: urls["orders"], PaymentsURL: urls["payments"],
 		Sessions:  testkit.NewSessions(),
 		Config:    cfg,
 		refreshes: refreshes,
@@ -212,18 +224,68 @@ func (h authHooks) signUp(w http.ResponseWriter, r *http.Request, inner http.Han
 	_, _ = w.Write(rec.Body.Bytes()) // the client hung up: nothing to tell it
 }
 
-// startClient serves the storefront until the test ends. It needs nothing
-// to be ready: its /readyz checks only the process.
-func startClient(tb testing.TB, cfg app.Config) string {
+// wrapped is a service whose handler a test wraps.
+type wrapped struct {
+	testkit.App
+	wrap func(http.Handler) http.Handler
+}
+
+// Handler is the service's handler inside the test's wrapper.
+func (w wrapped) Handler() http.Handler { return w.wrap(w.App.Handler()) }
+
+// apiPrefixes are the paths of each service's API, as the gateway and the
+// ingress route them.
+var apiPrefixes = map[string]string{"auth": "/api/users", "stuff": "/api/stuff", "orders": "/api/orders", "payments": "/api/payments"}
+
+// startClient serves the storefront until the test ends, with the services
+// at urls reachable under their API paths on its origin, as the gateway and
+// the ingress route them: a browser reaches the pages a service serves
+// itself there (payments' offline stand-in of the card processor's page,
+// on the origin of the checkout's return URLs). It needs nothing to be
+// ready: its /readyz checks only the process.
+func startClient(tb testing.TB, cfg app.Config, urls map[string]string) string {
 	tb.Helper()
 	a, err := app.New(context.Background(), cfg, testkit.Logger(tb))
 	if err != nil {
 		tb.Fatalf("client: %v", err)
 	}
 	a.Start()
-	srv := httptest.NewServer(a.Handler())
+	tr := &http.Transport{Proxy: nil} // loopback upstreams; never an HTTP_PROXY
+	routes := map[string]http.Handler{}
+	for name, prefix := range apiPrefixes {
+		target, err := url.Parse(urls[name])
+		if err != nil {
+			tb.Fatalf("%s URL: %v", name, err)
+		}
+		routes[prefix] = &httputil.ReverseProxy{
+			// As the gateway and the ingress do: the browser's Host is kept
+			// (a service checks a form's Origin against it) and the
+			// X-Forwarded headers describe the browser's request.
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Host = pr.In.Host
+				pr.SetXForwarded()
+			},
+			Transport: tr,
+			ErrorLog:  slog.NewLogLogger(testkit.Logger(tb).Handler(), slog.LevelWarn),
+		}
+	}
+	storefront := a.Handler()
+	// The paths are matched as the ingress matches them, element by
+	// element; everything else is the storefront's, untouched.
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for prefix, h := range routes {
+			if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, prefix+"/") {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		storefront.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(front)
 	tb.Cleanup(func() {
 		srv.Close()
+		tr.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := a.Close(ctx); err != nil {

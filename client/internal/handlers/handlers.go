@@ -136,6 +136,7 @@ func (h *Handler) Routes(e *echo.Echo) {
 	e.GET("/orders", h.orders, h.requireUser)
 	e.GET("/orders/:id", h.order, knownID, h.requireUser)
 	e.POST("/orders/:id/pay", h.pay, knownID, h.requireUser)
+	e.POST("/orders/:id/checkout", h.checkout, knownID, h.requireUser)
 	e.POST("/orders/:id/cancel", h.cancel, knownID, h.requireUser)
 	e.GET("/orders/:id/content", h.content, knownID, h.requireUser)
 

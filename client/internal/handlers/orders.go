@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -92,9 +93,29 @@ func (h *Handler) myOrder(c echo.Context) (api.Order, error) {
 	return o, err
 }
 
-// payForm is the payment form as typed.
+// payForm is a payment form as typed: the payment-method form, or the
+// "Pay by card" form when checkout is set.
 type payForm struct {
 	method, coupon string
+	checkout       bool
+}
+
+// paidQuery is the order page's query parameter that says the buyer is back
+// from a card checkout they paid (the checkout's success URL).
+const paidQuery = "paid"
+
+// backFromCheckout reports whether the request is the buyer's return from a
+// paid card checkout (?paid=1).
+func backFromCheckout(c echo.Context) bool { return c.QueryParam(paidQuery) == "1" }
+
+// confirming reports whether the order page says that a card payment is
+// being confirmed: the buyer is back from a paid checkout (paid) while the
+// order is still created. The card processor tells the payments service of
+// the payment by a signed webhook, which may arrive after the buyer: the
+// page waits for it up to pendingFor after the deadline, as the content
+// page does, since a payment made in time may be recorded a little late.
+func confirming(o api.Order, now time.Time, paid bool) bool {
+	return paid && o.Status == api.OrderCreated && now.Before(o.ExpiresAt.Add(pendingFor))
 }
 
 // orderModel is the order page at now, with the payment form's input and
@@ -102,21 +123,30 @@ type payForm struct {
 func (h *Handler) orderModel(c echo.Context, o api.Order, in payForm, fe formErrors) pages.Order {
 	now := h.opts.Now()
 	st := stateOf(o, now)
+	paid := backFromCheckout(c)
+	wait := confirming(o, now, paid)
+	if wait {
+		st = orderState{kind: "created", text: "Confirming payment"}
+	}
 	m := pages.Order{
 		ID: o.ID, Title: o.Stuff.Title, StuffURL: pathTo("/stuff/", o.Stuff.ID),
 		Price: formatPrice(o.Stuff.Price, o.Stuff.Currency), Created: formatTime(o.CreatedAt),
 		BadgeKind: st.kind, BadgeText: st.text,
 		Deadline: formatClock(o.ExpiresAt), DeadlineISO: isoTime(o.ExpiresAt),
 		Payable: st.payable, Expired: st.expired, Cancelled: st.cancelled, Complete: st.complete,
-		ContentURL: pathTo("/orders/", o.ID, "/content"),
-		PayAction:  pathTo("/orders/", o.ID, "/pay"),
-		CancelURL:  pathTo("/orders/", o.ID, "/cancel"),
-		Offline:    h.opts.PaymentsOffline,
-		Errors:     fe.general,
+		Confirming: wait, EndedAfterPayment: paid && (st.expired || st.cancelled),
+		ContentURL:     pathTo("/orders/", o.ID, "/content"),
+		PayAction:      pathTo("/orders/", o.ID, "/pay"),
+		CheckoutAction: pathTo("/orders/", o.ID, "/checkout"),
+		CancelURL:      pathTo("/orders/", o.ID, "/cancel"),
+		Offline:        h.opts.PaymentsOffline,
+		Errors:         fe.general,
 	}
 	if st.payable {
 		m.CSRF = h.csrf.Token(c)
+		// Each form is a submission of its own.
 		m.Key = newKey()
+		m.CheckoutKey = newKey()
 		left := o.ExpiresAt.Sub(now)
 		m.RemainingMS = left.Milliseconds()
 		m.Remaining = formatRemaining(left)
@@ -132,8 +162,16 @@ func (h *Handler) orderModel(c echo.Context, o api.Order, in payForm, fe formErr
 	m.MethodError = fe.fields["paymentMethod"]
 	m.MethodField = components.Field{ID: "paymentMethod", Label: "Payment method", Value: in.method, Error: m.MethodError,
 		Hint: "A Stripe payment method id, such as pm_card_visa."}
-	m.Coupon = components.Field{ID: "coupon", Label: "Coupon code (optional)", Value: in.coupon, Error: fe.fields["coupon"],
+	m.Coupon = components.Field{ID: "coupon", Label: "Coupon code (optional)",
 		Autocomplete: "off", Hint: "A 100% coupon pays the whole order: no card needed."}
+	m.CheckoutCoupon = components.Field{ID: "checkout-coupon", Name: "coupon", Label: "Coupon code (optional)",
+		Autocomplete: "off", Hint: "Taken off the price before you pay; a 100% coupon pays the whole order."}
+	// The coupon and its error go back to the form that was sent.
+	if in.checkout {
+		m.CheckoutCoupon.Value, m.CheckoutCoupon.Error = in.coupon, fe.fields["coupon"]
+	} else {
+		m.Coupon.Value, m.Coupon.Error = in.coupon, fe.fields["coupon"]
+	}
 	return m
 }
 
@@ -144,15 +182,26 @@ func (h *Handler) renderOrder(c echo.Context, status int, o api.Order, in payFor
 	if m.Payable {
 		meta.Scripts = []string{h.assets.URL("countdown.js")}
 	}
+	if m.Confirming {
+		// Reloads until the payment is recorded, with or without
+		// JavaScript (the CSP allows no inline script anyway).
+		meta.Refresh = 2
+	}
 	return h.render(c, status, h.frame(c, meta, layout.NavOrders, pages.OrderPage(m)))
 }
 
-// order: GET /orders/:id, with the countdown and payment form while it may
-// be paid.
+// order: GET /orders/:id, with the countdown and payment forms while it may
+// be paid. Back from a paid card checkout (?paid=1), it says the payment is
+// being confirmed and reloads itself until the order is complete, then
+// sends the buyer to what they bought.
 func (h *Handler) order(c echo.Context) error {
 	o, err := h.myOrder(c)
 	if err != nil {
 		return err
+	}
+	if backFromCheckout(c) && o.Status == api.OrderComplete {
+		c.Response().Header().Set("Cache-Control", "private, no-store")
+		return c.Redirect(http.StatusSeeOther, pathTo("/orders/", o.ID, "/content"))
 	}
 	return h.renderOrder(c, http.StatusOK, o, payForm{}, formErrors{})
 }
@@ -189,6 +238,66 @@ func (h *Handler) pay(c echo.Context) error {
 		o = fresh
 	}
 	return h.renderOrder(c, http.StatusBadRequest, o, in, fe)
+}
+
+// checkout: POST /orders/:id/checkout, "Pay by card" with an optional
+// coupon. The payments service starts a card checkout of the order (or
+// gives the open one again) and the buyer is sent to its hosted page, which
+// brings them back to the order page: with ?paid=1 once paid (the page then
+// waits for the payment to be recorded), without when they give up. A
+// coupon that makes the order free pays it at once: the buyer goes straight
+// to the order page, paid. The URLs are the storefront's public ones
+// (PublicURL, or the request's own origin), since the buyer's browser
+// follows them. A refusal (a bad coupon, an order that can no longer be
+// paid, too many tries) shows the order page again with its message.
+func (h *Handler) checkout(c echo.Context) error {
+	o, err := h.myOrder(c)
+	if err != nil {
+		return err
+	}
+	in := payForm{coupon: strings.TrimSpace(c.FormValue("coupon")), checkout: true}
+	page := h.baseURL(c) + pathTo("/orders/", o.ID)
+	out, err := h.api.Paying.Checkout(c.Request().Context(), session.From(c).Session, submissionKey(c), api.CheckoutInput{
+		OrderID: o.ID, Coupon: in.coupon, SuccessURL: page + "?" + paidQuery + "=1", CancelURL: page})
+	switch {
+	case err == nil && out.Completed:
+		return c.Redirect(http.StatusSeeOther, pathTo("/orders/", o.ID, "?"+paidQuery+"=1"))
+	case err == nil:
+		return c.Redirect(http.StatusSeeOther, out.URL)
+	}
+	status, fe, ok := checkoutErrorsOf(err)
+	if !ok {
+		return err
+	}
+	// The order may have changed (paid elsewhere, cancelled, expired).
+	if fresh, gerr := h.myOrder(c); gerr == nil {
+		o = fresh
+	}
+	return h.renderOrder(c, status, o, in, fe)
+}
+
+// checkoutErrorsOf returns the status and messages of a refused checkout
+// that the order page shows (the coupon's error next to its field), or ok
+// false for an error that is not a refusal: a 400 (a bad coupon, an order
+// that can no longer be paid), a 409 (the same submission still being
+// answered, or the order's state changing meanwhile), a 429 (too many
+// tries), or a 404, which after the buyer's own order was found can only
+// mean that the payments service has not heard of it yet.
+func checkoutErrorsOf(err error) (int, formErrors, bool) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return 0, formErrors{}, false
+	}
+	switch ae.Status {
+	case http.StatusBadRequest, http.StatusPaymentRequired:
+		fe, ok := formErrorsOf(err, "coupon")
+		return http.StatusBadRequest, fe, ok
+	case http.StatusNotFound:
+		return ae.Status, formErrors{general: []string{"Payments has not heard of this order yet. Please try again in a moment."}}, true
+	case http.StatusConflict, http.StatusTooManyRequests:
+		return ae.Status, formErrors{general: []string{ae.Message()}}, true
+	}
+	return 0, formErrors{}, false
 }
 
 // cancel: POST /orders/:id/cancel, releasing the stuff.

@@ -44,12 +44,15 @@ type Orders interface {
 	Cancel(ctx context.Context, s api.Session, id string) error
 }
 
-// Paying pays an order (the payments service). A 404 means the order does
-// not exist: waiting for the payments service to hear of an order created a
-// moment ago is the implementation's job. key is the Idempotency-Key of
-// the payment form's submission: the same key again gets the same payment.
+// Paying pays an order (the payments service): Pay with a payment method
+// or a coupon, Checkout by starting a card checkout on the card processor's
+// hosted page. A 404 means the order does not exist: waiting for the
+// payments service to hear of an order created a moment ago is the
+// implementation's job. key is the Idempotency-Key of the form's
+// submission: the same key again gets the same payment or checkout.
 type Paying interface {
 	Pay(ctx context.Context, s api.Session, key string, in api.PayInput) (api.Payment, error)
+	Checkout(ctx context.Context, s api.Session, key string, in api.CheckoutInput) (api.Checkout, error)
 }
 
 // Coupons lists and creates coupons for admins (the payments service).

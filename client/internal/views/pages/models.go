@@ -121,19 +121,31 @@ type Order struct {
 	Expired     bool
 	Cancelled   bool
 	Complete    bool
-	ContentURL  string
-	PayAction   string
-	CancelURL   string
-	CSRF        string
-	// Key is the payment form's idempotency key.
-	Key string
+	// Confirming: the buyer is back from a paid card checkout and the
+	// payment is not recorded yet (the page reloads itself meanwhile).
+	Confirming bool
+	// EndedAfterPayment: the buyer is back from a paid card checkout, but
+	// the order was cancelled or expired (such a payment is refunded).
+	EndedAfterPayment bool
+	ContentURL        string
+	PayAction         string
+	// CheckoutAction is the "Pay by card" form's action.
+	CheckoutAction string
+	CancelURL      string
+	CSRF           string
+	// Key is the payment form's idempotency key; CheckoutKey the "Pay by
+	// card" form's.
+	Key         string
+	CheckoutKey string
 	// Offline offers Stripe's test cards; otherwise a payment method id.
 	Offline     bool
 	Cards       []components.Choice
 	MethodField components.Field
 	MethodError string
 	Coupon      components.Field
-	Errors      []string
+	// CheckoutCoupon is the "Pay by card" form's coupon field.
+	CheckoutCoupon components.Field
+	Errors         []string
 }
 
 // Content is what a buyer bought.
