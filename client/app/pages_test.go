@@ -512,7 +512,8 @@ func TestAnonymousCache(t *testing.T) {
 func checkSecurityHeaders(t *testing.T, p page) {
 	t.Helper()
 	csp := p.header.Get("Content-Security-Policy")
-	for _, want := range []string{"script-src 'self'", "frame-ancestors 'none'", "default-src 'self'", "form-action 'self'"} {
+	for _, want := range []string{"script-src 'self'", "frame-ancestors 'none'", "default-src 'self'",
+		"form-action 'self' https://checkout.stripe.com;"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
