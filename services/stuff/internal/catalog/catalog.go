@@ -182,9 +182,9 @@ type Catalog struct {
 	floor   *stuff.Key
 	below   int // available listings after floor, as of the last count
 	known   map[string]*known
-	cache  map[string]*View
-	bans   map[string]stuff.Ban
-	hidden []string // the banned sellers; replaced, never modified
+	cache   map[string]*View
+	bans    map[string]stuff.Ban
+	hidden  []string // the banned sellers; replaced, never modified
 
 	reconMu sync.Mutex
 	trigger chan struct{}
