@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -33,14 +34,24 @@ func (noNotify) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 // and starts the service on them.
 func benchStack(b *testing.B) *stack {
 	b.Helper()
+	desc := strings.Repeat("Lecture notes, worked examples and past papers. ", 4)
+	return benchStackOf(b, func(i int) stuff.Input {
+		return stuff.Input{Title: "Listing " + strconv.Itoa(i), Description: &desc, Price: int64(100 + i)}
+	})
+}
+
+// benchStackOf seeds benchListings available listings made by listing (a
+// delivery is added) in bulk, without events, and starts the service on
+// them.
+func benchStackOf(b *testing.B, listing func(i int) stuff.Input) *stack {
+	b.Helper()
 	db := testkit.Mongo(b)
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	ss := make([]stuff.Stuff, benchListings)
-	desc := strings.Repeat("Lecture notes, worked examples and past papers. ", 4)
 	for i := range ss {
-		ss[i] = stuff.New("", "seller"+strconv.Itoa(i%97), stuff.Input{
-			Title: "Listing " + strconv.Itoa(i), Description: &desc, Price: int64(100 + i), Delivery: ptr("https://x.example/" + strconv.Itoa(i)),
-		}, base.Add(time.Duration(i)*time.Second))
+		in := listing(i)
+		in.Delivery = ptr("https://x.example/" + strconv.Itoa(i))
+		ss[i] = stuff.New("", benchSeller(i%97), in, base.Add(time.Duration(i)*time.Second))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -164,3 +175,6 @@ func BenchmarkGetStuff(b *testing.B) {
 	}
 	load(b, s, func(i int) string { return "/api/stuff/" + ids[i%len(ids)] })
 }
+
+// benchSeller is the user id of bench seller n.
+func benchSeller(n int) string { return fmt.Sprintf("%024x", n+1) }

@@ -179,6 +179,7 @@ type Catalog struct {
 	ix      *search.Index
 	slots   []*entry // listed entries by their slot in ix
 	gen     uint64   // reconciles so far
+	changes uint64   // changes of the list so far (see Changes)
 	floor   *stuff.Key
 	below   int // available listings after floor, as of the last count
 	known   map[string]*known
@@ -188,6 +189,9 @@ type Catalog struct {
 
 	reconMu sync.Mutex
 	trigger chan struct{}
+	// found recycles the matches of text searches (*[]found): a common
+	// word matches most listings.
+	found sync.Pool
 }
 
 // New returns an empty catalog over src; Reconcile (or Run) loads it. Until
@@ -370,6 +374,7 @@ func (c *Catalog) index(e *entry) {
 		a = &an
 	}
 	e.slot, e.indexed, e.an = c.ix.Add(*a), true, nil
+	c.changes++
 	if int(e.slot) >= len(c.slots) {
 		c.slots = append(c.slots, make([]*entry, int(e.slot)+1-len(c.slots))...)
 	}
@@ -384,6 +389,7 @@ func (c *Catalog) unindex(e *entry) {
 	c.ix.Remove(e.slot)
 	c.slots[e.slot] = nil
 	e.indexed = false
+	c.changes++
 }
 
 // cmpPrice orders byPrice: cheapest first, then newest first.

@@ -23,7 +23,7 @@ const (
 
 // FragmentBytes is about how much of a description a search result shows
 // around its first matching word.
-const FragmentBytes = 240
+const FragmentBytes = 160
 
 // ErrNotLoaded is returned by Search until the catalog has loaded: search,
 // sort and filter run only over the listings in memory. The service answers
@@ -51,6 +51,15 @@ type Hit struct {
 	JSON        []byte
 	Title       []search.Segment
 	Description []search.Segment
+}
+
+// Changes counts the changes of what Search can return: a listing listed,
+// unlisted or changed. Read before a Search, it tells whether an answer
+// built from that Search may still be served: while Changes has not moved.
+func (c *Catalog) Changes() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.changes
 }
 
 // Search returns the listings of q's page and how many match in all. It
@@ -91,13 +100,22 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 	}
 	m := c.ix.Match(q.Words)
 	defer m.Release()
-	fs := make([]found, 0, len(m.Hits))
+	buf, _ := c.found.Get().(*[]found)
+	if buf == nil {
+		buf = new([]found)
+	}
+	defer func() {
+		clear(*buf)
+		c.found.Put(buf)
+	}()
+	fs := (*buf)[:0]
 	for _, h := range m.Hits {
 		if e := c.slots[h.Slot]; e != nil && keep(e) {
 			fs = append(fs, foundOf(e, h))
 		}
 	}
 	c.mu.RUnlock()
+	*buf = fs
 	// Entries are immutable: the page is built without the lock.
 	total := len(fs)
 	page := topK(fs, q.Offset+q.Limit, lessBy(q.Order))

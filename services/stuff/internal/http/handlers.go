@@ -31,17 +31,19 @@ type Writer interface {
 type Reader interface {
 	Page(ctx context.Context, offset, limit int) ([][]byte, int, error)
 	Search(ctx context.Context, q catalog.Query) ([]catalog.Hit, int, error)
+	Changes() uint64
 	Get(ctx context.Context, id string) (*catalog.View, error)
 }
 
 // Handler holds the /api/stuff handlers.
 type Handler struct {
-	w Writer
-	r Reader
+	w       Writer
+	r       Reader
+	answers *answers
 }
 
 // NewHandler returns the handlers over w and r.
-func NewHandler(w Writer, r Reader) *Handler { return &Handler{w: w, r: r} }
+func NewHandler(w Writer, r Reader) *Handler { return &Handler{w: w, r: r, answers: newAnswers()} }
 
 func (h *Handler) create(c echo.Context) error {
 	u, _ := auth.FromEcho(c) // RequireUser ran
@@ -110,24 +112,28 @@ func (h *Handler) list(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	var (
-		hits  []catalog.Hit
-		total int
-	)
 	if lq.plain() {
-		var items [][]byte
-		items, total, err = h.r.Page(ctx, lq.q.Offset, lq.q.Limit)
-		hits = make([]catalog.Hit, len(items))
+		items, total, err := h.r.Page(ctx, lq.q.Offset, lq.q.Limit)
+		if err != nil {
+			return err
+		}
+		hits := make([]catalog.Hit, len(items))
 		for i, it := range items {
 			hits[i].JSON = it
 		}
-	} else {
-		hits, total, err = h.r.Search(ctx, lq.q)
+		return blob(c, http.StatusOK, pageJSON(hits, lq.page, lq.limit, total))
 	}
+	key, changes := lq.key(), h.r.Changes() // read before the search
+	if b, ok := h.answers.get(key, changes); ok {
+		return blob(c, http.StatusOK, b)
+	}
+	hits, total, err := h.r.Search(ctx, lq.q)
 	if err != nil {
 		return err
 	}
-	return blob(c, http.StatusOK, pageJSON(hits, lq.page, lq.limit, total))
+	b := pageJSON(hits, lq.page, lq.limit, total)
+	h.answers.put(key, changes, b)
+	return blob(c, http.StatusOK, b)
 }
 
 // mine answers {"stuff":[...]}: every listing of the caller, any status,

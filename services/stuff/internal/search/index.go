@@ -200,14 +200,31 @@ type Hit struct {
 type Matches struct {
 	Hits  []Hit
 	terms map[string]struct{}
-	s     *scratch
-	ix    *Index
+	// firsts, shortest and longest sieve the words of a text before the
+	// map is asked: most words of a fragment are not matched.
+	firsts            [256]bool
+	shortest, longest int
+	s                 *scratch
+	ix                *Index
 }
 
 // Matched reports whether term (folded) matched a query word.
-func (m *Matches) Matched(term string) bool {
-	_, ok := m.terms[term]
+func (m *Matches) Matched(term []byte) bool {
+	if len(term) == 0 || len(term) < m.shortest || len(term) > m.longest || !m.firsts[term[0]] {
+		return false
+	}
+	_, ok := m.terms[string(term)]
 	return ok
+}
+
+// matched records that term matched a query word.
+func (m *Matches) matched(term string) {
+	if len(m.terms) == 0 || len(term) < m.shortest {
+		m.shortest = len(term)
+	}
+	m.longest = max(m.longest, len(term))
+	m.firsts[term[0]] = true
+	m.terms[term] = struct{}{}
 }
 
 // Highlight splits s into segments, marking the words that matched.
@@ -306,7 +323,7 @@ func (ix *Index) Match(words []string) *Matches {
 		wgen := s.gen
 		s.touched = s.touched[:0]
 		for _, e := range exps {
-			m.terms[e.t.text] = struct{}{}
+			m.matched(e.t.text)
 			df := float64(len(e.t.postings))
 			idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
 			for _, p := range e.t.postings {
@@ -408,14 +425,31 @@ func top(es []expansion, n int) []expansion {
 	return es[:n]
 }
 
-// fuzzy calls fn for every live term within maxd edits of w (optimal string
-// alignment distance: insertions, deletions, substitutions and swaps of two
-// adjacent characters). It walks the sorted vocabulary as a trie: terms
+// skip returns the index of the first term after i that does not start with
+// prefix (vocab[i] does): galloping, then a binary search, as most prefixes
+// are shared by a few terms only.
+func skip(vocab []string, i int, prefix string) int {
+	step := 1
+	for i+step < len(vocab) && strings.HasPrefix(vocab[i+step], prefix) {
+		i += step
+		step *= 2
+	}
+	end := min(i+step, len(vocab))
+	return i + sort.Search(end-i, func(x int) bool { return !strings.HasPrefix(vocab[i+x], prefix) })
+}
+
+// fuzzy calls fn for every live term that starts with w's first character
+// and is within maxd edits of w (optimal string alignment distance:
+// insertions, deletions, substitutions and swaps of two adjacent
+// characters). It walks the sorted vocabulary as a trie: terms
 // sharing a prefix with the previous one reuse its rows of the edit-distance
 // table, and once every cell of a row exceeds maxd, every term with that
 // prefix is skipped with a binary search.
 func (ix *Index) fuzzy(w []rune, maxd int, fn func(t *term, d int)) {
 	n := len(w)
+	if n == 0 {
+		return
+	}
 	width := n + 1
 	table := make([]int, (MaxTermBytes+1)*width) // row k: after k runes of the term
 	row := func(k int) []int { return table[k*width : (k+1)*width] }
@@ -426,7 +460,13 @@ func (ix *Index) fuzzy(w []rune, maxd int, fn func(t *term, d int)) {
 	var offs [MaxTermBytes + 1]int // offs[k]: byte length of the term's first k runes
 	k := 0                         // rows (and runes) valid so far
 	prev := ""
-	vocab := ix.vocab
+	// The first character is taken as typed: typos there are rare, and
+	// walking only the terms that start with it makes the walk some twenty
+	// times shorter.
+	first := string(w[:1])
+	lo := sort.SearchStrings(ix.vocab, first)
+	hi := lo + sort.Search(len(ix.vocab)-lo, func(x int) bool { return !strings.HasPrefix(ix.vocab[lo+x], first) })
+	vocab := ix.vocab[lo:hi]
 	for i := 0; i < len(vocab); {
 		t := vocab[i]
 		// Keep the rows of the prefix t shares with the previous term.
@@ -466,8 +506,7 @@ func (ix *Index) fuzzy(w []rune, maxd int, fn func(t *term, d int)) {
 		}
 		prev = t
 		if pruned {
-			prefix := t[:offs[k]]
-			i += sort.Search(len(vocab)-i, func(x int) bool { return !strings.HasPrefix(vocab[i+x], prefix) })
+			i = skip(vocab, i, t[:offs[k]])
 			continue
 		}
 		if d := row(k)[n]; d <= maxd {

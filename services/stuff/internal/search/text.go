@@ -10,8 +10,8 @@
 // matches a term of a listing when it is the same term, a prefix of it (two
 // characters or more), or within one edit of it (words of 4 to 7
 // characters) or two edits (8 or more): a substituted, missing, extra or
-// swapped character each count as one (a word with a digit, a course number,
-// must be exact or a prefix). Listings are ranked by BM25 (a title
+// swapped character each count as one, except in the first character (a
+// word with a digit, a course number, must be exact or a prefix). Listings are ranked by BM25 (a title
 // word weighs more than a description word), a prefix or a typo counting
 // for less than the exact word; only the listings matching the most query
 // words are returned (every word, whenever one listing has them all).
@@ -39,11 +39,19 @@ import (
 // pasted links) are cut, so they cannot bloat the vocabulary.
 const MaxTermBytes = 40
 
+// asciiWord marks the ASCII bytes that belong to words.
+var asciiWord = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
+
 // isWord reports whether r belongs to a word: letters, digits and the
 // combining marks that decorate them.
 func isWord(r rune) bool {
 	if r < utf8.RuneSelf {
-		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+		return asciiWord[r]
 	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
@@ -51,14 +59,24 @@ func isWord(r rune) bool {
 // tokens calls fn with the byte range of every word of s, in order.
 func tokens(s string, fn func(start, end int)) {
 	start := -1
-	for i, r := range s {
-		switch w := isWord(r); {
+	for i := 0; i < len(s); {
+		var w bool
+		size := 1
+		if c := s[i]; c < utf8.RuneSelf {
+			w = asciiWord[c]
+		} else {
+			var r rune
+			r, size = utf8.DecodeRuneInString(s[i:])
+			w = isWord(r)
+		}
+		switch {
 		case w && start < 0:
 			start = i
 		case !w && start >= 0:
 			fn(start, i)
 			start = -1
 		}
+		i += size
 	}
 	if start >= 0 {
 		fn(start, len(s))
@@ -75,48 +93,69 @@ var special = map[rune]string{
 // Fold returns word w as it is matched: lower case, without accents, at most
 // MaxTermBytes long. Words already folded are returned as they are.
 func Fold(w string) string {
-	ascii, lower := true, true
-	for i := 0; i < len(w); i++ {
+	folded := true
+	for i := 0; i < len(w) && folded; i++ {
 		c := w[i]
-		if c >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-		if 'A' <= c && c <= 'Z' {
-			lower = false
-		}
+		folded = c < utf8.RuneSelf && (c < 'A' || c > 'Z')
 	}
-	if ascii {
-		if lower {
-			return cut(w)
-		}
-		return cut(strings.ToLower(w))
+	if folded {
+		return cut(w)
 	}
-	var b strings.Builder
-	b.Grow(len(w))
-	for _, r := range norm.NFD.String(w) {
-		if unicode.Is(unicode.Mn, r) {
-			continue
-		}
-		if s, ok := special[r]; ok {
-			b.WriteString(s)
-			continue
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return cut(b.String())
+	var buf [MaxTermBytes]byte
+	return string(foldAppend(buf[:0], w))
 }
 
-// cut shortens s to at most MaxTermBytes, at a character boundary.
-func cut(s string) string {
-	if len(s) <= MaxTermBytes {
-		return s
+// foldAppend appends the folded w to dst, cut at MaxTermBytes: each letter
+// lowered after its canonical decomposition (é is e and a combining acute
+// accent), the combining marks dropped. It allocates only for words that
+// fold longer than dst's capacity.
+func foldAppend(dst []byte, w string) []byte {
+	base := len(dst)
+	for i := 0; i < len(w) && len(dst)-base < MaxTermBytes; {
+		c := w[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(w[i:])
+		if sp, ok := special[r]; ok {
+			dst = append(dst, sp...)
+			i += size
+			continue
+		}
+		p := norm.NFD.PropertiesString(w[i:])
+		if d := p.Decomposition(); d != nil {
+			for _, dr := range string(d) {
+				if !unicode.Is(unicode.Mn, dr) {
+					dst = utf8.AppendRune(dst, unicode.ToLower(dr))
+				}
+			}
+		} else if !unicode.Is(unicode.Mn, r) {
+			dst = utf8.AppendRune(dst, unicode.ToLower(r))
+		}
+		i += size
 	}
-	n := MaxTermBytes
-	for n > 0 && !utf8.RuneStart(s[n]) {
+	return cutBytes(dst, base)
+}
+
+// cut shortens s to at most MaxTermBytes (s is ASCII).
+func cut(s string) string { return s[:min(len(s), MaxTermBytes)] }
+
+// cutBytes shortens what dst holds past base to at most MaxTermBytes, at a
+// character boundary.
+func cutBytes(dst []byte, base int) []byte {
+	if len(dst)-base <= MaxTermBytes {
+		return dst
+	}
+	n := base + MaxTermBytes
+	for n > base && !utf8.RuneStart(dst[n]) {
 		n--
 	}
-	return s[:n]
+	return dst[:n]
 }
 
 // Words returns the distinct folded words of a query, in order, at most max
@@ -218,11 +257,12 @@ type Segment struct {
 
 // highlight splits s into segments, marking the words whose folded form
 // matched.
-func highlight(s string, matched func(term string) bool) []Segment {
+func highlight(s string, matched func(term []byte) bool) []Segment {
 	var out []Segment
+	var buf [2 * MaxTermBytes]byte
 	last := 0
 	tokens(s, func(start, end int) {
-		if !matched(Fold(s[start:end])) {
+		if !matched(foldAppend(buf[:0], s[start:end])) {
 			return
 		}
 		if start > last {
