@@ -104,10 +104,7 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 	if buf == nil {
 		buf = new([]found)
 	}
-	defer func() {
-		clear(*buf)
-		c.found.Put(buf)
-	}()
+	defer c.found.Put(buf) // not cleared: it holds listed entries, or lately listed ones
 	fs := (*buf)[:0]
 	for _, h := range m.Hits {
 		if e := c.slots[h.Slot]; e != nil && keep(e) {

@@ -67,9 +67,12 @@ func Encode(s *stuff.Stuff, withDelivery bool) []byte {
 func pageJSON(hits []catalog.Hit, page, limit, total int) []byte {
 	size := 64
 	for _, h := range hits {
-		size += len(h.JSON) + 1
-		if h.Title != nil {
-			size += len(h.JSON)/2 + 64 // roughly: the title and a fragment again
+		size += len(h.JSON) + 48
+		for _, seg := range h.Title {
+			size += len(seg.Text) + 32
+		}
+		for _, seg := range h.Description {
+			size += len(seg.Text) + 32
 		}
 	}
 	b := make([]byte, 0, size)

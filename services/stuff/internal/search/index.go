@@ -272,6 +272,7 @@ type scratch struct {
 	touched []uint32 // docs matched by the current word
 	docs    []uint32 // docs matched by any word
 	hits    []Hit
+	table   []int // the typo walk's table
 }
 
 func (s *scratch) fit(n int) {
@@ -315,7 +316,7 @@ func (ix *Index) Match(words []string) *Matches {
 	avgD := float32(max(float64(ix.sumD)/n, 1))
 	bestCover := uint8(0)
 	for _, w := range words {
-		exps := ix.expand(w)
+		exps := ix.expand(s, w)
 		if len(exps) == 0 {
 			continue
 		}
@@ -373,7 +374,7 @@ func bm25(tf, length uint16, avg float32) float32 {
 // expand returns the live terms word matches: itself, the terms it is a
 // prefix of, and those within MaxTypos edits, each once with its best
 // weight.
-func (ix *Index) expand(word string) []expansion {
+func (ix *Index) expand(s *scratch, word string) []expansion {
 	var out []expansion
 	if t := ix.terms[word]; t != nil && len(t.postings) > 0 {
 		out = append(out, expansion{t: t, weight: 1})
@@ -396,7 +397,7 @@ func (ix *Index) expand(word string) []expansion {
 	// Numbers are not guessed at: course 2030 is not course 2040.
 	if k := MaxTypos(len(runes)); k > 0 && !strings.ContainsAny(word, "0123456789") {
 		var fz []expansion
-		ix.fuzzy(runes, k, func(t *term, d int) {
+		s.table = ix.fuzzy(runes, k, s.table, func(t *term, d int) {
 			if d == 0 || strings.HasPrefix(t.text, word) {
 				return // the word itself or a prefix match: counted above
 			}
@@ -445,13 +446,13 @@ func skip(vocab []string, i int, prefix string) int {
 // sharing a prefix with the previous one reuse its rows of the edit-distance
 // table, and once every cell of a row exceeds maxd, every term with that
 // prefix is skipped with a binary search.
-func (ix *Index) fuzzy(w []rune, maxd int, fn func(t *term, d int)) {
+func (ix *Index) fuzzy(w []rune, maxd int, buf []int, fn func(t *term, d int)) []int {
 	n := len(w)
 	if n == 0 {
-		return
+		return buf
 	}
 	width := n + 1
-	table := make([]int, (MaxTermBytes+1)*width) // row k: after k runes of the term
+	table := slices.Grow(buf[:0], (MaxTermBytes+1)*width)[:(MaxTermBytes+1)*width] // row k: after k runes of the term
 	row := func(k int) []int { return table[k*width : (k+1)*width] }
 	for j := range width {
 		table[j] = j
@@ -516,4 +517,5 @@ func (ix *Index) fuzzy(w []rune, maxd int, fn func(t *term, d int)) {
 		}
 		i++
 	}
+	return table
 }

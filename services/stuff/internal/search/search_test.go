@@ -90,7 +90,7 @@ func TestFuzzyFindsExactlyTheCloseTerms(t *testing.T) {
 		q := []rune(Fold(word()))
 		for maxd := 0; maxd <= 2; maxd++ {
 			var got, want []string
-			ix.fuzzy(q, maxd, func(tm *term, d int) {
+			ix.fuzzy(q, maxd, nil, func(tm *term, d int) {
 				if d != osa(q, []rune(tm.text)) {
 					t.Fatalf("%q ~ %q: distance %d, want %d", string(q), tm.text, d, osa(q, []rune(tm.text)))
 				}

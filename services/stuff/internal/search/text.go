@@ -258,7 +258,7 @@ type Segment struct {
 // highlight splits s into segments, marking the words whose folded form
 // matched.
 func highlight(s string, matched func(term []byte) bool) []Segment {
-	var out []Segment
+	out := make([]Segment, 0, 8)
 	var buf [2 * MaxTermBytes]byte
 	last := 0
 	tokens(s, func(start, end int) {
