@@ -48,6 +48,14 @@
 // triggers a reconcile, which reads them back. Until the catalog is loaded,
 // each read from the database reads the stored bans first.
 //
+// # Search
+//
+// The catalog also keeps its list in price order and in a full-text index
+// (package search), changed in the same step as the list, under the same
+// lock: Search finds, filters and sorts exactly what is listed, and Changes
+// counts the changes of the list so that answers built from a search can be
+// kept until the next one.
+//
 // # Bounds
 //
 // The list holds at most Max listings: every available listing not after a

@@ -102,7 +102,7 @@ func blob(c echo.Context, status int, b []byte) error {
 
 // list answers {"stuff":[...],"page":P,"limit":L,"total":N}: the available
 // listings, searched, filtered and sorted as the query parameters say (see
-// parseList and docs/architecture.md). With q, each listing also has
+// parseList and services/stuff/README.md). With q, each listing also has
 // "highlight": its title and a fragment of its description as segments,
 // {"text":"...","match":true} for the words that matched. The plain
 // newest-first listing is served by Page, the others by Search.

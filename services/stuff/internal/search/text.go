@@ -24,7 +24,7 @@
 // choice, would keep a second copy of every listing in its own segments,
 // batch and merge them in the background, and add some twenty modules to the
 // service, for features (phrase queries, facets, many languages' stemmers)
-// the storefront does not use. docs/architecture.md has the figures.
+// the storefront does not use. services/stuff/README.md has the figures.
 package search
 
 import (
