@@ -48,6 +48,14 @@
 // triggers a reconcile, which reads them back. Until the catalog is loaded,
 // each read from the database reads the stored bans first.
 //
+// # Search
+//
+// The catalog also keeps its list in price order and in a full-text index
+// (package search), changed in the same step as the list, under the same
+// lock: Search finds, filters and sorts exactly what is listed, and Changes
+// counts the changes of the list so that answers built from a search can be
+// kept until the next one.
+//
 // # Bounds
 //
 // The list holds at most Max listings: every available listing not after a
@@ -60,6 +68,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -67,6 +76,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stuffmart/stuffmart/services/stuff/internal/search"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/errs"
 )
@@ -127,10 +137,32 @@ func (v *View) JSON(userID string) []byte {
 	return v.public
 }
 
+// entry is one listed listing. It is immutable but for its place in the
+// search index (slot, indexed), which changes under mu.
 type entry struct {
 	key    stuff.Key
 	seller string
+	price  int64
+	title  string
+	desc   string
 	json   []byte
+	// an is the listing's analysed text until it is indexed (nil when
+	// analysis is left to index).
+	an      *search.Analysis
+	slot    uint32
+	indexed bool
+	mark    uint64 // the reconcile that last listed it
+}
+
+// newEntry returns the entry of s with its JSON; analyse runs the text
+// analysis now (outside the lock) rather than when it is indexed.
+func newEntry(s *stuff.Stuff, json []byte, analyse bool) *entry {
+	e := &entry{key: s.Key(), seller: s.UserID, price: s.Price, title: s.Title, desc: s.Description, json: json}
+	if analyse {
+		a := search.Analyze(s.Title, s.Description)
+		e.an = &a
+	}
+	return e
 }
 
 // known is the newest state applied for one listing: its version, when it
@@ -148,18 +180,26 @@ type Catalog struct {
 	log  *slog.Logger
 	opts Options
 
-	mu     sync.RWMutex
-	loaded bool
-	list   []*entry // available listings, newest first, none after floor
-	floor  *stuff.Key
-	below  int // available listings after floor, as of the last count
-	known  map[string]*known
-	cache  map[string]*View
-	bans   map[string]stuff.Ban
-	hidden []string // the banned sellers; replaced, never modified
+	mu      sync.RWMutex
+	loaded  bool
+	list    []*entry // available listings, newest first, none after floor
+	byPrice []*entry // the same, cheapest first, then newest first
+	ix      *search.Index
+	slots   []*entry // listed entries by their slot in ix
+	gen     uint64   // reconciles so far
+	changes uint64   // changes of the list so far (see Changes)
+	floor   *stuff.Key
+	below   int // available listings after floor, as of the last count
+	known   map[string]*known
+	cache   map[string]*View
+	bans    map[string]stuff.Ban
+	hidden  []string // the banned sellers; replaced, never modified
 
 	reconMu sync.Mutex
 	trigger chan struct{}
+	// found recycles the matches of text searches (*[]found): a common
+	// word matches most listings.
+	found sync.Pool
 }
 
 // New returns an empty catalog over src; Reconcile (or Run) loads it. Until
@@ -177,7 +217,7 @@ func New(src Source, enc Encoder, log *slog.Logger, opts Options) *Catalog {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Catalog{src: src, enc: enc, log: log, opts: opts,
+	return &Catalog{src: src, enc: enc, log: log, opts: opts, ix: search.New(),
 		known: map[string]*known{}, cache: map[string]*View{}, bans: map[string]stuff.Ban{},
 		trigger: make(chan struct{}, 1)}
 }
@@ -316,12 +356,70 @@ func (c *Catalog) putView(v *View) {
 // cache unless a newer state is known. Writers call it after every save.
 func (c *Catalog) Apply(s stuff.Stuff) {
 	now := c.opts.Now()
-	e := &entry{key: s.Key(), seller: s.UserID, json: c.enc(&s, false)}
+	e := newEntry(&s, c.enc(&s, false), s.Status == stuff.Available)
 	v := c.view(&s, e.json, now)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.applyList(s.ID, s.Version, s.Status == stuff.Available, e, now)
 	c.putView(v)
+}
+
+// unlock brings the search index's vocabulary up to date and releases mu:
+// every writer of the list unlocks through it.
+func (c *Catalog) unlock() {
+	c.ix.Flush()
+	c.mu.Unlock()
+}
+
+// index adds e to the search index. Call with mu held.
+func (c *Catalog) index(e *entry) {
+	if e.indexed {
+		return
+	}
+	a := e.an
+	if a == nil {
+		an := search.Analyze(e.title, e.desc)
+		a = &an
+	}
+	e.slot, e.indexed, e.an = c.ix.Add(*a), true, nil
+	c.changes++
+	if int(e.slot) >= len(c.slots) {
+		c.slots = append(c.slots, make([]*entry, int(e.slot)+1-len(c.slots))...)
+	}
+	c.slots[e.slot] = e
+}
+
+// unindex takes e out of the search index. Call with mu held.
+func (c *Catalog) unindex(e *entry) {
+	if !e.indexed {
+		return
+	}
+	c.ix.Remove(e.slot)
+	c.slots[e.slot] = nil
+	e.indexed = false
+	c.changes++
+}
+
+// cmpPrice orders byPrice: cheapest first, then newest first.
+func cmpPrice(a, b *entry) int {
+	switch {
+	case a.price != b.price:
+		return cmp.Compare(a.price, b.price)
+	case a.key.Before(b.key):
+		return -1
+	case b.key.Before(a.key):
+		return 1
+	}
+	return 0
+}
+
+// unlist takes e out of byPrice and the index (it has left list). Call with
+// mu held.
+func (c *Catalog) unlist(e *entry) {
+	if i, ok := slices.BinarySearchFunc(c.byPrice, e, cmpPrice); ok && c.byPrice[i] == e {
+		c.byPrice = slices.Delete(c.byPrice, i, i+1)
+	}
+	c.unindex(e)
 }
 
 // Refresh makes sure version of listing id is applied: when it is newer than
@@ -373,6 +471,9 @@ func (c *Catalog) applyList(id string, version int64, available bool, e *entry, 
 	}
 	i, _ := slices.BinarySearchFunc(c.list, e.key, cmpKey)
 	c.list = slices.Insert(c.list, i, e)
+	j, _ := slices.BinarySearchFunc(c.byPrice, e, cmpPrice)
+	c.byPrice = slices.Insert(c.byPrice, j, e)
+	c.index(e)
 	k.e = e
 	c.truncate()
 }
@@ -382,6 +483,7 @@ func (c *Catalog) truncate() {
 	for len(c.list) > c.opts.Max {
 		last := c.list[len(c.list)-1]
 		c.list = c.list[:len(c.list)-1]
+		c.unlist(last)
 		if k := c.known[last.key.ID]; k != nil && k.e == last {
 			k.e = nil
 		}
@@ -395,6 +497,7 @@ func (c *Catalog) remove(e *entry) {
 	if i, ok := slices.BinarySearchFunc(c.list, e.key, cmpKey); ok {
 		c.list = slices.Delete(c.list, i, i+1)
 	}
+	c.unlist(e)
 }
 
 func cmpKey(e *entry, k stuff.Key) int {
@@ -414,7 +517,7 @@ func cmpKey(e *entry, k stuff.Key) int {
 func (c *Catalog) ApplyBan(b stuff.Ban) {
 	c.mu.Lock()
 	changed := c.mergeBan(b)
-	c.mu.Unlock()
+	c.unlock()
 	if changed {
 		c.Trigger()
 	}
@@ -450,12 +553,14 @@ func (c *Catalog) mergeBan(b stuff.Ban) bool {
 				kept = append(kept, e)
 				continue
 			}
+			c.unindex(e)
 			if k := c.known[e.key.ID]; k != nil && k.e == e {
 				k.e = nil
 			}
 		}
 		clear(c.list[len(kept):])
 		c.list = kept
+		c.byPrice = slices.DeleteFunc(c.byPrice, func(e *entry) bool { return e.seller == b.UserID })
 	}
 	c.hidden = hidden
 	return true
@@ -470,7 +575,7 @@ func (c *Catalog) loadBans(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	for _, b := range bans {
 		c.mergeBan(b)
 	}
@@ -554,8 +659,20 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 	}
 	fresh := make([]*entry, len(docs))
 	views := make([]*View, len(docs))
+	// A listing listed at the same version keeps its entry, and so its
+	// place in the search index; the others are encoded and analysed here,
+	// outside the lock.
+	c.mu.RLock()
 	for i := range docs {
-		fresh[i] = &entry{key: docs[i].Key(), seller: docs[i].UserID, json: c.enc(&docs[i], false)}
+		if k := c.known[docs[i].ID]; k != nil && k.e != nil && k.version == docs[i].Version {
+			fresh[i] = k.e
+		}
+	}
+	c.mu.RUnlock()
+	for i := range docs {
+		if fresh[i] == nil {
+			fresh[i] = newEntry(&docs[i], c.enc(&docs[i], false), true)
+		}
 		views[i] = c.view(&docs[i], fresh[i].json, start)
 	}
 
@@ -599,6 +716,7 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(list, func(a, b *entry) int { return cmpKey(a, b.key) })
+	old := c.list
 	c.list, c.known, c.loaded = list, next, true
 	c.floor, c.below = nil, 0
 	if !complete {
@@ -613,7 +731,23 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 			}
 		}
 	}
+	c.byPrice = nil // rebuilt below; truncate has nothing to take out of it
 	c.truncate()
+	// The index follows the new list: out with the entries that left it, in
+	// with those that joined it.
+	c.gen++
+	for _, e := range c.list {
+		e.mark = c.gen
+	}
+	for _, e := range old {
+		if e.mark != c.gen {
+			c.unindex(e)
+		}
+	}
+	for _, e := range c.list {
+		c.index(e)
+	}
+	c.byPrice = slices.SortedFunc(slices.Values(c.list), cmpPrice)
 	// Listed but not in the snapshot: reserved or sold while this replica
 	// missed the event, or created after the query. The database says.
 	var recheck []string
@@ -622,7 +756,7 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 			recheck = append(recheck, e.key.ID)
 		}
 	}
-	c.mu.Unlock()
+	c.unlock()
 
 	for _, id := range recheck {
 		s, err := c.src.Get(ctx, id)
@@ -630,7 +764,7 @@ func (c *Catalog) Reconcile(ctx context.Context) error {
 			c.mu.Lock()
 			c.applyList(id, 1<<62, false, nil, c.opts.Now())
 			delete(c.cache, id)
-			c.mu.Unlock()
+			c.unlock()
 			continue
 		}
 		if err != nil {

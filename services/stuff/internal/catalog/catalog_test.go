@@ -116,6 +116,9 @@ func (f *fixture) wantPage(t *testing.T, offset, limit int, want string, wantTot
 	if got != want || total != wantTotal {
 		t.Fatalf("page(%d,%d) = %q total %d, want %q total %d", offset, limit, got, total, want, wantTotal)
 	}
+	if err := f.cat.CheckIndex(); err != nil {
+		t.Fatalf("after page(%d,%d): search index: %v", offset, limit, err)
+	}
 }
 
 func ptr(s string) *string { return &s }

@@ -10,7 +10,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/auth"
-	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
@@ -31,17 +30,20 @@ type Writer interface {
 // Reader is what the handlers need to show listings: the catalog.
 type Reader interface {
 	Page(ctx context.Context, offset, limit int) ([][]byte, int, error)
+	Search(ctx context.Context, q catalog.Query) ([]catalog.Hit, int, error)
+	Changes() uint64
 	Get(ctx context.Context, id string) (*catalog.View, error)
 }
 
 // Handler holds the /api/stuff handlers.
 type Handler struct {
-	w Writer
-	r Reader
+	w       Writer
+	r       Reader
+	answers *answers
 }
 
 // NewHandler returns the handlers over w and r.
-func NewHandler(w Writer, r Reader) *Handler { return &Handler{w: w, r: r} }
+func NewHandler(w Writer, r Reader) *Handler { return &Handler{w: w, r: r, answers: newAnswers()} }
 
 func (h *Handler) create(c echo.Context) error {
 	u, _ := auth.FromEcho(c) // RequireUser ran
@@ -98,49 +100,39 @@ func blob(c echo.Context, status int, b []byte) error {
 	return c.JSONBlob(status, b)
 }
 
-// list answers {"stuff":[...],"page":P,"limit":L,"total":N}. Query
-// parameters other than one page and one limit are refused, so that
-// page[$gt]=1 is a 400 rather than a silently ignored parameter.
+// list answers {"stuff":[...],"page":P,"limit":L,"total":N}: the available
+// listings, searched, filtered and sorted as the query parameters say (see
+// parseList and services/stuff/README.md). With q, each listing also has
+// "highlight": its title and a fragment of its description as segments,
+// {"text":"...","match":true} for the words that matched. The plain
+// newest-first listing is served by Page, the others by Search.
 func (h *Handler) list(c echo.Context) error {
-	for k, vs := range c.QueryParams() {
-		if k != "page" && k != "limit" {
-			return errs.Invalid(k, "Unknown query parameter")
-		}
-		if len(vs) > 1 {
-			return errs.Invalid(k, "Must be given once")
-		}
-	}
-	page, err := web.QueryInt(c, "page", 1, 1, MaxPage)
+	lq, err := parseList(c)
 	if err != nil {
 		return err
 	}
-	limit, err := web.QueryInt(c, "limit", DefaultLimit, 1, MaxLimit)
-	if err != nil {
-		return err
-	}
-	items, total, err := h.r.Page(c.Request().Context(), (page-1)*limit, limit)
-	if err != nil {
-		return err
-	}
-	size := 64
-	for _, it := range items {
-		size += len(it) + 1
-	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"stuff":[`...)
-	for i, it := range items {
-		if i > 0 {
-			b = append(b, ',')
+	ctx := c.Request().Context()
+	if lq.plain() {
+		items, total, err := h.r.Page(ctx, lq.q.Offset, lq.q.Limit)
+		if err != nil {
+			return err
 		}
-		b = append(b, it...)
+		hits := make([]catalog.Hit, len(items))
+		for i, it := range items {
+			hits[i].JSON = it
+		}
+		return blob(c, http.StatusOK, pageJSON(hits, lq.page, lq.limit, total))
 	}
-	b = append(b, `],"page":`...)
-	b = strconv.AppendInt(b, int64(page), 10)
-	b = append(b, `,"limit":`...)
-	b = strconv.AppendInt(b, int64(limit), 10)
-	b = append(b, `,"total":`...)
-	b = strconv.AppendInt(b, int64(total), 10)
-	b = append(b, '}')
+	key, changes := lq.key(), h.r.Changes() // read before the search
+	if b, ok := h.answers.get(key, changes); ok {
+		return blob(c, http.StatusOK, b)
+	}
+	hits, total, err := h.r.Search(ctx, lq.q)
+	if err != nil {
+		return err
+	}
+	b := pageJSON(hits, lq.page, lq.limit, total)
+	h.answers.put(key, changes, b)
 	return blob(c, http.StatusOK, b)
 }
 

@@ -1,0 +1,84 @@
+package http
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// MaxAnswers bounds how many search answers each replica keeps (a page with
+// highlights is some 20 KB: about 5 MB at most).
+const MaxAnswers = 256
+
+// answers keeps the JSON of recent searches, each valid while the catalog
+// has not changed since the search began (catalog.Changes): a search asked
+// again before any listing is listed, unlisted or edited gets the same
+// bytes without being run again. Popular searches repeat; a change of the
+// list makes every kept answer stale at once, so nothing stale is served.
+type answers struct {
+	mu sync.Mutex
+	m  map[string]answer
+}
+
+type answer struct {
+	changes uint64
+	body    []byte
+}
+
+func newAnswers() *answers { return &answers{m: map[string]answer{}} }
+
+// get returns the answer kept for key if it was built at changes.
+func (a *answers) get(key string, changes uint64) ([]byte, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	an, ok := a.m[key]
+	if ok && an.changes != changes {
+		delete(a.m, key)
+		ok = false
+	}
+	return an.body, ok
+}
+
+// put keeps body as the answer for key built at changes. When full, it
+// drops the stale answers, or else an arbitrary one.
+func (a *answers) put(key string, changes uint64, body []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.m) >= MaxAnswers {
+		for k, an := range a.m {
+			if an.changes != changes {
+				delete(a.m, k)
+			}
+		}
+		for k := range a.m {
+			if len(a.m) < MaxAnswers {
+				break
+			}
+			delete(a.m, k)
+		}
+	}
+	a.m[key] = answer{changes: changes, body: body}
+}
+
+// key is the canonical form of a validated query: two URLs that ask the
+// same (parameters in another order, other spellings of the same words)
+// share an answer.
+func (lq listQuery) key() string {
+	q := lq.q
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(lq.page))
+	for _, n := range []int64{int64(lq.limit), int64(q.Order), q.MinPrice, q.MaxPrice} {
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatInt(n, 10))
+	}
+	b.WriteByte(' ')
+	b.WriteString(q.Seller)
+	if q.Text {
+		b.WriteString(" q")
+		for _, w := range q.Words {
+			b.WriteByte(' ')
+			b.WriteString(w)
+		}
+	}
+	return b.String()
+}
