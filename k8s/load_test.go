@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -46,13 +47,14 @@ func repoRoot(t testing.TB) string {
 }
 
 // strictDecoder decodes the kinds the manifests may hold, rejecting unknown
-// and duplicate fields, as `kubectl apply --validate=strict` does.
+// and duplicate fields, as `kubectl apply --validate=strict` does; the
+// prometheus-operator's kinds too, for k8s/monitoring.
 func strictDecoder(t testing.TB) runtime.Decoder {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, networkingv1.AddToScheme,
-		policyv1.AddToScheme, autoscalingv2.AddToScheme,
+		policyv1.AddToScheme, autoscalingv2.AddToScheme, monitoringv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -443,58 +444,108 @@ func servicePort(svc *corev1.Service, p networkingv1.ServiceBackendPort) (corev1
 	return corev1.ServicePort{}, false
 }
 
+// privateRoutes are the paths the ingress refuses to everyone (the
+// Ingress stuffmart-private): what each app serves only to direct callers.
+var privateRoutes = []string{"/metrics"}
+
 // TestIngress: ingress-nginx, host stuffmart.dev with TLS from the Secret
-// stuffmart-tls, and each path to the Service and port of the app that
-// serves it.
+// stuffmart-tls; the Ingress stuffmart sends each path to the Service and
+// port of the app that serves it, and stuffmart-private refuses /metrics to
+// every address, with a path longer than the public one that would match it
+// (ingress-nginx picks the longest matching prefix).
 func TestIngress(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
-		if len(m.Ingresses) != 1 {
-			t.Fatalf("%d Ingresses; want 1", len(m.Ingresses))
+		if len(m.Ingresses) != 2 || m.Ingresses["stuffmart"] == nil || m.Ingresses["stuffmart-private"] == nil {
+			t.Fatalf("Ingresses %v; want stuffmart and stuffmart-private", slices.Sorted(maps.Keys(m.Ingresses)))
 		}
 		apps := appDeployments(t, m)
-		for _, ing := range m.Ingresses {
+		routes := map[string]map[string]string{}
+		for name, ing := range m.Ingresses {
 			if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
-				t.Error("ingressClassName must be nginx")
+				t.Errorf("%s: ingressClassName must be nginx", name)
 			}
 			if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "stuffmart.dev" || ing.Spec.Rules[0].HTTP == nil {
-				t.Fatalf("want one HTTP rule for host stuffmart.dev, got %+v", ing.Spec.Rules)
+				t.Fatalf("%s: want one HTTP rule for host stuffmart.dev, got %+v", name, ing.Spec.Rules)
 			}
 			// TLS for the host, from the Secret the README's certificate
 			// step creates.
 			if len(ing.Spec.TLS) != 1 || !slices.Equal(ing.Spec.TLS[0].Hosts, []string{"stuffmart.dev"}) || ing.Spec.TLS[0].SecretName != "stuffmart-tls" {
-				t.Errorf("tls %+v; want stuffmart.dev with the Secret stuffmart-tls", ing.Spec.TLS)
+				t.Errorf("%s: tls %+v; want stuffmart.dev with the Secret stuffmart-tls", name, ing.Spec.TLS)
 			}
 			got := map[string]string{}
 			for _, p := range ing.Spec.Rules[0].HTTP.Paths {
 				if p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix {
-					t.Errorf("path %s: pathType must be Prefix", p.Path)
+					t.Errorf("%s: path %s: pathType must be Prefix", name, p.Path)
 				}
 				b := p.Backend.Service
 				if b == nil {
-					t.Errorf("path %s: no service backend", p.Path)
+					t.Errorf("%s: path %s: no service backend", name, p.Path)
 					continue
 				}
 				if _, dup := got[p.Path]; dup {
-					t.Errorf("path %s listed twice", p.Path)
+					t.Errorf("%s: path %s listed twice", name, p.Path)
 				}
 				got[p.Path] = b.Name
 				svc := m.Services[b.Name]
 				if svc == nil {
-					t.Errorf("path %s: no Service %s", p.Path, b.Name)
+					t.Errorf("%s: path %s: no Service %s", name, p.Path, b.Name)
 					continue
 				}
 				if _, ok := servicePort(svc, b.Port); !ok {
-					t.Errorf("path %s: Service %s has no port %+v", p.Path, b.Name, b.Port)
+					t.Errorf("%s: path %s: Service %s has no port %+v", name, p.Path, b.Name, b.Port)
 				}
 				if ws := m.workloadsSelectedBy(svc); len(ws) != 1 || apps[ws[0].Name] == nil {
-					t.Errorf("path %s: Service %s does not select an app Deployment", p.Path, b.Name)
+					t.Errorf("%s: path %s: Service %s does not select an app Deployment", name, p.Path, b.Name)
 				}
 			}
-			if !maps.Equal(got, ingressRoutes) {
-				t.Errorf("routes %v; want %v", got, ingressRoutes)
+			routes[name] = got
+		}
+		if !maps.Equal(routes["stuffmart"], ingressRoutes) {
+			t.Errorf("stuffmart: routes %v; want %v", routes["stuffmart"], ingressRoutes)
+		}
+		if got := slices.Sorted(maps.Keys(routes["stuffmart-private"])); !slices.Equal(got, privateRoutes) {
+			t.Errorf("stuffmart-private: paths %v; want %v", got, privateRoutes)
+		}
+		if deny := m.Ingresses["stuffmart-private"].Annotations["nginx.ingress.kubernetes.io/denylist-source-range"]; !deniesEveryone(deny) {
+			t.Errorf("stuffmart-private: denylist-source-range %q must cover every IPv4 and IPv6 address", deny)
+		}
+		for k := range m.Ingresses["stuffmart"].Annotations {
+			if strings.Contains(k, "source-range") {
+				t.Errorf("stuffmart: %s restricts the public routes", k)
+			}
+		}
+		for _, private := range privateRoutes {
+			for public := range ingressRoutes {
+				if prefixMatches(public, private) && len(public) >= len(private) {
+					t.Errorf("public route %s would win over the refusal of %s", public, private)
+				}
 			}
 		}
 	})
+}
+
+// prefixMatches reports whether a Prefix path matches path p, element by
+// element as the Ingress API defines it.
+func prefixMatches(prefix, p string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return prefix == "" || p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+// deniesEveryone reports whether a comma-separated list of CIDRs covers all
+// of IPv4 and IPv6.
+func deniesEveryone(list string) bool {
+	var v4, v6 bool
+	for _, c := range strings.Split(list, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return false
+		}
+		if p.Bits() == 0 {
+			v4 = v4 || p.Addr().Is4()
+			v6 = v6 || p.Addr().Is6()
+		}
+	}
+	return v4 && v6
 }
 
 // TestInClusterAddresses: every URL a Deployment is configured with (as the

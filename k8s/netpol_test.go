@@ -62,6 +62,17 @@ func outsiders() []endpoint {
 		{Name: "other-namespace", Namespace: "other", NSLabels: ns("other"),
 			Labels: labels.Set{"app.kubernetes.io/name": "auth", "app.kubernetes.io/part-of": "stuffmart"},
 			IP:     netip.MustParseAddr("10.244.2.10"), Ports: []corev1.ContainerPort{tcp("http", 3000)}},
+		// Prometheus scrapes the apps from namespace monitoring; nothing
+		// else there may reach them, nor a Prometheus of another namespace.
+		{Name: "prometheus", Namespace: "monitoring", NSLabels: ns("monitoring"),
+			Labels: labels.Set{"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"},
+			IP:     netip.MustParseAddr("10.244.3.10"), Ports: []corev1.ContainerPort{tcp("web", 9090)}},
+		{Name: "grafana", Namespace: "monitoring", NSLabels: ns("monitoring"),
+			Labels: labels.Set{"app.kubernetes.io/name": "grafana"},
+			IP:     netip.MustParseAddr("10.244.3.11"), Ports: []corev1.ContainerPort{tcp("grafana", 3000)}},
+		{Name: "prometheus-elsewhere", Namespace: "observability", NSLabels: ns("observability"),
+			Labels: labels.Set{"app.kubernetes.io/name": "prometheus"},
+			IP:     netip.MustParseAddr("10.244.4.10"), Ports: []corev1.ContainerPort{tcp("web", 9090)}},
 		{Name: "api.stripe.com", IP: netip.MustParseAddr("54.187.216.72"), Ports: []corev1.ContainerPort{tcp("https", 443)}},
 		{Name: "cloud-metadata", IP: netip.MustParseAddr("169.254.169.254"), Ports: []corev1.ContainerPort{tcp("http", 80)}},
 		{Name: "node", IP: netip.MustParseAddr("172.18.0.2"), Ports: []corev1.ContainerPort{tcp("kubelet", 10250)}},
@@ -262,6 +273,10 @@ func intendedFlows(m *manifests) map[string]bool {
 	for _, a := range append(apis, "client") {
 		add("ingress-nginx", a, "http")
 	}
+	// Prometheus scrapes each app's /metrics on its own port.
+	for _, a := range append(services, "client") {
+		add("prometheus", a, "http")
+	}
 	for _, a := range apis {
 		add("client", a, "http")
 	}
@@ -282,7 +297,8 @@ func intendedFlows(m *manifests) map[string]bool {
 }
 
 // TestNetworkPolicies evaluates every connection between the overlay's
-// pods, the ingress controller, the cluster's DNS, a pod started by hand in
+// pods, the ingress controller, the cluster's DNS, Prometheus and Grafana in
+// namespace monitoring, a Prometheus elsewhere, a pod started by hand in
 // the namespace, a pod of another namespace and addresses outside the
 // cluster, on each port the destination listens on: exactly the intended
 // flows are allowed. Without the policies everything is.
