@@ -19,6 +19,7 @@ require (
 	github.com/moby/patternmatcher v0.6.1
 	github.com/nats-io/nats-streaming-server v0.25.6
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
+	github.com/prometheus/client_model v0.6.2
 	github.com/stuffmart/stuffmart/client v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/dev v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/auth v0.0.0-00010101000000-000000000000
@@ -26,6 +27,7 @@ require (
 	github.com/stuffmart/stuffmart/services/orders v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/payments v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/services/stuff v0.0.0-00010101000000-000000000000
+	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/shared/embedded v0.0.0-00010101000000-000000000000
 	go.yaml.in/yaml/v3 v3.0.6
 	k8s.io/api v0.37.2
@@ -115,12 +117,10 @@ require (
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
 	github.com/prometheus/client_golang v1.22.0 // indirect
-	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.64.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/stripe/stripe-go/v76 v76.25.0 // indirect
-	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
