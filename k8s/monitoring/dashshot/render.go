@@ -90,7 +90,12 @@ func drawPanel(b *bytes.Buffer, p panel, ss []series, win window, x, y, w, h flo
 	if hi == lo {
 		hi = lo + 1
 	}
-	ticks := niceTicks(lo, hi, 4)
+	// Ticks are round numbers in the unit they are written in (MiB, not bytes).
+	scale := displayScale(unit, hi)
+	ticks := niceTicks(lo/scale, hi/scale, 4)
+	for i := range ticks {
+		ticks[i] *= scale
+	}
 	lo, hi = min(lo, ticks[0]), max(hi, ticks[len(ticks)-1])
 
 	// The legend under the plot: as many lines as it needs, at most 3.
@@ -208,6 +213,18 @@ func lineWidth(l []legendEntry) float64 {
 // textWidth estimates the width of 10-pixel text.
 func textWidth(s string) float64 { return float64(len([]rune(s))) * 5.6 }
 
+// displayScale is what values of the unit are divided by when written.
+func displayScale(unit string, hi float64) float64 {
+	if unit == "bytes" {
+		for _, size := range []float64{1 << 30, 1 << 20, 1 << 10} {
+			if hi >= size {
+				return size
+			}
+		}
+	}
+	return 1
+}
+
 // niceTicks returns about n round values covering lo..hi.
 func niceTicks(lo, hi float64, n int) []float64 {
 	step := niceNumber((hi - lo) / float64(n))
@@ -275,15 +292,9 @@ func formatValue(v float64, unit string, ticks []float64) string {
 	case "percentunit":
 		return num(v*100, step*100) + "%"
 	case "bytes":
-		for _, u := range []struct {
-			name string
-			size float64
-		}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-			if math.Abs(ticks[len(ticks)-1]) >= u.size {
-				return num(v/u.size, step/u.size) + " " + u.name
-			}
-		}
-		return num(v, step) + " B"
+		f := displayScale(unit, ticks[len(ticks)-1])
+		name := map[float64]string{1: "B", 1 << 10: "KiB", 1 << 20: "MiB", 1 << 30: "GiB"}[f]
+		return num(v/f, step/f) + " " + name
 	case "reqps":
 		return num(v, step) + " req/s"
 	case "ops":
