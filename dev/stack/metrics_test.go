@@ -1,12 +1,17 @@
 package stack_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -71,10 +76,12 @@ func storyMetrics() map[string][]moved {
 // service's /metrics, scraped on its own port as Prometheus would, shows
 // the requests it served, the events it published and handled and what its
 // rules decided; the gateway, which is what the public reaches, serves no
-// /metrics.
+// /metrics. The logs of every service tell the expired purchase's story
+// under the correlation id of its BUY, from the order to the stuff released.
 func TestStackMetricsTellTheStory(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, t.TempDir(), "ORDER_HOLD", "6s")
+	logs := &logLines{}
+	st := startStackLogging(t, t.TempDir(), slog.New(slog.NewJSONHandler(logs, nil)), "ORDER_HOLD", "6s")
 	creds := map[string]string{"email": "buyer@uni.edu", "password": "password123"}
 	seller := newClient(t, st.info.URL)
 	seller.expect(http.MethodPost, "/api/users/signup", map[string]string{"email": "seller@uni.edu", "password": "password123"}, http.StatusCreated)
@@ -89,10 +96,12 @@ func TestStackMetricsTellTheStory(t *testing.T) {
 		}, http.StatusCreated), &s)
 		return s.ID
 	}
-	buy := func(stuffID string) string {
+	// buy sends BUY with correlationID, as the storefront passes on its
+	// request's.
+	buy := func(stuffID, correlationID string) string {
 		var o idOnly
 		testkit.Eventually(t, 5*time.Second, func() bool {
-			status, raw := buyer.do(http.MethodPost, "/api/orders", map[string]string{"stuffId": stuffID}, "")
+			status, raw := buyer.send(http.MethodPost, "/api/orders", map[string]string{"stuffId": stuffID}, correlation.Header, correlationID)
 			if status == http.StatusCreated {
 				decode(t, raw, &o)
 			}
@@ -112,10 +121,10 @@ func TestStackMetricsTellTheStory(t *testing.T) {
 	}
 
 	// The first order is left to expire while the second is paid.
-	unpaid := buy(sell("essay"))
+	unpaid := buy(sell("essay"), "story-unpaid")
 	notes := sell("calculus")
 	buyer.expect(http.MethodGet, "/api/stuff/"+notes, nil, http.StatusOK)
-	paid := buy(notes)
+	paid := buy(notes, "story-paid")
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		status, _ := buyer.do(http.MethodPost, "/api/payments", map[string]string{"orderId": paid, "paymentMethod": "pm_card_visa"}, "")
 		if status != http.StatusNotFound && status != http.StatusCreated {
@@ -147,6 +156,20 @@ func TestStackMetricsTellTheStory(t *testing.T) {
 		}, "%s's /metrics did not move:\n%s", app, lazy(func() string { return strings.Join(missing, "\n") }))
 	}
 
+	// grep story-unpaid: BUY, the deadline scheduled and fired, the order
+	// cancelled, the stuff released (and payments told).
+	for _, want := range []map[string]string{
+		{"service": "orders", "msg": "request", "method": "POST", "path": "/api/orders", "status": "201"},
+		{"service": "expiration", "msg": "event handled", "subject": "order:created"},
+		{"service": "expiration", "msg": "deadline fired", "order_id": unpaid},
+		{"service": "orders", "msg": "event handled", "subject": "expiration:complete"},
+		{"service": "stuff", "msg": "event handled", "subject": "order:cancelled"},
+		{"service": "payments", "msg": "event handled", "subject": "order:cancelled"},
+	} {
+		want[correlation.LogKey] = "story-unpaid"
+		testkit.Eventually(t, 5*time.Second, func() bool { return logs.has(want) }, "no log line %v", want)
+	}
+
 	// The public reaches the gateway only; its /metrics is nobody's (the
 	// storefront, which takes the path, refuses forwarded requests).
 	status, body := getBody(t, st.info.URL+"/metrics")
@@ -160,3 +183,41 @@ func TestStackMetricsTellTheStory(t *testing.T) {
 type lazy func() string
 
 func (l lazy) String() string { return l() }
+
+// logLines keeps what a JSON logger writes, one line per Write.
+type logLines struct {
+	mu  sync.Mutex
+	all [][]byte
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all = append(l.all, slices.Clone(p))
+	return len(p), nil
+}
+
+// has reports whether a line has every attribute of want (as strings).
+func (l *logLines) has(want map[string]string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.all {
+		var got map[string]any
+		if json.Unmarshal(line, &got) != nil {
+			continue
+		}
+		if matches(got, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func matches(got map[string]any, want map[string]string) bool {
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != v {
+			return false
+		}
+	}
+	return true
+}
