@@ -24,10 +24,10 @@ type moved struct {
 }
 
 // storyMetrics is what each app's /metrics must show after the story of
-// TestStackMetricsTellTheStory: a buyer signed in who bought two stuffs,
-// paid for one (its order completed) and let the other expire. Extend it
-// when an app counts more (docs/observability.md lists every metric); an
-// app not listed is not scraped.
+// TestStackMetricsTellTheStory: a visitor saw the home page, a buyer signed
+// in who bought two stuffs, paid for one (its order completed) and let the
+// other expire. Extend it when an app counts more (docs/observability.md
+// lists every metric); an app not listed is not scraped.
 func storyMetrics() map[string][]moved {
 	return map[string][]moved{
 		"auth": {
@@ -58,9 +58,8 @@ func storyMetrics() map[string][]moved {
 			{"orders_ended_total", []string{"outcome", "expired"}, 1},
 		},
 		"payments": {
-			// Payments' own metrics (payments by outcome, refunds pending,
-			// coupon redemptions) belong here too.
 			{"http_requests_total", []string{"route", "/api/payments", "method", "POST", "status", "201"}, 1},
+			{"payments_total", []string{"outcome", "succeeded"}, 1},
 			{"events_handled_total", []string{"subject", "order:created", "result", "acked"}, 2},
 			{"events_published_total", []string{"subject", "payment:created", "result", "ok"}, 1},
 		},
@@ -68,6 +67,10 @@ func storyMetrics() map[string][]moved {
 			{"events_handled_total", []string{"subject", "order:created", "result", "acked"}, 2},
 			{"events_published_total", []string{"subject", "expiration:complete", "result", "ok"}, 1},
 			{"expiration_lateness_seconds", nil, 1},
+		},
+		"client": {
+			{"http_requests_total", []string{"route", "/", "method", "GET", "status", "200"}, 1},
+			{"storefront_page_cache_total", nil, 1},
 		},
 	}
 }
@@ -82,6 +85,9 @@ func TestStackMetricsTellTheStory(t *testing.T) {
 	t.Parallel()
 	logs := &logLines{}
 	st := startStackLogging(t, t.TempDir(), slog.New(slog.NewJSONHandler(logs, nil)), "ORDER_HOLD", "6s")
+	if status, _ := newClient(t, st.info.URL).do(http.MethodGet, "/", nil, ""); status != http.StatusOK {
+		t.Fatalf("GET / = %d", status)
+	}
 	creds := map[string]string{"email": "buyer@uni.edu", "password": "password123"}
 	seller := newClient(t, st.info.URL)
 	seller.expect(http.MethodPost, "/api/users/signup", map[string]string{"email": "seller@uni.edu", "password": "password123"}, http.StatusCreated)
