@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -39,6 +40,12 @@ type running struct {
 // stops it first.
 func startStack(t *testing.T, dataDir string, extraEnv ...string) running {
 	t.Helper()
+	return startStackLogging(t, dataDir, testkit.Logger(t), extraEnv...)
+}
+
+// startStackLogging is startStack with the stack's logs written to log.
+func startStackLogging(t *testing.T, dataDir string, log *slog.Logger, extraEnv ...string) running {
+	t.Helper()
 	env := map[string]string{"PORT": "0", "DATA_DIR": dataDir}
 	for i := 0; i+1 < len(extraEnv); i += 2 {
 		env[extraEnv[i]] = extraEnv[i+1]
@@ -50,7 +57,7 @@ func startStack(t *testing.T, dataDir string, extraEnv ...string) running {
 	ctx, cancel := context.WithCancel(context.Background())
 	infoc := make(chan stack.Info, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- stack.Run(ctx, cfg, testkit.Logger(t), func(i stack.Info) { infoc <- i }) }()
+	go func() { errc <- stack.Run(ctx, cfg, log, func(i stack.Info) { infoc <- i }) }()
 
 	var once sync.Once
 	var took time.Duration
@@ -104,6 +111,16 @@ func newClient(t *testing.T, base string) *client {
 // set) and returns the status and raw body.
 func (c *client) do(method, path string, body any, cookie string) (int, []byte) {
 	c.t.Helper()
+	if cookie != "" {
+		return c.send(method, path, body, "Cookie", cookie)
+	}
+	return c.send(method, path, body)
+}
+
+// send sends a request (body as JSON when not nil) with the headers of
+// pairs (name, value, …) and returns the status and raw body.
+func (c *client) send(method, path string, body any, headers ...string) (int, []byte) {
+	c.t.Helper()
 	var r io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -119,8 +136,8 @@ func (c *client) do(method, path string, body any, cookie string) (int, []byte) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ replace github.com/stuffmart/stuffmart/shared/embedded => ../../shared/embedded
 replace github.com/stuffmart/stuffmart/shared => ../../shared
 
 require (
+	github.com/prometheus/client_golang v1.22.0
 	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/shared/testkit v0.0.0-00010101000000-000000000000
 	go.mongodb.org/mongo-driver v1.17.10
@@ -65,7 +66,6 @@ require (
 	github.com/nats-io/stan.go v0.10.4 // indirect
 	github.com/ncruces/go-strftime v0.1.9 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.22.0 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.64.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect

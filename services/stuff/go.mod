@@ -13,6 +13,7 @@ require (
 	github.com/stuffmart/stuffmart/shared v0.0.0-00010101000000-000000000000
 	github.com/stuffmart/stuffmart/shared/testkit v0.0.0-00010101000000-000000000000
 	go.mongodb.org/mongo-driver v1.17.10
+	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.44.0
 )
 
@@ -91,7 +92,6 @@ require (
 	golang.org/x/exp v0.0.0-20250506013437-ce4c2cf36ca6 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20250519155744-55703ea1f237 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250519155744-55703ea1f237 // indirect

@@ -25,6 +25,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,22 @@ type Set struct {
 	refused      *prometheus.CounterVec
 	upstream     *prometheus.CounterVec
 	upstreamTime *prometheus.HistogramVec
+
+	// served caches the series of each route, method and status already
+	// seen (httpKey → *httpSeries): resolving them from their label values
+	// at every request costs about as much again as the rest of
+	// recording it, and requests are the hottest path measured.
+	served sync.Map
+}
+
+type httpKey struct {
+	route, method string
+	status        int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // Buckets are the latency buckets of every duration histogram, in seconds:
@@ -123,13 +140,34 @@ func (s *Set) Gatherer() prometheus.Gatherer {
 }
 
 // ServedHTTP records one request: route is the route pattern ("/api/stuff/:id"),
-// never the raw path, so that the number of series stays bounded.
+// never the raw path, and a method other than the standard ones is counted
+// as "other", so that the number of series stays bounded.
 func (s *Set) ServedHTTP(route, method string, status int, d time.Duration) {
 	if s == nil {
 		return
 	}
-	s.httpRequests.WithLabelValues(route, method, statusText(status)).Inc()
-	s.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+	k := httpKey{route: route, method: standardMethod(method), status: status}
+	v, ok := s.served.Load(k)
+	if !ok {
+		v, _ = s.served.LoadOrStore(k, &httpSeries{
+			requests: s.httpRequests.WithLabelValues(k.route, k.method, statusText(k.status)),
+			duration: s.httpDuration.WithLabelValues(k.route, k.method),
+		})
+	}
+	series := v.(*httpSeries)
+	series.requests.Inc()
+	series.duration.Observe(d.Seconds())
+}
+
+// standardMethod is method if it is one of HTTP's standard methods, else
+// "other": a client may send any token as its method.
+func standardMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // Published records one publish.

@@ -60,3 +60,36 @@ func TestDomainAndUpstream(t *testing.T) {
 		}
 	}
 }
+
+// Requests are counted per route, method and status however often each is
+// seen, and a method outside HTTP's standard ones is counted as "other",
+// so that no client can add series.
+func TestServedHTTP(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	for range 3 {
+		m.ServedHTTP("/api/stuff/:id", "GET", 200, time.Millisecond)
+	}
+	m.ServedHTTP("/api/stuff/:id", "GET", 304, time.Millisecond)
+	m.ServedHTTP("/api/stuff/:id", "BREW", 405, time.Millisecond)
+	m.ServedHTTP("/api/stuff/:id", "TEAPOT", 405, time.Millisecond)
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(srv.Close)
+	got := testkit.Scrape(t, srv.URL)
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"method", "GET", "status", "200"}, 3},
+		{[]string{"method", "GET", "status", "304"}, 1},
+		{[]string{"method", "other", "status", "405"}, 2},
+		{[]string{"method", "BREW"}, 0},
+	} {
+		if v := got.Value("http_requests_total", c.labels...); v != c.want {
+			t.Errorf("http_requests_total%v = %v, want %v", c.labels, v, c.want)
+		}
+	}
+	if v := got.Value("http_request_duration_seconds", "method", "GET"); v != 4 {
+		t.Errorf("http_request_duration_seconds{GET} counts %v, want 4", v)
+	}
+}

@@ -53,6 +53,10 @@ type Config struct {
 	// DebugAddr, when set, serves net/http/pprof on a listener of its own
 	// (a loopback address: reach it with kubectl port-forward).
 	DebugAddr string
+	// NoMetrics leaves out every metric and GET /metrics (Service.Metrics
+	// is nil, which records nothing). Not read from the environment: the
+	// benchmark of what metrics cost sets it.
+	NoMetrics bool
 }
 
 // Limits are a service's rate limits (RATE_LIMIT and RATE_LIMIT_*).
@@ -190,7 +194,8 @@ type Service struct {
 	// middleware (auth.Sessions.CurrentUserUnless(Bans)) installed.
 	Echo *echo.Echo
 	// Metrics is the service's registry, served on GET /metrics of its own
-	// port (see web.Internal); the app adds its domain metrics to it.
+	// port (see web.Internal); the app adds its domain metrics to it. Nil
+	// (records nothing) when Cfg.NoMetrics.
 	Metrics *metrics.Set
 	relay   *outbox.Relay
 
@@ -224,7 +229,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		DB:       db,
 		Writer:   mongox.NewWriter(),
 		Sessions: auth.NewSessions([]byte(cfg.SessionKey), tokens, cfg.RefreshTTL),
-		Metrics:  metrics.New(),
+	}
+	if !cfg.NoMetrics {
+		s.Metrics = metrics.New()
 	}
 	busCfg := cfg.NATS
 	busCfg.Metrics = s.Metrics

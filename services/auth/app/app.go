@@ -172,6 +172,7 @@ func (a *App) build(cfg Config) error {
 		SignInLimit:  limit(cfg.Limits.SignInAccount),
 		RefreshLimit: limit(cfg.Limits.RefreshAccount),
 		Backoff:      backoff(cfg),
+		Metrics:      newDomainMetrics(svc.Metrics),
 		Now:          cfg.Now,
 	})
 	if err != nil {

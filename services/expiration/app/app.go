@@ -54,7 +54,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	relay := svc.Outbox(store.SettledCollections(svc.DB)...)
 	st := store.New(svc.DB, svc.Writer, relay)
 	followUp := func(orderID string) { relay.Notify(st.SettledFor(orderID), orderID) }
-	sched := scheduler.New(st, followUp, log, scheduler.Options{})
+	// svc.Log: the lines logged with a firing's context carry the
+	// purchase's correlation id.
+	sched := scheduler.New(st, followUp, svc.Log, scheduler.Options{Metrics: newDomainMetrics(svc.Metrics)})
 	for _, l := range listeners.Listeners(sched) {
 		svc.Bus.Listen(l)
 	}

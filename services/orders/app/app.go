@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		sweep = orders.DefaultSweep
 	}
 	rules := orders.NewService(st, orders.Options{Hold: cfg.OrderHold, Sweep: sweep, MaxOpen: cfg.MaxOpenOrders,
-		IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now})
+		IDs: store.NewID, DerivedIDs: store.DerivedID, Now: cfg.Now, Metrics: newDomainMetrics(svc.Metrics)})
 	httpapi.Routes(svc.Echo, httpapi.NewHandler(rules, rules), svc.Idempotent())
 	for _, l := range listeners.Listeners(rules, rules, rules, log) {
 		svc.Bus.Listen(l)

@@ -15,6 +15,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/mongo"
 
+	"github.com/stuffmart/stuffmart/services/stuff/app"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/mongox"
@@ -32,19 +33,19 @@ type noNotify struct{}
 func (noNotify) Notify(*mongo.Collection, any, ...outbox.Pending) {}
 
 // benchStack seeds benchListings available listings in bulk (no events)
-// and starts the service on them.
-func benchStack(b *testing.B) *stack {
+// and starts the service on them, its configuration changed by tune.
+func benchStack(b *testing.B, tune ...func(*app.Config)) *stack {
 	b.Helper()
 	desc := strings.Repeat("Lecture notes, worked examples and past papers. ", 4)
 	return benchStackOf(b, func(i int) stuff.Input {
 		return stuff.Input{Title: "Listing " + strconv.Itoa(i), Description: &desc, Price: int64(100 + i)}
-	})
+	}, tune...)
 }
 
 // benchStackOf seeds benchListings available listings made by listing (a
 // delivery is added) in bulk, without events, and starts the service on
-// them.
-func benchStackOf(b *testing.B, listing func(i int) stuff.Input) *stack {
+// them, its configuration changed by tune.
+func benchStackOf(b *testing.B, listing func(i int) stuff.Input, tune ...func(*app.Config)) *stack {
 	b.Helper()
 	db := testkit.Mongo(b)
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -59,7 +60,12 @@ func benchStackOf(b *testing.B, listing func(i int) stuff.Input) *stack {
 	if err := store.New(db, mongox.NewWriter(), noNotify{}, testkit.Logger(b), nil).Seed(ctx, ss); err != nil {
 		b.Fatal(err)
 	}
-	return newStackWith(b, realClock, testkit.OnDB(db))
+	return newStackWith(b, func(c *app.Config) {
+		realClock(c)
+		for _, t := range tune {
+			t(c)
+		}
+	}, testkit.OnDB(db))
 }
 
 // pool is benchClients concurrent HTTP clients taking paths from jobs.
@@ -182,6 +188,12 @@ func BenchmarkListStuff(b *testing.B) {
 // clients.
 func BenchmarkGetStuff(b *testing.B) {
 	s := benchStack(b)
+	ids := s.allIDs(b)
+	load(b, s, func(i int) string { return "/api/stuff/" + ids[i%len(ids)] })
+}
+
+// allIDs lists the ids of the benchListings listings.
+func (s *stack) allIDs(b *testing.B) []string {
 	var ids []string
 	for page := 1; page <= benchListings/100; page++ {
 		ids = append(ids, s.list(b, "?limit=100&page="+strconv.Itoa(page)).ids()...)
@@ -189,7 +201,7 @@ func BenchmarkGetStuff(b *testing.B) {
 	if len(ids) != benchListings {
 		b.Fatalf("%d ids listed", len(ids))
 	}
-	load(b, s, func(i int) string { return "/api/stuff/" + ids[i%len(ids)] })
+	return ids
 }
 
 // benchSeller is the user id of bench seller n.

@@ -23,7 +23,11 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // stack is one running stuff service (one replica), started by testkit.
-type stack struct{ *testkit.Component }
+type stack struct {
+	*testkit.Component
+	// handler is the app's handler, for benchmarks that call it in-process.
+	handler http.Handler
+}
 
 // observe has the stack's Peer record the stuff events the service
 // publishes (one recording stack per NATS prefix: the Peers of one prefix
@@ -40,12 +44,19 @@ func newStack(t testing.TB, opts ...testkit.Option) *stack {
 // newStackWith starts the service with the test defaults changed by tune.
 func newStackWith(t testing.TB, tune func(*app.Config), opts ...testkit.Option) *stack {
 	t.Helper()
+	s := &stack{}
 	build := func(ctx context.Context, sc service.Config, log *slog.Logger) (testkit.App, error) {
 		cfg := app.Config{Service: sc, ReadModelMax: 20_000, CacheMax: 10_000, ReconcileEvery: time.Minute, Now: tickClock()}
 		tune(&cfg)
-		return app.New(ctx, cfg, log)
+		a, err := app.New(ctx, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		s.handler = a.Handler()
+		return a, nil
 	}
-	return &stack{testkit.Start(t, "stuff", build, opts...)}
+	s.Component = testkit.Start(t, "stuff", build, opts...)
+	return s
 }
 
 func readModelMax(n int) func(*app.Config) { return func(c *app.Config) { c.ReadModelMax = n } }

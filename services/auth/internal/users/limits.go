@@ -18,8 +18,23 @@ type unlimited struct{}
 
 func (unlimited) Allow(string) (bool, time.Duration) { return true, 0 }
 
-// tooMany is the 429 of a limit or the backoff.
-func tooMany(wait time.Duration) error { return &errs.TooManyRequestsError{RetryAfter: wait} }
+// BackoffLimit names the sign-in backoff's refusals in
+// ratelimit_refused_total{limit} (the limits go by their setting's name).
+const BackoffLimit = "signin_backoff"
+
+// tooMany is the 429 of the limit or the backoff named limit.
+func tooMany(wait time.Duration, limit string) error {
+	return &errs.TooManyRequestsError{RetryAfter: wait, Limit: limit}
+}
+
+// limitName is the name of l's rule when it tells it (*ratelimit.Limiter
+// does), for the metrics of its refusals.
+func limitName(l Limiter) string {
+	if n, ok := l.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return ""
+}
 
 // The sign-in backoff's schedule (see Backoff).
 const (

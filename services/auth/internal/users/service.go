@@ -32,6 +32,8 @@ type Options struct {
 	SignInLimit, RefreshLimit Limiter
 	// Backoff delays sign-in to an account after failed ones; nil: none.
 	Backoff *Backoff
+	// Metrics counts sign-ins and sign-ups by result; nil counts nothing.
+	Metrics Metrics
 	// Now is the clock; default time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -63,6 +65,7 @@ type Service struct {
 	signInLimit  Limiter
 	refreshLimit Limiter
 	backoff      *Backoff
+	metrics      Metrics
 	now          func() time.Time
 }
 
@@ -78,7 +81,7 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	}
 	s := &Service{users: users, tokens: tokens, pw: pw,
 		refreshTTL: opts.RefreshTTL, grace: opts.RefreshGrace, successorKey: successorKey(opts.Secret),
-		signInLimit: opts.SignInLimit, refreshLimit: opts.RefreshLimit, backoff: opts.Backoff, now: opts.Now}
+		signInLimit: opts.SignInLimit, refreshLimit: opts.RefreshLimit, backoff: opts.Backoff, metrics: opts.Metrics, now: opts.Now}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = 7 * 24 * time.Hour
 	}
@@ -91,6 +94,9 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	if s.refreshLimit == nil {
 		s.refreshLimit = unlimited{}
 	}
+	if s.metrics == nil {
+		s.metrics = uncounted{}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -100,8 +106,17 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 // SignUp creates an account and signs it in, always as a user: an admin is
 // made by the operator, from an account that exists (Roles.Grant), never by
 // whoever signs up first with an address. Errors: a validation error (400)
-// for a bad email or password, ErrEmailInUse.
+// for a bad email or password, ErrEmailInUse. Each sign-up is counted in
+// Options.Metrics.
 func (s *Service) SignUp(ctx context.Context, email, password string) (Session, error) {
+	sess, err := s.signUp(ctx, email, password)
+	if r, ok := result(err); ok {
+		s.metrics.SignUp(r)
+	}
+	return sess, err
+}
+
+func (s *Service) signUp(ctx context.Context, email, password string) (Session, error) {
 	email = NormalizeEmail(email)
 	if err := validateSignUp(email, password); err != nil {
 		return Session{}, err
@@ -124,18 +139,27 @@ func (s *Service) SignUp(ctx context.Context, email, password string) (Session, 
 // only to someone who knows the password), *errs.TooManyRequestsError when
 // the account backs off after failures (Backoff) or is over its limit. Both
 // are decided before the password is checked: bcrypt is what an attacker
-// would make auth spend its CPU on.
+// would make auth spend its CPU on. Each sign-in is counted in
+// Options.Metrics.
 func (s *Service) SignIn(ctx context.Context, email, password string) (Session, error) {
+	sess, err := s.signIn(ctx, email, password)
+	if r, ok := result(err); ok {
+		s.metrics.SignIn(r)
+	}
+	return sess, err
+}
+
+func (s *Service) signIn(ctx context.Context, email, password string) (Session, error) {
 	email = NormalizeEmail(email)
 	if err := validateSignIn(email, password); err != nil {
 		return Session{}, err
 	}
 	// The backoff first: a refused try does not use up the limit.
 	if wait := s.backoff.Wait(email); wait > 0 {
-		return Session{}, tooMany(wait)
+		return Session{}, tooMany(wait, BackoffLimit)
 	}
 	if ok, wait := s.signInLimit.Allow(email); !ok {
-		return Session{}, tooMany(wait)
+		return Session{}, tooMany(wait, limitName(s.signInLimit))
 	}
 	u, err := s.users.ByEmail(ctx, email)
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
@@ -218,7 +242,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 		return Session{}, unauthorized("refresh token expired")
 	}
 	if ok, wait := s.refreshLimit.Allow(t.UserID); !ok {
-		return Session{}, tooMany(wait)
+		return Session{}, tooMany(wait, limitName(s.refreshLimit))
 	}
 	revoked, err := s.tokens.FamilyRevoked(ctx, t.FamilyID)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/errs"
 )
 
@@ -37,6 +38,10 @@ const (
 type Deadline struct {
 	OrderID   string
 	ExpiresAt time.Time
+	// CorrelationID is the id of the purchase that created the order
+	// (package correlation), "" when it had none: its expiration:complete
+	// carries it, so that the expiry shows in the purchase's story.
+	CorrelationID string
 }
 
 // Store persists deadlines and settles them. Claim and Settle make the one
@@ -107,7 +112,24 @@ type Options struct {
 	// fires on a replica that still has its deadline in memory.
 	Retention  time.Duration
 	PruneEvery time.Duration
+	// Metrics is told how late each deadline this replica fired was; nil
+	// tells nothing.
+	Metrics Metrics
 }
+
+// Metrics is told about the deadlines fired (the app observes them in the
+// service's Prometheus registry: expiration_lateness_seconds, see
+// docs/observability.md).
+type Metrics interface {
+	// Fired is told that a deadline fired late after it: the moment of
+	// its claim minus the deadline. Only the replica whose claim won tells.
+	Fired(late time.Duration)
+}
+
+// unobserved is the Metrics of a Scheduler given none.
+type unobserved struct{}
+
+func (unobserved) Fired(time.Duration) {}
 
 func (o *Options) defaults() {
 	if o.Now == nil {
@@ -142,6 +164,9 @@ func (o *Options) defaults() {
 	}
 	if o.PruneEvery <= 0 {
 		o.PruneEvery = time.Minute
+	}
+	if o.Metrics == nil {
+		o.Metrics = unobserved{}
 	}
 }
 
@@ -178,8 +203,10 @@ func New(store Store, followUp func(orderID string), log *slog.Logger, opts Opti
 
 // Schedule persists the deadline of an order and arms it. It is idempotent:
 // an order already scheduled keeps one deadline, and an order already
-// settled (expired, cancelled or completed) is not scheduled again. It
-// returns only store errors; the caller should not ack the event then.
+// settled (expired, cancelled or completed) is not scheduled again. The
+// correlation id ctx carries is kept with the deadline, for its
+// expiration:complete. It returns only store errors; the caller should not
+// ack the event then.
 func (s *Scheduler) Schedule(ctx context.Context, orderID string, expiresAt time.Time) error {
 	settled, err := s.store.IsSettled(ctx, orderID)
 	if err != nil {
@@ -188,7 +215,7 @@ func (s *Scheduler) Schedule(ctx context.Context, orderID string, expiresAt time
 	if settled {
 		return nil
 	}
-	d := Deadline{OrderID: orderID, ExpiresAt: CeilMillis(expiresAt)}
+	d := Deadline{OrderID: orderID, ExpiresAt: CeilMillis(expiresAt), CorrelationID: correlation.ID(ctx)}
 	created, err := s.store.Add(ctx, d)
 	if err != nil {
 		return fmt.Errorf("schedule order %s: %w", orderID, err)
@@ -324,22 +351,25 @@ func (s *Scheduler) fire(ctx context.Context, it item) {
 		return
 	}
 	// A firing that started finishes even during shutdown: stopping halfway
-	// would leave it ambiguous whether the claim was written.
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.OpTimeout)
+	// would leave it ambiguous whether the claim was written. The purchase's
+	// correlation id goes into the event and onto the log lines.
+	octx, cancel := context.WithTimeout(correlation.With(context.WithoutCancel(ctx), it.correlationID), s.opts.OpTimeout)
 	defer cancel()
 	now := s.opts.Now()
 	claimed, err := s.store.Claim(octx, it.id, now)
 	if err != nil {
-		s.retry(it, err)
+		s.retry(octx, it, err)
 		return
 	}
 	if claimed {
-		s.log.Info("deadline fired", "order_id", it.id, "late", now.Sub(it.at))
+		late := now.Sub(it.at)
+		s.opts.Metrics.Fired(late)
+		s.log.InfoContext(octx, "deadline fired", "order_id", it.id, "late", late)
 	}
 	if err := s.store.Delete(octx, it.id); err != nil {
 		// The deadline comes back with the next reload; its claim then
 		// fails as a duplicate and the delete is tried again.
-		s.log.Warn("forget fired deadline", "order_id", it.id, "err", err)
+		s.log.WarnContext(octx, "forget fired deadline", "order_id", it.id, "err", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -349,10 +379,10 @@ func (s *Scheduler) fire(ctx context.Context, it item) {
 	}
 }
 
-func (s *Scheduler) retry(it item, cause error) {
+func (s *Scheduler) retry(ctx context.Context, it item, cause error) {
 	delay := s.opts.RetryDelay << min(it.attempts, 16)
 	delay = min(delay, s.opts.MaxRetryDelay)
-	s.log.Warn("claim deadline failed; retrying", "order_id", it.id, "in", delay, "err", cause)
+	s.log.WarnContext(ctx, "claim deadline failed; retrying", "order_id", it.id, "in", delay, "err", cause)
 	it.attempts++
 	it.due = s.opts.Now().Add(delay)
 	s.mu.Lock()
@@ -438,7 +468,7 @@ func (s *Scheduler) add(d Deadline) {
 		}
 		return
 	}
-	s.pushLocked(&item{id: d.OrderID, at: d.ExpiresAt, due: d.ExpiresAt})
+	s.pushLocked(&item{id: d.OrderID, at: d.ExpiresAt, due: d.ExpiresAt, correlationID: d.CorrelationID})
 }
 
 func (s *Scheduler) pushLocked(it *item) {
@@ -479,10 +509,11 @@ func CeilMillis(t time.Time) time.Time {
 // item is one armed deadline. due is when to try next: the deadline itself,
 // later after a failed claim, or the follow-up of a lost one.
 type item struct {
-	id       string
-	at       time.Time
-	due      time.Time
-	attempts int
+	id            string
+	at            time.Time
+	due           time.Time
+	correlationID string
+	attempts      int
 	// followUp marks the flush that follows a lost claim.
 	followUp bool
 	index    int

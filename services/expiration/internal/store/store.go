@@ -131,9 +131,16 @@ func SettledCollections(db *mongo.Database) []*mongo.Collection {
 // SettledFor is the collection that holds the settlement of an order.
 func (s *Store) SettledFor(orderID string) *mongo.Collection { return s.settled[shard(orderID)] }
 
+// deadlineDoc is a pending deadline. CorrelationID came later: a document
+// stored before it has none, and its expiry carries no id.
 type deadlineDoc struct {
-	ID        string    `bson:"_id"`
-	ExpiresAt time.Time `bson:"expiresAt"`
+	ID            string    `bson:"_id"`
+	ExpiresAt     time.Time `bson:"expiresAt"`
+	CorrelationID string    `bson:"correlationId,omitempty"`
+}
+
+func (d deadlineDoc) domain() scheduler.Deadline {
+	return scheduler.Deadline{OrderID: d.ID, ExpiresAt: d.ExpiresAt.UTC(), CorrelationID: d.CorrelationID}
 }
 
 type settledDoc struct {
@@ -145,7 +152,7 @@ type settledDoc struct {
 
 // Add persists a deadline; false when the order already has one.
 func (s *Store) Add(ctx context.Context, d scheduler.Deadline) (bool, error) {
-	err := s.w.Insert(ctx, s.deadlines[shard(d.OrderID)], deadlineDoc{ID: d.OrderID, ExpiresAt: d.ExpiresAt})
+	err := s.w.Insert(ctx, s.deadlines[shard(d.OrderID)], deadlineDoc{ID: d.OrderID, ExpiresAt: d.ExpiresAt, CorrelationID: d.CorrelationID})
 	if mongox.IsDuplicate(err) {
 		return false, nil
 	}
@@ -183,7 +190,7 @@ func (s *Store) Due(ctx context.Context, before time.Time) ([]scheduler.Deadline
 				return
 			}
 			for _, d := range docs {
-				out = append(out, scheduler.Deadline{OrderID: d.ID, ExpiresAt: d.ExpiresAt.UTC()})
+				out = append(out, d.domain())
 			}
 		})
 	}
@@ -201,7 +208,7 @@ func (s *Store) Deadline(ctx context.Context, orderID string) (scheduler.Deadlin
 	if err != nil {
 		return scheduler.Deadline{}, fmt.Errorf("find deadline %s: %w", orderID, mongox.NotFound(err))
 	}
-	return scheduler.Deadline{OrderID: d.ID, ExpiresAt: d.ExpiresAt.UTC()}, nil
+	return d.domain(), nil
 }
 
 // Delete forgets an order's pending deadline; no error when there is none.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/stuffmart/stuffmart/services/expiration/internal/scheduler"
 	"github.com/stuffmart/stuffmart/services/expiration/internal/store"
@@ -237,4 +238,57 @@ func TestEnsureCreatesEveryCollectionOnce(t *testing.T) {
 	if ds, err := a.Due(ctx, time.Time{}); err != nil || len(ds) != 1 {
 		t.Fatalf("deadlines after ensure: %v, %v; want the one added before", ds, err)
 	}
+}
+
+// A deadline keeps the correlation id of the purchase that created it; one
+// stored before deadlines had it (no correlationId field) reads back
+// without one.
+func TestDeadlineKeepsItsCorrelationIDAndOldOnesHaveNone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testkit.Mongo(t)
+	st := store.New(db, mongox.NewWriter(), nil)
+	for _, d := range []scheduler.Deadline{
+		{OrderID: "new", ExpiresAt: t0, CorrelationID: "purchase-1"},
+		{OrderID: "old", ExpiresAt: t0},
+	} {
+		if _, err := st.Add(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeOldDeadline(t, db, "old", t0)
+
+	want := map[string]string{"new": "purchase-1", "old": ""}
+	for id, corr := range want {
+		if d, err := st.Deadline(ctx, id); err != nil || d.CorrelationID != corr || !d.ExpiresAt.Equal(t0) {
+			t.Errorf("Deadline(%s) = %+v, %v; want correlation id %q", id, d, err, corr)
+		}
+	}
+	ds, err := st.Due(ctx, time.Time{})
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("Due = %+v, %v", ds, err)
+	}
+	for _, d := range ds {
+		if d.CorrelationID != want[d.OrderID] {
+			t.Errorf("Due: %+v, want correlation id %q", d, want[d.OrderID])
+		}
+	}
+}
+
+// writeOldDeadline replaces the stored deadline of order id with a document
+// of the shape deadlines had before they kept a correlation id.
+func writeOldDeadline(tb testing.TB, db *mongo.Database, id string, at time.Time) {
+	tb.Helper()
+	ctx := context.Background()
+	for i := range store.Shards {
+		res, err := db.Collection(store.DeadlinesCollection(i)).ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}},
+			bson.D{{Key: "_id", Value: id}, {Key: "expiresAt", Value: at}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if res.MatchedCount == 1 {
+			return
+		}
+	}
+	tb.Fatalf("no deadline of %s stored", id)
 }

@@ -53,6 +53,9 @@ type Options struct {
 	// the key's Since and parts (the store's DerivedID): every try of the
 	// request gets the same id. Without it, requests with a key fail.
 	DerivedIDs func(since time.Time, parts ...string) string
+	// Metrics counts the holds BUY takes or is refused and the orders that
+	// end; nil counts nothing.
+	Metrics Metrics
 }
 
 // Service holds the orders rules.
@@ -65,11 +68,12 @@ type Service struct {
 	now       func() time.Time
 	newID     func() string
 	derivedID func(since time.Time, parts ...string) string
+	metrics   Metrics
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
-	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, sweep: opts.Sweep, maxOpen: opts.MaxOpen, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs}
+	s := &Service{store: store, hold: opts.Hold, staleHold: opts.StaleHold, sweep: opts.Sweep, maxOpen: opts.MaxOpen, now: opts.Now, newID: opts.IDs, derivedID: opts.DerivedIDs, metrics: opts.Metrics}
 	if s.hold <= 0 {
 		s.hold = DefaultHold
 	}
@@ -84,6 +88,9 @@ func NewService(store Store, opts Options) *Service {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics == nil {
+		s.metrics = uncounted{}
 	}
 	return s
 }
@@ -124,6 +131,10 @@ func ValidID(id string) bool {
 // the first try made (its order, as it is now, or its hold and slot, to
 // which it adds the order) instead of meeting its own hold (ErrHeld) or slot
 // (ErrTooManyOpen) or placing a second order.
+//
+// Each BUY that took the hold, or was refused because another order holds
+// the stuff or the buyer is at the cap, is counted in Options.Metrics (a
+// try that finds its first try's order is not counted again).
 func (s *Service) Create(ctx context.Context, userID, stuffID string, key RequestKey) (Order, error) {
 	if !ValidID(stuffID) {
 		return Order{}, ErrNotFound
@@ -136,6 +147,20 @@ func (s *Service) Create(ctx context.Context, userID, stuffID string, key Reques
 		}
 		id = derived
 	}
+	o, err := s.create(ctx, id, userID, stuffID)
+	switch {
+	case err == nil:
+		s.metrics.Hold(HoldTaken)
+	case errors.Is(err, ErrHeld):
+		s.metrics.Hold(HoldRefused)
+	case errors.Is(err, ErrTooManyOpen):
+		s.metrics.Hold(HoldTooManyOpen)
+	}
+	return o, err
+}
+
+// create places order id (see Create).
+func (s *Service) create(ctx context.Context, id, userID, stuffID string) (Order, error) {
 	st, err := s.store.Stuff(ctx, stuffID)
 	if err != nil {
 		return Order{}, fmt.Errorf("load stuff %s: %w", stuffID, err)
@@ -232,7 +257,7 @@ func (s *Service) confirm(ctx context.Context, o Order) (Order, error) {
 	if slotHeld && stuffHeld {
 		return o, nil
 	}
-	if _, err := s.end(ctx, o.ID, StatusCancelled, nil); err != nil && !errors.Is(err, ErrOutcomeTaken) {
+	if _, err := s.end(ctx, o.ID, EndCancelled, nil); err != nil && !errors.Is(err, ErrOutcomeTaken) {
 		return Order{}, fmt.Errorf("cancel order %s, which lost its slot or its stuff: %w", o.ID, err)
 	}
 	if !slotHeld {
@@ -566,7 +591,7 @@ func (s *Service) Cancel(ctx context.Context, userID, id string) error {
 	if o.Status != StatusCreated {
 		return ErrNotCancellable
 	}
-	if _, err := s.end(ctx, o.ID, StatusCancelled, nil); err != nil {
+	if _, err := s.end(ctx, o.ID, EndCancelled, nil); err != nil {
 		if errors.Is(err, ErrOutcomeTaken) {
 			return ErrNotCancellable
 		}
@@ -589,7 +614,7 @@ func (s *Service) Expire(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, id)
 	}
-	_, err := s.end(ctx, id, StatusCancelled, func(o Order) error {
+	_, err := s.end(ctx, id, EndExpired, func(o Order) error {
 		if o.Status == StatusCreated && s.now().Before(o.ExpiresAt.Add(-ExpiryLeeway)) {
 			return fmt.Errorf("%w: order %s expires at %s", ErrBeforeDeadline, o.ID, o.ExpiresAt.Format(time.RFC3339Nano))
 		}
@@ -612,11 +637,12 @@ func (s *Service) Complete(ctx context.Context, p Payment) error {
 	if !ValidID(p.OrderID) {
 		return fmt.Errorf("%w: order id %q", ErrMalformedEvent, p.OrderID)
 	}
-	_, err := s.end(ctx, p.OrderID, StatusComplete, p.check)
+	_, err := s.end(ctx, p.OrderID, EndCompleted, p.check)
 	return err
 }
 
-// end brings order id to outcome (cancelled or complete). The outcome is
+// end brings order id to the outcome of ending (EndCompleted: complete;
+// EndCancelled or EndExpired: cancelled, and counted as said). The outcome is
 // decided by one atomic insert of a claim keyed by the order id: of a
 // cancellation and a completion racing, exactly one claim is recorded and the
 // other gets ErrOutcomeTaken. The winner then saves the order's new status
@@ -631,7 +657,8 @@ func (s *Service) Complete(ctx context.Context, p Payment) error {
 //
 // check, when not nil, vets the order as read against the event that ends
 // it; its error is returned and nothing is written.
-func (s *Service) end(ctx context.Context, id, outcome string, check func(o Order) error) (Order, error) {
+func (s *Service) end(ctx context.Context, id, ending string, check func(o Order) error) (Order, error) {
+	outcome := statusOf(ending)
 	o, err := s.store.Order(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -660,14 +687,14 @@ func (s *Service) end(ctx context.Context, id, outcome string, check func(o Orde
 	}
 	if won != outcome {
 		if lost && won == StatusCancelled {
-			if _, err := s.finish(ctx, id, StatusCancelled, now); err != nil {
+			if _, err := s.finish(ctx, id, EndCancelled, now); err != nil {
 				return Order{}, err
 			}
 			return o, fmt.Errorf("%w: order %s does not hold stuff %s: cancelled", ErrOutcomeTaken, id, o.Stuff.ID)
 		}
 		return o, fmt.Errorf("%w: order %s is %s", ErrOutcomeTaken, id, won)
 	}
-	return s.finish(ctx, id, outcome, now)
+	return s.finish(ctx, id, ending, now)
 }
 
 // claimCompletion claims the completion of created order o if o still holds
@@ -690,10 +717,12 @@ func (s *Service) claimCompletion(ctx context.Context, o Order, now time.Time) (
 	return won, lost, err
 }
 
-// finish brings order id, whose outcome is claimed, to it: its status and
-// event, then its hold, then its slot, which the order no longer needs
-// either way.
-func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time) (Order, error) {
+// finish brings order id, whose outcome (that of ending) is claimed, to it:
+// its status and event, then its hold, then its slot, which the order no
+// longer needs either way. The write of the status counts the ending: once,
+// by the process whose write it was.
+func (s *Service) finish(ctx context.Context, id, ending string, now time.Time) (Order, error) {
+	outcome := statusOf(ending)
 	// The outcome is decided: finish the work even if the caller goes away
 	// (a cancel request dropped now would leave the order "created", its
 	// stuff held and no event out until the deadline fires).
@@ -702,6 +731,7 @@ func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time)
 	var o Order
 	var err error
 	for attempt := 0; ; attempt++ {
+		changed := false
 		o, err = s.store.UpdateOrder(ctx, id, now, func(o *Order) (bool, error) {
 			switch o.Status {
 			case outcome:
@@ -712,6 +742,7 @@ func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time)
 			}
 			o.Status = outcome
 			o.Version++
+			changed = true
 			return true, nil
 		})
 		if errors.Is(err, ErrStale) && attempt < 3 {
@@ -719,6 +750,9 @@ func (s *Service) finish(ctx context.Context, id, outcome string, now time.Time)
 		}
 		if err != nil {
 			return Order{}, fmt.Errorf("end order %s as %s: %w", id, outcome, err)
+		}
+		if changed {
+			s.metrics.Ended(ending)
 		}
 		break
 	}
@@ -750,7 +784,7 @@ func (s *Service) CancelOrdersOf(ctx context.Context, userID string) (int, error
 	n := 0
 	var failed []error
 	for _, o := range list {
-		_, err := s.end(ctx, o.ID, StatusCancelled, nil)
+		_, err := s.end(ctx, o.ID, EndCancelled, nil)
 		switch {
 		case err == nil:
 			n++
@@ -845,7 +879,7 @@ func (s *Service) CancelOverdue(ctx context.Context) (int, error) {
 func (s *Service) settle(ctx context.Context, id string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, endTimeout)
 	defer cancel()
-	o, err := s.end(ctx, id, StatusCancelled, nil)
+	o, err := s.end(ctx, id, EndExpired, nil)
 	if !errors.Is(err, ErrOutcomeTaken) {
 		return err == nil, err
 	}
@@ -853,7 +887,7 @@ func (s *Service) settle(ctx context.Context, id string) (bool, error) {
 		return false, nil // ended meanwhile
 	}
 	// The completion is claimed, the order not brought to it: finish it.
-	if _, err := s.end(ctx, id, StatusComplete, nil); err != nil {
+	if _, err := s.end(ctx, id, EndCompleted, nil); err != nil {
 		return false, fmt.Errorf("finish the completion of order %s: %w", id, err)
 	}
 	return true, nil
