@@ -1,0 +1,112 @@
+package stack_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+// TestStackCardCheckout pays by card as `make dev` offers it with no Stripe
+// key: the checkout payments starts, its offline stand-in of Stripe's hosted
+// page on the gateway's origin, a declined card, then a good one whose signed
+// checkout.session.completed (with the webhook secret make dev generated)
+// completes the order through payments' real webhook.
+func TestStackCardCheckout(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, t.TempDir())
+	signup := func(email string) *client {
+		c := newClient(t, st.info.URL)
+		c.expect(http.MethodPost, "/api/users/signup", map[string]string{"email": email, "password": "password123"}, http.StatusCreated)
+		return c
+	}
+	seller, buyer := signup("seller@uni.edu"), signup("buyer@uni.edu")
+	var stuff idOnly
+	decode(t, seller.expect(http.MethodPost, "/api/stuff", map[string]any{
+		"title": "Linear algebra notes", "description": "notes", "price": 1200, "delivery": "https://files.example/la",
+	}, http.StatusCreated), &stuff)
+	var order idOnly
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		status, raw := buyer.do(http.MethodPost, "/api/orders", map[string]string{"stuffId": stuff.ID}, "")
+		if status == http.StatusCreated {
+			decode(t, raw, &order)
+		}
+		return status != http.StatusNotFound
+	}, "stuff never reached the orders service")
+	if order.ID == "" {
+		t.Fatal("BUY refused")
+	}
+
+	orderPage := st.info.URL + "/orders/" + order.ID
+	checkout := map[string]string{"orderId": order.ID, "successUrl": orderPage + "?paid=1", "cancelUrl": orderPage}
+	var session struct {
+		ID  string `json:"id"`
+		URL string `json:"url"`
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		status, raw := buyer.send(http.MethodPost, "/api/payments/checkout", checkout, "Idempotency-Key", "card-1")
+		if status == http.StatusCreated {
+			decode(t, raw, &session)
+		}
+		return status != http.StatusNotFound // the payments replica learns of the order by event
+	}, "order never reached the payments service")
+	if !strings.HasPrefix(session.URL, st.info.URL+"/api/payments/checkout/") {
+		t.Fatalf("checkout %+v: want the offline page on the gateway's origin", session)
+	}
+	// A second click gets the same checkout.
+	var again struct {
+		ID string `json:"id"`
+	}
+	status, raw := buyer.send(http.MethodPost, "/api/payments/checkout", checkout, "Idempotency-Key", "card-2")
+	if status != http.StatusCreated {
+		t.Fatalf("second click: %d %s", status, raw)
+	}
+	if decode(t, raw, &again); again.ID != session.ID {
+		t.Fatalf("second click got checkout %q, want the open one %q", again.ID, session.ID)
+	}
+
+	page := func(method, card string) (int, string) {
+		t.Helper()
+		var body io.Reader
+		if card != "" {
+			body = strings.NewReader(url.Values{"card": {card}}.Encode())
+		}
+		req, err := http.NewRequestWithContext(t.Context(), method, session.URL, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if card != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := buyer.http.Do(req) // follows the 303 back to the storefront
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(raw)
+	}
+	if status, html := page(http.MethodGet, ""); status != http.StatusOK || !strings.Contains(html, "TEST MODE") || !strings.Contains(html, "Linear algebra notes") {
+		t.Fatalf("the stand-in page: %d %.300s", status, html)
+	}
+	if status, html := page(http.MethodPost, "4000000000000002"); status != http.StatusPaymentRequired || !strings.Contains(html, "Your card was declined") {
+		t.Fatalf("declined card: %d %.300s", status, html)
+	}
+	if status, html := page(http.MethodPost, "4242424242424242"); status != http.StatusOK || !strings.Contains(html, "<html") {
+		t.Fatalf("paid card, back on the storefront: %d %.300s", status, html)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var o struct {
+			Status string `json:"status"`
+		}
+		decode(t, buyer.expect(http.MethodGet, "/api/orders/"+order.ID, nil, http.StatusOK), &o)
+		return o.Status == "complete"
+	}, "the order never completed after the card payment")
+}
