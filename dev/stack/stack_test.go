@@ -220,7 +220,7 @@ func TestStackServesAuthAndKeepsDataAcrossRestarts(t *testing.T) {
 	}
 
 	notFound := `{"errors":[{"message":"Not Found"}]}`
-	for _, path := range []string{"/api/nothing", "/api/stuff/abc", "/api/users/no-such-route"} {
+	for _, path := range []string{"/api/nothing", "/api/stuff/abc", "/api/users/no/such/route"} {
 		if got := strings.TrimSpace(string(c.expect(http.MethodGet, path, nil, http.StatusNotFound))); got != notFound {
 			t.Errorf("GET %s body = %s, want %s", path, got, notFound)
 		}
