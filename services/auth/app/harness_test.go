@@ -59,7 +59,7 @@ func startOn(t *testing.T, db *mongo.Database) *stack {
 	return start(t, nil, testkit.OnDB(db))
 }
 
-func start(t *testing.T, configure func(*app.Config), opts ...testkit.Option) *stack {
+func start(t testing.TB, configure func(*app.Config), opts ...testkit.Option) *stack {
 	t.Helper()
 	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	build := func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -366,5 +367,48 @@ func TestAccountsFromBeforeNames(t *testing.T) {
 	wantUser(t, ann.Do(http.MethodPatch, "/api/users/me", map[string]string{"name": "Ann again"}), http.StatusOK)
 	if name := s.publicUser(t, a.ID); name != "Ann again" {
 		t.Fatalf("public name %q after the edit", name)
+	}
+}
+
+// TestPublicUserCache: the public read is answered from memory for 30 s.
+// A change through this replica (a rename, a ban) shows at once, whatever
+// the case of the id asked for; one made elsewhere (another replica, played
+// by a direct write) shows once the 30 s are over.
+func TestPublicUserCache(t *testing.T) {
+	s := newStack(t)
+	ann := s.client(t)
+	a := ann.signUpNamed("ann@uni.edu", "Ann Lee")
+	upper := strings.ToUpper(a.ID)
+	anon := func(id string) *testkit.Response {
+		return testkit.NewClient(t, s.URL, testkit.WithoutCookies()).Do(http.MethodGet, "/api/users/"+id, nil)
+	}
+	for _, id := range []string{a.ID, upper} {
+		if r := anon(id).Want(http.StatusOK); string(r.Body) != `{"id":"`+a.ID+`","name":"Ann Lee"}`+"\n" {
+			t.Fatalf("GET %s = %s", id, r.Body)
+		}
+	}
+
+	wantUser(t, ann.Do(http.MethodPatch, "/api/users/me", map[string]string{"name": "Ann Renamed"}), http.StatusOK)
+	for _, id := range []string{a.ID, upper} {
+		if r := anon(id).Want(http.StatusOK); !strings.Contains(string(r.Body), `"Ann Renamed"`) {
+			t.Fatalf("GET %s right after the rename = %s", id, r.Body)
+		}
+	}
+
+	oid, err := primitive.ObjectIDFromHex(a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.Collection("users").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: oid}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: "Ann Elsewhere"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(29 * time.Second)
+	if name := s.publicUser(t, a.ID); name != "Ann Renamed" {
+		t.Fatalf("within 30 s of the read: %q", name)
+	}
+	s.clock.Advance(time.Second)
+	if name := s.publicUser(t, a.ID); name != "Ann Elsewhere" {
+		t.Fatalf("30 s after the read: %q, want the name written elsewhere", name)
 	}
 }

@@ -34,6 +34,9 @@ type Options struct {
 	Backoff *Backoff
 	// Metrics counts sign-ins and sign-ups by result; nil counts nothing.
 	Metrics Metrics
+	// ProfileTTL is how long Profile answers from memory; default
+	// DefaultProfileTTL.
+	ProfileTTL time.Duration
 	// Now is the clock; default time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -66,6 +69,7 @@ type Service struct {
 	refreshLimit Limiter
 	backoff      *Backoff
 	metrics      Metrics
+	profiles     *profileCache
 	now          func() time.Time
 }
 
@@ -100,6 +104,11 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	if s.now == nil {
 		s.now = time.Now
 	}
+	ttl := opts.ProfileTTL
+	if ttl <= 0 {
+		ttl = DefaultProfileTTL
+	}
+	s.profiles = newProfileCache(ttl)
 	return s, nil
 }
 
@@ -372,7 +381,9 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 		return User{}, ErrCannotBanSelf
 	}
 	now := s.now()
-	if u, err = s.users.SetBanned(ctx, u.ID, true, now); err != nil {
+	u, err = s.users.SetBanned(ctx, u.ID, true, now)
+	s.profiles.forget(id)
+	if err != nil {
 		return User{}, fmt.Errorf("ban %s: %w", id, err)
 	}
 	// After the flag: a refresh racing with the ban is refused by the flag if
@@ -388,6 +399,7 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 // again. Errors: errs.ErrNotFound for an unknown or malformed id.
 func (s *Service) Unban(ctx context.Context, id string) (User, error) {
 	u, err := s.users.SetBanned(ctx, id, false, s.now())
+	s.profiles.forget(id)
 	if err != nil {
 		return User{}, fmt.Errorf("unban %s: %w", id, err)
 	}
@@ -404,22 +416,33 @@ func (s *Service) User(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
-// Profile returns the account of id for anyone to see (its id and
-// DisplayName; the caller shows nothing else). A banned account has no
-// profile: its stuff is hidden, and the name it chose may be why it was
-// banned. Errors: ErrUserNotFound for an unknown, malformed or banned id,
-// alike, so the answer does not tell a ban from an unknown id.
+// Profile returns the public view of account id, its id and DisplayName,
+// for anyone to see. A banned account has no profile: its stuff is hidden,
+// and the name it chose may be why it was banned. Answers are kept in
+// memory for Options.ProfileTTL (see DefaultProfileTTL); SetName, Ban and
+// Unban through this Service drop them at once. Errors: ErrUserNotFound for
+// an unknown, malformed or banned id, alike, so the answer does not tell a
+// ban from an unknown id.
 func (s *Service) Profile(ctx context.Context, id string) (User, error) {
+	now := s.now()
+	e, gen, ok := s.profiles.get(id, now)
+	if ok {
+		if e.gone {
+			return User{}, ErrUserNotFound
+		}
+		return User{ID: e.id, Name: e.name}, nil
+	}
 	u, err := s.users.ByID(ctx, id)
 	switch {
-	case errors.Is(err, errs.ErrNotFound):
+	case errors.Is(err, errs.ErrNotFound) || (err == nil && u.Banned):
+		s.profiles.put(id, profileEntry{gone: true}, now, gen)
 		return User{}, ErrUserNotFound
 	case err != nil:
 		return User{}, fmt.Errorf("profile %s: %w", id, err)
-	case u.Banned:
-		return User{}, ErrUserNotFound
 	}
-	return u, nil
+	p := User{ID: u.ID, Name: u.DisplayName()}
+	s.profiles.put(id, profileEntry{id: p.ID, name: p.Name}, now, gen)
+	return p, nil
 }
 
 // SetName changes the display name of user id, the signed-in user's own
@@ -433,6 +456,7 @@ func (s *Service) SetName(ctx context.Context, id, name string) (User, error) {
 		return User{}, err
 	}
 	u, err := s.users.SetName(ctx, id, name, s.now())
+	s.profiles.forget(id)
 	switch {
 	case errors.Is(err, errs.ErrNotFound):
 		return User{}, ErrUserNotFound
