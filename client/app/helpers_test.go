@@ -198,11 +198,13 @@ func (b *browser) cookie(name string) string {
 	return ""
 }
 
-// signUp creates an account and signs the browser in.
+// signUp creates an account, with a display name made of the email's local
+// part, and signs the browser in.
 func (b *browser) signUp(email string) {
 	b.t.Helper()
 	form := b.get("/signup").is(http.StatusOK)
-	b.submit(form, "/signup", url.Values{"email": {email}, "password": {password}}).redirects("/")
+	name, _, _ := strings.Cut(email, "@")
+	b.submit(form, "/signup", url.Values{"email": {email}, "password": {password}, "name": {name}}).redirects("/")
 	if b.cookie("session") == "" {
 		b.t.Fatalf("sign up %s: no session cookie", email)
 	}

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stuffmart/stuffmart/client/internal/api"
 	"github.com/stuffmart/stuffmart/client/internal/clienttest"
 )
 
@@ -59,7 +61,7 @@ func TestStorefront(t *testing.T) {
 		}
 
 		robots := anon.get("/robots.txt").is(http.StatusOK)
-		for _, want := range []string{"Disallow: /orders", "Disallow: /admin", "Disallow: /signin", "Disallow: /sell", "Disallow: /mine", "Sitemap: " + s.URL + "/sitemap.xml"} {
+		for _, want := range []string{"Disallow: /orders", "Disallow: /admin", "Disallow: /signin", "Disallow: /account", "Disallow: /sell", "Disallow: /mine", "Sitemap: " + s.URL + "/sitemap.xml"} {
 			robots.contains(want)
 		}
 		anon.eventually("/sitemap.xml", func(p page) bool { return strings.Contains(p.body, "<loc>"+s.URL+"/stuff/"+id+"</loc>") }, "stuff in the sitemap").
@@ -169,7 +171,7 @@ func TestStorefront(t *testing.T) {
 		t.Parallel()
 		b := newBrowser(t, s)
 		form := b.get("/signup").is(http.StatusOK)
-		creds := url.Values{"email": {email(t, "csrf")}, "password": {password}}
+		creds := url.Values{"email": {email(t, "csrf")}, "password": {password}, "name": {"CSRF tester"}}
 		// No token, a wrong one, and another browser's.
 		b.post("/signup", creds).is(http.StatusForbidden).contains("This form has expired")
 		bad := url.Values{"_csrf": {"forged"}, "email": creds["email"], "password": creds["password"]}
@@ -197,12 +199,20 @@ func TestStorefront(t *testing.T) {
 	t.Run("sign up, sign in, sign out", func(t *testing.T) {
 		t.Parallel()
 		b := newBrowser(t, s)
-		form := b.get("/signup").is(http.StatusOK).contains(`<label for="email">Email</label>`, `<label for="password">Password</label>`, `autocomplete="new-password"`)
-		p := b.submit(form, "/signup", url.Values{"email": {"not-an-email"}, "password": {"short"}}).is(http.StatusBadRequest).
-			contains(`value="not-an-email"`, `aria-invalid="true"`, `id="email-error"`, `id="password-error"`, `aria-describedby="password-hint password-error"`).
+		form := b.get("/signup").is(http.StatusOK).contains(`<label for="email">Email</label>`, `<label for="password">Password</label>`, `autocomplete="new-password"`,
+			`<label for="name">Display name</label>`, `autocomplete="nickname"`)
+		p := b.submit(form, "/signup", url.Values{"email": {"not-an-email"}, "password": {"short"}, "name": {" A "}}).is(http.StatusBadRequest).
+			contains(`value="not-an-email"`, `aria-invalid="true"`, `id="email-error"`, `id="password-error"`, `aria-describedby="password-hint password-error"`,
+				`id="name-error"`, "Name must be between 2 and 40 characters", `value=" A "`, `aria-describedby="name-hint name-error"`).
 			lacks(`value="short"`)
+		// The name is required by the form: an empty one is refused too.
+		b.submit(p, "/signup", url.Values{"email": {email(t, "nameless")}, "password": {password}}).is(http.StatusBadRequest).
+			contains(`id="name-error"`, "Name must be between 2 and 40 characters").lacks(`id="email-error"`, `id="password-error"`)
+		if b.cookie("session") != "" {
+			t.Fatal("a sign-up without a display name signed the browser in")
+		}
 		addr := email(t, "ann")
-		b.submit(p, "/signup", url.Values{"email": {addr}, "password": {password}}).redirects("/")
+		b.submit(p, "/signup", url.Values{"email": {addr}, "password": {password}, "name": {"Ann from Physics"}}).redirects("/")
 		b.get("/").is(http.StatusOK).contains("Signed in as <strong>"+addr+"</strong>", "Sign out", `href="/sell"`, `href="/orders"`).
 			lacks(`href="/admin/coupons"`, `href="/signup"`)
 		if cc := b.get("/").header.Get("Cache-Control"); cc != "private, no-store" {
@@ -212,7 +222,8 @@ func TestStorefront(t *testing.T) {
 		// The same email again.
 		other := newBrowser(t, s)
 		f := other.get("/signup")
-		other.submit(f, "/signup", url.Values{"email": {addr}, "password": {password}}).is(http.StatusBadRequest).contains("Email in use")
+		other.submit(f, "/signup", url.Values{"email": {addr}, "password": {password}, "name": {"Ann again"}}).is(http.StatusBadRequest).
+			contains("Email in use", `value="Ann again"`)
 
 		// Sign out, then sign in with a wrong and the right password.
 		b.submit(b.get("/"), "/signout", nil).redirects("/")
@@ -231,6 +242,74 @@ func TestStorefront(t *testing.T) {
 		in = b.get("/signin")
 		if loc := b.submit(in, "/signin", url.Values{"email": {addr}, "password": {password}, "next": {"//evil.example/x"}}).redirects("/"); strings.Contains(loc, "evil") {
 			t.Errorf("sign in went to %q", loc)
+		}
+	})
+
+	t.Run("display name: sign-up, account page, errors kept", func(t *testing.T) {
+		t.Parallel()
+		newBrowser(t, s).get("/account").redirects("/signin")
+		b := newBrowser(t, s)
+		addr := email(t, "named")
+		form := b.get("/signup")
+		b.submit(form, "/signup", url.Values{"email": {addr}, "password": {password}, "name": {"  Grace H. "}}).redirects("/")
+		b.get("/").contains(`href="/account"`)
+		acct := b.get("/account").is(http.StatusOK).
+			contains("<title>Your account · Stuffmart</title>", `<meta name="robots" content="noindex, nofollow">`, `aria-current="page">Account</a>`,
+				"<strong>"+addr+"</strong>", `<label for="name">Display name</label>`, `value="Grace H."`, `name="_csrf"`)
+		if cc := acct.header.Get("Cache-Control"); cc != "private, no-store" {
+			t.Errorf("account page Cache-Control %q", cc)
+		}
+
+		// Refusals keep what was typed and show auth's message at the field.
+		for _, tc := range []struct{ name, typed, msg string }{
+			{"too short", "G", "Name must be between 2 and 40 characters"},
+			{"empty", "", "Name must be between 2 and 40 characters"},
+			{"too long", strings.Repeat("g", 41), "Name must be between 2 and 40 characters"},
+			{"text-direction override", "Grace ‮evil", "Name must not contain control or text-direction characters"},
+		} {
+			p := b.submit(acct, "/account", url.Values{"name": {tc.typed}}).is(http.StatusBadRequest).
+				contains(`id="name-error"`, tc.msg, `aria-invalid="true"`)
+			if tc.typed != "" && !strings.Contains(p.body, `value="`+tc.typed+`"`) {
+				t.Errorf("%s: the typed name %q is not kept:\n%s", tc.name, tc.typed, p.body)
+			}
+		}
+		b.get("/account").contains(`value="Grace H."`)
+
+		// Without a CSRF token, or with another browser's, nothing changes.
+		b.post("/account", url.Values{"name": {"Mallory"}}).is(http.StatusForbidden)
+		other := newBrowser(t, s)
+		other.signUp(email(t, "other"))
+		b.submit(other.get("/account"), "/account", url.Values{"name": {"Mallory"}}).is(http.StatusForbidden)
+
+		// A good one is saved, and shown to others through auth.
+		if loc := b.submit(acct, "/account", url.Values{"name": {"Grace Hopper"}}).redirects("/account"); loc != "/account?m=renamed" {
+			t.Errorf("saved to %q", loc)
+		}
+		b.get("/account?m=renamed").contains("Your display name is saved.", `value="Grace Hopper"`)
+		other.get("/account").lacks("Grace")
+
+		// What the seller pages will read: the client's public view of the
+		// account, without the email.
+		clients, err := api.New(s.AuthURL, s.StuffURL, s.OrdersURL, s.PaymentsURL, api.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(clients.Close)
+		ctx := context.Background()
+		me, ok, err := clients.Auth.CurrentUser(ctx, api.Session{Cookie: b.cookie("session")})
+		if err != nil || !ok || me.Email != addr || me.Name != "Grace Hopper" {
+			t.Fatalf("CurrentUser = %+v %t %v", me, ok, err)
+		}
+		if pub, err := clients.Auth.User(ctx, me.ID); err != nil || pub != (api.PublicUser{ID: me.ID, Name: "Grace Hopper"}) {
+			t.Fatalf("User(%s) = %+v %v", me.ID, pub, err)
+		}
+		for _, id := range []string{"0123456789abcdef01234567", "not-an-id", "../currentuser"} {
+			if _, err := clients.Auth.User(ctx, id); api.StatusOf(err) != http.StatusNotFound {
+				t.Errorf("User(%q): %v, want a 404", id, err)
+			}
+		}
+		if _, ok, err := clients.Auth.CurrentUser(ctx, api.Session{}); ok || err != nil {
+			t.Errorf("anonymous CurrentUser: %t %v", ok, err)
 		}
 	})
 
@@ -346,7 +425,8 @@ func TestStorefront(t *testing.T) {
 		admin.eventually("/admin/coupons", func(p page) bool { return strings.Contains(p.body, "1 of 1") }, "the coupon used once")
 
 		// Ban the seller: they can no longer sign in; unban.
-		users := admin.get("/admin/users").is(http.StatusOK).contains(sellerEmail, "You")
+		sellerName, _, _ := strings.Cut(sellerEmail, "@")
+		users := admin.get("/admin/users").is(http.StatusOK).contains(sellerEmail, "You", `<th scope="col">Display name</th>`, "<td>"+sellerName+"</td>")
 		banURL := regexp.MustCompile(`action="(/admin/users/[^"]+/ban\?page=1)"[^>]*>\s*<input type="hidden" name="_csrf" value="[^"]+">\s*<button[^>]*>Ban<span class="visually-hidden"> ` + regexp.QuoteMeta(sellerEmail))
 		m := banURL.FindStringSubmatch(users.body)
 		if m == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/stuffmart/stuffmart/client/internal/clienttest"
 	"github.com/stuffmart/stuffmart/shared/testkit"
@@ -180,6 +181,13 @@ func (u *user) fill(id, value string) {
 	step(u, "fill #"+id, chromedp.SendKeys(chromedp.ID(id), value))
 }
 
+// clear empties the input with that id (of up to 100 characters) with
+// the keyboard, as a person would, which needs no script in the page.
+func (u *user) clear(id string) {
+	u.t.Helper()
+	step(u, "clear #"+id, chromedp.SendKeys(chromedp.ID(id), kb.End+strings.Repeat(kb.Backspace, 100)))
+}
+
 // html is the page's markup (read through the DOM, so it works without
 // JavaScript too). Right after a navigation the page's script started,
 // the DOM may be replaced under the query: it is read again then, for up
@@ -277,15 +285,48 @@ func (u *user) checkA11y(name string) {
 	}
 }
 
+// signUp signs up with a display name made of the email's local part.
 func (u *user) signUp(email string) {
 	u.t.Helper()
 	u.open("/signup")
+	name, _, _ := strings.Cut(email, "@")
+	u.fill("name", name)
 	u.fill("email", email)
 	u.fill("password", password)
 	if r := u.click("main form button[type=submit]"); r.Status != http.StatusOK {
 		u.t.Fatalf("sign up %s: %d", email, r.Status)
 	}
 	u.see("Signed in as <strong>" + email + "</strong>")
+}
+
+// rename goes to the account page from the header, is refused a
+// one-letter display name (the error next to the field, the input kept),
+// then saves "Ada Lovelace"; with JavaScript, axe-core checks the page
+// with and without the error.
+func (u *user) rename() {
+	u.t.Helper()
+	if r := u.click(`header a[href="/account"]`); r.Status != http.StatusOK {
+		u.t.Fatalf("account page: %d", r.Status)
+	}
+	u.see("Your account", `<label for="name">Display name</label>`)
+	if u.js {
+		u.checkA11y("account page")
+	}
+	u.clear("name")
+	u.fill("name", "A")
+	if r := u.click("main form button[type=submit]"); r.Status != http.StatusBadRequest {
+		u.t.Fatalf("a one-letter name: %d, want 400", r.Status)
+	}
+	u.see(`id="name-error"`, "Name must be between 2 and 40 characters", `value="A"`)
+	if u.js {
+		u.checkA11y("account page with an error")
+	}
+	u.clear("name")
+	u.fill("name", "Ada Lovelace")
+	if r := u.click("main form button[type=submit]"); r.Status != http.StatusOK {
+		u.t.Fatalf("save the name: %d", r.Status)
+	}
+	u.see("Your display name is saved.", `value="Ada Lovelace"`)
 }
 
 // sell lists stuff through the form and returns its page's path.
@@ -336,6 +377,7 @@ func TestStory(t *testing.T) {
 		anon.checkA11y("sign-in page")
 
 		seller.signUp(email(t, "seller"))
+		seller.rename()
 		seller.open("/sell")
 		seller.checkA11y("sell page")
 		seller.sell("Statistics cheat sheet", "Two pages with every formula of STAT 110.", "3.50", "https://files.example/stat110.pdf")
@@ -426,6 +468,7 @@ func TestStory(t *testing.T) {
 		late := newUser(t, browser, s.URL, axe, false)
 
 		seller.signUp(email(t, "seller"))
+		seller.rename()
 		stuff := seller.sell("History essay outline", "An outline that scored a first.", "2.25", "The outline: https://files.example/essay.docx")
 		late.signUp(email(t, "late"))
 		late.open(stuff)

@@ -164,6 +164,7 @@ type user struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
 	Role  string `json:"role"`
+	Name  string `json:"name"`
 }
 
 // currentUser returns GET /api/users/currentuser's user, nil when anonymous.
@@ -200,7 +201,7 @@ func TestStackServesAuthAndKeepsDataAcrossRestarts(t *testing.T) {
 	if err := json.Unmarshal(c.expect(http.MethodPost, "/api/users/signup", creds, http.StatusCreated), &signedUp); err != nil {
 		t.Fatal(err)
 	}
-	if u := c.currentUser(""); u == nil || u.Email != creds["email"] || u.ID != signedUp.ID {
+	if u := c.currentUser(""); u == nil || u.Email != creds["email"] || u.ID != signedUp.ID || u.Name != signedUp.Name {
 		t.Fatalf("currentuser after signup = %+v, want %+v", u, signedUp)
 	}
 	// Keep the session cookie as a browser would have it before signing out.
@@ -219,7 +220,7 @@ func TestStackServesAuthAndKeepsDataAcrossRestarts(t *testing.T) {
 	}
 
 	notFound := `{"errors":[{"message":"Not Found"}]}`
-	for _, path := range []string{"/api/nothing", "/api/stuff/abc", "/api/users/no-such-route"} {
+	for _, path := range []string{"/api/nothing", "/api/stuff/abc", "/api/users/no/such/route"} {
 		if got := strings.TrimSpace(string(c.expect(http.MethodGet, path, nil, http.StatusNotFound))); got != notFound {
 			t.Errorf("GET %s body = %s, want %s", path, got, notFound)
 		}

@@ -13,12 +13,21 @@ import (
 // Auth is the client of the auth service (/api/users).
 type Auth struct{ b *base }
 
-// User is an account as auth shows it.
+// User is an account as auth shows it to its owner and to admins. Name is
+// the display name (auth's default, "Student …", when none was chosen).
 type User struct {
 	ID     string `json:"id"`
 	Email  string `json:"email"`
 	Role   string `json:"role"`
+	Name   string `json:"name"`
 	Banned bool   `json:"banned"`
+}
+
+// PublicUser is what anyone may see of an account: its id and display
+// name, never its email.
+type PublicUser struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // SignedIn is the outcome of a sign-up, sign-in or refresh: the user, the
@@ -36,9 +45,18 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
+// NewAccount is what the sign-up form sends: the credentials and the
+// display name, always (an empty one is refused by auth, as the form
+// requires it).
+type NewAccount struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
 // SignUp creates an account and signs it in. Errors: *Error 400 with field
-// items (email, password) or "Email in use".
-func (a *Auth) SignUp(ctx context.Context, s Session, in Credentials) (SignedIn, error) {
+// items (email, password, name) or "Email in use".
+func (a *Auth) SignUp(ctx context.Context, s Session, in NewAccount) (SignedIn, error) {
 	return a.signedIn(ctx, call{method: http.MethodPost, path: "/api/users/signup", body: in, sess: s})
 }
 
@@ -79,6 +97,39 @@ func (a *Auth) signedIn(ctx context.Context, c call) (SignedIn, error) {
 		return SignedIn{}, fmt.Errorf("auth %s: no %s cookie in the answer", c.path, auth.CookieName)
 	}
 	return out, nil
+}
+
+// User returns the public view of account id: its display name, for a
+// seller's page. Anonymous (no cookie travels): the answer is the same for
+// everyone. Errors: *Error 404 for an unknown, malformed or banned id.
+func (a *Auth) User(ctx context.Context, id string) (PublicUser, error) {
+	var out PublicUser
+	_, err := a.b.into(ctx, call{method: http.MethodGet, path: "/api/users/" + url.PathEscape(id)}, &out)
+	return out, err
+}
+
+// CurrentUser returns the session's account with its display name; ok is
+// false when the session is anonymous (or its access token no longer
+// valid).
+func (a *Auth) CurrentUser(ctx context.Context, s Session) (u User, ok bool, err error) {
+	var out struct {
+		CurrentUser *User `json:"currentUser"`
+	}
+	if _, err := a.b.into(ctx, call{method: http.MethodGet, path: "/api/users/currentuser", sess: s}, &out); err != nil {
+		return User{}, false, err
+	}
+	if out.CurrentUser == nil {
+		return User{}, false, nil
+	}
+	return *out.CurrentUser, true, nil
+}
+
+// SetName changes the session user's display name and returns the account.
+// Errors: *Error 400 with a "name" item, 401.
+func (a *Auth) SetName(ctx context.Context, s Session, name string) (User, error) {
+	var out User
+	_, err := a.b.into(ctx, call{method: http.MethodPatch, path: "/api/users/me", body: map[string]string{"name": name}, sess: s}, &out)
+	return out, err
 }
 
 // UserList is a page of users.

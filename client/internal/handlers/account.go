@@ -18,7 +18,15 @@ type authPage struct {
 	nav, heading, intro, action, submit, title, description string
 	altText, altLink, altPath                               string
 	newPassword                                             bool
-	welcome                                                 string
+	// withName asks for a display name (sign-up).
+	withName bool
+	welcome  string
+}
+
+// authInput is what the visitor typed that comes back with the form (never
+// the password).
+type authInput struct {
+	email, name string
 }
 
 var (
@@ -28,7 +36,7 @@ var (
 		title:   "Sign up · Stuffmart",
 		altText: "Already have an account?", altLink: "Sign in", altPath: "/signin",
 		description: "Create a Stuffmart account to buy and sell digital stuff with fellow students.",
-		newPassword: true, welcome: "welcome",
+		newPassword: true, withName: true, welcome: "welcome",
 	}
 	signInPage = authPage{
 		nav: layout.NavSignIn, heading: "Sign in", action: "/signin", submit: "Sign in",
@@ -39,7 +47,7 @@ var (
 	}
 )
 
-func (h *Handler) renderAuth(c echo.Context, status int, p authPage, email, next string, fe formErrors) error {
+func (h *Handler) renderAuth(c echo.Context, status int, p authPage, in authInput, next string, fe formErrors) error {
 	pwHint, pwAuto := "", "current-password"
 	if p.newPassword {
 		pwHint, pwAuto = "8 to 72 characters.", "new-password"
@@ -51,12 +59,16 @@ func (h *Handler) renderAuth(c echo.Context, status int, p authPage, email, next
 	m := pages.AuthForm{
 		Heading: p.heading, Intro: p.intro, Action: p.action, Submit: p.submit,
 		CSRF: h.csrf.Token(c), Next: next, Errors: fe.general,
-		Email: components.Field{ID: "email", Label: "Email", Type: "email", Value: email, Error: fe.fields["email"],
+		Email: components.Field{ID: "email", Label: "Email", Type: "email", Value: in.email, Error: fe.fields["email"],
 			Autocomplete: "email", Required: true},
 		// The password is never sent back to the browser.
 		Password: components.Field{ID: "password", Label: "Password", Type: "password", Error: fe.fields["password"],
 			Autocomplete: pwAuto, Required: true, Hint: pwHint},
 		AltText: p.altText, AltLink: p.altLink, AltURL: alt,
+	}
+	if p.withName {
+		f := nameField(in.name, fe.fields["name"])
+		m.Name = &f
 	}
 	meta := layout.Meta{Title: p.title, Description: p.description, Canonical: h.baseURL(c) + p.action, NoIndex: true}
 	return h.render(c, status, h.frame(c, meta, p.nav, pages.AuthFormPage(m)))
@@ -76,7 +88,7 @@ func (h *Handler) authForm(p authPage) echo.HandlerFunc {
 		if session.From(c).SignedIn() {
 			return c.Redirect(http.StatusSeeOther, afterSignIn(next, p.welcome))
 		}
-		return h.renderAuth(c, http.StatusOK, p, "", next, formErrors{})
+		return h.renderAuth(c, http.StatusOK, p, authInput{}, next, formErrors{})
 	}
 }
 
@@ -84,21 +96,28 @@ func (h *Handler) signUpForm(c echo.Context) error { return h.authForm(signUpPag
 func (h *Handler) signInForm(c echo.Context) error { return h.authForm(signInPage)(c) }
 
 // signUp: POST /signup. auth creates the account and sets the session
-// cookie, which is relayed to the browser.
+// cookie, which is relayed to the browser. The display name is always sent:
+// auth refuses an empty one with the message shown next to the field.
 func (h *Handler) signUp(c echo.Context) error {
-	return h.authenticate(c, signUpPage, h.api.Accounts.SignUp)
+	in := authInput{email: c.FormValue("email"), name: c.FormValue("name")}
+	return h.authenticate(c, signUpPage, in, func(ctx context.Context, s api.Session) (api.SignedIn, error) {
+		return h.api.Accounts.SignUp(ctx, s, api.NewAccount{Email: in.email, Password: c.FormValue("password"), Name: in.name})
+	})
 }
 
 // signIn: POST /signin.
 func (h *Handler) signIn(c echo.Context) error {
-	return h.authenticate(c, signInPage, h.api.Accounts.SignIn)
+	in := authInput{email: c.FormValue("email")}
+	return h.authenticate(c, signInPage, in, func(ctx context.Context, s api.Session) (api.SignedIn, error) {
+		return h.api.Accounts.SignIn(ctx, s, api.Credentials{Email: in.email, Password: c.FormValue("password")})
+	})
 }
 
-func (h *Handler) authenticate(c echo.Context, p authPage, do func(ctx context.Context, s api.Session, in api.Credentials) (api.SignedIn, error)) error {
-	email, next := c.FormValue("email"), localPath(c.FormValue("next"))
-	in, err := do(c.Request().Context(), session.From(c).Session, api.Credentials{Email: email, Password: c.FormValue("password")})
+func (h *Handler) authenticate(c echo.Context, p authPage, in authInput, do func(ctx context.Context, s api.Session) (api.SignedIn, error)) error {
+	next := localPath(c.FormValue("next"))
+	out, err := do(c.Request().Context(), session.From(c).Session)
 	if err == nil {
-		for _, line := range in.SetCookies {
+		for _, line := range out.SetCookies {
 			c.Response().Header().Add("Set-Cookie", line)
 		}
 		// A new session, a new CSRF cookie: no token of the browser's
@@ -108,14 +127,61 @@ func (h *Handler) authenticate(c echo.Context, p authPage, do func(ctx context.C
 	}
 	if api.StatusOf(err) == http.StatusUnauthorized {
 		// auth answers a banned account's correct password so.
-		return h.renderAuth(c, http.StatusForbidden, p, email, next,
+		return h.renderAuth(c, http.StatusForbidden, p, in, next,
 			formErrors{general: []string{"This account cannot sign in. It may have been suspended."}})
 	}
-	fe, ok := formErrorsOf(err, "email", "password")
+	fe, ok := formErrorsOf(err, "email", "password", "name")
 	if !ok {
 		return err
 	}
-	return h.renderAuth(c, http.StatusBadRequest, p, email, next, fe)
+	return h.renderAuth(c, http.StatusBadRequest, p, in, next, fe)
+}
+
+// nameField is the display-name input of the sign-up and account forms.
+func nameField(value, errMsg string) components.Field {
+	return components.Field{ID: "name", Label: "Display name", Value: value, Error: errMsg,
+		Autocomplete: "nickname", Required: true, MaxLength: 40,
+		Hint: "Shown to other students on your listings instead of your email. 2 to 40 characters."}
+}
+
+// renderAccount shows the account page: the email (for the owner only) and
+// the display-name form, with name as typed and its error.
+func (h *Handler) renderAccount(c echo.Context, status int, email, name string, fe formErrors) error {
+	m := pages.AccountForm{CSRF: h.csrf.Token(c), Errors: fe.general, Email: email, Name: nameField(name, fe.fields["name"])}
+	meta := layout.Meta{Title: "Your account · Stuffmart", Description: "Your Stuffmart account: the name other students see.",
+		Canonical: h.baseURL(c) + "/account", NoIndex: true}
+	return h.render(c, status, h.frame(c, meta, layout.NavAccount, pages.AccountPage(m)))
+}
+
+// account: GET /account, signed in: the display name, ready to edit.
+func (h *Handler) account(c echo.Context) error {
+	v := session.From(c)
+	u, ok, err := h.api.Account.CurrentUser(c.Request().Context(), v.Session)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// The session ended between the storefront's check and auth's.
+		return c.Redirect(http.StatusSeeOther, signInURL(c))
+	}
+	return h.renderAccount(c, http.StatusOK, u.Email, u.Name, formErrors{})
+}
+
+// saveAccount: POST /account, signed in: a new display name, then the
+// account page again; the form with its error (and the name as typed) when
+// auth refuses it.
+func (h *Handler) saveAccount(c echo.Context) error {
+	v := session.From(c)
+	name := c.FormValue("name")
+	_, err := h.api.Account.SetName(c.Request().Context(), v.Session, name)
+	if err == nil {
+		return c.Redirect(http.StatusSeeOther, "/account?m=renamed")
+	}
+	fe, ok := formErrorsOf(err, "name")
+	if !ok {
+		return err
+	}
+	return h.renderAccount(c, http.StatusBadRequest, v.User.Email, name, fe)
 }
 
 // signOut: POST /signout. auth revokes the refresh token and clears the

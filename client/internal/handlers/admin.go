@@ -162,7 +162,7 @@ func (h *Handler) users(c echo.Context) error {
 	last := max(1, int((list.Total+usersPageSize-1)/usersPageSize))
 	m := pages.Users{CSRF: h.csrf.Token(c), Total: strconv.FormatInt(list.Total, 10) + " accounts"}
 	for _, u := range list.Users {
-		r := pages.UserRow{Email: u.Email, Role: u.Role, Banned: u.Banned, Self: u.ID == v.UserID(),
+		r := pages.UserRow{Email: u.Email, Name: u.Name, Role: u.Role, Banned: u.Banned, Self: u.ID == v.UserID(),
 			BanURL: pathTo("/admin/users/", u.ID, "/ban?page="+strconv.Itoa(n)), UnbanURL: pathTo("/admin/users/", u.ID, "/unban?page="+strconv.Itoa(n)),
 			BadgeKind: "available", BadgeText: "Active"}
 		if u.Banned {

@@ -131,6 +131,8 @@ func (h *Handler) Routes(e *echo.Echo) {
 	e.GET("/signin", h.signInForm)
 	e.POST("/signin", h.signIn)
 	e.POST("/signout", h.signOut)
+	e.GET("/account", h.account, h.requireUser)
+	e.POST("/account", h.saveAccount, h.requireUser)
 
 	// Orders.
 	e.GET("/orders", h.orders, h.requireUser)

@@ -134,6 +134,7 @@ func (h *Handler) pageFrame(meta layout.Meta, hdr layout.Header, n layout.Notice
 var notices = map[string]layout.Notice{
 	"listed":    {Kind: "ok", Text: "Your stuff is listed."},
 	"updated":   {Kind: "ok", Text: "Your changes are saved."},
+	"renamed":   {Kind: "ok", Text: "Your display name is saved."},
 	"welcome":   {Kind: "ok", Text: "Welcome to Stuffmart! You are signed in."},
 	"signedin":  {Kind: "ok", Text: "You are signed in."},
 	"signedout": {Kind: "ok", Text: "You are signed out."},

@@ -96,7 +96,7 @@ func (h *Handler) stuffMeta(l api.Listing, base string) layout.Meta {
 func (h *Handler) robots(c echo.Context) error {
 	var b strings.Builder
 	b.WriteString("User-agent: *\n")
-	for _, p := range []string{"/signin", "/signup", "/sell", "/mine", "/orders", "/admin", "/stuff/*/edit", "/stuff/*/buy"} {
+	for _, p := range []string{"/signin", "/signup", "/account", "/sell", "/mine", "/orders", "/admin", "/stuff/*/edit", "/stuff/*/buy"} {
 		b.WriteString("Disallow: " + p + "\n")
 	}
 	b.WriteString("Allow: /\n\nSitemap: " + h.baseURL(c) + "/sitemap.xml\n")

@@ -63,9 +63,16 @@ type Coupons interface {
 
 // Accounts signs visitors up, in and out (the auth service).
 type Accounts interface {
-	SignUp(ctx context.Context, s api.Session, in api.Credentials) (api.SignedIn, error)
+	SignUp(ctx context.Context, s api.Session, in api.NewAccount) (api.SignedIn, error)
 	SignIn(ctx context.Context, s api.Session, in api.Credentials) (api.SignedIn, error)
 	SignOut(ctx context.Context, s api.Session) ([]string, error)
+}
+
+// Account shows and edits the signed-in user's own account (the auth
+// service): the account page.
+type Account interface {
+	CurrentUser(ctx context.Context, s api.Session) (api.User, bool, error)
+	SetName(ctx context.Context, s api.Session, name string) (api.User, error)
 }
 
 // Users lists and bans accounts for admins (the auth service).
@@ -85,5 +92,6 @@ type Services struct {
 	Paying   Paying
 	Coupons  Coupons
 	Accounts Accounts
+	Account  Account
 	Users    Users
 }

@@ -134,7 +134,7 @@ func TestBan(t *testing.T) {
 
 	var got adminUserJSON
 	admin.Do(http.MethodPost, "/api/users/"+v.ID+"/ban", nil).Want(http.StatusOK).Decode(&got)
-	if got != (adminUserJSON{ID: v.ID, Email: v.Email, Role: "user", Banned: true}) {
+	if got != (adminUserJSON{ID: v.ID, Email: v.Email, Role: "user", Name: v.Name, Banned: true}) {
 		t.Fatalf("ban answered %+v", got)
 	}
 

@@ -178,7 +178,7 @@ func (a *App) build(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, accounts, accounts, svc.Sessions), httpapi.Limits{
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(accounts, accounts, accounts, accounts, svc.Sessions), httpapi.Limits{
 		SignIn:  limit(cfg.Limits.SignIn),
 		SignUp:  limit(cfg.Limits.SignUp),
 		Refresh: limit(cfg.Limits.Refresh),

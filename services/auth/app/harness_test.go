@@ -59,7 +59,7 @@ func startOn(t *testing.T, db *mongo.Database) *stack {
 	return start(t, nil, testkit.OnDB(db))
 }
 
-func start(t *testing.T, configure func(*app.Config), opts ...testkit.Option) *stack {
+func start(t testing.TB, configure func(*app.Config), opts ...testkit.Option) *stack {
 	t.Helper()
 	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	build := func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
@@ -178,11 +178,12 @@ func (b *browser) currentUser() *userJSON {
 	return out.CurrentUser
 }
 
-// userJSON is the public user shape.
+// userJSON is the user shape a user sees of themselves.
 type userJSON struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
 	Role  string `json:"role"`
+	Name  string `json:"name"`
 }
 
 // adminUserJSON is the user shape of admin routes.
@@ -190,21 +191,25 @@ type adminUserJSON struct {
 	ID     string `json:"id"`
 	Email  string `json:"email"`
 	Role   string `json:"role"`
+	Name   string `json:"name"`
 	Banned bool   `json:"banned"`
 }
 
-// wantUser asserts status and that the body is exactly {id,email,role},
-// every one filled in.
+// defaultName is the display name of an account that has not chosen one.
+func defaultName(id string) string { return "Student " + id[len(id)-6:] }
+
+// wantUser asserts status and that the body is exactly
+// {id,email,role,name}, every one filled in.
 func wantUser(t *testing.T, r *testkit.Response, status int) userJSON {
 	t.Helper()
 	r.Want(status)
 	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &keys); err != nil || len(keys) != 3 {
-		t.Fatalf("user body %s: want exactly id, email, role (%v)", r.Body, err)
+	if err := json.Unmarshal(r.Body, &keys); err != nil || len(keys) != 4 {
+		t.Fatalf("user body %s: want exactly id, email, role, name (%v)", r.Body, err)
 	}
 	var u userJSON
 	r.Decode(&u)
-	if len(u.ID) != 24 || u.Email == "" || (u.Role != "user" && u.Role != "admin") {
+	if len(u.ID) != 24 || u.Email == "" || (u.Role != "user" && u.Role != "admin") || u.Name == "" {
 		t.Fatalf("user body %s is incomplete", r.Body)
 	}
 	return u

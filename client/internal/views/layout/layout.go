@@ -38,6 +38,7 @@ const (
 	NavUsers   = "users"
 	NavSignIn  = "signin"
 	NavSignUp  = "signup"
+	NavAccount = "account"
 )
 
 // Header is the visitor as the header shows them.

@@ -70,18 +70,29 @@ type StuffForm struct {
 
 // AuthForm is the sign-in and sign-up form.
 type AuthForm struct {
-	Heading  string
-	Intro    string
-	Action   string
-	Submit   string
-	CSRF     string
-	Next     string
-	Errors   []string
+	Heading string
+	Intro   string
+	Action  string
+	Submit  string
+	CSRF    string
+	Next    string
+	Errors  []string
+	// Name is the display name, asked at sign-up only (nil otherwise).
+	Name     *components.Field
 	Email    components.Field
 	Password components.Field
 	AltText  string
 	AltLink  string
 	AltURL   string
+}
+
+// AccountForm is the account page: the owner's email, shown to them only,
+// and the display-name form.
+type AccountForm struct {
+	CSRF   string
+	Errors []string
+	Email  string
+	Name   components.Field
 }
 
 // OrderRow is one order in the list of the buyer's orders.
@@ -196,7 +207,9 @@ type Coupons struct {
 
 // UserRow is one account in the admin list.
 type UserRow struct {
-	Email  string
+	Email string
+	// Name is the display name others see (what a moderator checks).
+	Name   string
 	Role   string
 	Banned bool
 	// Self is the admin's own account (not bannable).

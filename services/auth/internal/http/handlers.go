@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -15,7 +17,7 @@ import (
 
 // Accounts starts and ends sessions (users.Service implements it).
 type Accounts interface {
-	SignUp(ctx context.Context, email, password string) (users.Session, error)
+	SignUp(ctx context.Context, a users.NewAccount) (users.Session, error)
 	SignIn(ctx context.Context, email, password string) (users.Session, error)
 	SignOut(ctx context.Context, refreshToken string) error
 }
@@ -34,27 +36,42 @@ type Admin interface {
 	Unban(ctx context.Context, id string) (users.User, error)
 }
 
+// Profiles reads and edits display names (users.Service implements it):
+// User is the signed-in owner's read, Profile anyone's, SetName the
+// owner's edit.
+type Profiles interface {
+	User(ctx context.Context, id string) (users.User, error)
+	Profile(ctx context.Context, id string) (users.User, error)
+	SetName(ctx context.Context, id, name string) (users.User, error)
+}
+
 // Handler serves the /api/users routes.
 type Handler struct {
 	accounts  Accounts
 	refresher Refresher
 	admin     Admin
+	profiles  Profiles
 	sessions  *auth.Sessions
 }
 
 // NewHandler returns a Handler over the account rules, writing session
 // cookies with sessions.
-func NewHandler(accounts Accounts, refresher Refresher, admin Admin, sessions *auth.Sessions) *Handler {
-	return &Handler{accounts: accounts, refresher: refresher, admin: admin, sessions: sessions}
+func NewHandler(accounts Accounts, refresher Refresher, admin Admin, profiles Profiles, sessions *auth.Sessions) *Handler {
+	return &Handler{accounts: accounts, refresher: refresher, admin: admin, profiles: profiles, sessions: sessions}
 }
+
+// ProfileMaxAge is how long the answer of GET /api/users/:id may be kept by
+// any cache (storefront, proxy, browser): a renamed or banned user shows the
+// old name for up to this long.
+const ProfileMaxAge = 60 * time.Second
 
 // signUp: POST /api/users/signup -> 201 user, signed in.
 func (h *Handler) signUp(c echo.Context) error {
-	var req credentials
+	var req signUpRequest
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.accounts.SignUp(c.Request().Context(), req.Email, req.Password)
+	s, err := h.accounts.SignUp(c.Request().Context(), users.NewAccount{Email: req.Email, Password: req.Password, Name: req.Name})
 	if err != nil {
 		return err
 	}
@@ -99,14 +116,52 @@ func (h *Handler) refresh(c echo.Context) error {
 	return h.signedIn(c, http.StatusOK, s)
 }
 
-// currentUser: GET /api/users/currentuser -> {"currentUser": user|null}, from
-// the access token alone (the shared middleware verified it).
+// currentUser: GET /api/users/currentuser -> {"currentUser": user|null}.
+// Who it is, and the role, come from the access token (the shared
+// middleware verified it), as before names; the display name is read from
+// the account (one lookup by _id), so an edit shows at once. A token whose
+// account is not found still answers its user, with the default name.
 func (h *Handler) currentUser(c echo.Context) error {
 	var out currentUserJSON
-	if u, ok := auth.FromEcho(c); ok {
-		out.CurrentUser = &userJSON{ID: u.ID, Email: u.Email, Role: u.Role}
+	if tok, ok := auth.FromEcho(c); ok {
+		u, err := h.profiles.User(c.Request().Context(), tok.ID)
+		if err != nil && !errors.Is(err, errs.ErrNotFound) {
+			return err
+		}
+		u.ID = tok.ID
+		out.CurrentUser = &userJSON{ID: tok.ID, Email: tok.Email, Role: tok.Role, Name: u.DisplayName()}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// setName: PATCH /api/users/me {"name": "..."} (signed in) -> 200 user with
+// the new name. Only the account of the access token is edited: the route
+// has no id, and the body no other field.
+func (h *Handler) setName(c echo.Context) error {
+	tok, _ := auth.FromEcho(c) // RequireUser guarantees a user
+	var req nameRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	u, err := h.profiles.SetName(c.Request().Context(), tok.ID, req.Name)
+	if err != nil {
+		return err
+	}
+	// The role the session acts with is the token's until its next
+	// refresh, as currentuser says.
+	return c.JSON(http.StatusOK, userJSON{ID: u.ID, Email: u.Email, Role: tok.Role, Name: u.DisplayName()})
+}
+
+// profile: GET /api/users/:id (anyone) -> 200 {"id","name"}, cacheable by
+// anyone for ProfileMaxAge; 404 "User not found" for an unknown, malformed
+// or banned id.
+func (h *Handler) profile(c echo.Context) error {
+	u, err := h.profiles.Profile(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(ProfileMaxAge.Seconds())))
+	return c.JSON(http.StatusOK, publicUserJSON{ID: u.ID, Name: u.DisplayName()})
 }
 
 // list: GET /api/users?page=&limit= (admin) -> {"users":[...],"total":N}.

@@ -27,6 +27,8 @@ func Routes(e *echo.Echo, h *Handler, l Limits) {
 	g.POST("/signout", h.signOut)
 	g.POST("/refresh", h.refresh, web.RateLimit(l.Refresh, web.ClientIP))
 	g.GET("/currentuser", h.currentUser)
+	g.PATCH("/me", h.setName, auth.RequireUser)
+	g.GET("/:id", h.profile)
 	g.GET("", h.list, auth.RequireAdmin)
 	g.POST("/:id/ban", h.ban, auth.RequireAdmin)
 	g.POST("/:id/unban", h.unban, auth.RequireAdmin)

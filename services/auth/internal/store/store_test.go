@@ -282,3 +282,37 @@ func TestSetBanned(t *testing.T) {
 		t.Fatalf("unknown users notified the relay: %d notifications, want %d", relay.count(), pending)
 	}
 }
+
+func TestSetName(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	relay := &notifications{}
+	s := store.NewUsers(db, mongox.NewWriter(), relay)
+	ctx := context.Background()
+	u := users.User{Email: "ann@uni.edu", PasswordHash: []byte("x"), Role: users.RoleUser, CreatedAt: time.Now()}
+	if err := s.Create(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ByID(ctx, u.ID); err != nil || got.Name != "" || got.DisplayName() != users.DefaultName(u.ID) {
+		t.Fatalf("new user without a name: %+v %v", got, err)
+	}
+	// A ban and a rename of one user, one after the other: both kept.
+	if _, err := s.SetBanned(ctx, u.ID, true, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SetName(ctx, u.ID, "Ann Lee", time.Now())
+	if err != nil || got.Name != "Ann Lee" || !got.Banned || got.Version != 2 || got.Email != u.Email {
+		t.Fatalf("SetName: %+v %v, want Ann Lee, banned, version 2", got, err)
+	}
+	if relay.count() != 1 {
+		t.Fatalf("%d relay notifications, want 1 (the ban's): a rename publishes nothing", relay.count())
+	}
+	for _, id := range []string{"not-hex", "", "0123456789abcdef01234567"} {
+		if _, err := s.SetName(ctx, id, "Mallory", time.Now()); !errors.Is(err, errs.ErrNotFound) {
+			t.Fatalf("SetName(%q): %v, want not found", id, err)
+		}
+	}
+	if got, err := s.ByID(ctx, u.ID); err != nil || got.Name != "Ann Lee" {
+		t.Fatalf("after refused renames: %+v %v", got, err)
+	}
+}

@@ -61,20 +61,23 @@ func NewUsers(db *mongo.Database, w *mongox.Writer, relay Notifier) *Users {
 }
 
 type userDoc struct {
-	ID           primitive.ObjectID `bson:"_id"`
-	Email        string             `bson:"email"`
-	PasswordHash []byte             `bson:"passwordHash"`
-	Role         string             `bson:"role"`
-	Banned       bool               `bson:"banned"`
-	Version      int64              `bson:"version"`
-	CreatedAt    time.Time          `bson:"createdAt"`
-	UpdatedAt    time.Time          `bson:"updatedAt"`
+	ID    primitive.ObjectID `bson:"_id"`
+	Email string             `bson:"email"`
+	// Name is absent from accounts without a chosen display name.
+	Name         string    `bson:"name,omitempty"`
+	PasswordHash []byte    `bson:"passwordHash"`
+	Role         string    `bson:"role"`
+	Banned       bool      `bson:"banned"`
+	Version      int64     `bson:"version"`
+	CreatedAt    time.Time `bson:"createdAt"`
+	UpdatedAt    time.Time `bson:"updatedAt"`
 }
 
 func (d userDoc) user() users.User {
 	return users.User{
 		ID:           d.ID.Hex(),
 		Email:        d.Email,
+		Name:         d.Name,
 		PasswordHash: d.PasswordHash,
 		Role:         d.Role,
 		Banned:       d.Banned,
@@ -89,7 +92,7 @@ var noOutbox = bson.D{{Key: outbox.Field, Value: 0}}
 // Create inserts u with version 0 and sets u.ID. Errors: users.ErrEmailInUse
 // when the unique email index refuses it.
 func (s *Users) Create(ctx context.Context, u *users.User) error {
-	d := userDoc{ID: primitive.NewObjectID(), Email: u.Email, PasswordHash: u.PasswordHash, Role: u.Role,
+	d := userDoc{ID: primitive.NewObjectID(), Email: u.Email, Name: u.Name, PasswordHash: u.PasswordHash, Role: u.Role,
 		Banned: u.Banned, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt}
 	if err := s.w.Insert(ctx, s.coll, d); err != nil {
 		if mongox.IsDuplicate(err) {
@@ -220,6 +223,27 @@ func (s *Users) SetRole(ctx context.Context, email, role string, now time.Time) 
 		return users.User{}, false, err
 	}
 	return u, matched, nil
+}
+
+// SetName sets the display name of user id through the Writer, as its
+// one write path (docs/data-safety.md, rule 2): a plain $set by _id, the
+// last edit wins. Errors: errs.ErrNotFound for an unknown or malformed id.
+func (s *Users) SetName(ctx context.Context, id, name string, now time.Time) (users.User, error) {
+	oid, err := primitive.ObjectIDFromHex(id)
+	if err != nil {
+		return users.User{}, errs.ErrNotFound
+	}
+	matched, err := s.w.UpdateByID(ctx, s.coll, oid, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "name", Value: name}, {Key: "updatedAt", Value: now}}},
+		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
+	})
+	if err != nil {
+		return users.User{}, fmt.Errorf("set name of %s: %w", id, err)
+	}
+	if !matched {
+		return users.User{}, errs.ErrNotFound
+	}
+	return s.ByID(ctx, id)
 }
 
 // WithRole returns the users who have role, by email. It filters on role (a

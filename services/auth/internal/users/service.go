@@ -34,6 +34,9 @@ type Options struct {
 	Backoff *Backoff
 	// Metrics counts sign-ins and sign-ups by result; nil counts nothing.
 	Metrics Metrics
+	// ProfileTTL is how long Profile answers from memory; default
+	// DefaultProfileTTL.
+	ProfileTTL time.Duration
 	// Now is the clock; default time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -66,6 +69,7 @@ type Service struct {
 	refreshLimit Limiter
 	backoff      *Backoff
 	metrics      Metrics
+	profiles     *profileCache
 	now          func() time.Time
 }
 
@@ -100,32 +104,53 @@ func NewService(users Store, tokens TokenStore, opts Options) (*Service, error) 
 	if s.now == nil {
 		s.now = time.Now
 	}
+	ttl := opts.ProfileTTL
+	if ttl <= 0 {
+		ttl = DefaultProfileTTL
+	}
+	s.profiles = newProfileCache(ttl)
 	return s, nil
+}
+
+// NewAccount is what a sign-up asks for.
+type NewAccount struct {
+	Email, Password string
+	// Name is the display name; nil when none was given: the account then
+	// shows DefaultName until its owner chooses one (SetName).
+	Name *string
 }
 
 // SignUp creates an account and signs it in, always as a user: an admin is
 // made by the operator, from an account that exists (Roles.Grant), never by
 // whoever signs up first with an address. Errors: a validation error (400)
-// for a bad email or password, ErrEmailInUse. Each sign-up is counted in
-// Options.Metrics.
-func (s *Service) SignUp(ctx context.Context, email, password string) (Session, error) {
-	sess, err := s.signUp(ctx, email, password)
+// naming each bad field (email, password, name), ErrEmailInUse. Each
+// sign-up is counted in Options.Metrics.
+func (s *Service) SignUp(ctx context.Context, a NewAccount) (Session, error) {
+	sess, err := s.signUp(ctx, a)
 	if r, ok := result(err); ok {
 		s.metrics.SignUp(r)
 	}
 	return sess, err
 }
 
-func (s *Service) signUp(ctx context.Context, email, password string) (Session, error) {
-	email = NormalizeEmail(email)
-	if err := validateSignUp(email, password); err != nil {
+func (s *Service) signUp(ctx context.Context, a NewAccount) (Session, error) {
+	email := NormalizeEmail(a.Email)
+	var name *string
+	if a.Name != nil {
+		n := NormalizeName(*a.Name)
+		name = &n
+	}
+	if err := validateSignUp(email, a.Password, name); err != nil {
 		return Session{}, err
 	}
-	hash, err := s.pw.hash(password)
+	hash, err := s.pw.hash(a.Password)
 	if err != nil {
 		return Session{}, err
 	}
 	u := User{Email: email, PasswordHash: hash, Role: RoleUser, CreatedAt: s.now()}
+	if name != nil {
+		u.Name = *name
+	}
 	if err := s.users.Create(ctx, &u); err != nil {
 		return Session{}, fmt.Errorf("sign up: %w", err)
 	}
@@ -356,7 +381,9 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 		return User{}, ErrCannotBanSelf
 	}
 	now := s.now()
-	if u, err = s.users.SetBanned(ctx, u.ID, true, now); err != nil {
+	u, err = s.users.SetBanned(ctx, u.ID, true, now)
+	s.profiles.forget(id)
+	if err != nil {
 		return User{}, fmt.Errorf("ban %s: %w", id, err)
 	}
 	// After the flag: a refresh racing with the ban is refused by the flag if
@@ -372,8 +399,69 @@ func (s *Service) Ban(ctx context.Context, actorID, id string) (User, error) {
 // again. Errors: errs.ErrNotFound for an unknown or malformed id.
 func (s *Service) Unban(ctx context.Context, id string) (User, error) {
 	u, err := s.users.SetBanned(ctx, id, false, s.now())
+	s.profiles.forget(id)
 	if err != nil {
 		return User{}, fmt.Errorf("unban %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// User returns the account of id, for its signed-in owner. Errors:
+// errs.ErrNotFound (wrapped) for an unknown or malformed id.
+func (s *Service) User(ctx context.Context, id string) (User, error) {
+	u, err := s.users.ByID(ctx, id)
+	if err != nil {
+		return User{}, fmt.Errorf("user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// Profile returns the public view of account id, its id and DisplayName,
+// for anyone to see. A banned account has no profile: its stuff is hidden,
+// and the name it chose may be why it was banned. Answers are kept in
+// memory for Options.ProfileTTL (see DefaultProfileTTL); SetName, Ban and
+// Unban through this Service drop them at once. Errors: ErrUserNotFound for
+// an unknown, malformed or banned id, alike, so the answer does not tell a
+// ban from an unknown id.
+func (s *Service) Profile(ctx context.Context, id string) (User, error) {
+	now := s.now()
+	e, gen, ok := s.profiles.get(id, now)
+	if ok {
+		if e.gone {
+			return User{}, ErrUserNotFound
+		}
+		return User{ID: e.id, Name: e.name}, nil
+	}
+	u, err := s.users.ByID(ctx, id)
+	switch {
+	case errors.Is(err, errs.ErrNotFound) || (err == nil && u.Banned):
+		s.profiles.put(id, profileEntry{gone: true}, now, gen)
+		return User{}, ErrUserNotFound
+	case err != nil:
+		return User{}, fmt.Errorf("profile %s: %w", id, err)
+	}
+	p := User{ID: u.ID, Name: u.DisplayName()}
+	s.profiles.put(id, profileEntry{id: p.ID, name: p.Name}, now, gen)
+	return p, nil
+}
+
+// SetName changes the display name of user id, the signed-in user's own
+// account (the caller passes the id of the access token, never one from the
+// request), and returns the user as stored. The name is trimmed and
+// validated as at sign-up. Errors: a validation error (400, field name),
+// ErrUserNotFound when the account is gone.
+func (s *Service) SetName(ctx context.Context, id, name string) (User, error) {
+	name = NormalizeName(name)
+	if err := validateName(name); err != nil {
+		return User{}, err
+	}
+	u, err := s.users.SetName(ctx, id, name, s.now())
+	s.profiles.forget(id)
+	switch {
+	case errors.Is(err, errs.ErrNotFound):
+		return User{}, ErrUserNotFound
+	case err != nil:
+		return User{}, fmt.Errorf("set name of %s: %w", id, err)
 	}
 	return u, nil
 }

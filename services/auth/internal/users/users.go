@@ -7,6 +7,7 @@ package users
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"time"
 
@@ -29,11 +30,21 @@ const (
 	MaxPasswordBytes = 72
 )
 
+// Display-name limits, in characters (validate.Len).
+const (
+	MinNameLen = 2
+	MaxNameLen = 40
+)
+
 // User is an account. Email is normalized (trimmed, lower case) and unique.
+// Name is the display name the user chose, shown to others instead of the
+// email; empty when they never chose one (accounts from before names, and
+// API sign-ups without one): DisplayName answers the default then.
 // Version increases by one on every change of the stored document.
 type User struct {
 	ID           string
 	Email        string
+	Name         string
 	PasswordHash []byte
 	Role         string
 	Banned       bool
@@ -50,6 +61,9 @@ var (
 	// ErrInvalidCredentials is the one answer to a wrong password and to an
 	// unknown email, so that sign-in does not reveal which accounts exist.
 	ErrInvalidCredentials = errs.BadRequest("Invalid credentials")
+	// ErrUserNotFound answers the public read of an unknown, malformed or
+	// banned user's id alike, and the edit of an account that is gone.
+	ErrUserNotFound = &errs.HTTPError{Status: http.StatusNotFound, Message: "User not found"}
 	// ErrCannotBanSelf is returned when an admin tries to ban themselves.
 	ErrCannotBanSelf = errs.BadRequest("You cannot ban yourself")
 	// ErrNoAccount is returned by Roles when no account has the email: a
@@ -82,13 +96,50 @@ type Store interface {
 	SetRole(ctx context.Context, email, role string, now time.Time) (User, bool, error)
 	// WithRole returns the users who have role, by email.
 	WithRole(ctx context.Context, role string) ([]User, error)
+	// SetName sets the display name of user id and returns the user as
+	// stored. Errors: errs.ErrNotFound.
+	SetName(ctx context.Context, id, name string, now time.Time) (User, error)
+}
+
+// DisplayName is the name shown for u: the one chosen, or DefaultName.
+func (u User) DisplayName() string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return DefaultName(u.ID)
+}
+
+// DefaultName is the display name of an account without a chosen one:
+// "Student " and the last six hex digits of its id. It is derived from the
+// id alone, so it tells nothing of the email, needs no write, and is the
+// same on every read.
+func DefaultName(id string) string {
+	if len(id) < 6 {
+		return "Student"
+	}
+	return "Student " + id[len(id)-6:]
+}
+
+// NormalizeName is the form display names are validated and stored in:
+// without leading and trailing white space.
+func NormalizeName(s string) string { return strings.TrimSpace(s) }
+
+// checkName records what is wrong with a normalized display name: it must
+// be 2 to 40 characters of text a person typed on one line
+// (validate.PlainText; a tab is refused too, a name has no columns).
+func checkName(v *validate.Errors, name string) {
+	n := validate.Len(name)
+	v.Check(n >= MinNameLen && n <= MaxNameLen, "name", "Name must be between 2 and 40 characters")
+	v.Check(validate.PlainText(name, false) && !strings.ContainsRune(name, '\t'), "name",
+		"Name must not contain control or text-direction characters")
 }
 
 // NormalizeEmail is the form emails are stored, compared and looked up in.
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-// validateSignUp checks a new account's credentials, one item per bad field.
-func validateSignUp(email, password string) error {
+// validateSignUp checks a new account's credentials and its display name
+// (nil: none given), one item per bad field.
+func validateSignUp(email, password string, name *string) error {
 	var v validate.Errors
 	v.Check(validate.Email(email), "email", "Email must be valid")
 	if n := validate.Len(password); n < MinPasswordLen || n > MaxPasswordLen {
@@ -96,6 +147,16 @@ func validateSignUp(email, password string) error {
 	} else if len(password) > MaxPasswordBytes {
 		v.Add("password", "Password must be at most 72 bytes: accented letters and emoji count as 2 to 4 bytes each")
 	}
+	if name != nil {
+		checkName(&v, *name)
+	}
+	return v.Err()
+}
+
+// validateName checks a normalized display name on its own.
+func validateName(name string) error {
+	var v validate.Errors
+	checkName(&v, name)
 	return v.Err()
 }
 
