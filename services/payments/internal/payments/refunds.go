@@ -120,15 +120,38 @@ func (s *Service) runRefund(ctx context.Context, r Refund) error {
 	if err != nil {
 		return fmt.Errorf("record the refund of payment %s: %w", r.PaymentID, err)
 	}
+	// Marked by whichever actor gets here: the one that recorded the refund
+	// may have lost its attempt's state change to a concurrent one.
+	s.markRefunded(ctx, r)
 	if !done {
 		return nil // recorded by another actor
 	}
-	a, err := s.store.Attempt(ctx, r.OrderID, r.Attempt)
-	if err == nil && a.PaymentID == r.PaymentID {
-		s.setState(ctx, a, AttemptRefunded, "order cancelled")
-	}
 	s.log.InfoContext(ctx, "payment refunded", "order_id", r.OrderID, "payment_id", r.PaymentID, "amount", r.Amount, "refund_id", providerID)
 	return nil
+}
+
+// markRefunded ends the attempt that made refunded payment r as refunded,
+// whatever state a concurrent actor (the charge's own re-check, the
+// order:cancelled listener, the sweeper) left it in: each state change is
+// conditional on the state read, so a lost race reads again.
+func (s *Service) markRefunded(ctx context.Context, r Refund) {
+	for range 5 {
+		a, err := s.store.Attempt(ctx, r.OrderID, r.Attempt)
+		if err != nil || a.PaymentID != r.PaymentID || a.State == AttemptRefunded {
+			return
+		}
+		from := a.State
+		a.State, a.Message = AttemptRefunded, "order cancelled"
+		ok, err := s.store.UpdateAttempt(ctx, a, from)
+		if err != nil {
+			s.log.ErrorContext(ctx, "record attempt state", "order_id", a.OrderID, "attempt", a.N, "state", a.State, "err", err)
+			return
+		}
+		if ok {
+			s.metrics.Outcome(AttemptRefunded)
+			return
+		}
+	}
 }
 
 // refundKey is the provider idempotency key of refund r's current try.
