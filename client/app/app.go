@@ -257,7 +257,7 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Listings: clients.Stuff, Selling: clients.Stuff,
 		Buying: clients.Orders, Orders: clients.Orders,
 		Paying: clients.Payments, Coupons: clients.Payments,
-		Accounts: clients.Auth, Account: clients.Auth, Users: clients.Auth,
+		Accounts: clients.Auth, Account: clients.Auth, Users: clients.Auth, Profiles: clients.Auth,
 	}
 	h := handlers.New(svc, sessions, guard, cache, set, log, handlers.Options{
 		PublicURL:       cfg.PublicURL,

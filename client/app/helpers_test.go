@@ -119,6 +119,14 @@ func newBrowser(t testing.TB, s *clienttest.Stack, base ...string) *browser {
 	}}
 }
 
+// in is the same browser (its cookies) reporting to t: a subtest's view
+// of a browser of its parent.
+func (b *browser) in(t testing.TB) *browser {
+	c := *b
+	c.t = t
+	return &c
+}
+
 func (b *browser) do(req *http.Request) page {
 	b.t.Helper()
 	resp, err := b.hc.Do(req)

@@ -32,9 +32,27 @@ type Listing struct {
 	Version     int64     `json:"version"`
 	CreatedAt   time.Time `json:"createdAt"`
 	Delivery    *string   `json:"delivery"`
+	// Highlight is set in the answers of a search (Query.Q): where the
+	// words matched.
+	Highlight *Highlight `json:"highlight"`
 }
 
-// Page is one page of available listings, newest first.
+// Highlight is where a search matched a listing: its title, and a fragment
+// of its description around the first match, each as segments that joined
+// give the text back ("…" segments where the fragment cuts the
+// description). The segments are the seller's text: escape every one.
+type Highlight struct {
+	Title       []Segment `json:"title"`
+	Description []Segment `json:"description"`
+}
+
+// Segment is a piece of highlighted text; Match marks a matched word.
+type Segment struct {
+	Text  string `json:"text"`
+	Match bool   `json:"match"`
+}
+
+// Page is one page of available listings, in the order asked for.
 type Page struct {
 	Stuff []Listing `json:"stuff"`
 	Page  int       `json:"page"`
@@ -56,6 +74,68 @@ func (c *Stuff) List(ctx context.Context, s Session, page, limit int) (Page, err
 	q := url.Values{"page": {strconv.Itoa(page)}, "limit": {strconv.Itoa(limit)}}
 	var out Page
 	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/stuff?" + q.Encode(), sess: Session{RequestID: s.RequestID, ForwardedFor: s.ForwardedFor}}, &out)
+	return out, err
+}
+
+// Sort orders of Find (Query.Sort).
+const (
+	SortNewest    = "newest"
+	SortPriceAsc  = "price_asc"
+	SortPriceDesc = "price_desc"
+	// SortRelevance needs a search (Query.Q).
+	SortRelevance = "relevance"
+)
+
+// Query is a search, sort and filter of the available listings (GET
+// /api/stuff, services/stuff/README.md): every field left zero is the
+// service's default (everything, newest first; by relevance with Q).
+type Query struct {
+	// Q is the words to search for (at most 200 characters, 12 words).
+	Q string
+	// Sort is one of the Sort constants; "" is the service's default.
+	Sort string
+	// Min and Max bound the price, in cents (nil: no bound).
+	Min, Max *int64
+	// Seller is a user id: only that seller's listings.
+	Seller string
+	// Page is from 1 (0: 1); Limit at most 100 (0: the service's 20).
+	Page, Limit int
+}
+
+// values is q as GET /api/stuff's query parameters.
+func (q Query) values() url.Values {
+	v := url.Values{}
+	if q.Q != "" {
+		v.Set("q", q.Q)
+	}
+	if q.Sort != "" {
+		v.Set("sort", q.Sort)
+	}
+	if q.Min != nil {
+		v.Set("min", strconv.FormatInt(*q.Min, 10))
+	}
+	if q.Max != nil {
+		v.Set("max", strconv.FormatInt(*q.Max, 10))
+	}
+	if q.Seller != "" {
+		v.Set("seller", q.Seller)
+	}
+	if q.Page > 0 {
+		v.Set("page", strconv.Itoa(q.Page))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+// Find returns a page of the available listings that q asks for: a search
+// (with each listing's Highlight), sorted, in a price range, of one
+// seller. It is anonymous: nobody's delivery is in it. Errors: *Error 400
+// with an item per bad parameter, its Field the parameter ("q", "min").
+func (c *Stuff) Find(ctx context.Context, s Session, q Query) (Page, error) {
+	var out Page
+	_, err := c.b.into(ctx, call{method: http.MethodGet, path: "/api/stuff?" + q.values().Encode(), sess: Session{RequestID: s.RequestID, ForwardedFor: s.ForwardedFor}}, &out)
 	return out, err
 }
 

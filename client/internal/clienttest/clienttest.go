@@ -55,6 +55,9 @@ type Options struct {
 	// rule left zero does not limit). Without them the services run with
 	// no limit: every client of a test comes from loopback.
 	AuthLimits *authapp.Limits
+	// Auth, when set, wraps the auth service's handler: a test makes auth
+	// fail a call (as when it is down) or sees what the storefront asks.
+	Auth func(http.Handler) http.Handler
 	// Payments, when set, wraps the payments service's handler: a test
 	// sees what the storefront asks of payments, or answers a call itself
 	// (an answer the real service gives only under a race or a load).
@@ -101,7 +104,11 @@ func Start(tb testing.TB, opts Options) *Stack {
 			if err != nil {
 				return nil, err
 			}
-			return authHooks{App: a, refreshes: refreshes, admins: admins(opts.Admins), cfg: acfg}, nil
+			hooked := authHooks{App: a, refreshes: refreshes, admins: admins(opts.Admins), cfg: acfg}
+			if opts.Auth != nil {
+				return wrapped{App: hooked, wrap: opts.Auth}, nil
+			}
+			return hooked, nil
 		}},
 		{"stuff", func(ctx context.Context, cfg service.Config, log *slog.Logger) (testkit.App, error) {
 			return stuffapp.New(ctx, stuffapp.Config{Service: cfg}, log)

@@ -65,6 +65,8 @@ type Handler struct {
 	// hold is Options.OrderHold in words, for the stuff page.
 	hold    string
 	sitemap *sitemapCache
+	// names are sellers' display names, kept a minute.
+	names *names
 }
 
 // New returns the handlers over the services. cache holds anonymous
@@ -79,7 +81,7 @@ func New(svc Services, sessions *session.Manager, guard *csrf.Guard, cache *page
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	return &Handler{api: svc, sessions: sessions, csrf: guard, cache: cache, assets: set, log: log, opts: opts,
-		hold: formatDuration(opts.OrderHold), sitemap: &sitemapCache{ttl: time.Minute}}
+		hold: formatDuration(opts.OrderHold), sitemap: &sitemapCache{ttl: time.Minute}, names: newNames(svc.Profiles.User, opts.Now)}
 }
 
 // noSession lists the paths that never need the visitor: static files,
@@ -117,6 +119,8 @@ func (h *Handler) Routes(e *echo.Echo) {
 
 	// Listings.
 	e.Match(getHead, "/", h.home)
+	e.Match(getHead, "/search", h.search)
+	e.Match(getHead, "/sellers/:id", h.seller)
 	e.Match(getHead, "/stuff/:id", h.stuff, knownID)
 	e.POST("/stuff/:id/buy", h.buy, knownID, h.requireUser)
 	e.GET("/sell", h.sellForm, h.requireUser)

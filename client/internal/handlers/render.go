@@ -105,8 +105,13 @@ func (h *Handler) serveCached(c echo.Context, key string, fill pagecache.Fill) e
 
 // frame puts content in the page frame for the request's visitor.
 func (h *Handler) frame(c echo.Context, meta layout.Meta, nav string, content templ.Component) templ.Component {
+	return h.searchFrame(c, meta, nav, "", content)
+}
+
+// searchFrame is frame with q in the header's search box.
+func (h *Handler) searchFrame(c echo.Context, meta layout.Meta, nav, q string, content templ.Component) templ.Component {
 	v := session.From(c)
-	hdr := layout.Header{Current: nav}
+	hdr := layout.Header{Current: nav, Query: q}
 	if v.SignedIn() {
 		hdr.SignedIn = true
 		hdr.Email = v.User.Email
@@ -119,7 +124,12 @@ func (h *Handler) frame(c echo.Context, meta layout.Meta, nav string, content te
 // anonFrame is frame for an anonymous visitor, independent of the request
 // (cached pages).
 func (h *Handler) anonFrame(meta layout.Meta, nav string, content templ.Component) templ.Component {
-	return layout.Base(h.pageFrame(meta, layout.Header{Current: nav}, layout.Notice{}), content)
+	return h.anonSearchFrame(meta, nav, "", content)
+}
+
+// anonSearchFrame is anonFrame with q in the header's search box.
+func (h *Handler) anonSearchFrame(meta layout.Meta, nav, q string, content templ.Component) templ.Component {
+	return layout.Base(h.pageFrame(meta, layout.Header{Current: nav, Query: q}, layout.Notice{}), content)
 }
 
 func (h *Handler) pageFrame(meta layout.Meta, hdr layout.Header, n layout.Notice) layout.Page {

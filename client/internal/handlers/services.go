@@ -9,11 +9,13 @@ import (
 // The pages reach the services through these interfaces, each the few calls
 // one area of pages makes; package api's clients implement them.
 
-// Listings reads the stuff for sale (the stuff service): the home page, the
-// stuff pages and the sitemap.
+// Listings reads the stuff for sale (the stuff service): the home, search
+// and seller pages, the stuff pages and the sitemap.
 type Listings interface {
-	// List returns a page (from 1) of available listings, newest first.
-	List(ctx context.Context, s api.Session, page, limit int) (api.Page, error)
+	// Find returns a page of the available listings q asks for (a search,
+	// an order, a price range, a seller's). Errors: *api.Error 400 naming
+	// each bad parameter.
+	Find(ctx context.Context, s api.Session, q api.Query) (api.Page, error)
 	// Get returns one listing, with its delivery if s may see it.
 	Get(ctx context.Context, s api.Session, id string) (api.Listing, error)
 }
@@ -75,6 +77,13 @@ type Account interface {
 	SetName(ctx context.Context, s api.Session, name string) (api.User, error)
 }
 
+// Profiles reads what anyone may see of an account (the auth service): a
+// seller's display name. Errors: *api.Error 404 for an unknown or banned
+// user.
+type Profiles interface {
+	User(ctx context.Context, id string) (api.PublicUser, error)
+}
+
 // Users lists and bans accounts for admins (the auth service).
 type Users interface {
 	Users(ctx context.Context, s api.Session, page, limit int) (api.UserList, error)
@@ -94,4 +103,5 @@ type Services struct {
 	Accounts Accounts
 	Account  Account
 	Users    Users
+	Profiles Profiles
 }

@@ -33,25 +33,27 @@ func pageParam(raw string) (int, bool) {
 }
 
 func homeURL(n int) string {
-	if n <= 1 {
-		return "/"
-	}
-	return "/?page=" + strconv.Itoa(n)
+	return listing{path: homePath}.url(n)
 }
 
-// home: GET / and /?page=N, the available stuff, newest first. Anonymous
-// renders come from the page cache.
+// home: GET /, the available stuff, newest first, or sorted and in a
+// price range (?sort=&min=&max=), a page at a time (?page=N). Anonymous
+// renders come from the page cache, keyed on the normalized URL.
 func (h *Handler) home(c echo.Context) error {
-	n, ok := pageParam(c.QueryParam("page"))
+	l, errs, ok := parseListing(c, homePath)
 	if !ok {
 		return errNotFound
 	}
 	v := session.From(c)
 	base := h.baseURL(c)
+	if len(errs) > 0 {
+		return h.render(c, http.StatusBadRequest, h.frame(c, invalidListingMeta(base, l), layout.NavHome,
+			pages.HomePage(pages.Home{Controls: l.controls(errs), Invalid: true, SignedIn: v.SignedIn()})))
+	}
 	if !v.SignedIn() {
 		sess := api.Session{RequestID: v.Session.RequestID, ForwardedFor: v.Session.ForwardedFor}
-		return h.serveCached(c, "home "+base+" "+strconv.Itoa(n), func(ctx context.Context) (*pagecache.Page, error) {
-			meta, content, err := h.homePage(ctx, sess, base, n, false)
+		return h.serveCached(c, "home "+base+" "+l.url(l.page), func(ctx context.Context) (*pagecache.Page, error) {
+			meta, content, err := h.homePage(ctx, sess, base, l, false)
 			if err != nil {
 				return nil, err
 			}
@@ -62,39 +64,30 @@ func (h *Handler) home(c echo.Context) error {
 			return pagecache.NewPage(http.StatusOK, b), nil
 		})
 	}
-	meta, content, err := h.homePage(c.Request().Context(), v.Session, base, n, true)
+	meta, content, err := h.homePage(c.Request().Context(), v.Session, base, l, true)
 	if err != nil {
 		return err
 	}
 	return h.render(c, http.StatusOK, h.frame(c, meta, layout.NavHome, content))
 }
 
-func (h *Handler) homePage(ctx context.Context, sess api.Session, base string, n int, signedIn bool) (layout.Meta, templ.Component, error) {
-	p, err := h.api.Listings.List(ctx, sess, n, PageSize)
+func (h *Handler) homePage(ctx context.Context, sess api.Session, base string, l listing, signedIn bool) (layout.Meta, templ.Component, error) {
+	p, err := h.api.Listings.Find(ctx, sess, l.query())
 	if err != nil {
 		return layout.Meta{}, nil, err
 	}
+	n := l.page
 	if n > 1 && len(p.Stuff) == 0 {
 		return layout.Meta{}, nil, errNotFound
 	}
-	last := max(1, (p.Total+PageSize-1)/PageSize)
-	m := pages.Home{Total: p.Total, First: n == 1, SignedIn: signedIn}
-	for _, l := range p.Stuff {
-		m.Cards = append(m.Cards, components.Card{
-			URL:     pathTo("/stuff/", l.ID),
-			Title:   l.Title,
-			Excerpt: excerpt(l.Description, 140),
-			Price:   formatPrice(l.Price, l.Currency),
-		})
+	last := lastPage(p.Total)
+	m := pages.Home{Total: p.Total, First: n == 1 && !l.filtered(), SignedIn: signedIn,
+		Controls: l.controls(nil), Filtered: l.ranged()}
+	for _, it := range p.Stuff {
+		m.Cards = append(m.Cards, cardOf(it))
 	}
-	if n > 1 {
-		m.Pager.PrevURL = homeURL(n - 1)
-	}
-	if n < last {
-		m.Pager.NextURL = homeURL(n + 1)
-	}
-	m.Pager.Label = "Page " + strconv.Itoa(n) + " of " + strconv.Itoa(last)
-	return homeMeta(base, n, last, p.Total), pages.HomePage(m), nil
+	m.Pager = l.pager(n, last)
+	return homeMeta(base, l, last, p), pages.HomePage(m), nil
 }
 
 // stuff: GET /stuff/:id, one listing with BUY. Anonymous renders come from
@@ -110,8 +103,9 @@ func (h *Handler) stuff(c echo.Context) error {
 			if err != nil {
 				return nil, notFoundIf404(err)
 			}
-			content := pages.StuffPage(h.stuffModel(l, session.Visitor{}, ""))
-			b, err := renderBytes(ctx, h.anonFrame(h.stuffMeta(l, base), "", content))
+			seller := h.names.get(ctx, l.UserID)
+			content := pages.StuffPage(h.stuffModel(l, seller, session.Visitor{}, ""))
+			b, err := renderBytes(ctx, h.anonFrame(h.stuffMeta(l, seller, base), "", content))
 			if err != nil {
 				return nil, err
 			}
@@ -126,12 +120,13 @@ func (h *Handler) stuff(c echo.Context) error {
 }
 
 func (h *Handler) renderStuff(c echo.Context, status int, l api.Listing, errMsg string) error {
-	m := h.stuffModel(l, session.From(c), h.csrf.Token(c))
+	seller := h.names.get(c.Request().Context(), l.UserID)
+	m := h.stuffModel(l, seller, session.From(c), h.csrf.Token(c))
 	m.Error = errMsg
 	if m.CanBuy {
 		m.Key = newKey()
 	}
-	return h.render(c, status, h.frame(c, h.stuffMeta(l, h.baseURL(c)), "", pages.StuffPage(m)))
+	return h.render(c, status, h.frame(c, h.stuffMeta(l, seller, h.baseURL(c)), "", pages.StuffPage(m)))
 }
 
 func notFoundIf404(err error) error {
@@ -154,7 +149,8 @@ func badgeOf(status string) (kind, text string) {
 }
 
 // stuffModel decides what the visitor sees of a listing and may do with it.
-func (h *Handler) stuffModel(l api.Listing, v session.Visitor, token string) pages.Stuff {
+// seller is the seller's name as far as it is known.
+func (h *Handler) stuffModel(l api.Listing, seller sellerName, v session.Visitor, token string) pages.Stuff {
 	m := pages.Stuff{
 		ID:          l.ID,
 		Title:       l.Title,
@@ -170,6 +166,15 @@ func (h *Handler) stuffModel(l api.Listing, v session.Visitor, token string) pag
 		CSRF:        token,
 	}
 	m.BadgeKind, m.BadgeText = badgeOf(l.Status)
+	m.Crumbs = []components.Crumb{{Name: "Home", URL: "/"}}
+	if validSeller(l.UserID) && !seller.missing {
+		m.SellerURL = sellerURL(l.UserID, 1)
+		m.SellerName = seller.name
+		if seller.name != "" {
+			m.Crumbs = append(m.Crumbs, components.Crumb{Name: seller.name, URL: m.SellerURL})
+		}
+	}
+	m.Crumbs = append(m.Crumbs, components.Crumb{Name: l.Title})
 	available := l.Status == api.StatusAvailable
 	if l.Delivery != nil {
 		m.Delivery = *l.Delivery

@@ -98,17 +98,72 @@ type Card struct {
 	Title   string
 	Excerpt string
 	Price   string
+	// TitleMarks and ExcerptMarks, when set, are the title and a fragment
+	// of the description with a search's matches marked: shown instead of
+	// Title and Excerpt.
+	TitleMarks   []Segment
+	ExcerptMarks []Segment
 	// Badge is shown when the listing is not simply available.
 	BadgeKind string
 	BadgeText string
+}
+
+// Segment is a piece of text; Match marks a search's match (shown in
+// <mark>). The text is escaped like all text.
+type Segment struct {
+	Text  string
+	Match bool
 }
 
 // Pager links to the neighbouring pages of a paginated list.
 type Pager struct {
 	PrevURL string
 	NextURL string
+	// PrevText and NextText are the links' words: "← Previous" and
+	// "Next →" when empty ("← Newer", "Older →" for a newest-first list).
+	PrevText string
+	NextText string
 	// Label is "Page 2 of 250".
 	Label string
+}
+
+func (p Pager) prevText() string {
+	if p.PrevText == "" {
+		return "← Previous"
+	}
+	return p.PrevText
+}
+
+func (p Pager) nextText() string {
+	if p.NextText == "" {
+		return "Next →"
+	}
+	return p.NextText
+}
+
+// Crumb is one step of a page's breadcrumbs; the last one, the page
+// itself, has no URL.
+type Crumb struct {
+	Name string
+	URL  string
+}
+
+// Controls is the sort and price-range form of a listing page: a GET form,
+// so that each choice is a URL and it works without JavaScript.
+type Controls struct {
+	// Action is the page's path ("/", "/search").
+	Action string
+	// Search is whether the page is the search page, whose form carries
+	// the search (Query) along.
+	Search bool
+	Query  string
+	// Sorts are the orders offered, the current one Checked.
+	Sorts     []Choice
+	SortError string
+	// Min and Max are the price range's fields, in dollars.
+	Min, Max Field
+	// ClearURL, when set, is the page without its order and range.
+	ClearURL string
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -16,11 +16,15 @@ type Meta struct {
 	// OGType is the Open Graph type: "website" or "product".
 	OGType string
 	// NoIndex keeps the page out of search results (account, order and
-	// admin pages, errors).
+	// admin pages, errors): robots "noindex, nofollow".
 	NoIndex bool
-	// JSONLD is structured data (schema.org), JSON-encoded into the head
-	// with < > & escaped; nil for none.
-	JSONLD any
+	// NoIndexFollow keeps the page out of search results but lets crawlers
+	// follow its links (search results, sorted and filtered listings):
+	// robots "noindex, follow".
+	NoIndexFollow bool
+	// JSONLD are structured data items (schema.org), each JSON-encoded
+	// into a script of its own in the head, with < > & escaped.
+	JSONLD []any
 	// Scripts are the URLs of scripts to load (deferred).
 	Scripts []string
 	// Refresh, when positive, reloads the page after that many seconds
@@ -50,6 +54,9 @@ type Header struct {
 	CSRF string
 	// Current is the nav key of the page, marked aria-current.
 	Current string
+	// Query is the search the header's search box shows (the search
+	// page's).
+	Query string
 }
 
 // Notice is a message shown above the page's content.
@@ -71,6 +78,18 @@ type Page struct {
 
 // SiteName is the storefront's name, in titles and Open Graph.
 const SiteName = "Stuffmart"
+
+// robots is the content of the page's robots meta; "" for none (index,
+// follow).
+func (m Meta) robots() string {
+	switch {
+	case m.NoIndex:
+		return "noindex, nofollow"
+	case m.NoIndexFollow:
+		return "noindex, follow"
+	}
+	return ""
+}
 
 // current marks the link of the page the visitor is on.
 func current(h Header, key string) templ.Attributes {

@@ -9,15 +9,51 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/views/components"
 )
 
-// Home is the list of available stuff.
+// Home is the list of available stuff, in an order and a price range.
 type Home struct {
 	Cards []components.Card
 	Pager components.Pager
-	// Total is the number of available listings.
+	// Total is the number of available listings (in the range).
 	Total int
-	// First is whether this is the first page (which has the intro).
+	// First is whether this is the plain first page (which has the intro).
 	First    bool
 	SignedIn bool
+	Controls components.Controls
+	// Filtered: the page has a price range, so that an empty page says so
+	// and offers to clear it (Controls.ClearURL).
+	Filtered bool
+	// Invalid: the order or range is wrong (Controls has the messages):
+	// no listings are shown.
+	Invalid bool
+}
+
+// Search is the search page: the results of a search, in an order and a
+// price range.
+type Search struct {
+	// Query is the search; "" shows how to search.
+	Query string
+	// Summary says how many matched: "3 results".
+	Summary  string
+	Cards    []components.Card
+	Pager    components.Pager
+	Controls components.Controls
+	// Error is a search the stuff service refused (a 400), its message.
+	Error string
+	// Invalid: the order or range is wrong (Controls has the messages).
+	Invalid bool
+	// RangeURL, when set, is the same search without its price range (the
+	// empty page offers it).
+	RangeURL string
+}
+
+// Seller is a seller's page: their display name and available stuff.
+type Seller struct {
+	// Name is the display name; "" when it could not be fetched.
+	Name  string
+	Cards []components.Card
+	Pager components.Pager
+	Total int
+	First bool
 }
 
 // Stuff is one listing's page.
@@ -49,6 +85,13 @@ type Stuff struct {
 	DeliveryURL string
 	Bought      bool
 	Error       string
+	// SellerURL is the seller's page; SellerName their display name (""
+	// when it could not be fetched: a neutral label links there). No
+	// SellerURL: the seller has no page (an account no longer there).
+	SellerURL  string
+	SellerName string
+	// Crumbs are the page's breadcrumbs, itself last.
+	Crumbs []components.Crumb
 }
 
 // StuffForm is the sell and edit form.
@@ -239,3 +282,5 @@ type Error struct {
 }
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
