@@ -128,7 +128,7 @@ func TestFind(t *testing.T) {
 		anon.get("/?min=5&max=12.49").is(http.StatusOK).contains("/stuff/"+algebra, "/stuff/"+evil, "/stuff/"+thesis,
 			`value="5"`, `value="12.49"`, `<a href="/">Clear sort and price</a>`).lacks("/stuff/"+chem, "/stuff/"+calc)
 		anon.get("/?max=12.5").contains("/stuff/" + chem)
-		anon.get("/?min=%244.99&max=5").contains("/stuff/"+algebra).lacks("/stuff/" + evil)
+		anon.get("/?min=%244.99&max=5").contains("/stuff/" + algebra).lacks("/stuff/" + evil)
 		anon.get("/?min=20").is(http.StatusOK).contains("Nothing for sale matches this price range.", `<a class="button" href="/">Show all stuff</a>`)
 
 		anon.get("/?min=abc").is(http.StatusBadRequest).contains("Enter the lowest price in dollars", `aria-invalid="true"`, `value="abc"`).lacks(`class="card"`)
@@ -190,7 +190,7 @@ func TestFind(t *testing.T) {
 		if n := len(ldOf(t, sp, "ItemList")["itemListElement"].([]any)); n != 4 {
 			t.Errorf("seller ItemList of %d items, want 4", n)
 		}
-		anon.get("/sellers/"+otherID).is(http.StatusOK).contains("/stuff/"+thesis).lacks("/stuff/" + algebra)
+		anon.get("/sellers/" + otherID).is(http.StatusOK).contains("/stuff/" + thesis).lacks("/stuff/" + algebra)
 
 		for _, path := range []string{"/sellers/000000000000000000000000", "/sellers/" + strings.ToUpper(sellerID), "/sellers/not-an-id",
 			"/sellers/" + sellerID + "?page=2", "/sellers/" + sellerID + "?page=0"} {
@@ -220,7 +220,7 @@ func TestFind(t *testing.T) {
 			t.Errorf("offer seller %v", offer["seller"])
 		}
 		// The other seller's name is the one chosen at sign-up.
-		other.get("/stuff/"+thesis).contains(`Sold by <a href="/sellers/` + otherID + `">bob-`)
+		other.get("/stuff/" + thesis).contains(`Sold by <a href="/sellers/` + otherID + `">bob-`)
 	})
 
 	t.Run("home structured data: the site's search, the list", func(t *testing.T) {
@@ -275,7 +275,7 @@ func TestSellerNameUnavailable(t *testing.T) {
 	down.Store(true)
 	id := seller.sell("Latin grammar tables", "", "2", "x")
 	anon := newBrowser(t, s)
-	p := anon.get("/stuff/"+id).is(http.StatusOK).contains(`<a href="/sellers/`+sellerID+`">More from this seller</a>`).lacks("Sold by")
+	p := anon.get("/stuff/" + id).is(http.StatusOK).contains(`<a href="/sellers/` + sellerID + `">More from this seller</a>`).lacks("Sold by")
 	crumbs := ldOf(t, p, "BreadcrumbList")["itemListElement"].([]any)
 	if len(crumbs) != 2 {
 		t.Errorf("breadcrumbs without the seller's name: %v, want Home → stuff", crumbs)
