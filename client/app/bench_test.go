@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,7 +62,8 @@ type listingJSON struct {
 }
 
 // standInStuff serves GET /api/stuff and GET /api/stuff/:id over n
-// pre-encoded listings, newest first, and returns its URL and the ids.
+// pre-encoded listings, newest first, and auth's GET /api/users/:id, and
+// returns its URL and the ids.
 func standInStuff(b *testing.B, n int) (string, []string) {
 	b.Helper()
 	items := make([][]byte, n)
@@ -109,13 +112,18 @@ func standInStuff(b *testing.B, n int) (string, []string) {
 		}
 		return c.JSONBlob(http.StatusOK, it)
 	})
+	// auth's public profile: the stuff page's "Sold by" name.
+	e.GET("/api/users/:id", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"id": c.Param("id"), "name": "Student " + c.Param("id")[18:]})
+	})
 	srv := httptest.NewServer(e)
 	b.Cleanup(srv.Close)
 	return srv.URL, ids
 }
 
 // storefront starts the storefront on the stand-in with the given page
-// cache TTL (0: off). Anonymous pages call only the stuff service.
+// cache TTL (0: off). Anonymous pages call only the stuff service and
+// auth's public profiles, both the stand-in.
 func storefront(b *testing.B, stuffURL string, ttl time.Duration) string {
 	b.Helper()
 	return storefrontWith(b, stuffURL, ttl, true, true)
@@ -133,6 +141,7 @@ func storefrontWith(b *testing.B, stuffURL string, ttl time.Duration, metrics, l
 		return map[string]string{
 			"API_URL":     "http://127.0.0.1:1", // not called by anonymous pages
 			"STUFF_URL":   stuffURL,
+			"AUTH_URL":    stuffURL,
 			"JWT_KEY":     "bench-jwt-key-0123456789-0123456789-abc",
 			"SESSION_KEY": "bench-session-key-0123456789-0123456789",
 			"CACHE_TTL":   ttl.String(),
@@ -187,7 +196,7 @@ func load(b *testing.B, base string, path func(i int) string) {
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	b.ResetTimer()
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for range benchConns {
 		wg.Go(func() {
@@ -206,7 +215,7 @@ func load(b *testing.B, base string, path func(i int) string) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpuStart
 	b.StopTimer()
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
@@ -215,6 +224,18 @@ func load(b *testing.B, base string, path func(i int) string) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 	b.ReportMetric(ms(0.50), "p50-ms")
 	b.ReportMetric(ms(0.99), "p99-ms")
+	// CPU of the whole process (storefront, services and load generator)
+	// per request: a measure that other work on the machine does not move.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// cpuTime is the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkHome: GET / (the first 20 of 5,000 listings), anonymous.
@@ -284,6 +305,95 @@ func BenchmarkRealStuff(b *testing.B) {
 	})
 }
 
+// Sample listings: subjects, kinds and description sentences combined, so
+// that searches match tens to hundreds of 5,000 listings, not all of them.
+var (
+	subjects = []string{"Linear algebra", "Organic chemistry", "Microeconomics", "Data structures", "Calculus",
+		"Statistics", "Human anatomy", "European history", "Spanish vocabulary", "Python programming",
+		"Thermodynamics", "Molecular biology", "Criminal law", "Cognitive psychology", "Macroeconomics",
+		"Discrete mathematics", "Physics lab", "Marketing", "Philosophy of mind", "Accounting"}
+	kinds = []string{"lecture notes", "flashcards", "exam answers", "cheat sheet", "essay template",
+		"revision guide", "problem sets", "LaTeX template", "summary", "practice quiz"}
+	sentences = []string{
+		"Typed notes of every lecture, with diagrams and worked examples.",
+		"Covers the whole syllabus of the autumn term, chapter by chapter.",
+		"Includes the answers to the past exams of the last five years.",
+		"Written by a student who got a first, checked by a tutor.",
+		"Good for revision in the week before the finals.",
+		"Comes as a PDF that prints well, with an index at the end.",
+		"Every definition, theorem and formula you need, on a few pages.",
+	}
+)
+
+// sampleListing is the title and description of listing i.
+func sampleListing(i int) (string, string) {
+	title := fmt.Sprintf("%s %s #%d", subjects[i%len(subjects)], kinds[(i/len(subjects))%len(kinds)], i)
+	var d []string
+	for k := range 3 + i%3 {
+		d = append(d, sentences[(i+k*3)%len(sentences)])
+	}
+	return title, strings.Join(d, " ")
+}
+
+// sampleSearches are searches as students type them: subjects, kinds, a
+// prefix, a typo.
+var sampleSearches = []string{"linear algebra", "organic chemistry notes", "calculus", "statistics exam", "flashcards",
+	"thesis template", "microeconomics summary", "python", "anatomy", "spanish vocabulary", "physics lab",
+	"data structures", "latex", "revision guide", "criminal law", "psychology", "calculsu", "thermo", "past exams", "accounting quiz"}
+
+// BenchmarkSearch is the search page (/search?q=…) against the real
+// services with 5,000 listings seeded through the API: the sample
+// searches in turn, with the storefront's page cache and without; and
+// the searches sorted, and ranged or paged (160 URLs), uncached; and the
+// uncached home page on the same stack, as a yardstick. The stuff
+// service keeps its answers until a listing changes, as when it serves
+// the storefront (services/stuff/README.md).
+func BenchmarkSearch(b *testing.B) {
+	s := clienttest.Start(b, clienttest.Options{NoCache: true})
+	if _, err := seed(b, s, realListings); err != nil {
+		b.Fatal(err)
+	}
+	cached, uncached := storefrontOn(b, s, time.Second), storefrontOn(b, s, 0)
+	search := func(i int) string { return "/search?q=" + url.QueryEscape(sampleSearches[i%len(sampleSearches)]) }
+	sorts := []string{"", "&sort=newest", "&sort=price_asc", "&sort=price_desc"}
+	varied := func(i int) string {
+		q := search(i)
+		i /= len(sampleSearches)
+		if page := 1 + (i/len(sorts))%2; page > 1 {
+			return q + sorts[i%len(sorts)] + "&page=" + strconv.Itoa(page)
+		}
+		// Page 1 in a price range (some searches have fewer than 20
+		// listings in it: no page 2).
+		return q + sorts[i%len(sorts)] + "&min=5&max=40"
+	}
+	b.Run("cached", func(b *testing.B) { load(b, cached, search) })
+	b.Run("uncached", func(b *testing.B) { load(b, uncached, search) })
+	b.Run("sorted-ranged-paged/uncached", func(b *testing.B) { load(b, uncached, varied) })
+	// The home page on the same stack at the same moment: a yardstick for
+	// a machine that other work shares.
+	b.Run("home-yardstick/uncached", func(b *testing.B) { load(b, uncached, func(int) string { return "/" }) })
+}
+
+// storefrontOn starts another storefront on the stack's services, with
+// the given page cache TTL (0: off), as deployed otherwise (metrics on).
+func storefrontOn(b *testing.B, s *clienttest.Stack, ttl time.Duration) string {
+	b.Helper()
+	cfg := s.Config
+	cfg.CacheTTL = ttl
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	b.Cleanup(func() {
+		srv.Close()
+		if err := a.Close(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	return srv.URL
+}
+
 // seed lists n pieces of stuff through the stuff service's API (8 sellers
 // at once), then waits until the services' work that follows (events, the
 // orders replica) is done, so that it does not run during the measurement.
@@ -303,9 +413,10 @@ func seed(b *testing.B, s *clienttest.Stack, n int) ([]string, error) {
 				if i >= n {
 					return
 				}
+				title, description := sampleListing(i)
 				body, _ := json.Marshal(map[string]any{ // strings and numbers: cannot fail
-					"title":       fmt.Sprintf("Lecture notes #%d: data structures", i),
-					"description": "Typed notes of every lecture, with diagrams, worked examples and the answers to the past exams.",
+					"title":       title,
+					"description": description,
 					"price":       100 + i,
 					"delivery":    "https://files.example/notes.pdf",
 				})
@@ -348,13 +459,7 @@ func seed(b *testing.B, s *clienttest.Stack, n int) ([]string, error) {
 // half a second, failing the benchmark after timeout.
 func waitQuiet(b *testing.B, timeout time.Duration) {
 	b.Helper()
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			return 0
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := cpuTime
 	testkit.Eventually(b, timeout, func() bool {
 		before := cpu()
 		time.Sleep(500 * time.Millisecond) // the window the CPU use is measured over

@@ -59,18 +59,6 @@ func TestFind(t *testing.T) {
 		if first["position"] != 1.0 || first["url"] != s.URL+"/stuff/"+algebra && first["url"] != s.URL+"/stuff/"+evil {
 			t.Errorf("first item %v", first)
 		}
-		hostile := false
-		for _, it := range items {
-			if m, _ := it.(map[string]any); m["name"] == `<script>alert(1)</script> linear` {
-				hostile = true
-			}
-		}
-		if !hostile {
-			t.Errorf("ItemList lacks the hostile title as text: %v", items)
-		}
-		if !strings.Contains(p.body, `\u003cscript\u003ealert(1)\u003c/script\u003e linear`) {
-			t.Error("JSON-LD does not escape < in the hostile title")
-		}
 
 		// A title match ranks above a newer description match; newest
 		// first puts the newer one first.

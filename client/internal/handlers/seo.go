@@ -168,12 +168,13 @@ type itemListJSON struct {
 	ItemListElement []listItemJSON `json:"itemListElement"`
 }
 
-// listItemJSON is one item of a list: in an ItemList its page (URL), in
-// a BreadcrumbList its step (Item).
+// listItemJSON is one item of a list: in an ItemList its page (URL only,
+// a summary list's item: the page has the rest), in a BreadcrumbList its
+// step (Name and Item).
 type listItemJSON struct {
 	Type     string `json:"@type"`
 	Position int    `json:"position"`
-	Name     string `json:"name"`
+	Name     string `json:"name,omitempty"`
 	URL      string `json:"url,omitempty"`
 	Item     string `json:"item,omitempty"`
 }
@@ -188,7 +189,7 @@ func itemList(base string, p api.Page, n int) (itemListJSON, bool) {
 	ld := itemListJSON{Context: "https://schema.org", Type: "ItemList", NumberOfItems: p.Total}
 	for i, l := range p.Stuff {
 		ld.ItemListElement = append(ld.ItemListElement, listItemJSON{Type: "ListItem", Position: first + i,
-			Name: l.Title, URL: base + pathTo("/stuff/", l.ID)})
+			URL: base + pathTo("/stuff/", l.ID)})
 	}
 	return ld, true
 }
