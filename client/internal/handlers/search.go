@@ -36,7 +36,7 @@ func (h *Handler) search(c echo.Context) error {
 		if msg, bad := errs["q"]; bad {
 			m.Error, m.Invalid = msg, false
 		}
-		return h.render(c, http.StatusBadRequest, h.searchFrame(c, invalidListingMeta(base, l), "", l.q, pages.SearchPage(m)))
+		return h.render(c, http.StatusBadRequest, h.searchFrame(c, invalidListingMeta(l), "", l.q, pages.SearchPage(m)))
 	}
 	if !v.SignedIn() {
 		sess := api.Session{RequestID: v.Session.RequestID, ForwardedFor: v.Session.ForwardedFor}

@@ -79,7 +79,7 @@ func searchMeta(base string, l listing, r searchResult) layout.Meta {
 			Canonical: base + searchPath, NoIndexFollow: true}
 	}
 	if r.model.Error != "" {
-		return invalidListingMeta(base, l)
+		return invalidListingMeta(l)
 	}
 	title := "Results for “" + excerpt(l.q, 60) + "”"
 	if d := l.describe(); d != "" {
@@ -99,7 +99,7 @@ func searchMeta(base string, l listing, r searchResult) layout.Meta {
 
 // invalidListingMeta is a listing page refused with a 400 (a bad order,
 // range or search).
-func invalidListingMeta(base string, l listing) layout.Meta {
+func invalidListingMeta(l listing) layout.Meta {
 	what := "Available stuff"
 	if l.path == searchPath {
 		what = "Search"

@@ -47,7 +47,7 @@ func (h *Handler) home(c echo.Context) error {
 	v := session.From(c)
 	base := h.baseURL(c)
 	if len(errs) > 0 {
-		return h.render(c, http.StatusBadRequest, h.frame(c, invalidListingMeta(base, l), layout.NavHome,
+		return h.render(c, http.StatusBadRequest, h.frame(c, invalidListingMeta(l), layout.NavHome,
 			pages.HomePage(pages.Home{Controls: l.controls(errs), Invalid: true, SignedIn: v.SignedIn()})))
 	}
 	if !v.SignedIn() {
