@@ -32,10 +32,6 @@ func pageParam(raw string) (int, bool) {
 	return n, true
 }
 
-func homeURL(n int) string {
-	return listing{path: homePath}.url(n)
-}
-
 // home: GET /, the available stuff, newest first, or sorted and in a
 // price range (?sort=&min=&max=), a page at a time (?page=N). Anonymous
 // renders come from the page cache, keyed on the normalized URL.
