@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 )
 
 // formatPrice shows cents in the currency: $1,234.50 for usd, "12.00 EUR"
@@ -142,12 +141,31 @@ func formatDuration(d time.Duration) string {
 }
 
 // excerpt is s on one line, cut to at most n characters at a word boundary.
+// It reads no more of s than it needs: a card shows the start of a
+// description that may be 5,000 characters long.
 func excerpt(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	// The first n+1 characters of s with its runs of white space made one
+	// space (none leading), enough to know whether s goes on past n.
+	r := make([]rune, 0, n+1)
+	pending := false
+	for _, c := range s {
+		if unicode.IsSpace(c) {
+			pending = len(r) > 0
+			continue
+		}
+		if pending {
+			r = append(r, ' ')
+			pending = false
+		}
+		if len(r) > n {
+			break
+		}
+		r = append(r, c)
 	}
-	r := []rune(s)[:n]
+	if len(r) <= n {
+		return string(r)
+	}
+	r = r[:n]
 	cut := len(r)
 	for i := len(r) - 1; i > n/2; i-- {
 		if unicode.IsSpace(r[i]) {

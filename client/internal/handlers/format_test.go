@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stuffmart/stuffmart/client/internal/api"
 )
@@ -149,6 +152,36 @@ func TestFormatDuration(t *testing.T) {
 	for _, tc := range tests {
 		if got := formatDuration(tc.in); got != tc.want {
 			t.Errorf("formatDuration(%s) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestExcerptAsBefore compares excerpt with the plain way of writing it:
+// collapse all of s, then cut.
+func TestExcerptAsBefore(t *testing.T) {
+	t.Parallel()
+	plain := func(s string, n int) string {
+		s = strings.Join(strings.Fields(s), " ")
+		if utf8.RuneCountInString(s) <= n {
+			return s
+		}
+		r := []rune(s)[:n]
+		cut := len(r)
+		for i := len(r) - 1; i > n/2; i-- {
+			if unicode.IsSpace(r[i]) {
+				cut = i
+				break
+			}
+		}
+		return strings.TrimRightFunc(string(r[:cut]), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) }) + "…"
+	}
+	inputs := []string{"", " ", "word", "  lead and trail  ", "a\n\nb\tc", "Straße café, naïve — déjà vu!",
+		strings.Repeat("lorem ipsum dolor ", 40), strings.Repeat("x", 300), "one, two. three; four: five " + strings.Repeat("é", 150)}
+	for _, s := range inputs {
+		for _, n := range []int{1, 5, 12, 60, 140, 155, 500} {
+			if got, want := excerpt(s, n), plain(s, n); got != want {
+				t.Errorf("excerpt(%q, %d) = %q, want %q", s, n, got, want)
+			}
 		}
 	}
 }

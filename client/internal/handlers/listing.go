@@ -286,17 +286,16 @@ func lastPage(total int) int { return max(1, (total+PageSize-1)/PageSize) }
 // answer has them.
 func cardOf(l api.Listing) components.Card {
 	c := components.Card{
-		URL:     pathTo("/stuff/", l.ID),
-		Title:   l.Title,
-		Excerpt: excerpt(l.Description, 140),
-		Price:   formatPrice(l.Price, l.Currency),
+		URL:   pathTo("/stuff/", l.ID),
+		Title: l.Title,
+		Price: formatPrice(l.Price, l.Currency),
 	}
 	if hl := l.Highlight; hl != nil {
 		c.TitleMarks = segments(hl.Title)
 		c.ExcerptMarks = segments(hl.Description)
-		if len(c.ExcerptMarks) > 0 {
-			c.Excerpt = ""
-		}
+	}
+	if len(c.ExcerptMarks) == 0 {
+		c.Excerpt = excerpt(l.Description, 140)
 	}
 	return c
 }
