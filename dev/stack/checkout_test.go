@@ -1,6 +1,7 @@
 package stack_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -47,21 +48,26 @@ func TestStackCardCheckout(t *testing.T) {
 		ID  string `json:"id"`
 		URL string `json:"url"`
 	}
+	var status int
+	var raw []byte
+	tries := 0
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		status, raw := buyer.send(http.MethodPost, "/api/payments/checkout", checkout, "Idempotency-Key", "card-1")
-		if status == http.StatusCreated {
-			decode(t, raw, &session)
-		}
+		// A new key each try: an answer is kept for its key, a 404 too.
+		tries++
+		status, raw = buyer.send(http.MethodPost, "/api/payments/checkout", checkout, "Idempotency-Key", fmt.Sprintf("card-1-%d", tries))
 		return status != http.StatusNotFound // the payments replica learns of the order by event
 	}, "order never reached the payments service")
-	if !strings.HasPrefix(session.URL, st.info.URL+"/api/payments/checkout/") {
+	if status != http.StatusCreated {
+		t.Fatalf("checkout: %d %s", status, raw)
+	}
+	if decode(t, raw, &session); !strings.HasPrefix(session.URL, st.info.URL+"/api/payments/checkout/") {
 		t.Fatalf("checkout %+v: want the offline page on the gateway's origin", session)
 	}
 	// A second click gets the same checkout.
 	var again struct {
 		ID string `json:"id"`
 	}
-	status, raw := buyer.send(http.MethodPost, "/api/payments/checkout", checkout, "Idempotency-Key", "card-2")
+	status, raw = buyer.send(http.MethodPost, "/api/payments/checkout", checkout, "Idempotency-Key", "card-2")
 	if status != http.StatusCreated {
 		t.Fatalf("second click: %d %s", status, raw)
 	}
