@@ -56,30 +56,41 @@ func isWord(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
 
-// tokens calls fn with the byte range of every word of s, in order.
-func tokens(s string, fn func(start, end int)) {
-	start := -1
+// tokens calls fn with the byte range of every word of s, in order, and
+// whether the word is ASCII.
+func tokens(s string, fn func(start, end int, ascii bool)) {
 	for i := 0; i < len(s); {
-		var w bool
-		size := 1
-		if c := s[i]; c < utf8.RuneSelf {
-			w = asciiWord[c]
-		} else {
-			var r rune
-			r, size = utf8.DecodeRuneInString(s[i:])
-			w = isWord(r)
+		// Between words.
+		for i < len(s) && s[i] < utf8.RuneSelf && !asciiWord[s[i]] {
+			i++
 		}
-		switch {
-		case w && start < 0:
-			start = i
-		case !w && start >= 0:
-			fn(start, i)
-			start = -1
+		if i == len(s) {
+			return
 		}
-		i += size
-	}
-	if start >= 0 {
-		fn(start, len(s))
+		if s[i] >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRuneInString(s[i:]); !isWord(r) {
+				i += size
+				continue
+			}
+		}
+		// A word.
+		start, ascii := i, true
+		for i < len(s) {
+			if c := s[i]; c < utf8.RuneSelf {
+				if !asciiWord[c] {
+					break
+				}
+				i++
+				continue
+			}
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if !isWord(r) {
+				break
+			}
+			ascii = false
+			i += size
+		}
+		fn(start, i, ascii)
 	}
 }
 
@@ -161,7 +172,7 @@ func cutBytes(dst []byte, base int) []byte {
 // Words returns the distinct folded words of a query, in order, at most max
 // of them (and whether there were more).
 func Words(q string, max int) (words []string, more bool) {
-	tokens(q, func(start, end int) {
+	tokens(q, func(start, end int, _ bool) {
 		w := Fold(q[start:end])
 		if w == "" {
 			return
@@ -224,13 +235,13 @@ func Analyze(title, description string) Analysis {
 			}
 		}
 	}
-	tokens(title, func(start, end int) {
+	tokens(title, func(start, end int, _ bool) {
 		if w := Fold(title[start:end]); w != "" {
 			add(w, true, start)
 			a.TitleLen++
 		}
 	})
-	tokens(description, func(start, end int) {
+	tokens(description, func(start, end int, _ bool) {
 		if w := Fold(description[start:end]); w != "" {
 			add(w, false, start)
 			a.DescLen++
@@ -253,28 +264,6 @@ func inc(n uint16) uint16 {
 type Segment struct {
 	Text  string
 	Match bool
-}
-
-// highlight splits s into segments, marking the words whose folded form
-// matched.
-func highlight(s string, matched func(term []byte) bool) []Segment {
-	out := make([]Segment, 0, 8)
-	var buf [2 * MaxTermBytes]byte
-	last := 0
-	tokens(s, func(start, end int) {
-		if !matched(foldAppend(buf[:0], s[start:end])) {
-			return
-		}
-		if start > last {
-			out = append(out, Segment{Text: s[last:start]})
-		}
-		out = append(out, Segment{Text: s[start:end], Match: true})
-		last = end
-	})
-	if last < len(s) {
-		out = append(out, Segment{Text: s[last:]})
-	}
-	return out
 }
 
 // Ellipsis marks where a fragment cuts its text.
