@@ -277,22 +277,6 @@ func (m *Matches) matched(term string) {
 	}
 }
 
-// matchedWord reports whether word, a word of a text as tokens gives it,
-// folds to a matched term; buf is room for the folding. An ASCII word is
-// sieved before it is folded (its folded form is its lower case).
-func (m *Matches) matchedWord(word string, ascii bool, buf []byte) bool {
-	if ascii {
-		c := word[0]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if !m.sieve(min(len(word), MaxTermBytes), c) {
-			return false
-		}
-	}
-	return m.Matched(foldAppend(buf, word))
-}
-
 // Highlight splits s into segments, marking the words that matched.
 func (m *Matches) Highlight(s string) []Segment { return m.AppendHighlight(make([]Segment, 0, 8), s) }
 
@@ -301,16 +285,26 @@ func (m *Matches) Highlight(s string) []Segment { return m.AppendHighlight(make(
 func (m *Matches) AppendHighlight(dst []Segment, s string) []Segment {
 	var buf [2 * MaxTermBytes]byte
 	last := 0
-	tokens(s, func(start, end int, ascii bool) {
-		if !m.matchedWord(s[start:end], ascii, buf[:0]) {
-			return
+	for i := 0; ; {
+		start, end, ascii := nextWord(s, i)
+		if start < 0 {
+			break
+		}
+		i = end
+		// An ASCII word is sieved before it is folded: its folded form is
+		// its lower case.
+		if c := s[start] | 0x20; ascii && !m.sieve(min(end-start, MaxTermBytes), c) {
+			continue
+		}
+		if !m.Matched(foldAppend(buf[:0], s[start:end])) {
+			continue
 		}
 		if start > last {
 			dst = append(dst, Segment{Text: s[last:start]})
 		}
 		dst = append(dst, Segment{Text: s[start:end], Match: true})
 		last = end
-	})
+	}
 	if last < len(s) {
 		dst = append(dst, Segment{Text: s[last:]})
 	}

@@ -59,39 +59,72 @@ func isWord(r rune) bool {
 // tokens calls fn with the byte range of every word of s, in order, and
 // whether the word is ASCII.
 func tokens(s string, fn func(start, end int, ascii bool)) {
-	for i := 0; i < len(s); {
+	for i := 0; ; {
+		start, end, ascii := nextWord(s, i)
+		if start < 0 {
+			return
+		}
+		fn(start, end, ascii)
+		i = end
+	}
+}
+
+// Byte classes for nextWord: between words, in an ASCII word, the start
+// of a character beyond ASCII (or a byte that is not one).
+const (
+	classSpace = iota
+	classWord
+	classWide
+)
+
+var class = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = classWide
+		case asciiWord[c]:
+			t[c] = classWord
+		}
+	}
+	return t
+}()
+
+// nextWord returns the byte range of the first word of s from byte i on
+// (start -1 when there is none), and whether it is ASCII.
+func nextWord(s string, i int) (start, end int, ascii bool) {
+	for {
 		// Between words.
-		for i < len(s) && s[i] < utf8.RuneSelf && !asciiWord[s[i]] {
+		for i < len(s) && class[s[i]] == classSpace {
 			i++
 		}
 		if i == len(s) {
-			return
+			return -1, -1, false
 		}
-		if s[i] >= utf8.RuneSelf {
-			if r, size := utf8.DecodeRuneInString(s[i:]); !isWord(r) {
-				i += size
-				continue
-			}
+		if class[s[i]] == classWord {
+			break
 		}
-		// A word.
-		start, ascii := i, true
-		for i < len(s) {
-			if c := s[i]; c < utf8.RuneSelf {
-				if !asciiWord[c] {
-					break
-				}
-				i++
-				continue
-			}
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if !isWord(r) {
-				break
-			}
-			ascii = false
-			i += size
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if isWord(r) {
+			break
 		}
-		fn(start, i, ascii)
+		i += size
 	}
+	start, ascii = i, true
+	for i < len(s) {
+		for i < len(s) && class[s[i]] == classWord {
+			i++
+		}
+		if i == len(s) || class[s[i]] == classSpace {
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !isWord(r) {
+			break
+		}
+		ascii = false
+		i += size
+	}
+	return start, i, ascii
 }
 
 // special are letters that folding maps to other letters: those that no
