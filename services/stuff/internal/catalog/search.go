@@ -71,10 +71,10 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 		c.mu.RUnlock()
 		return nil, 0, ErrNotLoaded
 	}
-	keep := func(e *entry) bool {
-		return e.price >= q.MinPrice && (q.MaxPrice < 0 || e.price <= q.MaxPrice) && (q.Seller == "" || e.seller == q.Seller)
-	}
 	if !q.Text {
+		keep := func(e *entry) bool {
+			return e.price >= q.MinPrice && (q.MaxPrice < 0 || e.price <= q.MaxPrice) && (q.Seller == "" || e.seller == q.Seller)
+		}
 		var page []*entry
 		total := 0
 		c.each(q.Order, func(e *entry) {
@@ -106,7 +106,9 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 	defer c.found.Put(buf) // not cleared: it holds listed entries, or lately listed ones
 	fs := (*buf)[:0]
 	for _, h := range m.Hits {
-		if e := c.slots[h.Slot]; e != nil && keep(e) {
+		// The price is read by slot, as the hits come, rather than from
+		// the entry: a common word has thousands of hits.
+		if e, p := c.slots[h.Slot], c.prices[h.Slot]; e != nil && p >= q.MinPrice && (q.MaxPrice < 0 || p <= q.MaxPrice) && (q.Seller == "" || e.seller == q.Seller) {
 			fs = append(fs, found{e: e, score: h.Score, first: h.First})
 		}
 	}
@@ -122,7 +124,7 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 	hits := make([]Hit, len(page))
 	// The page's highlights share one slice: each hit's are a piece of it
 	// (capped, so that appending to one cannot overwrite the next).
-	segs := make([]search.Segment, 0, 16*len(page))
+	segs := make([]search.Segment, 0, 10*len(page))
 	for i, f := range page {
 		n := len(segs)
 		segs = m.AppendHighlight(segs, f.e.title)
