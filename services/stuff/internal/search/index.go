@@ -25,8 +25,10 @@ const (
 	maxFuzzy  = 16
 	bm25K1    = 1.2
 	bm25B     = 0.75
-	// maxCached bounds the query words whose candidate terms are kept.
-	maxCached = 4096
+	// maxCachedWords and maxCachedTerms bound the query words whose
+	// candidate terms are kept, and those terms (16 bytes each): about 1 MiB.
+	maxCachedWords = 4096
+	maxCachedTerms = 1 << 16
 )
 
 // MaxTypos returns how many edits a query word of n characters forgives
@@ -97,7 +99,8 @@ type norms struct {
 type candCache struct {
 	mu      sync.Mutex
 	byFirst map[rune]map[string]*candidates
-	n       int
+	words   int
+	terms   int
 }
 
 // New returns an empty index.
@@ -577,6 +580,8 @@ type candidates struct {
 	fuzzy  []expansion
 }
 
+func (c *candidates) size() int { return len(c.prefix) + len(c.fuzzy) }
+
 // expand appends to out the live terms word matches: itself, the terms it
 // is a prefix of, and those within MaxTypos edits, each once with its best
 // weight.
@@ -614,7 +619,10 @@ func (ix *Index) candidatesOf(s *scratch, word string) *candidates {
 	c = ix.findCandidates(s, word)
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.n >= maxCached {
+	if old := cc.byFirst[first][word]; old != nil { // found meanwhile
+		return old
+	}
+	if cc.words >= maxCachedWords || cc.terms+c.size() > maxCachedTerms {
 		cc.forgetAllLocked()
 	}
 	words := cc.byFirst[first]
@@ -622,10 +630,9 @@ func (ix *Index) candidatesOf(s *scratch, word string) *candidates {
 		words = map[string]*candidates{}
 		cc.byFirst[first] = words
 	}
-	if _, ok := words[word]; !ok {
-		cc.n++
-	}
 	words[word] = c
+	cc.words++
+	cc.terms += c.size()
 	return c
 }
 
@@ -635,11 +642,16 @@ func (cc *candCache) forget(term string) {
 	first, _ := utf8.DecodeRuneInString(term)
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	cc.n -= len(cc.byFirst[first])
+	for _, c := range cc.byFirst[first] {
+		cc.words--
+		cc.terms -= c.size()
+	}
 	delete(cc.byFirst, first)
 }
 
-// forgetAll drops every word's candidates (terms left the vocabulary).
+// forgetAll drops every word's candidates: terms left the vocabulary (the
+// candidates would still be right, dead terms being skipped, but would keep
+// the terms in memory).
 func (cc *candCache) forgetAll() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -648,7 +660,7 @@ func (cc *candCache) forgetAll() {
 
 func (cc *candCache) forgetAllLocked() {
 	clear(cc.byFirst)
-	cc.n = 0
+	cc.words, cc.terms = 0, 0
 }
 
 // findCandidates walks the vocabulary for word's candidates.

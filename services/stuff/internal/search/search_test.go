@@ -1,12 +1,16 @@
 package search
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/search/sample"
 )
 
 func TestFold(t *testing.T) {
@@ -380,4 +384,49 @@ func TestMatchAfterChangesAsFresh(t *testing.T) {
 	if !compacted {
 		t.Fatal("the vocabulary was never compacted: the test does not cover it")
 	}
+}
+
+// TestConcurrentMatch: searches running together on a fresh index (its
+// length normalizations and word candidates not computed yet) find what a
+// search alone finds. Run with -race.
+func TestConcurrentMatch(t *testing.T) {
+	t.Parallel()
+	build := func() *Index {
+		ix := New()
+		for i := range 500 {
+			title, desc, _ := sample.Listing(i)
+			ix.Add(Analyze(title, desc))
+		}
+		ix.Flush()
+		return ix
+	}
+	hits := func(ix *Index, q string) []Hit {
+		words, _ := Words(q, 12)
+		m := ix.Match(words)
+		defer m.Release()
+		h := slices.Clone(m.Hits)
+		slices.SortFunc(h, func(a, b Hit) int { return cmp.Compare(a.Slot, b.Slot) })
+		return h
+	}
+	alone := build()
+	want := map[string][]Hit{}
+	for _, q := range sample.Queries {
+		want[q] = hits(alone, q)
+	}
+	together := build()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			<-start
+			for i := range sample.Queries {
+				q := sample.Queries[(i+g)%len(sample.Queries)]
+				if got := hits(together, q); !slices.Equal(got, want[q]) {
+					t.Errorf("%q: %d hits, alone %d", q, len(got), len(want[q]))
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
 }
