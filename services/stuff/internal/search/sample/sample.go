@@ -103,7 +103,7 @@ var Queries = []string{
 
 // Kinds are searches of each kind the benchmarks time one by one, over
 // 5,000 sample listings: a word in about half of them, a rare made-up word
-// (in 4 listings, 6 with its typos), a prefix, a typo, three words.
+// (in 3 listings, 4 with a typo of it), a prefix, a typo, three words.
 var Kinds = []struct{ Name, Q string }{
 	{"common", "notes"},
 	{"rare", "bifapihe"},
