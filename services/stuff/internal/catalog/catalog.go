@@ -186,6 +186,7 @@ type Catalog struct {
 	byPrice []*entry // the same, cheapest first, then newest first
 	ix      *search.Index
 	slots   []*entry // listed entries by their slot in ix
+	prices  []int64  // their prices by slot: a search filters without reading them
 	gen     uint64   // reconciles so far
 	changes uint64   // changes of the list so far (see Changes)
 	floor   *stuff.Key
@@ -385,8 +386,10 @@ func (c *Catalog) index(e *entry) {
 	c.changes++
 	if int(e.slot) >= len(c.slots) {
 		c.slots = append(c.slots, make([]*entry, int(e.slot)+1-len(c.slots))...)
+		c.prices = append(c.prices, make([]int64, int(e.slot)+1-len(c.prices))...)
 	}
 	c.slots[e.slot] = e
+	c.prices[e.slot] = e.price
 }
 
 // unindex takes e out of the search index. Call with mu held.

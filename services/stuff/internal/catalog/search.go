@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"cmp"
 	"context"
 	"net/http"
 
@@ -72,10 +71,10 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 		c.mu.RUnlock()
 		return nil, 0, ErrNotLoaded
 	}
-	keep := func(e *entry) bool {
-		return e.price >= q.MinPrice && (q.MaxPrice < 0 || e.price <= q.MaxPrice) && (q.Seller == "" || e.seller == q.Seller)
-	}
 	if !q.Text {
+		keep := func(e *entry) bool {
+			return e.price >= q.MinPrice && (q.MaxPrice < 0 || e.price <= q.MaxPrice) && (q.Seller == "" || e.seller == q.Seller)
+		}
 		var page []*entry
 		total := 0
 		c.each(q.Order, func(e *entry) {
@@ -107,22 +106,32 @@ func (c *Catalog) Search(_ context.Context, q Query) ([]Hit, int, error) {
 	defer c.found.Put(buf) // not cleared: it holds listed entries, or lately listed ones
 	fs := (*buf)[:0]
 	for _, h := range m.Hits {
-		if e := c.slots[h.Slot]; e != nil && keep(e) {
-			fs = append(fs, foundOf(e, h))
+		// The price is read by slot, as the hits come, rather than from
+		// the entry: a common word has thousands of hits.
+		if e, p := c.slots[h.Slot], c.prices[h.Slot]; e != nil && p >= q.MinPrice && (q.MaxPrice < 0 || p <= q.MaxPrice) && (q.Seller == "" || e.seller == q.Seller) {
+			fs = append(fs, found{e: e, score: h.Score, first: h.First})
 		}
 	}
 	c.mu.RUnlock()
 	*buf = fs
 	// Entries are immutable: the page is built without the lock.
 	total := len(fs)
-	page := topK(fs, q.Offset+q.Limit, lessBy(q.Order))
+	page := topK(fs, q.Offset+q.Limit, q.Order)
 	if q.Offset >= len(page) {
 		return []Hit{}, total, nil
 	}
 	page = page[q.Offset:]
 	hits := make([]Hit, len(page))
+	// The page's highlights share one slice: each hit's are a piece of it
+	// (capped, so that appending to one cannot overwrite the next).
+	segs := make([]search.Segment, 0, 10*len(page))
 	for i, f := range page {
-		hits[i] = Hit{JSON: f.e.json, Title: m.Highlight(f.e.title), Description: m.Fragment(f.e.desc, f.first, FragmentBytes)}
+		n := len(segs)
+		segs = m.AppendHighlight(segs, f.e.title)
+		title := segs[n:len(segs):len(segs)]
+		n = len(segs)
+		segs = m.AppendFragment(segs, f.e.desc, f.first, FragmentBytes)
+		hits[i] = Hit{JSON: f.e.json, Title: title, Description: segs[n:len(segs):len(segs)]}
 	}
 	return hits, total, nil
 }
@@ -161,35 +170,26 @@ type found struct {
 	first uint32
 }
 
-func foundOf(e *entry, h search.Hit) found { return found{e: e, score: h.Score, first: h.First} }
-
-// lessBy returns whether a comes before b in order o.
-func lessBy(o Order) func(a, b found) bool {
-	newer := func(a, b found) bool { return a.e.key.Before(b.e.key) }
+// less reports whether a comes before b in order o; ties go newest first.
+func less(o Order, a, b *found) bool {
 	switch o {
 	case PriceAsc:
-		return func(a, b found) bool { return cmpPrice(a.e, b.e) < 0 }
+		return cmpPrice(a.e, b.e) < 0
 	case PriceDesc:
-		return func(a, b found) bool {
-			if a.e.price != b.e.price {
-				return a.e.price > b.e.price
-			}
-			return newer(a, b)
+		if a.e.price != b.e.price {
+			return a.e.price > b.e.price
 		}
-	case Newest:
-		return newer
-	}
-	return func(a, b found) bool {
-		if c := cmp.Compare(a.score, b.score); c != 0 {
-			return c > 0
+	case Relevance: // scores are never NaN
+		if a.score != b.score {
+			return a.score > b.score
 		}
-		return newer(a, b)
 	}
+	return a.e.key.Before(b.e.key)
 }
 
-// topK returns the first k of fs in the order less, sorted; it reorders fs.
+// topK returns the first k of fs in order o, sorted; it reorders fs.
 // A bounded heap keeps it O(n log k) for the usual first pages.
-func topK(fs []found, k int, less func(a, b found) bool) []found {
+func topK(fs []found, k int, o Order) []found {
 	if k <= 0 {
 		return nil
 	}
@@ -197,7 +197,7 @@ func topK(fs []found, k int, less func(a, b found) bool) []found {
 		k = len(fs)
 	}
 	// fs[:k] is a heap with the last (worst) of the best k at its root.
-	worse := func(i, j int) bool { return less(fs[j], fs[i]) }
+	worse := func(i, j int) bool { return less(o, &fs[j], &fs[i]) }
 	down := func(i, n int) {
 		for {
 			l := 2*i + 1
@@ -219,7 +219,12 @@ func topK(fs []found, k int, less func(a, b found) bool) []found {
 		down(i, k)
 	}
 	for i := k; i < len(fs); i++ {
-		if less(fs[i], fs[0]) {
+		// Most of a common word's hits score below the root: they are
+		// passed over without a call.
+		if o == Relevance && fs[i].score < fs[0].score {
+			continue
+		}
+		if less(o, &fs[i], &fs[0]) {
 			fs[0] = fs[i]
 			down(0, k)
 		}

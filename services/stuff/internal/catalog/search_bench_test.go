@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,23 +54,32 @@ func loadedCatalog(b *testing.B, n int) *catalog.Catalog {
 }
 
 // BenchmarkSearch is the catalog's share of GET /api/stuff?q=… at 5,000
-// sample listings: the sample queries in turn, a first page of 20 ranked
-// by relevance with highlights (no HTTP, no JSON).
+// sample listings: a first page of 20 ranked by relevance with highlights
+// (no HTTP, no JSON), for each kind of search and for the sample queries in
+// turn.
 func BenchmarkSearch(b *testing.B) {
 	cat := loadedCatalog(b, 5000)
-	qs := make([]catalog.Query, len(sample.Queries))
-	for i, q := range sample.Queries {
-		w, _ := search.Words(q, 12)
-		qs[i] = catalog.Query{Text: true, Words: w, Order: catalog.Relevance, MaxPrice: -1, Limit: 20}
-	}
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		if _, _, err := cat.Search(ctx, qs[i%len(qs)]); err != nil {
-			b.Fatal(err)
+	run := func(b *testing.B, texts []string) {
+		qs := make([]catalog.Query, len(texts))
+		for i, q := range texts {
+			w, _ := search.Words(q, 12)
+			qs[i] = catalog.Query{Text: true, Words: w, Order: catalog.Relevance, MaxPrice: -1, Limit: 20}
 		}
-		i++
+		ctx := context.Background()
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		i := 0
+		for b.Loop() {
+			if _, _, err := cat.Search(ctx, qs[i%len(qs)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
 	}
+	for _, k := range sample.Kinds {
+		b.Run(k.Name, func(b *testing.B) { run(b, []string{k.Q}) })
+	}
+	b.Run("sample", func(b *testing.B) { run(b, sample.Queries) })
 }
 
 // BenchmarkCatalogMemory reports the heap of a catalog loaded with 10,000
@@ -96,4 +106,24 @@ func heapNow() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// cpuPerOp reports the process's CPU time (user and system) per iteration
+// of b.Loop, as cpu-ns/op, when the returned func is called: on a shared
+// machine, ns/op counts the time other processes took the CPU too.
+func cpuPerOp(b *testing.B) func() {
+	start := cpuTime(b)
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -18,6 +18,8 @@ const MaxAnswers = 256
 type answers struct {
 	mu sync.Mutex
 	m  map[string]answer
+	// swept is the changes at which put last dropped the stale answers.
+	swept uint64
 }
 
 type answer struct {
@@ -40,16 +42,20 @@ func (a *answers) get(key string, changes uint64) ([]byte, bool) {
 }
 
 // put keeps body as the answer for key built at changes. When full, it
-// drops the stale answers, or else an arbitrary one.
+// drops the stale answers (once per change of the catalog: while nothing
+// changes, they were dropped already), or else an arbitrary one.
 func (a *answers) put(key string, changes uint64, body []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.m) >= MaxAnswers {
+	if len(a.m) >= MaxAnswers && changes != a.swept {
 		for k, an := range a.m {
 			if an.changes != changes {
 				delete(a.m, k)
 			}
 		}
+		a.swept = changes
+	}
+	if len(a.m) >= MaxAnswers {
 		for k := range a.m {
 			if len(a.m) < MaxAnswers {
 				break

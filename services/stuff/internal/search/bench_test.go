@@ -2,7 +2,9 @@ package search_test
 
 import (
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stuffmart/stuffmart/services/stuff/internal/search"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/search/sample"
@@ -39,23 +41,82 @@ func BenchmarkIndexMemory(b *testing.B) {
 	}
 }
 
-// BenchmarkMatch is the index's share of a search at 5,000 listings: the
-// sample queries in turn, matched and ranked (no HTTP, no JSON).
-func BenchmarkMatch(b *testing.B) {
+// sampleIndex is an index of n sample listings, and their texts by slot.
+func sampleIndex(n int) (*search.Index, map[uint32][2]string) {
 	ix := search.New()
-	for i := range 5000 {
+	texts := make(map[uint32][2]string, n)
+	for i := range n {
 		t, d, _ := sample.Listing(i)
-		ix.Add(search.Analyze(t, d))
+		texts[ix.Add(search.Analyze(t, d))] = [2]string{t, d}
 	}
 	ix.Flush()
-	queries := make([][]string, len(sample.Queries))
-	for i, q := range sample.Queries {
-		queries[i], _ = search.Words(q, 12)
+	return ix, texts
+}
+
+// BenchmarkMatch is the index's share of a search at 5,000 listings:
+// matched and ranked (no highlights, no HTTP, no JSON); sample: the sample
+// queries in turn.
+func BenchmarkMatch(b *testing.B) {
+	ix, _ := sampleIndex(5000)
+	run := func(b *testing.B, qs []string) {
+		words := make([][]string, len(qs))
+		for i, q := range qs {
+			words[i], _ = search.Words(q, 12)
+		}
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		i := 0
+		for b.Loop() {
+			m := ix.Match(words[i%len(words)])
+			m.Release()
+			i++
+		}
 	}
-	i := 0
-	for b.Loop() {
-		m := ix.Match(queries[i%len(queries)])
-		m.Release()
-		i++
+	for _, k := range sample.Kinds {
+		b.Run(k.Name, func(b *testing.B) { run(b, []string{k.Q}) })
 	}
+	b.Run("sample", func(b *testing.B) { run(b, sample.Queries) })
+}
+
+// BenchmarkHighlight is the highlights of a page: the title and a fragment
+// of the description of 20 hits, each kind of query.
+func BenchmarkHighlight(b *testing.B) {
+	ix, texts := sampleIndex(5000)
+	for _, k := range sample.Kinds {
+		b.Run(k.Name, func(b *testing.B) {
+			words, _ := search.Words(k.Q, 12)
+			m := ix.Match(words)
+			defer m.Release()
+			hits := m.Hits[:min(20, len(m.Hits))]
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				for _, h := range hits {
+					t := texts[h.Slot]
+					m.Highlight(t[0])
+					m.Fragment(t[1], h.First, 160)
+				}
+			}
+		})
+	}
+}
+
+// cpuPerOp reports the process's CPU time (user and system) per iteration
+// of b.Loop, as cpu-ns/op, when the returned func is called: on a shared
+// machine, ns/op counts the time other processes took the CPU too.
+func cpuPerOp(b *testing.B) func() {
+	start := cpuTime(b)
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

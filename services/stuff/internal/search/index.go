@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -24,6 +25,10 @@ const (
 	maxFuzzy  = 16
 	bm25K1    = 1.2
 	bm25B     = 0.75
+	// maxCachedWords and maxCachedTerms bound the query words whose
+	// candidate terms are kept, and those terms (16 bytes each): about 1 MiB.
+	maxCachedWords = 4096
+	maxCachedTerms = 1 << 16
 )
 
 // MaxTypos returns how many edits a query word of n characters forgives
@@ -69,12 +74,38 @@ type Index struct {
 	live  int
 	sumT  int // total title words of live docs
 	sumD  int
+	gen   uint64 // Adds and Removes so far
+	norms norms
+	cands candCache
 	pool  sync.Pool
+}
+
+// norms are the documents' length normalizations in BM25 (the part of a
+// score that depends on the average lengths, so on every document): the
+// first Match after a change computes them once for every Match until the
+// next change.
+type norms struct {
+	mu    sync.Mutex
+	valid atomic.Uint64 // the index's gen+1 when they were computed; 0: never
+	title []float32     // by slot
+	desc  []float32
+}
+
+// candCache keeps, for the query words asked lately, the terms of the
+// vocabulary each one may expand to (see candidates), so that the
+// vocabulary is not walked again for every search. A term new to the
+// vocabulary can only be a candidate of words with its first character:
+// Flush forgets those words.
+type candCache struct {
+	mu      sync.Mutex
+	byFirst map[rune]map[string]*candidates
+	words   int
+	terms   int
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{terms: map[string]*term{}}
+	return &Index{terms: map[string]*term{}, cands: candCache{byFirst: map[rune]map[string]*candidates{}}}
 }
 
 // Len is the number of documents.
@@ -106,6 +137,7 @@ func (ix *Index) Add(a Analysis) uint32 {
 		d.terms = append(d.terms, t)
 	}
 	ix.docs[slot] = d
+	ix.gen++
 	ix.live++
 	ix.sumT += int(d.titleLen)
 	ix.sumD += int(d.descLen)
@@ -133,6 +165,7 @@ func (ix *Index) Remove(slot uint32) {
 		}
 	}
 	ix.docs[slot] = doc{}
+	ix.gen++
 	ix.free = append(ix.free, slot)
 	ix.live--
 	ix.sumT -= int(d.titleLen)
@@ -155,9 +188,13 @@ func (ix *Index) Flush() {
 		clear(ix.vocab[len(kept):])
 		ix.vocab = kept
 		ix.dead = 0
+		ix.cands.forgetAll()
 	}
 	if len(ix.fresh) == 0 {
 		return
+	}
+	for _, w := range ix.fresh {
+		ix.cands.forget(w)
 	}
 	if len(ix.fresh) <= 8 {
 		for _, w := range ix.fresh {
@@ -198,11 +235,11 @@ type Hit struct {
 // words, and the terms each word matched (for highlighting). Release it
 // when done.
 type Matches struct {
-	Hits  []Hit
-	terms map[string]struct{}
-	// firsts, shortest and longest sieve the words of a text before the
-	// map is asked: most words of a fragment are not matched.
-	firsts            [256]bool
+	Hits []Hit
+	// firsts (a bit per byte), shortest and longest sieve the words of a
+	// text before the set of matched terms is asked: most words of a
+	// fragment are not matched.
+	firsts            [4]uint64
 	shortest, longest int
 	s                 *scratch
 	ix                *Index
@@ -210,48 +247,100 @@ type Matches struct {
 
 // Matched reports whether term (folded) matched a query word.
 func (m *Matches) Matched(term []byte) bool {
-	if len(term) == 0 || len(term) < m.shortest || len(term) > m.longest || !m.firsts[term[0]] {
+	if len(term) == 0 || !m.sieve(len(term), term[0]) {
 		return false
 	}
-	_, ok := m.terms[string(term)]
+	if len(m.s.list) <= 8 { // a few terms: compared rather than hashed
+		for _, t := range m.s.list {
+			if t == string(term) {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := m.s.terms[string(term)]
 	return ok
+}
+
+// sieve reports whether a matched term may have n bytes and first byte c.
+func (m *Matches) sieve(n int, c byte) bool {
+	return n >= m.shortest && n <= m.longest && m.firsts[c>>6]&(1<<(c&63)) != 0
 }
 
 // matched records that term matched a query word.
 func (m *Matches) matched(term string) {
-	if len(m.terms) == 0 || len(term) < m.shortest {
+	if len(m.s.terms) == 0 || len(term) < m.shortest {
 		m.shortest = len(term)
 	}
 	m.longest = max(m.longest, len(term))
-	m.firsts[term[0]] = true
-	m.terms[term] = struct{}{}
+	m.firsts[term[0]>>6] |= 1 << (term[0] & 63)
+	if _, ok := m.s.terms[term]; !ok {
+		m.s.terms[term] = struct{}{}
+		m.s.list = append(m.s.list, term)
+	}
 }
 
 // Highlight splits s into segments, marking the words that matched.
-func (m *Matches) Highlight(s string) []Segment { return highlight(s, m.Matched) }
+func (m *Matches) Highlight(s string) []Segment { return m.AppendHighlight(make([]Segment, 0, 8), s) }
+
+// AppendHighlight appends the segments of Highlight(s) to dst: a page of
+// results can keep all of its highlights in one slice.
+func (m *Matches) AppendHighlight(dst []Segment, s string) []Segment {
+	var buf [2 * MaxTermBytes]byte
+	last := 0
+	for i := 0; ; {
+		start, end, ascii := nextWord(s, i)
+		if start < 0 {
+			break
+		}
+		i = end
+		// An ASCII word is sieved before it is folded: its folded form is
+		// its lower case.
+		if c := s[start] | 0x20; ascii && !m.sieve(min(end-start, MaxTermBytes), c) {
+			continue
+		}
+		if !m.Matched(foldAppend(buf[:0], s[start:end])) {
+			continue
+		}
+		if start > last {
+			dst = append(dst, Segment{Text: s[last:start]})
+		}
+		dst = append(dst, Segment{Text: s[start:end], Match: true})
+		last = end
+	}
+	if last < len(s) {
+		dst = append(dst, Segment{Text: s[last:]})
+	}
+	return dst
+}
 
 // Fragment returns about size bytes of s around byte offset at (from the
 // start when at is NoPlace), as segments with the matched words marked,
 // with an Ellipsis segment where it cuts s.
 func (m *Matches) Fragment(s string, at uint32, size int) []Segment {
+	return m.AppendFragment(make([]Segment, 0, 8), s, at, size)
+}
+
+// AppendFragment appends the segments of Fragment(s, at, size) to dst.
+func (m *Matches) AppendFragment(dst []Segment, s string, at uint32, size int) []Segment {
 	pos := -1
 	if at != NoPlace {
 		pos = int(at)
 	}
 	w, before, after := window(s, pos, size)
-	out := make([]Segment, 0, 8)
 	if before {
-		out = append(out, Segment{Text: Ellipsis})
+		dst = append(dst, Segment{Text: Ellipsis})
 	}
-	out = append(out, highlight(w, m.Matched)...)
+	dst = m.AppendHighlight(dst, w)
 	if after {
-		out = append(out, Segment{Text: Ellipsis})
+		dst = append(dst, Segment{Text: Ellipsis})
 	}
-	return out
+	return dst
 }
 
-// Release returns the match's scratch memory for reuse; Hits is invalid
-// after it.
+// Release returns the match's scratch memory for reuse; Hits, Matched and
+// the highlights are invalid after it (the segments already made stay
+// valid).
 func (m *Matches) Release() {
 	if m.s != nil {
 		m.s.hits = m.Hits[:0]
@@ -261,30 +350,34 @@ func (m *Matches) Release() {
 	}
 }
 
+// acc is what Match gathers for one document.
+type acc struct {
+	qGen  uint32 // == the query's gen: total, cover, first hold its values
+	wGen  uint32 // == the word's gen: best holds the word's score
+	total float32
+	best  float32 // of the word's terms, the best score
+	first uint32
+	cover uint8
+}
+
 type scratch struct {
 	gen     uint32
-	wordGen []uint32 // == gen: best holds this word's score for the doc
-	best    []float32
-	qGen    []uint32 // == gen: total, cover, first hold this query's values
-	total   []float32
-	cover   []uint8
-	first   []uint32
-	touched []uint32 // docs matched by the current word
+	acc     []acc    // by slot
+	touched []uint32 // docs matched by the current word (when it has several terms)
 	docs    []uint32 // docs matched by any word
 	hits    []Hit
-	table   []int // the typo walk's table
+	exps    []expansion         // the terms of every word
+	ends    []int               // where each word's terms end in exps
+	terms   map[string]struct{} // the terms matched
+	list    []string            // the same
+	table   []int               // the typo walk's table
 }
 
 func (s *scratch) fit(n int) {
-	if len(s.wordGen) >= n {
+	if len(s.acc) >= n {
 		return
 	}
-	s.wordGen = make([]uint32, n)
-	s.best = make([]float32, n)
-	s.qGen = make([]uint32, n)
-	s.total = make([]float32, n)
-	s.cover = make([]uint8, n)
-	s.first = make([]uint32, n)
+	s.acc = make([]acc, n)
 	s.gen = 0
 }
 
@@ -299,104 +392,295 @@ type expansion struct {
 func (ix *Index) Match(words []string) *Matches {
 	s, _ := ix.pool.Get().(*scratch)
 	if s == nil {
-		s = &scratch{}
+		s = &scratch{terms: map[string]struct{}{}}
+	}
+	clear(s.terms)
+	clear(s.list)
+	s.list = s.list[:0]
+	m := &Matches{s: s, ix: ix}
+	// Every word's terms, one after the other: word i's are
+	// s.exps[s.ends[i-1]:s.ends[i]].
+	s.exps, s.ends = s.exps[:0], s.ends[:0]
+	matching := 0 // words that matched a term
+	for _, w := range words {
+		s.exps = ix.expand(s.exps, s, w)
+		if len(s.ends) == 0 || len(s.exps) > s.ends[len(s.ends)-1] {
+			matching++
+		}
+		s.ends = append(s.ends, len(s.exps))
+	}
+	for _, e := range s.exps {
+		m.matched(e.t.text)
+	}
+	n := float64(max(ix.live, 1))
+	normT, normD := ix.docNorms()
+	if matching == 1 && len(s.exps) == 1 {
+		// One word matching one term, the most common search: every
+		// document with the term is a hit, scored once.
+		e := s.exps[0]
+		wi := e.weight * idf(n, len(e.t.postings))
+		hits := s.hits[:0]
+		for _, p := range e.t.postings {
+			sc := wi * (TitleBoost*bm25(p.title, normT[p.doc]) + bm25(p.desc, normD[p.doc]))
+			hits = append(hits, Hit{Slot: p.doc, Score: sc, First: p.first})
+		}
+		m.Hits = hits
+		return m
 	}
 	s.fit(len(ix.docs))
-	m := &Matches{terms: map[string]struct{}{}, s: s, ix: ix}
 	if s.gen > math.MaxUint32-512 { // about to wrap: forget every stamp
-		clear(s.wordGen)
-		clear(s.qGen)
+		clear(s.acc)
 		s.gen = 0
 	}
 	s.gen++
+	if matching == 1 {
+		m.Hits = ix.matchOne(s, s.exps, n, normT, normD)
+		return m
+	}
 	qgen := s.gen
 	s.docs = s.docs[:0]
-	n := float64(max(ix.live, 1))
-	avgT := float32(max(float64(ix.sumT)/n, 1))
-	avgD := float32(max(float64(ix.sumD)/n, 1))
+	accs := s.acc
 	bestCover := uint8(0)
-	for _, w := range words {
-		exps := ix.expand(s, w)
+	from := 0
+	for _, to := range s.ends {
+		exps := s.exps[from:to]
+		from = to
 		if len(exps) == 0 {
 			continue
 		}
+		// A word that matched one term (most do) scores each document
+		// once: its score is added as it is computed.
+		single := len(exps) == 1
 		s.gen++
 		wgen := s.gen
 		s.touched = s.touched[:0]
 		for _, e := range exps {
-			m.matched(e.t.text)
-			df := float64(len(e.t.postings))
-			idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
+			wi := e.weight * idf(n, len(e.t.postings))
 			for _, p := range e.t.postings {
-				d := &ix.docs[p.doc]
-				sc := e.weight * idf * (TitleBoost*bm25(p.title, d.titleLen, avgT) + bm25(p.desc, d.descLen, avgD))
-				if s.wordGen[p.doc] != wgen {
-					s.wordGen[p.doc] = wgen
-					s.best[p.doc] = sc
-					s.touched = append(s.touched, p.doc)
-				} else if sc > s.best[p.doc] {
-					s.best[p.doc] = sc
-				}
-				if s.qGen[p.doc] != qgen {
-					s.qGen[p.doc] = qgen
-					s.total[p.doc], s.cover[p.doc], s.first[p.doc] = 0, 0, NoPlace
+				sc := wi * (TitleBoost*bm25(p.title, normT[p.doc]) + bm25(p.desc, normD[p.doc]))
+				a := &accs[p.doc]
+				if a.qGen != qgen {
+					a.qGen = qgen
+					a.total, a.cover, a.first = 0, 0, NoPlace
 					s.docs = append(s.docs, p.doc)
 				}
-				if p.first < s.first[p.doc] {
-					s.first[p.doc] = p.first
+				if p.first < a.first {
+					a.first = p.first
+				}
+				switch {
+				case single:
+					a.total += sc
+					a.cover++
+					bestCover = max(bestCover, a.cover)
+				case a.wGen != wgen:
+					a.wGen = wgen
+					a.best = sc
+					s.touched = append(s.touched, p.doc)
+				case sc > a.best:
+					a.best = sc
 				}
 			}
 		}
 		for _, d := range s.touched {
-			s.total[d] += s.best[d]
-			s.cover[d]++
-			bestCover = max(bestCover, s.cover[d])
+			a := &accs[d]
+			a.total += a.best
+			a.cover++
+			bestCover = max(bestCover, a.cover)
 		}
 	}
 	hits := s.hits[:0]
 	for _, d := range s.docs {
-		if s.cover[d] == bestCover {
-			hits = append(hits, Hit{Slot: d, Score: s.total[d], First: s.first[d]})
+		if a := &accs[d]; a.cover == bestCover {
+			hits = append(hits, Hit{Slot: d, Score: a.total, First: a.first})
 		}
 	}
 	m.Hits = hits
 	return m
 }
 
-func bm25(tf, length uint16, avg float32) float32 {
-	if tf == 0 {
-		return 0
+// matchOne is Match for a single word that matched several terms
+// (exps): every document with one of them is a hit, scored by its best
+// term.
+func (ix *Index) matchOne(s *scratch, exps []expansion, n float64, normT, normD []float32) []Hit {
+	wgen := s.gen
+	accs := s.acc
+	s.touched = s.touched[:0]
+	for _, e := range exps {
+		wi := e.weight * idf(n, len(e.t.postings))
+		for _, p := range e.t.postings {
+			sc := wi * (TitleBoost*bm25(p.title, normT[p.doc]) + bm25(p.desc, normD[p.doc]))
+			a := &accs[p.doc]
+			if a.wGen != wgen {
+				a.wGen, a.best, a.first = wgen, sc, p.first
+				s.touched = append(s.touched, p.doc)
+				continue
+			}
+			a.best = max(a.best, sc)
+			a.first = min(a.first, p.first)
+		}
 	}
-	f := float32(tf)
-	return f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*float32(length)/avg))
+	hits := s.hits[:0]
+	for _, d := range s.touched {
+		a := &accs[d]
+		hits = append(hits, Hit{Slot: d, Score: a.best, First: a.first})
+	}
+	return hits
 }
 
-// expand returns the live terms word matches: itself, the terms it is a
-// prefix of, and those within MaxTypos edits, each once with its best
+// idf is BM25's inverse document frequency of a term in df of n documents.
+func idf(n float64, df int) float32 {
+	d := float64(df)
+	return float32(math.Log(1 + (n-d+0.5)/(d+0.5)))
+}
+
+// docNorms returns the length normalizations of the documents' titles and
+// descriptions, by slot, computing them when the documents changed since
+// the last call.
+func (ix *Index) docNorms() (title, desc []float32) {
+	nm := &ix.norms
+	if nm.valid.Load() != ix.gen+1 {
+		nm.mu.Lock()
+		if nm.valid.Load() != ix.gen+1 {
+			n := float64(max(ix.live, 1))
+			avgT := float32(max(float64(ix.sumT)/n, 1))
+			avgD := float32(max(float64(ix.sumD)/n, 1))
+			nm.title = slices.Grow(nm.title[:0], len(ix.docs))[:len(ix.docs)]
+			nm.desc = slices.Grow(nm.desc[:0], len(ix.docs))[:len(ix.docs)]
+			for i := range ix.docs {
+				nm.title[i] = lengthNorm(ix.docs[i].titleLen, avgT)
+				nm.desc[i] = lengthNorm(ix.docs[i].descLen, avgD)
+			}
+			nm.valid.Store(ix.gen + 1)
+		}
+		nm.mu.Unlock()
+	}
+	return nm.title, nm.desc
+}
+
+// lengthNorm is BM25's normalization of a field of length words, avg on
+// average.
+func lengthNorm(length uint16, avg float32) float32 {
+	return bm25K1 * (1 - bm25B + bm25B*float32(length)/avg)
+}
+
+// bm25 is the BM25 weight of a term found tf times in a field whose
+// lengthNorm is ln: 0 when tf is 0 (ln is never 0), computed without a
+// branch, as a term is in about one field in two.
+func bm25(tf uint16, ln float32) float32 {
+	f := float32(tf)
+	return f * (bm25K1 + 1) / (f + ln)
+}
+
+// candidates are the terms of the vocabulary a query word may expand to,
+// live or not: those it is a prefix of and those within its typos, each
+// with its weight, in vocabulary order. They change only with the
+// vocabulary.
+type candidates struct {
+	prefix []expansion
+	fuzzy  []expansion
+}
+
+func (c *candidates) size() int { return len(c.prefix) + len(c.fuzzy) }
+
+// expand appends to out the live terms word matches: itself, the terms it
+// is a prefix of, and those within MaxTypos edits, each once with its best
 // weight.
-func (ix *Index) expand(s *scratch, word string) []expansion {
-	var out []expansion
+func (ix *Index) expand(out []expansion, s *scratch, word string) []expansion {
 	if t := ix.terms[word]; t != nil && len(t.postings) > 0 {
 		out = append(out, expansion{t: t, weight: 1})
 	}
+	c := ix.candidatesOf(s, word)
+	out = appendTop(out, c.prefix, maxPrefix)
+	return appendTop(out, c.fuzzy, maxFuzzy)
+}
+
+// appendTop appends the n best live expansions of es to out.
+func appendTop(out, es []expansion, n int) []expansion {
+	start := len(out)
+	for _, e := range es {
+		if len(e.t.postings) > 0 {
+			out = append(out, e)
+		}
+	}
+	return out[:start+len(top(out[start:], n))]
+}
+
+// candidatesOf returns word's candidates, from the cache or found and
+// cached.
+func (ix *Index) candidatesOf(s *scratch, word string) *candidates {
+	cc := &ix.cands
+	first, _ := utf8.DecodeRuneInString(word)
+	cc.mu.Lock()
+	c := cc.byFirst[first][word]
+	cc.mu.Unlock()
+	if c != nil {
+		return c
+	}
+	c = ix.findCandidates(s, word)
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if old := cc.byFirst[first][word]; old != nil { // found meanwhile
+		return old
+	}
+	if cc.words >= maxCachedWords || cc.terms+c.size() > maxCachedTerms {
+		cc.forgetAllLocked()
+	}
+	words := cc.byFirst[first]
+	if words == nil {
+		words = map[string]*candidates{}
+		cc.byFirst[first] = words
+	}
+	words[word] = c
+	cc.words++
+	cc.terms += c.size()
+	return c
+}
+
+// forget drops the candidates of the words that term (new to the
+// vocabulary) may be a candidate of: those with its first character.
+func (cc *candCache) forget(term string) {
+	first, _ := utf8.DecodeRuneInString(term)
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for _, c := range cc.byFirst[first] {
+		cc.words--
+		cc.terms -= c.size()
+	}
+	delete(cc.byFirst, first)
+}
+
+// forgetAll drops every word's candidates: terms left the vocabulary (the
+// candidates would still be right, dead terms being skipped, but would keep
+// the terms in memory).
+func (cc *candCache) forgetAll() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.forgetAllLocked()
+}
+
+func (cc *candCache) forgetAllLocked() {
+	clear(cc.byFirst)
+	cc.words, cc.terms = 0, 0
+}
+
+// findCandidates walks the vocabulary for word's candidates.
+func (ix *Index) findCandidates(s *scratch, word string) *candidates {
+	c := &candidates{}
 	runes := []rune(word)
 	if len(runes) >= 2 {
-		var pre []expansion
 		lo := sort.SearchStrings(ix.vocab, word)
 		for i := lo; i < len(ix.vocab) && strings.HasPrefix(ix.vocab[i], word); i++ {
 			t := ix.terms[ix.vocab[i]]
-			if t.text == word || len(t.postings) == 0 {
+			if t.text == word {
 				continue
 			}
 			// The closer the prefix is to the whole term, the more it counts.
 			cover := float32(len(runes)) / float32(utf8.RuneCountInString(t.text))
-			pre = append(pre, expansion{t: t, weight: prefixWeight * (0.5 + 0.5*cover)})
+			c.prefix = append(c.prefix, expansion{t: t, weight: prefixWeight * (0.5 + 0.5*cover)})
 		}
-		out = append(out, top(pre, maxPrefix)...)
 	}
 	// Numbers are not guessed at: course 2030 is not course 2040.
 	if k := MaxTypos(len(runes)); k > 0 && !strings.ContainsAny(word, "0123456789") {
-		var fz []expansion
 		s.table = ix.fuzzy(runes, k, s.table, func(t *term, d int) {
 			if d == 0 || strings.HasPrefix(t.text, word) {
 				return // the word itself or a prefix match: counted above
@@ -405,11 +689,10 @@ func (ix *Index) expand(s *scratch, word string) []expansion {
 			if d == 2 {
 				w = typo2Weight
 			}
-			fz = append(fz, expansion{t: t, weight: w})
+			c.fuzzy = append(c.fuzzy, expansion{t: t, weight: w})
 		})
-		out = append(out, top(fz, maxFuzzy)...)
 	}
-	return out
+	return c
 }
 
 // top keeps the n best expansions: the heaviest, then the most common.
@@ -439,10 +722,10 @@ func skip(vocab []string, i int, prefix string) int {
 	return i + sort.Search(end-i, func(x int) bool { return !strings.HasPrefix(vocab[i+x], prefix) })
 }
 
-// fuzzy calls fn for every live term that starts with w's first character
-// and is within maxd edits of w (optimal string alignment distance:
-// insertions, deletions, substitutions and swaps of two adjacent
-// characters). It walks the sorted vocabulary as a trie: terms
+// fuzzy calls fn for every term of the vocabulary, live or not, that
+// starts with w's first character and is within maxd edits of w (optimal
+// string alignment distance: insertions, deletions, substitutions and swaps
+// of two adjacent characters). It walks the sorted vocabulary as a trie: terms
 // sharing a prefix with the previous one reuse its rows of the edit-distance
 // table, and once every cell of a row exceeds maxd, every term with that
 // prefix is skipped with a binary search.
@@ -511,9 +794,7 @@ func (ix *Index) fuzzy(w []rune, maxd int, buf []int, fn func(t *term, d int)) [
 			continue
 		}
 		if d := row(k)[n]; d <= maxd {
-			if tt := ix.terms[t]; len(tt.postings) > 0 {
-				fn(tt, d)
-			}
+			fn(ix.terms[t], d)
 		}
 		i++
 	}

@@ -1,11 +1,16 @@
 package search
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/stuffmart/stuffmart/services/stuff/internal/search/sample"
 )
 
 func TestFold(t *testing.T) {
@@ -292,4 +297,136 @@ func TestHighlight(t *testing.T) {
 	if f := m.Fragment("short one", NoPlace, 120); len(f) != 1 || f[0].Text != "short one" || f[0].Match {
 		t.Fatalf("fragment of a short text %+v", f)
 	}
+}
+
+// TestMatchAfterChangesAsFresh: an index that lived through adds, removes,
+// reused slots and vocabulary compactions, with the candidates of query
+// words kept between them, matches exactly as an index built afresh from
+// the same documents: the same hits, scores and first places.
+func TestMatchAfterChangesAsFresh(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	word := func() string {
+		alpha := "abcdeé"
+		if rng.IntN(3) == 0 {
+			alpha = "abcdefghijklmnopqrstuvwxyz"
+		}
+		r := make([]rune, 2+rng.IntN(8))
+		for i := range r {
+			r[i] = []rune(alpha)[rng.IntN(len([]rune(alpha)))]
+		}
+		return string(r)
+	}
+	text := func(n int) string {
+		ws := make([]string, n)
+		for i := range ws {
+			ws[i] = word()
+		}
+		return strings.Join(ws, " ")
+	}
+	type doc struct{ title, desc string }
+	docs := map[string]doc{}
+	ix := New()
+	slots := map[string]uint32{}
+	names := map[uint32]string{}
+	hits := func(ix *Index, names map[uint32]string, q string) map[string]Hit {
+		words, _ := Words(q, 12)
+		m := ix.Match(words)
+		defer m.Release()
+		out := map[string]Hit{}
+		for _, h := range m.Hits {
+			name := names[h.Slot]
+			h.Slot = 0
+			out[name] = h
+		}
+		return out
+	}
+	compacted := false
+	next := 0
+	for round := range 60 {
+		for range rng.IntN(80) {
+			name := fmt.Sprint("d", next)
+			next++
+			docs[name] = doc{text(1 + rng.IntN(3)), text(rng.IntN(8))}
+			slots[name] = ix.Add(Analyze(docs[name].title, docs[name].desc))
+			names[slots[name]] = name
+		}
+		for _, name := range slices.Sorted(maps.Keys(docs)) {
+			if rng.IntN(3) == 0 {
+				ix.Remove(slots[name])
+				delete(names, slots[name])
+				delete(slots, name)
+				delete(docs, name)
+			}
+		}
+		before := len(ix.vocab)
+		ix.Flush()
+		compacted = compacted || len(ix.vocab) < before
+		fresh, freshNames := New(), map[uint32]string{}
+		for _, name := range slices.Sorted(maps.Keys(docs)) {
+			freshNames[fresh.Add(Analyze(docs[name].title, docs[name].desc))] = name
+		}
+		fresh.Flush()
+		for range 40 {
+			q := word()
+			switch rng.IntN(4) {
+			case 0:
+				q = q[:1+rng.IntN(len(q))] // maybe a prefix, maybe cut in a character: Words cleans it
+			case 1:
+				q += " " + word()
+			}
+			got, want := hits(ix, names, q), hits(fresh, freshNames, q)
+			if !maps.Equal(got, want) {
+				t.Fatalf("round %d, %q: %d hits %v, afresh %d %v", round, q, len(got), got, len(want), want)
+			}
+		}
+	}
+	if !compacted {
+		t.Fatal("the vocabulary was never compacted: the test does not cover it")
+	}
+}
+
+// TestConcurrentMatch: searches running together on a fresh index (its
+// length normalizations and word candidates not computed yet) find what a
+// search alone finds. Run with -race.
+func TestConcurrentMatch(t *testing.T) {
+	t.Parallel()
+	build := func() *Index {
+		ix := New()
+		for i := range 500 {
+			title, desc, _ := sample.Listing(i)
+			ix.Add(Analyze(title, desc))
+		}
+		ix.Flush()
+		return ix
+	}
+	hits := func(ix *Index, q string) []Hit {
+		words, _ := Words(q, 12)
+		m := ix.Match(words)
+		defer m.Release()
+		h := slices.Clone(m.Hits)
+		slices.SortFunc(h, func(a, b Hit) int { return cmp.Compare(a.Slot, b.Slot) })
+		return h
+	}
+	alone := build()
+	want := map[string][]Hit{}
+	for _, q := range sample.Queries {
+		want[q] = hits(alone, q)
+	}
+	together := build()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			<-start
+			for i := range sample.Queries {
+				q := sample.Queries[(i+g)%len(sample.Queries)]
+				if got := hits(together, q); !slices.Equal(got, want[q]) {
+					t.Errorf("%q: %d hits, alone %d", q, len(got), len(want[q]))
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
 }

@@ -56,31 +56,75 @@ func isWord(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
 
-// tokens calls fn with the byte range of every word of s, in order.
-func tokens(s string, fn func(start, end int)) {
-	start := -1
-	for i := 0; i < len(s); {
-		var w bool
-		size := 1
-		if c := s[i]; c < utf8.RuneSelf {
-			w = asciiWord[c]
-		} else {
-			var r rune
-			r, size = utf8.DecodeRuneInString(s[i:])
-			w = isWord(r)
+// tokens calls fn with the byte range of every word of s, in order, and
+// whether the word is ASCII.
+func tokens(s string, fn func(start, end int, ascii bool)) {
+	for i := 0; ; {
+		start, end, ascii := nextWord(s, i)
+		if start < 0 {
+			return
 		}
+		fn(start, end, ascii)
+		i = end
+	}
+}
+
+// Byte classes for nextWord: between words, in an ASCII word, the start
+// of a character beyond ASCII (or a byte that is not one).
+const (
+	classSpace = iota
+	classWord
+	classWide
+)
+
+var class = func() (t [256]uint8) {
+	for c := range t {
 		switch {
-		case w && start < 0:
-			start = i
-		case !w && start >= 0:
-			fn(start, i)
-			start = -1
+		case c >= utf8.RuneSelf:
+			t[c] = classWide
+		case asciiWord[c]:
+			t[c] = classWord
+		}
+	}
+	return t
+}()
+
+// nextWord returns the byte range of the first word of s from byte i on
+// (start -1 when there is none), and whether it is ASCII.
+func nextWord(s string, i int) (start, end int, ascii bool) {
+	for {
+		// Between words.
+		for i < len(s) && class[s[i]] == classSpace {
+			i++
+		}
+		if i == len(s) {
+			return -1, -1, false
+		}
+		if class[s[i]] == classWord {
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if isWord(r) {
+			break
 		}
 		i += size
 	}
-	if start >= 0 {
-		fn(start, len(s))
+	start, ascii = i, true
+	for i < len(s) {
+		for i < len(s) && class[s[i]] == classWord {
+			i++
+		}
+		if i == len(s) || class[s[i]] == classSpace {
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !isWord(r) {
+			break
+		}
+		ascii = false
+		i += size
 	}
+	return start, i, ascii
 }
 
 // special are letters that folding maps to other letters: those that no
@@ -161,7 +205,7 @@ func cutBytes(dst []byte, base int) []byte {
 // Words returns the distinct folded words of a query, in order, at most max
 // of them (and whether there were more).
 func Words(q string, max int) (words []string, more bool) {
-	tokens(q, func(start, end int) {
+	tokens(q, func(start, end int, _ bool) {
 		w := Fold(q[start:end])
 		if w == "" {
 			return
@@ -224,13 +268,13 @@ func Analyze(title, description string) Analysis {
 			}
 		}
 	}
-	tokens(title, func(start, end int) {
+	tokens(title, func(start, end int, _ bool) {
 		if w := Fold(title[start:end]); w != "" {
 			add(w, true, start)
 			a.TitleLen++
 		}
 	})
-	tokens(description, func(start, end int) {
+	tokens(description, func(start, end int, _ bool) {
 		if w := Fold(description[start:end]); w != "" {
 			add(w, false, start)
 			a.DescLen++
@@ -253,28 +297,6 @@ func inc(n uint16) uint16 {
 type Segment struct {
 	Text  string
 	Match bool
-}
-
-// highlight splits s into segments, marking the words whose folded form
-// matched.
-func highlight(s string, matched func(term []byte) bool) []Segment {
-	out := make([]Segment, 0, 8)
-	var buf [2 * MaxTermBytes]byte
-	last := 0
-	tokens(s, func(start, end int) {
-		if !matched(foldAppend(buf[:0], s[start:end])) {
-			return
-		}
-		if start > last {
-			out = append(out, Segment{Text: s[last:start]})
-		}
-		out = append(out, Segment{Text: s[start:end], Match: true})
-		last = end
-	})
-	if last < len(s) {
-		out = append(out, Segment{Text: s[last:]})
-	}
-	return out
 }
 
 // Ellipsis marks where a fragment cuts its text.

@@ -100,3 +100,14 @@ var Queries = []string{
 	"thermodynamics exam", "used laptop charger", "handwritten", "straße", "anatomy flashcards",
 	"geometry", "econ", "wireless headphones",
 }
+
+// Kinds are searches of each kind the benchmarks time one by one, over
+// 5,000 sample listings: a word in about half of them, a rare made-up word
+// (in 3 listings, 4 with a typo of it), a prefix, a typo, three words.
+var Kinds = []struct{ Name, Q string }{
+	{"common", "notes"},
+	{"rare", "bifapihe"},
+	{"prefix", "calc"},
+	{"typo", "statistcs"},
+	{"3words", "used laptop charger"},
+}
