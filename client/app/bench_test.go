@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -196,7 +195,7 @@ func load(b *testing.B, base string, path func(i int) string) {
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	b.ResetTimer()
-	start, cpuStart := time.Now(), cpuTime()
+	start, cpuStart := time.Now(), testkit.CPUTime(b)
 	var wg sync.WaitGroup
 	for range benchConns {
 		wg.Go(func() {
@@ -215,7 +214,7 @@ func load(b *testing.B, base string, path func(i int) string) {
 		})
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), cpuTime()-cpuStart
+	elapsed, cpu := time.Since(start), testkit.CPUTime(b)-cpuStart
 	b.StopTimer()
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
@@ -227,15 +226,6 @@ func load(b *testing.B, base string, path func(i int) string) {
 	// CPU of the whole process (storefront, services and load generator)
 	// per request: a measure that other work on the machine does not move.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
-}
-
-// cpuTime is the CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkHome: GET / (the first 20 of 5,000 listings), anonymous.
@@ -459,7 +449,7 @@ func seed(b *testing.B, s *clienttest.Stack, n int) ([]string, error) {
 // half a second, failing the benchmark after timeout.
 func waitQuiet(b *testing.B, timeout time.Duration) {
 	b.Helper()
-	cpu := cpuTime
+	cpu := func() time.Duration { return testkit.CPUTime(b) }
 	testkit.Eventually(b, timeout, func() bool {
 		before := cpu()
 		time.Sleep(500 * time.Millisecond) // the window the CPU use is measured over

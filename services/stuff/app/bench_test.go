@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -132,7 +131,7 @@ func load(b *testing.B, s *stack, path func(i int) string) {
 	}
 
 	p := startPool(hc, s.URL)
-	cpu0 := cpuTime(b)
+	cpu0 := testkit.CPUTime(b)
 	start := time.Now()
 	i := 0
 	for b.Loop() {
@@ -141,7 +140,7 @@ func load(b *testing.B, s *stack, path func(i int) string) {
 	}
 	all, err := p.stop()
 	elapsed := time.Since(start)
-	cpu := cpuTime(b) - cpu0
+	cpu := testkit.CPUTime(b) - cpu0
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -155,15 +154,6 @@ func load(b *testing.B, s *stack, path func(i int) string) {
 	// CPU of the whole process (service, load generator, FerretDB, NATS)
 	// per request: what a busy machine changes least.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/req")
-}
-
-// cpuTime is the CPU time this process has used, user and system.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type statusError struct {

@@ -129,7 +129,7 @@ func BenchmarkGetStuffMetricsHTTP(b *testing.B) {
 	}
 	next := 0
 	turn := func(sd *side) time.Duration {
-		begin := cpuTime(b)
+		begin := testkit.CPUTime(b)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var failed error
@@ -159,7 +159,7 @@ func BenchmarkGetStuffMetricsHTTP(b *testing.B) {
 		if failed != nil {
 			b.Fatal(failed)
 		}
-		return cpuTime(b) - begin
+		return testkit.CPUTime(b) - begin
 	}
 	// Warm up past the start-up work (see load).
 	for i, end := 0, time.Now().Add(3*time.Second); time.Now().Before(end); i++ {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +66,7 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		ctx := context.Background()
 		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer testkit.ReportCPUPerOp(b)()
 		i := 0
 		for b.Loop() {
 			if _, _, err := cat.Search(ctx, qs[i%len(qs)]); err != nil {
@@ -106,24 +105,4 @@ func heapNow() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
-}
-
-// cpuPerOp reports the process's CPU time (user and system) per iteration
-// of b.Loop, as cpu-ns/op, when the returned func is called: on a shared
-// machine, ns/op counts the time other processes took the CPU too.
-func cpuPerOp(b *testing.B) func() {
-	start := cpuTime(b)
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,7 +65,7 @@ func BenchmarkListSearch(b *testing.B) {
 		}
 		w := &discard{h: http.Header{}}
 		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer testkit.ReportCPUPerOp(b)()
 		i := 0
 		for b.Loop() {
 			clear(w.h)
@@ -94,23 +93,3 @@ type discard struct {
 func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discard) WriteHeader(status int)      { d.status = status }
-
-// cpuPerOp reports the process's CPU time (user and system) per iteration
-// of b.Loop, as cpu-ns/op, when the returned func is called: on a shared
-// machine, ns/op counts the time other processes took the CPU too.
-func cpuPerOp(b *testing.B) func() {
-	start := cpuTime(b)
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

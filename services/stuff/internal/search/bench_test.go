@@ -2,12 +2,11 @@ package search_test
 
 import (
 	"runtime"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stuffmart/stuffmart/services/stuff/internal/search"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/search/sample"
+	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
 func heap() uint64 {
@@ -64,7 +63,7 @@ func BenchmarkMatch(b *testing.B) {
 			words[i], _ = search.Words(q, 12)
 		}
 		b.ReportAllocs()
-		defer cpuPerOp(b)()
+		defer testkit.ReportCPUPerOp(b)()
 		i := 0
 		for b.Loop() {
 			m := ix.Match(words[i%len(words)])
@@ -89,7 +88,7 @@ func BenchmarkHighlight(b *testing.B) {
 			defer m.Release()
 			hits := m.Hits[:min(20, len(m.Hits))]
 			b.ReportAllocs()
-			defer cpuPerOp(b)()
+			defer testkit.ReportCPUPerOp(b)()
 			for b.Loop() {
 				for _, h := range hits {
 					t := texts[h.Slot]
@@ -99,24 +98,4 @@ func BenchmarkHighlight(b *testing.B) {
 			}
 		})
 	}
-}
-
-// cpuPerOp reports the process's CPU time (user and system) per iteration
-// of b.Loop, as cpu-ns/op, when the returned func is called: on a shared
-// machine, ns/op counts the time other processes took the CPU too.
-func cpuPerOp(b *testing.B) func() {
-	start := cpuTime(b)
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
