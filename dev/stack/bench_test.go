@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
 	"slices"
@@ -752,5 +753,82 @@ func BenchmarkStackPurchaseRace(b *testing.B) {
 	}
 	b.ReportMetric(ms(worst), "slowest-answer-ms")
 	b.ReportMetric(ms(wall), "race-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkStackSearchFreshness: how soon a new listing is found by search
+// (from its create's answer), how soon a BUY hides it (from the order's
+// 201), and how soon a cancel brings it back (from the cancel's 204),
+// through the gateway on one stuff replica; search's target is within a
+// second each.
+func BenchmarkStackSearchFreshness(b *testing.B) {
+	const n = 100
+	s := startBench(b, benchOptions{})
+	seller, buyer := s.signup("seller@bench.dev"), s.signup("buyer@bench.dev")
+	found := func(word string) bool {
+		status, raw := buyer.call(http.MethodGet, "/api/stuff?q="+word, nil)
+		if status != http.StatusOK {
+			b.Fatalf("search %s = %d %s", word, status, raw)
+		}
+		var page struct {
+			Total int `json:"total"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			b.Fatal(err)
+		}
+		return page.Total > 0
+	}
+	// wait polls until found(word) is want, and returns how long since from.
+	wait := func(word string, want bool, from time.Time) time.Duration {
+		deadline := from.Add(30 * time.Second)
+		for found(word) != want {
+			if time.Now().After(deadline) {
+				_, raw := buyer.call(http.MethodGet, "/api/stuff?q="+word, nil)
+				b.Fatalf("search %q: still %v after 30s: %s", word, !want, raw)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(from)
+	}
+	var created, held, released []time.Duration
+	for range b.N {
+		for range n {
+			// Random letters: words a typo or two apart would match each other.
+			letters := make([]byte, 12)
+			for j := range letters {
+				letters[j] = byte('a' + rand.IntN(26))
+			}
+			word := string(letters)
+			id := seller.sell(word)
+			created = append(created, wait(word, true, time.Now()))
+			for !s.inOrdersReplica(id) {
+				time.Sleep(time.Millisecond)
+			}
+			status, raw := buyer.call(http.MethodPost, "/api/orders", map[string]string{"stuffId": id})
+			at := time.Now()
+			if status != http.StatusCreated {
+				b.Fatalf("BUY = %d %s", status, raw)
+			}
+			held = append(held, wait(word, false, at))
+			var order struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &order); err != nil {
+				b.Fatal(err)
+			}
+			if status, raw := buyer.call(http.MethodDelete, "/api/orders/"+order.ID, nil); status != http.StatusNoContent {
+				b.Fatalf("cancel = %d %s", status, raw)
+			}
+			released = append(released, wait(word, true, time.Now()))
+		}
+	}
+	for _, m := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"found", created}, {"hidden", held}, {"back", released}} {
+		slices.Sort(m.ds)
+		b.ReportMetric(ms(pct(m.ds, 0.5)), m.name+"-p50-ms")
+		b.ReportMetric(ms(pct(m.ds, 0.99)), m.name+"-p99-ms")
+	}
 	b.ReportMetric(0, "ns/op")
 }
