@@ -6,9 +6,15 @@ import (
 	"sync"
 )
 
-// MaxAnswers bounds how many search answers each replica keeps (a page with
-// highlights is some 20 KB: about 5 MB at most).
-const MaxAnswers = 256
+// MaxAnswers bounds how many search answers each replica keeps, and
+// MaxAnswerBytes their total size: a page of 20 with highlights is some
+// 20 KB, but a page of 100 long descriptions can be a few MB, and the
+// queries are anyone's to choose. MaxAnswerSize is the largest answer kept.
+const (
+	MaxAnswers     = 256
+	MaxAnswerBytes = 8 << 20
+	MaxAnswerSize  = 256 << 10
+)
 
 // answers keeps the JSON of recent searches, each valid while the catalog
 // has not changed since the search began (catalog.Changes): a search asked
@@ -18,6 +24,8 @@ const MaxAnswers = 256
 type answers struct {
 	mu sync.Mutex
 	m  map[string]answer
+	// bytes is the size of the kept bodies together.
+	bytes int
 	// swept is the changes at which put last dropped the stale answers.
 	swept uint64
 }
@@ -35,35 +43,48 @@ func (a *answers) get(key string, changes uint64) ([]byte, bool) {
 	defer a.mu.Unlock()
 	an, ok := a.m[key]
 	if ok && an.changes != changes {
-		delete(a.m, key)
+		a.drop(key)
 		ok = false
 	}
 	return an.body, ok
 }
 
-// put keeps body as the answer for key built at changes. When full, it
-// drops the stale answers (once per change of the catalog: while nothing
-// changes, they were dropped already), or else an arbitrary one.
+// put keeps body as the answer for key built at changes, unless it is over
+// MaxAnswerSize. When full (by count or by bytes), it drops the stale
+// answers (once per change of the catalog: while nothing changes, they were
+// dropped already), then arbitrary ones until the new one fits.
 func (a *answers) put(key string, changes uint64, body []byte) {
+	if len(body) > MaxAnswerSize {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.m) >= MaxAnswers && changes != a.swept {
+	a.drop(key)
+	full := func() bool { return len(a.m) >= MaxAnswers || a.bytes+len(body) > MaxAnswerBytes }
+	if full() && changes != a.swept {
 		for k, an := range a.m {
 			if an.changes != changes {
-				delete(a.m, k)
+				a.drop(k)
 			}
 		}
 		a.swept = changes
 	}
-	if len(a.m) >= MaxAnswers {
-		for k := range a.m {
-			if len(a.m) < MaxAnswers {
-				break
-			}
-			delete(a.m, k)
+	for k := range a.m {
+		if !full() {
+			break
 		}
+		a.drop(k)
 	}
 	a.m[key] = answer{changes: changes, body: body}
+	a.bytes += len(body)
+}
+
+// drop forgets the answer kept for key, if any.
+func (a *answers) drop(key string) {
+	if an, ok := a.m[key]; ok {
+		a.bytes -= len(an.body)
+		delete(a.m, key)
+	}
 }
 
 // key is the canonical form of a validated query: two URLs that ask the
