@@ -23,8 +23,13 @@ const (
 	// same whatever the vocabulary.
 	maxPrefix = 48
 	maxFuzzy  = 16
-	bm25K1    = 1.2
-	bm25B     = 0.75
+	// maxQueryPrefix and maxQueryFuzzy bound them for a whole query: a
+	// query of many words shares them (up to 4 words get each word's
+	// full share), so no query scans more than about 270 posting lists.
+	maxQueryPrefix = 4 * maxPrefix
+	maxQueryFuzzy  = 4 * maxFuzzy
+	bm25K1         = 1.2
+	bm25B          = 0.75
 	// maxCachedWords and maxCachedTerms bound the query words whose
 	// candidate terms are kept, and those terms (16 bytes each): about 1 MiB.
 	maxCachedWords = 4096
@@ -403,7 +408,7 @@ func (ix *Index) Match(words []string) *Matches {
 	s.exps, s.ends = s.exps[:0], s.ends[:0]
 	matching := 0 // words that matched a term
 	for _, w := range words {
-		s.exps = ix.expand(s.exps, s, w)
+		s.exps = ix.expand(s.exps, s, w, len(words))
 		if len(s.ends) == 0 || len(s.exps) > s.ends[len(s.ends)-1] {
 			matching++
 		}
@@ -584,14 +589,16 @@ func (c *candidates) size() int { return len(c.prefix) + len(c.fuzzy) }
 
 // expand appends to out the live terms word matches: itself, the terms it
 // is a prefix of, and those within MaxTypos edits, each once with its best
-// weight.
-func (ix *Index) expand(out []expansion, s *scratch, word string) []expansion {
+// weight. words is how many words the query has: their expansions share
+// maxQueryPrefix and maxQueryFuzzy.
+func (ix *Index) expand(out []expansion, s *scratch, word string, words int) []expansion {
 	if t := ix.terms[word]; t != nil && len(t.postings) > 0 {
 		out = append(out, expansion{t: t, weight: 1})
 	}
 	c := ix.candidatesOf(s, word)
-	out = appendTop(out, c.prefix, maxPrefix)
-	return appendTop(out, c.fuzzy, maxFuzzy)
+	words = max(words, 1)
+	out = appendTop(out, c.prefix, min(maxPrefix, maxQueryPrefix/words))
+	return appendTop(out, c.fuzzy, min(maxFuzzy, maxQueryFuzzy/words))
 }
 
 // appendTop appends the n best live expansions of es to out.

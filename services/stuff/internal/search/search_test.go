@@ -430,3 +430,28 @@ func TestConcurrentMatch(t *testing.T) {
 	close(start)
 	wg.Wait()
 }
+
+// A query of many short words, each the prefix of many terms, scans a
+// bounded number of posting lists, however large the vocabulary.
+func TestQueryExpansionsBounded(t *testing.T) {
+	ix := New()
+	words := []string{"ab", "cd", "ef", "gh", "ij", "kl", "mn", "op", "qr", "st", "uv", "wx"}
+	// Each two-letter word starts 60 terms.
+	for _, w := range words {
+		for c := range 60 {
+			ix.Add(Analyze(w+string(rune('a'+c/26))+string(rune('a'+c%26))+"x", ""))
+		}
+	}
+	ix.Flush()
+	m := ix.Match(words)
+	defer m.Release()
+	if n, most := len(m.s.exps), len(words)+maxQueryPrefix+maxQueryFuzzy; n > most {
+		t.Fatalf("%d terms scanned for %d words, want at most %d", n, len(words), most)
+	}
+	// One word keeps a word's full share.
+	one := ix.Match(words[:1])
+	defer one.Release()
+	if n := len(one.s.exps); n != maxPrefix {
+		t.Fatalf("%d terms for one prefix of 60, want %d", n, maxPrefix)
+	}
+}
