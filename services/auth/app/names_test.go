@@ -209,6 +209,8 @@ func TestSetName(t *testing.T) {
 		{"too short", false, map[string]string{"name": "B"}, http.StatusBadRequest, []errs.Item{badNameLen}},
 		{"missing", false, testkit.Raw(`{}`), http.StatusBadRequest, []errs.Item{badNameLen}},
 		{"control character", false, map[string]string{"name": "Bob\u2066x"}, http.StatusBadRequest, []errs.Item{badNameText}},
+		{"another account's default name", false, map[string]string{"name": "student 00A1b2"}, http.StatusBadRequest, []errs.Item{
+			{Message: `Names like "Student 1a2b3c" are kept for accounts that have not chosen one`, Field: "name"}}},
 		{"another user's id", false, map[string]string{"name": "Mallory", "id": a.ID}, http.StatusBadRequest,
 			[]errs.Item{{Message: "Unknown field", Field: "id"}}},
 		{"a role", false, map[string]string{"name": "Mallory", "role": "admin"}, http.StatusBadRequest,

@@ -132,6 +132,22 @@ func checkName(v *validate.Errors, name string) {
 	v.Check(n >= MinNameLen && n <= MaxNameLen, "name", "Name must be between 2 and 40 characters")
 	v.Check(validate.PlainText(name, false) && !strings.ContainsRune(name, '\t'), "name",
 		"Name must not contain control or text-direction characters")
+	v.Check(!looksDefault(name), "name", "Names like \"Student 1a2b3c\" are kept for accounts that have not chosen one")
+}
+
+// looksDefault tells whether name has the form of a DefaultName, which
+// nobody may choose: it would pass for another account's.
+func looksDefault(name string) bool {
+	rest, ok := strings.CutPrefix(strings.ToLower(name), "student ")
+	if !ok || len(rest) != 6 {
+		return false
+	}
+	for _, c := range rest {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // NormalizeEmail is the form emails are stored, compared and looked up in.
