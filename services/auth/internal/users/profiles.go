@@ -58,7 +58,7 @@ func (c *profileCache) get(id string, now time.Time) (profileEntry, uint64, bool
 // put keeps e for id from now, unless something was forgotten since gen
 // (from get, before the read). Only ids of an ObjectID's length are kept
 // (others are malformed, answered without a database read anyway), and a
-// full cache drops what expired, or everything if nothing did.
+// full cache drops what expired, or else arbitrary entries until one fits.
 func (c *profileCache) put(id string, e profileEntry, now time.Time, gen uint64) {
 	if len(id) != 24 {
 		return
@@ -75,8 +75,11 @@ func (c *profileCache) put(id string, e profileEntry, now time.Time, gen uint64)
 				delete(c.m, k)
 			}
 		}
-		if len(c.m) >= maxProfiles {
-			clear(c.m)
+		for k := range c.m { // an arbitrary one, not the popular ones with it
+			if len(c.m) < maxProfiles {
+				break
+			}
+			delete(c.m, k)
 		}
 	}
 	c.m[strings.ToLower(id)] = e

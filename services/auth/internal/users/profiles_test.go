@@ -62,8 +62,12 @@ func TestProfileCacheIsBounded(t *testing.T) {
 			t.Fatalf("%d entries after %d puts, want at most %d", len(c.m), i+1, maxProfiles)
 		}
 	}
-	// The newest is always kept.
+	// The newest is always kept, and a full cache drops one entry for
+	// each new one, not all of them.
 	if _, _, ok := c.get(id(maxProfiles+9), now); !ok {
 		t.Fatal("the newest entry is missing")
+	}
+	if len(c.m) != maxProfiles {
+		t.Fatalf("%d entries kept, want a full cache of %d", len(c.m), maxProfiles)
 	}
 }
