@@ -73,6 +73,9 @@ type Offline struct {
 	mu      sync.Mutex
 	byKey   map[string]offlineAnswer
 	intents map[string]*offlineIntent
+	// paid is the PaymentIntent of each Checkout Session paid on the
+	// stand-in page: one per session, as at Stripe.
+	paid map[string]string
 }
 
 var (
@@ -82,7 +85,7 @@ var (
 
 // NewOffline returns an empty Offline.
 func NewOffline() *Offline {
-	return &Offline{byKey: map[string]offlineAnswer{}, intents: map[string]*offlineIntent{}}
+	return &Offline{byKey: map[string]offlineAnswer{}, intents: map[string]*offlineIntent{}, paid: map[string]string{}}
 }
 
 // once answers key with the first answer given to it, or with do's.

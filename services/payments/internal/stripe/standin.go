@@ -105,7 +105,7 @@ func (s *StandIn) Pay(v payments.SessionView, card string) (payload []byte, sign
 	default:
 		return nil, "", &payments.InvalidPaymentMethodError{Message: "Choose one of the test cards"}
 	}
-	intent := s.offline.charged(v.Amount)
+	intent := s.offline.paySession(v.ID, v.Amount)
 	metadata := map[string]string{"orderId": v.OrderID, "userId": v.UserID, "attempt": strconv.Itoa(v.Attempt)}
 	if v.CorrelationID != "" {
 		metadata["correlationId"] = v.CorrelationID
@@ -125,12 +125,18 @@ func (s *StandIn) Pay(v payments.SessionView, card string) (payload []byte, sign
 	return payload, s.hooks.Sign(payload), nil
 }
 
-// charged makes a PaymentIntent that took amount, as the one Checkout
-// makes for a paid session, and returns its id.
-func (o *Offline) charged(amount int64) string {
+// paySession makes the PaymentIntent that took amount for Checkout Session
+// session, as Checkout does when it is paid, and returns its id. A session
+// is paid once: the page submitted twice gets the same PaymentIntent back,
+// whose second event changes nothing.
+func (o *Offline) paySession(session string, amount int64) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if id, ok := o.paid[session]; ok {
+		return id
+	}
 	in := &offlineIntent{id: "pi_offline_" + randomHex(), amount: amount, status: payments.IntentSucceeded}
 	o.intents[in.id] = in
+	o.paid[session] = in.id
 	return in.id
 }

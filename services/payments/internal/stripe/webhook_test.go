@@ -75,3 +75,38 @@ func TestWebhooksParse(t *testing.T) {
 		}
 	})
 }
+
+// TestStandInPaysASessionOnce: the stand-in page submitted twice (a double
+// click) pays its session with one PaymentIntent, as Checkout does; both
+// events name it, so the second records nothing new.
+func TestStandInPaysASessionOnce(t *testing.T) {
+	hooks := stripe.NewWebhooks("whsec_standin_test", "offline")
+	standIn := stripe.NewStandIn(stripe.NewOffline(), hooks, time.Now)
+	v := payments.SessionView{ID: "cs_offline_o1_1", OrderID: "o1", UserID: "u1", Attempt: 1, Amount: 1200, Currency: "usd"}
+	intents := map[string]bool{}
+	for range 2 {
+		payload, signature, err := standIn.Pay(v, stripe.CardSucceeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := hooks.Parse(payload, signature)
+		if err != nil {
+			t.Fatal(err)
+		}
+		intents[ev.IntentID] = true
+	}
+	if len(intents) != 1 {
+		t.Fatalf("two payments of one session made PaymentIntents %v, want one", intents)
+	}
+	payload, signature, err := standIn.Pay(payments.SessionView{ID: "cs_offline_o2_1", OrderID: "o2", UserID: "u1", Attempt: 1, Amount: 900, Currency: "usd"}, stripe.CardSucceeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := hooks.Parse(payload, signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if intents[ev.IntentID] {
+		t.Fatal("another session was paid with the same PaymentIntent")
+	}
+}
