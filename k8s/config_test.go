@@ -28,6 +28,9 @@ var clusterDifferences = map[string]map[string]string{
 		"Service.DebugAddr":      "make dev serves the whole process's profiles itself (DEBUG_ADDR of make dev); each pod on its loopback",
 		"Service.TrustedProxies": "make dev: loopback (the gateway and the storefront run in its process); the cluster: the private ranges of the ingress controller's and the storefront's pods",
 	},
+	"payments": {
+		"PublicURL": "make dev: return URLs of any origin (the browser's host varies); the cluster: the storefront's, https://stuffmart.dev",
+	},
 	"client": {
 		"HTTPAddr":       "port, as for the services",
 		"AuthURL":        "service URLs: make dev's gateway (API_URL); the cluster: each Service",

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	httpapi "github.com/stuffmart/stuffmart/services/payments/internal/http"
@@ -39,6 +40,10 @@ type Config struct {
 	// StripeAPIURL (STRIPE_API_URL) overrides Stripe's API base URL: tests
 	// and stripe-mock. Empty is https://api.stripe.com.
 	StripeAPIURL string
+	// PublicURL (PUBLIC_URL; none by default) is the storefront's public
+	// base URL: a checkout's return URLs must lead back to it. Empty (make
+	// dev) accepts any origin; they must always lead to the order's page.
+	PublicURL string
 	// Currency (CURRENCY) of every charge, ISO 4217 lower case; "usd".
 	Currency string
 	// ChargeTimeout (CHARGE_TIMEOUT) bounds the provider calls of one
@@ -81,6 +86,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		StripeSecretKey:     r.String("STRIPE_SECRET_KEY", ""),
 		StripeWebhookSecret: r.String("STRIPE_WEBHOOK_SECRET", ""),
 		StripeAPIURL:        r.String("STRIPE_API_URL", ""),
+		PublicURL:           r.String("PUBLIC_URL", ""),
 		Currency:            r.String("CURRENCY", "usd"),
 		ChargeTimeout:       r.Duration("CHARGE_TIMEOUT", payments.DefaultChargeTimeout),
 		SweepEvery:          r.Duration("PAYMENT_SWEEP", payments.DefaultSweepEvery),
@@ -89,6 +95,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if cfg.StripeSecretKey != "" && cfg.StripeWebhookSecret == "" {
 		problems = append(problems, errors.New("STRIPE_WEBHOOK_SECRET: required with STRIPE_SECRET_KEY, or no card payment's webhook can be verified "+
 			"(the endpoint's signing secret, whsec_...; `stripe listen` prints one)"))
+	}
+	if u, err := url.Parse(cfg.PublicURL); cfg.PublicURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		problems = append(problems, fmt.Errorf("PUBLIC_URL: %q is not an absolute http or https URL such as https://stuffmart.dev", cfg.PublicURL))
 	}
 	if !validCurrency(cfg.Currency) {
 		problems = append(problems, fmt.Errorf("CURRENCY: %q is not a lower-case ISO 4217 code such as usd", cfg.Currency))
@@ -174,7 +183,7 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Currency: cfg.Currency, ChargeTimeout: cfg.ChargeTimeout, Now: cfg.Now, Log: log, Metrics: newMetrics(svc.Metrics),
 	})
 	hooks := stripe.NewWebhooks(secret, provider)
-	h := httpapi.NewHandler(p, p, p, hooks, log)
+	h := httpapi.NewHandler(p, p, p, hooks, log).WithPublicURL(cfg.PublicURL)
 	if offline != nil {
 		h.WithStandIn(stripe.NewStandIn(offline, hooks, cfg.Now))
 	}

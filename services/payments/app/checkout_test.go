@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stuffmart/stuffmart/services/payments/app"
 	"github.com/stuffmart/stuffmart/shared/auth"
 	"github.com/stuffmart/stuffmart/shared/correlation"
 	"github.com/stuffmart/stuffmart/shared/errs"
@@ -292,6 +293,8 @@ func TestCheckoutRefusals(t *testing.T) {
 		{"missing", map[string]any{"successUrl": "", "cancelUrl": ""}, []errs.Item{
 			{Message: "Return URL is required", Field: "successUrl"}, {Message: "Return URL is required", Field: "cancelUrl"}}},
 		{"operator object", map[string]any{"orderId": map[string]any{"$ne": nil}}, []errs.Item{{Message: "Must be a string", Field: "orderId"}}},
+		{"not back to the order", map[string]any{"successUrl": "https://shop.test/elsewhere", "cancelUrl": "https://shop.test/orders/0123456789abcdef01234567"}, []errs.Item{
+			{Message: "Must lead back to the order's page", Field: "successUrl"}, {Message: "Must lead back to the order's page", Field: "cancelUrl"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.checkout(cookie, id, tc.body).WantErrors(http.StatusBadRequest, tc.items...)
@@ -309,6 +312,21 @@ func TestCheckoutRefusals(t *testing.T) {
 	if n := len(s.stripe.Requests("/v1/checkout/sessions")); n != 0 {
 		t.Fatalf("%d session requests reached Stripe", n)
 	}
+}
+
+// TestCheckoutReturnsToThePublicURL: with PUBLIC_URL set, the return URLs
+// must be on the storefront's origin: no checkout sends a buyer to another
+// site.
+func TestCheckoutReturnsToThePublicURL(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false, func(c *app.Config) { c.PublicURL = "https://shop.test" })
+	buyer, cookie := s.User(auth.RoleUser)
+	id := s.order(buyer, 1000)
+	s.checkout(cookie, id, map[string]any{"successUrl": "https://evil.example/orders/" + id + "?paid=1"}).
+		WantError(http.StatusBadRequest, "Must be on https://shop.test", "successUrl")
+	s.checkout(cookie, id, map[string]any{"cancelUrl": "http://shop.test/orders/" + id}).
+		WantError(http.StatusBadRequest, "Must be on https://shop.test", "cancelUrl")
+	s.checkout(cookie, id, nil).Want(http.StatusCreated)
 }
 
 // TestCheckoutFreeCoupon: a coupon that makes the order free pays it at

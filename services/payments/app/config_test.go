@@ -62,3 +62,20 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigPublicURL(t *testing.T) {
+	base := map[string]string{
+		"MONGO_URI": "mongodb://db:27017", "NATS_URL": "nats://nats:4222",
+		"JWT_KEY": strings.Repeat("j", 32), "SESSION_KEY": strings.Repeat("s", 32),
+	}
+	base["PUBLIC_URL"] = "https://stuffmart.dev"
+	if cfg, err := app.LoadConfig(env(base)); err != nil || cfg.PublicURL != "https://stuffmart.dev" {
+		t.Fatalf("PUBLIC_URL: %q, %v", cfg.PublicURL, err)
+	}
+	for _, bad := range []string{"stuffmart.dev", "ftp://stuffmart.dev", "https://"} {
+		base["PUBLIC_URL"] = bad
+		if _, err := app.LoadConfig(env(base)); err == nil || !strings.Contains(err.Error(), "PUBLIC_URL") {
+			t.Errorf("PUBLIC_URL %q: %v, want it refused", bad, err)
+		}
+	}
+}

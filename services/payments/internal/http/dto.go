@@ -73,6 +73,26 @@ func returnURL(v *validate.Errors, field, s string) {
 	}
 }
 
+// leadsBack checks that both return URLs lead back to the order's page of
+// the storefront (a path ending in /orders/<orderId>), on origin when it is
+// set: neither the provider's page nor the stand-in may send a buyer
+// anywhere else.
+func (r *checkoutRequest) leadsBack(origin string) error {
+	var v validate.Errors
+	for _, f := range []struct{ field, url string }{{"successUrl", r.SuccessURL}, {"cancelUrl", r.CancelURL}} {
+		u, err := url.Parse(f.url)
+		if err != nil {
+			continue // Validate refused it
+		}
+		if origin != "" && u.Scheme+"://"+u.Host != origin {
+			v.Add(f.field, "Must be on "+origin)
+		} else if !strings.HasSuffix(u.Path, "/orders/"+r.OrderID) {
+			v.Add(f.field, "Must lead back to the order's page")
+		}
+	}
+	return v.Err()
+}
+
 // checkoutResponse is where the buyer goes: the session's page (id, url),
 // or back to the order, which a coupon paid (completed).
 type checkoutResponse struct {

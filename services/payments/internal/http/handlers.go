@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -55,6 +56,9 @@ type Handler struct {
 	log      *slog.Logger
 	standIn  StandIn
 	client   *http.Client // the stand-in's deliveries to the webhook
+	// origin is the storefront's public origin ("scheme://host"), which
+	// return URLs must be on; empty: any.
+	origin string
 }
 
 // NewHandler returns the handlers over payer, coupons and sessions, taking
@@ -62,6 +66,15 @@ type Handler struct {
 // webhook delivery) are logged to log.
 func NewHandler(payer Payer, coupons Coupons, sessions Sessions, hook Webhook, log *slog.Logger) *Handler {
 	return &Handler{payer: payer, coupons: coupons, sessions: sessions, hook: hook, log: log}
+}
+
+// WithPublicURL makes the handler accept checkout return URLs only on the
+// origin of publicURL, the storefront's (empty: any origin).
+func (h *Handler) WithPublicURL(publicURL string) *Handler {
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		h.origin = u.Scheme + "://" + u.Host
+	}
+	return h
 }
 
 // WithStandIn has the handler serve the offline stand-in for the
@@ -100,6 +113,9 @@ func (h *Handler) checkout(c echo.Context) error {
 	u, _ := auth.FromEcho(c) // RequireUser ran
 	var req checkoutRequest
 	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	if err := req.leadsBack(h.origin); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
