@@ -151,6 +151,13 @@ func storefrontWith(b *testing.B, stuffURL string, ttl time.Duration, metrics, l
 		b.Fatal(err)
 	}
 	cfg.NoMetrics = !metrics
+	return serveStorefront(b, cfg)
+}
+
+// serveStorefront runs a storefront of cfg on loopback until the benchmark
+// ends and returns its URL.
+func serveStorefront(b *testing.B, cfg app.Config) string {
+	b.Helper()
 	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -370,18 +377,7 @@ func storefrontOn(b *testing.B, s *clienttest.Stack, ttl time.Duration) string {
 	b.Helper()
 	cfg := s.Config
 	cfg.CacheTTL = ttl
-	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	b.Cleanup(func() {
-		srv.Close()
-		if err := a.Close(context.Background()); err != nil {
-			b.Error(err)
-		}
-	})
-	return srv.URL
+	return serveStorefront(b, cfg)
 }
 
 // seed lists n pieces of stuff through the stuff service's API (8 sellers
