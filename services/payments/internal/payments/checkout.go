@@ -23,8 +23,9 @@ type Checkout interface {
 	NewSession(ctx context.Context, r SessionRequest) (SessionRef, error)
 	// ExpireSession closes an open session so that it can no longer be
 	// paid, and tells what it is now: expired (also when it already was,
-	// or never existed), or complete (paid: its event records it).
-	ExpireSession(ctx context.Context, id string) (SessionStatus, error)
+	// or never existed), or complete (paid), with the PaymentIntent that
+	// took the money when the provider tells it.
+	ExpireSession(ctx context.Context, id string) (status SessionStatus, intentID string, err error)
 }
 
 // SessionRequest asks the provider for the checkout session of attempt
@@ -327,17 +328,42 @@ func (s *Service) endCheckout(ctx context.Context, a Attempt, why string) error 
 		}
 		id = ref.ID
 	}
-	status, err := s.checkout.ExpireSession(cctx, id)
+	status, intent, err := s.checkout.ExpireSession(cctx, id)
 	if err != nil {
 		return providerError(err)
 	}
 	if status == SessionComplete {
 		s.log.InfoContext(ctx, "checkout session paid before it could be ended; its event records the payment",
-			"order_id", a.OrderID, "attempt", a.N, "session", id, "why", why)
+			"order_id", a.OrderID, "attempt", a.N, "session", id, "intent", intent, "why", why)
+		s.sessionPaidUntold(ctx, a, id, intent)
 		return errSessionPaid
 	}
 	s.releaseCheckout(ctx, a, why)
 	return nil
+}
+
+// sessionPaidUntold stores the PaymentIntent of checkout attempt a's
+// session, found paid while it was to be ended, and leaves the attempt
+// unknown: the sweep then records the payment (and refunds it if the order
+// was cancelled) by looking the PaymentIntent up, as reconcileSession does
+// for an event that could not be recorded. So a payment is never left to
+// its event alone, which may not come for days (the webhook failing).
+func (s *Service) sessionPaidUntold(ctx context.Context, a Attempt, sessionID, intent string) {
+	if intent == "" || a.State != AttemptCheckout || (a.Session.IntentID != "" && a.Session.ID != "") {
+		return // the event came, or the provider did not tell
+	}
+	ctx, cancel := afterProvider(ctx)
+	defer cancel()
+	from := a.State
+	session := *a.Session
+	session.IntentID = intent
+	if session.ID == "" {
+		session.ID = sessionID
+	}
+	a.Session, a.State, a.Message = &session, AttemptUnknown, "session paid before it could be ended"
+	if _, err := s.store.UpdateAttempt(ctx, a, from); err != nil {
+		s.log.ErrorContext(ctx, "record a paid session's PaymentIntent", "order_id", a.OrderID, "attempt", a.N, "err", err)
+	}
 }
 
 // releaseCheckout ends open checkout attempt a as expired (why): it took no

@@ -74,27 +74,36 @@ func sessionMetadata(r payments.SessionRequest) map[string]string {
 // paid or had expired; one Stripe does not know could never be paid. It
 // needs no idempotency key of ours: expiring is idempotent by itself, and
 // stripe-go gives its own retries of the request one key.
-func (c *Client) ExpireSession(ctx context.Context, id string) (payments.SessionStatus, error) {
+func (c *Client) ExpireSession(ctx context.Context, id string) (payments.SessionStatus, string, error) {
 	params := &stripego.CheckoutSessionExpireParams{}
 	params.Context = ctx
 	s, err := c.sessions.Expire(id, params)
 	if err == nil {
-		return sessionStatus(s.Status), nil
+		return sessionStatus(s.Status), sessionIntent(s), nil
 	}
 	var se *stripego.Error
 	if !errors.As(err, &se) || se.Type != stripego.ErrorTypeInvalidRequest {
-		return "", &payments.ProviderError{Err: fmt.Errorf("expire checkout session %s: %w", id, err)}
+		return "", "", &payments.ProviderError{Err: fmt.Errorf("expire checkout session %s: %w", id, err)}
 	}
 	if se.Code == stripego.ErrorCodeResourceMissing {
-		return payments.SessionExpired, nil
+		return payments.SessionExpired, "", nil
 	}
 	get := &stripego.CheckoutSessionParams{}
 	get.Context = ctx
 	s, gerr := c.sessions.Get(id, get)
 	if gerr != nil || s.Status == stripego.CheckoutSessionStatusOpen {
-		return "", &payments.ProviderError{Err: fmt.Errorf("expire checkout session %s: %w", id, errors.Join(err, gerr))}
+		return "", "", &payments.ProviderError{Err: fmt.Errorf("expire checkout session %s: %w", id, errors.Join(err, gerr))}
 	}
-	return sessionStatus(s.Status), nil
+	return sessionStatus(s.Status), sessionIntent(s), nil
+}
+
+// sessionIntent is the id of the PaymentIntent of a paid session ("" if
+// none).
+func sessionIntent(s *stripego.CheckoutSession) string {
+	if s.Status != stripego.CheckoutSessionStatusComplete || s.PaymentIntent == nil {
+		return ""
+	}
+	return s.PaymentIntent.ID
 }
 
 func sessionStatus(s stripego.CheckoutSessionStatus) payments.SessionStatus {

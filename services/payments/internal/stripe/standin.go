@@ -39,11 +39,16 @@ func (o *Offline) NewSession(_ context.Context, r payments.SessionRequest) (paym
 	return payments.SessionRef{ID: id, URL: u.Scheme + "://" + u.Host + StandInPath(id)}, nil
 }
 
-// ExpireSession always succeeds offline: the session is the attempt, which
-// the service moves to expired itself, and the stand-in pays only sessions
-// whose attempt is still open.
-func (o *Offline) ExpireSession(context.Context, string) (payments.SessionStatus, error) {
-	return payments.SessionExpired, nil
+// ExpireSession ends a session offline: the session is the attempt, which
+// the service moves to expired itself. One the stand-in page paid is
+// complete, with its PaymentIntent, whether or not its event was recorded.
+func (o *Offline) ExpireSession(_ context.Context, id string) (payments.SessionStatus, string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if intent, ok := o.paid[id]; ok {
+		return payments.SessionComplete, intent, nil
+	}
+	return payments.SessionExpired, "", nil
 }
 
 // SessionAttempt returns the order and attempt an offline session id names.
