@@ -170,6 +170,23 @@ func TestNames(t *testing.T) {
 		t.Errorf("%d calls for 10 concurrent pages, want 1", got)
 	}
 
+	// A slow auth: the page does not wait past nameWait, and the name
+	// that comes later serves the next page without another call.
+	mu.Lock()
+	gate = make(chan struct{})
+	mu.Unlock()
+	before = calls.Load()
+	if got := n.get(ctx, "slow"); !got.failed {
+		t.Errorf("a page waited for a slow auth: %+v", got)
+	}
+	mu.Lock()
+	close(gate)
+	mu.Unlock()
+	testkit.Eventually(t, 5*time.Second, func() bool { return n.get(ctx, "slow").name == "Name of slow" }, "the late name kept")
+	if got := calls.Load() - before; got != 1 {
+		t.Errorf("%d calls for a slow seller, want 1", got)
+	}
+
 	// Bounded.
 	for i := range namesMax + 100 {
 		n.put(string(rune(i)), nameEntry{at: clock()})

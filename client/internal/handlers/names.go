@@ -26,8 +26,10 @@ const (
 	// down auth costs one call per seller per nameRetry, not one per page.
 	nameRetry = 5 * time.Second
 	// nameWait bounds the wait for auth on a page: a slow auth must not
-	// slow the stuff pages, which show a neutral label instead.
-	nameWait = 500 * time.Millisecond
+	// slow the stuff pages, which show a neutral label instead. The fetch
+	// goes on (up to nameFetch) and a late name serves the next pages.
+	nameWait  = 500 * time.Millisecond
+	nameFetch = 5 * time.Second
 	// namesMax bounds the names kept.
 	namesMax = 20_000
 )
@@ -63,7 +65,7 @@ func newNames(fetch func(ctx context.Context, id string) (api.PublicUser, error)
 }
 
 // get returns seller id's name: from the cache while fresh, else asked of
-// auth (once for concurrent callers), waiting at most nameWait.
+// auth (once for concurrent callers), waiting at most nameWait for it.
 func (n *names) get(ctx context.Context, id string) sellerName {
 	now := n.now()
 	n.mu.Lock()
@@ -80,8 +82,8 @@ func (n *names) get(ctx context.Context, id string) sellerName {
 	}
 	ch := n.flight.DoChan(id, func() (any, error) {
 		// Detached from the first caller, so its cancel does not fail the
-		// others; bounded by nameWait.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nameWait)
+		// others, and from the page's wait: a slow answer is kept.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nameFetch)
 		defer cancel()
 		u, err := n.fetch(fctx, id)
 		var sn sellerName
@@ -96,9 +98,13 @@ func (n *names) get(ctx context.Context, id string) sellerName {
 		n.put(id, nameEntry{sellerName: sn, at: n.now()})
 		return sn, nil
 	})
+	wait := time.NewTimer(nameWait)
+	defer wait.Stop()
 	select {
 	case r := <-ch:
 		return r.Val.(sellerName)
+	case <-wait.C:
+		return sellerName{failed: true} // for this page; the fetch goes on
 	case <-ctx.Done():
 		return sellerName{failed: true}
 	}
