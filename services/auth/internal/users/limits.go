@@ -61,7 +61,8 @@ const (
 //
 // The cap is what keeps the backoff from being a lock-out: an attacker
 // cannot keep the owner out longer than a minute after their last try, and
-// one who keeps trying is held to one guess a minute. Unlike a lock-out it
+// one who keeps trying is held to one guess a minute (tries sent together
+// included: Wait reserves the one it lets through). Unlike a lock-out it
 // cannot be turned against the owner for long.
 //
 // State is per process: with several replicas of auth, each counts the
@@ -96,6 +97,10 @@ func NewBackoff(now func() time.Time) *Backoff {
 }
 
 // Wait is how long sign-in for email must wait; 0 means it may go ahead.
+// A try that may go ahead once the run is one failure short of backing off
+// (or backing off already) is reserved: until it ends (Failed or
+// Succeeded), others wait as if it had failed. So tries sent together when
+// a wait ends get one guess, not one each.
 func (b *Backoff) Wait(email string) time.Duration {
 	if b == nil {
 		return 0
@@ -103,10 +108,17 @@ func (b *Backoff) Wait(email string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.runs[email]
-	if r == nil {
+	now := b.now()
+	if r == nil || now.Sub(r.last) >= BackoffForget && !now.Before(r.until) {
 		return 0
 	}
-	return max(0, r.until.Sub(b.now()))
+	if wait := r.until.Sub(now); wait > 0 {
+		return wait
+	}
+	if r.failures >= BackoffFree-1 {
+		r.until = now.Add(backoffDelay(r.failures + 1))
+	}
+	return 0
 }
 
 // Failed counts a failed sign-in for email.
