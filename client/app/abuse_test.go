@@ -295,12 +295,13 @@ func TestPassedOn(t *testing.T) {
 	}))
 	t.Cleanup(stuff.Close)
 	base := guarded(t, testkit.NewClock(time.Now()), "STUFF_URL", stuff.URL, "CACHE_TTL", "0")
-	p := from(newBrowser(t, nil, base), "203.0.113.7").get("/stuff/0123456789abcdef01234567", "X-Correlation-Id", "forged-id").is(http.StatusNotFound)
+	p := from(newBrowser(t, nil, base), "203.0.113.7").get("/stuff/0123456789abcdef01234567",
+		"X-Correlation-Id", "forged-id", "X-Request-Id", "forged-request").is(http.StatusNotFound)
 	got := <-calls
 	if got.xff != "203.0.113.7, 127.0.0.1" {
 		t.Errorf("the service saw X-Forwarded-For %q, want the browser's address then the proxy's", got.xff)
 	}
-	if id := p.header.Get("X-Correlation-Id"); got.correlationID != id || id != p.header.Get("X-Request-Id") || id == "forged-id" {
+	if id := p.header.Get("X-Correlation-Id"); got.correlationID != id || id != p.header.Get("X-Request-Id") || id == "forged-id" || id == "forged-request" {
 		t.Errorf("correlation id: the service saw %q, the page answered %q (request id %q)", got.correlationID, id, p.header.Get("X-Request-Id"))
 	}
 }

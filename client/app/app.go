@@ -288,6 +288,7 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			c.Request().Header.Del(correlation.Header)
+			c.Request().Header.Del(echo.HeaderXRequestID) // Correlate's fallback
 			return next(c)
 		}
 	})

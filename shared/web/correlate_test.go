@@ -46,4 +46,16 @@ func TestCorrelate(t *testing.T) {
 			t.Fatalf("header %q: body %q, request id %q", header, rec.Body, rid)
 		}
 	}
+
+	// A caller's request id becomes the correlation id only when valid.
+	for _, rid := range []string{strings.Repeat("x", 10_000), "a b"} {
+		req := httptest.NewRequest(http.MethodGet, "/id", nil)
+		req.Header.Set(echo.HeaderXRequestID, rid)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		got := rec.Header().Get(echo.HeaderXRequestID)
+		if got == rid || !correlation.Valid(got) || rec.Body.String() != got {
+			t.Fatalf("X-Request-Id of %d bytes: answered %.40q, correlation id %.40q", len(rid), got, rec.Body.String())
+		}
+	}
 }

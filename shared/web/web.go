@@ -72,7 +72,7 @@ func New(log *slog.Logger, opts Options) *echo.Echo {
 		handle = func(err error, c echo.Context) { plain(tr(err), c) }
 	}
 	e.HTTPErrorHandler = handle
-	e.Use(middleware.RequestID())
+	e.Use(dropInvalidRequestID, middleware.RequestID())
 	e.Use(Correlate)
 	e.Use(accessLog(log))
 	if opts.Metrics != nil {
@@ -131,6 +131,20 @@ func Correlate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.SetRequest(r.WithContext(correlation.With(r.Context(), id)))
 		c.Response().Header().Set(correlation.Header, id)
+		return next(c)
+	}
+}
+
+// dropInvalidRequestID removes a caller's X-Request-Id that is not a valid
+// correlation id (correlation.Valid: short, of a safe alphabet), so the
+// request id Echo keeps or makes, echoed in the answer, logged and
+// carried on as the correlation id, is never an arbitrary string.
+func dropInvalidRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !correlation.Valid(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
 		return next(c)
 	}
 }
