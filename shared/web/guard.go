@@ -158,8 +158,21 @@ func RateLimit(l *ratelimit.Limiter, key func(echo.Context) string) echo.Middlew
 }
 
 // ClientIP is the rate limits' key of a client: its address as the trusted
-// proxies tell it (see trustProxies).
-func ClientIP(c echo.Context) string { return c.RealIP() }
+// proxies tell it (see trustProxies); for IPv6 its /64, which one
+// subscriber usually has whole (keyed by /128, one machine would have 2^64
+// addresses to spread its tries over).
+func ClientIP(c echo.Context) string {
+	ip := c.RealIP()
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Unmap().Is4() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
 
 // limitUnsafe is RateLimit on every unsafe request, by client address.
 func limitUnsafe(l *ratelimit.Limiter) echo.MiddlewareFunc {
