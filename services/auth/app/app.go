@@ -23,7 +23,7 @@ import (
 type Config struct {
 	// Service is the part every service shares (see service.LoadConfig).
 	Service service.Config
-	// RefreshGrace (REFRESH_GRACE, default 10s, at most a minute) is how
+	// RefreshGrace (REFRESH_GRACE, default 10s, from 5s to a minute) is how
 	// long a just-used refresh token still gives the answer of its first
 	// use: a client that lost the answer, or two replicas of the storefront
 	// refreshing one cookie, are not taken for a thief. 0 means the default.
@@ -63,7 +63,12 @@ type Limits struct {
 
 // maxRefreshGrace bounds REFRESH_GRACE: within the grace a copy of a used
 // token is as good as the token, so a long one would blunt reuse detection.
-const maxRefreshGrace = time.Minute
+// minRefreshGrace is the storefront's memory of a refresh (5 s), which hands
+// the rotated cookie on only while auth itself would.
+const (
+	maxRefreshGrace = time.Minute
+	minRefreshGrace = 5 * time.Second
+)
 
 // Defaults of the limits (see Limits; the rules are written as
 // ratelimit.ParseRule reads them). They let a busy campus behind one NAT
@@ -88,7 +93,7 @@ const (
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main): the
 // shared variables for service "auth" (service.LoadConfig, RATE_LIMIT
-// included), REFRESH_GRACE (a Go duration, default 10s, at most 1m) and the
+// included), REFRESH_GRACE (a Go duration, default 10s, from 5s to 1m) and the
 // limits (rules such as "10/m burst 5", see ratelimit.ParseRule):
 // SIGNIN_LIMIT (per client address, default "20/m burst 10"),
 // SIGNIN_ACCOUNT_LIMIT (per email, "10/m burst 5"), SIGNUP_LIMIT (per
@@ -120,6 +125,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	problems := []error{r.Err()}
 	if cfg.RefreshGrace > maxRefreshGrace {
 		problems = append(problems, fmt.Errorf("REFRESH_GRACE: %s is longer than %s", cfg.RefreshGrace, maxRefreshGrace))
+	}
+	if cfg.RefreshGrace > 0 && cfg.RefreshGrace < minRefreshGrace {
+		problems = append(problems, fmt.Errorf("REFRESH_GRACE: %s is shorter than %s, the storefront's memory of a refresh", cfg.RefreshGrace, minRefreshGrace))
 	}
 	if v := r.String("ADMIN_EMAILS", ""); v != "" {
 		problems = append(problems, errors.New("ADMIN_EMAILS is no longer read: unset it, and grant the admin role to an account "+

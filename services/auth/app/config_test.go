@@ -72,9 +72,9 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 	t.Run("grace set", func(t *testing.T) {
-		cfg, err := app.LoadConfig(with(map[string]string{"REFRESH_GRACE": "3s"}))
-		if err != nil || cfg.RefreshGrace != 3*time.Second {
-			t.Fatalf("REFRESH_GRACE=3s: %s (err %v)", cfg.RefreshGrace, err)
+		cfg, err := app.LoadConfig(with(map[string]string{"REFRESH_GRACE": "7s"}))
+		if err != nil || cfg.RefreshGrace != 7*time.Second {
+			t.Fatalf("REFRESH_GRACE=7s: %s (err %v)", cfg.RefreshGrace, err)
 		}
 	})
 	tests := []struct {
@@ -95,6 +95,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad body limit", map[string]string{"BODY_LIMIT": "lots"}, []string{"BODY_LIMIT"}},
 		{"bad grace", map[string]string{"REFRESH_GRACE": "0"}, []string{"REFRESH_GRACE"}},
 		{"grace too long", map[string]string{"REFRESH_GRACE": "2m"}, []string{"REFRESH_GRACE"}},
+		{"grace shorter than the storefront's memory", map[string]string{"REFRESH_GRACE": "3s"}, []string{"REFRESH_GRACE"}},
 		{"bad limits", map[string]string{"SIGNIN_LIMIT": "lots", "SIGNIN_ACCOUNT_LIMIT": "5", "SIGNUP_LIMIT": "0/m",
 			"REFRESH_LIMIT": "10/d", "REFRESH_ACCOUNT_LIMIT": "1/m burst 0"},
 			[]string{"SIGNIN_LIMIT", "SIGNIN_ACCOUNT_LIMIT", "SIGNUP_LIMIT", "REFRESH_LIMIT", "REFRESH_ACCOUNT_LIMIT"}},
