@@ -222,6 +222,14 @@ func (m *Manager) refreshOnce(ctx context.Context, s api.Session, refreshToken s
 	})
 	select {
 	case res := <-ch:
+		// A sign-out while the refresh was in flight wins: its new
+		// cookie is not handed to the requests that waited for it.
+		m.mu.Lock()
+		o, ok := m.recent[key]
+		m.mu.Unlock()
+		if ok && o.signedOut && m.now().Sub(o.at) < Grace {
+			return api.SignedIn{}, errSignedOut
+		}
 		in, _ := res.Val.(api.SignedIn)
 		return in, res.Err
 	case <-ctx.Done():

@@ -98,3 +98,47 @@ func TestMemoryIsShort(t *testing.T) {
 		t.Fatalf("after signing out: signed in %v, %d refreshes", v.SignedIn(), r.calls.Load())
 	}
 }
+
+// gated is a refresh that waits until released.
+type gated struct {
+	rotator
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gated) Refresh(ctx context.Context, s api.Session) (api.SignedIn, error) {
+	close(g.started)
+	<-g.release
+	return g.rotator.Refresh(ctx, s)
+}
+
+// TestSignOutWinsOverARefreshInFlight: a request waiting on a refresh when
+// its session signs out does not get the refresh's new cookie.
+func TestSignOutWinsOverARefreshInFlight(t *testing.T) {
+	t.Parallel()
+	sessions := testkit.NewSessions()
+	u := auth.User{ID: "6650a0000000000000000001", Email: "ann@uni.edu", Role: auth.RoleUser}
+	old := expired(t, sessions, u, "refresh-token-1")
+	g := &gated{rotator: rotator{next: testkit.SessionCookie(t, sessions, u, "refresh-token-2")},
+		started: make(chan struct{}), release: make(chan struct{})}
+	m := session.New(sessions, g, slog.New(slog.DiscardHandler), nil)
+	e := echo.New()
+	request := func() echo.Context {
+		req := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		req.AddCookie(old)
+		return e.NewContext(req, httptest.NewRecorder())
+	}
+	got := make(chan session.Visitor, 1)
+	go func() {
+		h := m.Middleware()(func(c echo.Context) error { got <- session.From(c); return nil })
+		if err := h(request()); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-g.started
+	m.Forget(request()) // the sign-out, with the same cookie
+	close(g.release)
+	if v := <-got; v.SignedIn() {
+		t.Fatalf("the request that waited on the refresh is signed in as %q after the sign-out", v.Session.Cookie)
+	}
+}
