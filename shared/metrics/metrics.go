@@ -102,6 +102,17 @@ func (s *Set) Counter(name, help string, labels ...string) *prometheus.CounterVe
 	return c
 }
 
+// Outcomes registers a counter of one label whose every value in values is
+// served from the start, at 0: a rate over a series that does not exist
+// yet is no rate at all, and a dashboard would show nothing rather than 0.
+func (s *Set) Outcomes(name, help, label string, values ...string) *prometheus.CounterVec {
+	c := s.Counter(name, help, label)
+	for _, v := range values {
+		c.WithLabelValues(v)
+	}
+	return c
+}
+
 // Histogram registers a histogram vector with the given buckets (Buckets
 // when nil).
 func (s *Set) Histogram(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +92,19 @@ func TestServedHTTP(t *testing.T) {
 	}
 	if v := got.Value("http_request_duration_seconds", "method", "GET"); v != 4 {
 		t.Errorf("http_request_duration_seconds{GET} counts %v, want 4", v)
+	}
+}
+
+// Outcomes serves every given value's series from the start, at 0.
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	c := m.Outcomes("things_total", "Things by result.", "result", "ok", "refused")
+	c.WithLabelValues("ok").Inc()
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(srv.Close)
+	got := testkit.Scrape(t, srv.URL)
+	if !strings.Contains(got.String(), "things_total{result=refused}") || got.Value("things_total", "result", "refused") != 0 || got.Value("things_total", "result", "ok") != 1 {
+		t.Fatalf("series:\n%s", got)
 	}
 }

@@ -115,11 +115,8 @@ const (
 // Instrument counts every Get in m as storefront_page_cache_total{result}
 // (Hit, Stale, Miss). Call it once, before the cache is used.
 func (c *Cache) Instrument(m *metrics.Set) {
-	c.results = m.Counter("storefront_page_cache_total",
-		"Anonymous page renders asked of the page cache, by result (hit, stale: served while re-rendered, miss: rendered).", "result")
-	for _, r := range []string{Hit, Stale, Miss} {
-		c.results.WithLabelValues(r) // every series from the start, at 0
-	}
+	c.results = m.Outcomes("storefront_page_cache_total",
+		"Anonymous page renders asked of the page cache, by result (hit, stale: served while re-rendered, miss: rendered).", "result", Hit, Stale, Miss)
 }
 
 func (c *Cache) count(result string) {

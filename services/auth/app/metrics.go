@@ -14,18 +14,12 @@ type domainMetrics struct {
 }
 
 func newDomainMetrics(m *metrics.Set) *domainMetrics {
-	d := &domainMetrics{
-		signIns: m.Counter("auth_signins_total", "Sign-ins, by result: succeeded, failed (what was sent), refused (the account's limit or backoff).", "result"),
-		signUps: m.Counter("auth_signups_total", "Sign-ups, by result: succeeded, failed (what was sent, an email in use).", "result"),
+	return &domainMetrics{
+		signIns: m.Outcomes("auth_signins_total", "Sign-ins, by result: succeeded, failed (what was sent), refused (the account's limit or backoff).",
+			"result", users.Succeeded, users.Failed, users.Refused),
+		signUps: m.Outcomes("auth_signups_total", "Sign-ups, by result: succeeded, failed (what was sent, an email in use).",
+			"result", users.Succeeded, users.Failed),
 	}
-	// Every series from the start, so that a rate is never of a missing one.
-	for _, r := range []string{users.Succeeded, users.Failed, users.Refused} {
-		d.signIns.WithLabelValues(r)
-	}
-	for _, r := range []string{users.Succeeded, users.Failed} {
-		d.signUps.WithLabelValues(r)
-	}
-	return d
 }
 
 func (d *domainMetrics) SignIn(result string) { d.signIns.WithLabelValues(result).Inc() }

@@ -14,18 +14,12 @@ type domainMetrics struct {
 }
 
 func newDomainMetrics(m *metrics.Set) *domainMetrics {
-	d := &domainMetrics{
-		holds: m.Counter("orders_holds_total", "BUY clicks by what they got: taken (the order holds the stuff), refused (409: another order holds it), too_many_open (the buyer is at MAX_OPEN_ORDERS).", "result"),
-		ended: m.Counter("orders_ended_total", "Orders ended, by outcome: completed (paid), cancelled (by the buyer, a ban, a lost hold), expired (past the deadline).", "outcome"),
+	return &domainMetrics{
+		holds: m.Outcomes("orders_holds_total", "BUY clicks by what they got: taken (the order holds the stuff), refused (409: another order holds it), too_many_open (the buyer is at MAX_OPEN_ORDERS).",
+			"result", orders.HoldTaken, orders.HoldRefused, orders.HoldTooManyOpen),
+		ended: m.Outcomes("orders_ended_total", "Orders ended, by outcome: completed (paid), cancelled (by the buyer, a ban, a lost hold), expired (past the deadline).",
+			"outcome", orders.EndCompleted, orders.EndCancelled, orders.EndExpired),
 	}
-	// Every series from the start, so that a rate is never of a missing one.
-	for _, r := range []string{orders.HoldTaken, orders.HoldRefused, orders.HoldTooManyOpen} {
-		d.holds.WithLabelValues(r)
-	}
-	for _, e := range []string{orders.EndCompleted, orders.EndCancelled, orders.EndExpired} {
-		d.ended.WithLabelValues(e)
-	}
-	return d
 }
 
 func (d *domainMetrics) Hold(result string)  { d.holds.WithLabelValues(result).Inc() }

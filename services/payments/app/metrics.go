@@ -1,6 +1,8 @@
 package app
 
 import (
+	"maps"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,12 +32,10 @@ type domainMetrics struct {
 
 func newMetrics(set *metrics.Set) *domainMetrics {
 	m := &domainMetrics{
-		payments: set.Counter("payments_total", "Payment attempts by outcome: succeeded (recorded; a free coupon order too), "+
-			"declined, failed (took nothing), unknown (outcome not known yet: looked up again), refunded, expired (a checkout session ended unpaid).", "outcome"),
+		payments: set.Outcomes("payments_total", "Payment attempts by outcome: succeeded (recorded; a free coupon order too), "+
+			"declined, failed (took nothing), unknown (outcome not known yet: looked up again), refunded, expired (a checkout session ended unpaid).",
+			"outcome", slices.Collect(maps.Values(outcomes))...),
 		coupons: set.Counter("payments_coupon_redemptions_total", "Payments recorded with a coupon.").WithLabelValues(),
-	}
-	for _, o := range outcomes {
-		m.payments.WithLabelValues(o)
 	}
 	m.pending.Store(-1)
 	set.GaugeFunc("payments_refunds_pending", "Refunds owed and not made yet, as of the last sweep (PAYMENT_SWEEP); -1 before it, or when they could not be listed.",
