@@ -168,6 +168,27 @@ func (s *benchStack) signup(email string) *benchUser {
 	return u
 }
 
+// signupMany signs up n users, prefix0@bench.dev and on, 8 at a time
+// (each signup hashes a password).
+func (s *benchStack) signupMany(n int, prefix string) []*benchUser {
+	people := make([]*benchUser, n)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				people[i] = s.signup(fmt.Sprintf("%s%d@bench.dev", prefix, i))
+			}
+		})
+	}
+	wg.Wait()
+	return people
+}
+
 // call sends a JSON request and returns the status and body; transport
 // errors fail the benchmark.
 func (u *benchUser) call(method, path string, body any) (int, []byte) {
@@ -526,7 +547,9 @@ func BenchmarkStackExpiries(b *testing.B) {
 }
 
 func benchExpiries(b *testing.B, step time.Duration) {
-	const orders, buyers = 1000, 10
+	// Each buyer places orders/buyers orders: a buyer's k-th order finds
+	// k-1 of their slots taken before a free one (MAX_OPEN_ORDERS).
+	const orders, buyers = 1000, 200
 	workers := 8
 	if step > 0 {
 		workers = 1 // the clock's readings go to the orders in turn
@@ -542,10 +565,7 @@ func benchExpiries(b *testing.B, step time.Duration) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
-		people := make([]*benchUser, buyers)
-		for i := range people {
-			people[i] = s.signup(fmt.Sprintf("buyer%d@bench.dev", i))
-		}
+		people := s.signupMany(buyers, "buyer")
 
 		t0 := time.Now().Truncate(time.Second).Add(time.Second)
 		first := t0.Add(hold)
@@ -558,14 +578,14 @@ func benchExpiries(b *testing.B, step time.Duration) {
 		var mu sync.Mutex
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		for w := range workers {
+		for range workers {
 			wg.Go(func() {
 				for {
 					i := int(next.Add(1)) - 1
 					if i >= orders {
 						return
 					}
-					status, raw := people[(w+i)%buyers].call(http.MethodPost, "/api/orders", map[string]string{"stuffId": ids[i]})
+					status, raw := people[i%buyers].call(http.MethodPost, "/api/orders", map[string]string{"stuffId": ids[i]})
 					if status != http.StatusCreated {
 						b.Errorf("POST /api/orders = %d %s", status, raw)
 						return
@@ -696,21 +716,7 @@ func BenchmarkStackPurchaseRace(b *testing.B) {
 	const buyers = 200
 	s := startBench(b, benchOptions{})
 	seller := s.signup("seller@bench.dev")
-	people := make([]*benchUser, buyers)
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 8 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= buyers {
-					return
-				}
-				people[i] = s.signup(fmt.Sprintf("buyer%d@bench.dev", i))
-			}
-		})
-	}
-	wg.Wait()
+	people := s.signupMany(buyers, "buyer")
 	var worst, wall time.Duration
 	b.ResetTimer()
 	for range b.N {
