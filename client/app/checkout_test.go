@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"html"
 	"io"
@@ -41,13 +42,22 @@ type answer struct {
 // included; the real card checkout end to end is the browser test's
 // (client/e2e).
 type checkoutDesk struct {
-	mu      sync.Mutex
-	answers map[string]answer  // by order id
-	asks    map[string][]asked // by order id
+	mu       sync.Mutex
+	answers  map[string]answer   // by order id
+	asks     map[string][]asked  // by order id
+	confirms map[string][]string // session ids confirmed, by order id
 }
 
 func newCheckoutDesk() *checkoutDesk {
-	return &checkoutDesk{answers: map[string]answer{}, asks: map[string][]asked{}}
+	return &checkoutDesk{answers: map[string]answer{}, asks: map[string][]asked{}, confirms: map[string][]string{}}
+}
+
+// confirmed returns the sessions the storefront asked payments to confirm
+// for the order at path /orders/<id> (the requests went on to payments).
+func (d *checkoutDesk) confirmed(order string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.confirms[strings.TrimPrefix(order, "/orders/")]...)
 }
 
 // answer sets the answer to the checkouts of the order at path
@@ -67,6 +77,22 @@ func (d *checkoutDesk) asked(order string) []asked {
 
 func (d *checkoutDesk) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == checkoutPath+"/confirm" {
+			raw, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			var body map[string]string
+			if json.Unmarshal(raw, &body) == nil {
+				d.mu.Lock()
+				d.confirms[body["orderId"]] = append(d.confirms[body["orderId"]], body["sessionId"])
+				d.mu.Unlock()
+			}
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+			next.ServeHTTP(w, r)
+			return
+		}
 		if r.Method != http.MethodPost || r.URL.Path != checkoutPath {
 			next.ServeHTTP(w, r)
 			return
@@ -171,7 +197,7 @@ func TestCheckout(t *testing.T) {
 			t.Fatalf("payments asked %d times, want 2", len(asks))
 		}
 		id := strings.TrimPrefix(order, "/orders/")
-		want := map[string]string{"orderId": id, "successUrl": s.URL + order + "?paid=1", "cancelUrl": s.URL + order}
+		want := map[string]string{"orderId": id, "successUrl": s.URL + order + "?paid=1&session_id={CHECKOUT_SESSION_ID}", "cancelUrl": s.URL + order}
 		for i, a := range asks {
 			if a.key != form.Get("_idempotencyKey") || !a.cookie {
 				t.Errorf("ask %d: key %q, session cookie %v; want the form's key %q and the buyer's session", i, a.key, a.cookie, form.Get("_idempotencyKey"))
@@ -205,7 +231,7 @@ func TestCheckout(t *testing.T) {
 		buyer.do(req).redirects(checkoutURL)
 		asks = desk.asked(order)
 		last := asks[len(asks)-1].body
-		if last["coupon"] != "HALF" || last["successUrl"] != "http://shop.example"+order+"?paid=1" || last["cancelUrl"] != "http://shop.example"+order {
+		if last["coupon"] != "HALF" || last["successUrl"] != "http://shop.example"+order+"?paid=1&session_id={CHECKOUT_SESSION_ID}" || last["cancelUrl"] != "http://shop.example"+order {
 			t.Errorf("checkout with a coupon through http://shop.example: %v", last)
 		}
 	})
@@ -231,6 +257,9 @@ func TestCheckout(t *testing.T) {
 			t.Errorf("Cache-Control %q, want private, no-store", cc)
 		}
 		checkSecurityHeaders(t, w)
+		if c := desk.confirmed(order); len(c) != 0 {
+			t.Errorf("no checkout session to confirm, but payments was asked about %v", c)
+		}
 
 		// The payment lands (here through the payment-method form): the
 		// same page then leads to the delivery.
@@ -242,6 +271,28 @@ func TestCheckout(t *testing.T) {
 		buyer.eventually(order+"/content", func(p page) bool { return strings.Contains(p.body, "The plan: essay-plan.pdf") }, "the delivery")
 		// Without ?paid=1 the order page is as ever.
 		buyer.get(order).is(http.StatusOK).contains("Paid. The stuff is yours.")
+	})
+
+	t.Run("back from a paid checkout with its session's id: payments is asked to confirm it", func(t *testing.T) {
+		t.Parallel()
+		buyer, seller := shop(t)
+		order := buyer.buy(seller.sell("Webhook late", "", "3", "x"))
+		// Payments knows no such session (the desk made none): it answers
+		// 404, and the page waits for the payment all the same.
+		buyer.get(order+"?paid=1&session_id=cs_test_back1").is(http.StatusOK).
+			contains("Payment received, confirming…", `<meta http-equiv="refresh" content="2">`)
+		buyer.get(order + "?paid=1&session_id=cs%3Cscript%3E").is(http.StatusOK).contains("Payment received, confirming…")
+		buyer.get(order + "?session_id=cs_test_back2").is(http.StatusOK).lacks("confirming")
+		if c := desk.confirmed(order); len(c) != 1 || c[0] != "cs_test_back1" {
+			t.Fatalf("payments asked to confirm %v, want [cs_test_back1] (no odd ids, only back from a checkout)", c)
+		}
+		// Paid (here with the payment-method form): nothing left to confirm.
+		buyer.submit(buyer.get(order), order+"/pay", url.Values{"paymentMethod": {"pm_card_visa"}}).redirects(order + "/content")
+		buyer.eventually(order, func(p page) bool { return strings.Contains(p.body, "Paid. The stuff is yours.") }, "the order complete")
+		buyer.get(order + "?paid=1&session_id=cs_test_back1").redirects(order + "/content")
+		if c := desk.confirmed(order); len(c) != 1 {
+			t.Fatalf("payments asked to confirm %v, the last ones after the order completed", c)
+		}
 	})
 
 	t.Run("back from a checkout on an order that ended meanwhile", func(t *testing.T) {

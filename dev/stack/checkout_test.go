@@ -43,7 +43,7 @@ func TestStackCardCheckout(t *testing.T) {
 	}
 
 	orderPage := st.info.URL + "/orders/" + order.ID
-	checkout := map[string]string{"orderId": order.ID, "successUrl": orderPage + "?paid=1", "cancelUrl": orderPage}
+	checkout := map[string]string{"orderId": order.ID, "successUrl": orderPage + "?paid=1&session_id={CHECKOUT_SESSION_ID}", "cancelUrl": orderPage}
 	var session struct {
 		ID  string `json:"id"`
 		URL string `json:"url"`

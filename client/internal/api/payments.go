@@ -91,6 +91,22 @@ func (c *Payments) Checkout(ctx context.Context, s Session, key string, in Check
 	return out, nil
 }
 
+// ConfirmCheckout tells payments that the buyer is back from card checkout
+// session sessionID of an order (the session id Stripe puts in the success
+// URL): payments asks the card processor about the session and records its
+// payment if the processor's webhook has not. It answers whether a payment
+// of the order is recorded; the order completes a moment later (its
+// events). Safe to call again. Errors: *Error 404 (not the buyer's order,
+// not its session), 502 (the processor could not be asked).
+func (c *Payments) ConfirmCheckout(ctx context.Context, s Session, orderID, sessionID string) (bool, error) {
+	var out struct {
+		Paid bool `json:"paid"`
+	}
+	_, err := c.b.into(ctx, call{method: http.MethodPost, path: "/api/payments/checkout/confirm",
+		body: map[string]string{"orderId": orderID, "sessionId": sessionID}, sess: s, timeout: c.payTimeout}, &out)
+	return out.Paid, err
+}
+
 // NewCoupon is an admin's coupon request. MaxRedemptions and ExpiresAt are
 // optional (unlimited).
 type NewCoupon struct {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -108,6 +109,34 @@ const paidQuery = "paid"
 // paid card checkout (?paid=1).
 func backFromCheckout(c echo.Context) bool { return c.QueryParam(paidQuery) == "1" }
 
+// sessionQuery names the checkout session the buyer is back from, in the
+// success URL: the card processor replaces sessionPlaceholder (Stripe's
+// template variable) with the session's id.
+const (
+	sessionQuery       = "session_id"
+	sessionPlaceholder = "{CHECKOUT_SESSION_ID}"
+)
+
+// sessionIDRE is what a checkout session id looks like (Stripe's cs_…, the
+// offline stand-in's cs_offline_…); anything else is not asked about.
+var sessionIDRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
+
+// confirmCheckout has payments confirm the checkout session the buyer is
+// back from, when the order still waits for its payment: should the card
+// processor's webhook be late or failing, payments records the payment now
+// and the page's next reload finds the order complete. A failure only
+// leaves the page waiting for the webhook, as before; it is logged.
+func (h *Handler) confirmCheckout(c echo.Context, o api.Order) {
+	id := c.QueryParam(sessionQuery)
+	if o.Status != api.OrderCreated || !sessionIDRE.MatchString(id) {
+		return
+	}
+	ctx := c.Request().Context()
+	if _, err := h.api.Paying.ConfirmCheckout(ctx, session.From(c).Session, o.ID, id); err != nil {
+		h.log.WarnContext(ctx, "confirm checkout session", "order_id", o.ID, "session", id, "err", err)
+	}
+}
+
 // confirming reports whether the order page says that a card payment is
 // being confirmed: the buyer is back from a paid checkout (paid) while the
 // order is still created. The card processor tells the payments service of
@@ -199,6 +228,9 @@ func (h *Handler) order(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if backFromCheckout(c) {
+		h.confirmCheckout(c, o)
+	}
 	if backFromCheckout(c) && o.Status == api.OrderComplete {
 		c.Response().Header().Set("Cache-Control", "private, no-store")
 		return c.Redirect(http.StatusSeeOther, pathTo("/orders/", o.ID, "/content"))
@@ -243,8 +275,9 @@ func (h *Handler) pay(c echo.Context) error {
 // checkout: POST /orders/:id/checkout, "Pay by card" with an optional
 // coupon. The payments service starts a card checkout of the order (or
 // gives the open one again) and the buyer is sent to its hosted page, which
-// brings them back to the order page: with ?paid=1 once paid (the page then
-// waits for the payment to be recorded), without when they give up. A
+// brings them back to the order page: with ?paid=1 and the session's id
+// once paid (the page then confirms the session and waits for the payment
+// to be recorded), without when they give up. A
 // coupon that makes the order free pays it at once: the buyer goes straight
 // to the order page, paid. The URLs are the storefront's public ones
 // (PublicURL, or the request's own origin), since the buyer's browser
@@ -258,7 +291,7 @@ func (h *Handler) checkout(c echo.Context) error {
 	in := payForm{coupon: strings.TrimSpace(c.FormValue("coupon")), checkout: true}
 	page := h.baseURL(c) + pathTo("/orders/", o.ID)
 	out, err := h.api.Paying.Checkout(c.Request().Context(), session.From(c).Session, submissionKey(c), api.CheckoutInput{
-		OrderID: o.ID, Coupon: in.coupon, SuccessURL: page + "?" + paidQuery + "=1", CancelURL: page})
+		OrderID: o.ID, Coupon: in.coupon, SuccessURL: page + "?" + paidQuery + "=1&" + sessionQuery + "=" + sessionPlaceholder, CancelURL: page})
 	switch {
 	case err == nil && out.Completed:
 		return c.Redirect(http.StatusSeeOther, pathTo("/orders/", o.ID, "?"+paidQuery+"=1"))

@@ -48,13 +48,14 @@ type Orders interface {
 
 // Paying pays an order (the payments service): Pay with a payment method
 // or a coupon, Checkout by starting a card checkout on the card processor's
-// hosted page. A 404 means the order does not exist: waiting for the
+// hosted page, ConfirmCheckout when the buyer is back from it. A 404 means the order does not exist: waiting for the
 // payments service to hear of an order created a moment ago is the
 // implementation's job. key is the Idempotency-Key of the form's
 // submission: the same key again gets the same payment or checkout.
 type Paying interface {
 	Pay(ctx context.Context, s api.Session, key string, in api.PayInput) (api.Payment, error)
 	Checkout(ctx context.Context, s api.Session, key string, in api.CheckoutInput) (api.Checkout, error)
+	ConfirmCheckout(ctx context.Context, s api.Session, orderID, sessionID string) (bool, error)
 }
 
 // Coupons lists and creates coupons for admins (the payments service).

@@ -87,6 +87,93 @@ func TestCheckoutWithStripe(t *testing.T) {
 		}
 	})
 
+	t.Run("the webhook never comes: the buyer's return to the order page records the payment", func(t *testing.T) {
+		id := s.titledOrder(buyer, 2050, "Webhook lost")
+		sess := s.startCheckout(cookie, id, testkit.WithHeader(correlation.Header, "buy-5678"))
+		confirm := func(cookie *http.Cookie, orderID, sessionID string) *testkit.Response {
+			return s.HTTP.Do(http.MethodPost, "/api/payments/checkout/confirm", map[string]any{"orderId": orderID, "sessionId": sessionID},
+				testkit.WithCookie(cookie))
+		}
+		paid := func(r *testkit.Response) bool {
+			t.Helper()
+			var out struct {
+				Paid *bool `json:"paid"`
+			}
+			r.Want(http.StatusOK).Decode(&out)
+			if out.Paid == nil {
+				t.Fatal("answer without paid")
+			}
+			return *out.Paid
+		}
+		lookups := func() int {
+			n := 0
+			for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + sess.ID) {
+				if r.Method == http.MethodGet {
+					n++
+				}
+			}
+			return n
+		}
+
+		// Back before paying (the back button): not paid, and asked once
+		// however often the page reloads.
+		if paid(confirm(cookie, id, sess.ID)) || paid(confirm(cookie, id, sess.ID)) {
+			t.Fatal("an unpaid session confirmed as paid")
+		}
+		if n := lookups(); n != 1 {
+			t.Fatalf("Stripe asked %d times about the session within 5 s, want 1", n)
+		}
+		// Refused: no session, another order's session, another buyer.
+		confirm(cookie, id, "cs_test_unknown").WantError(http.StatusNotFound, "Checkout session not found", "")
+		other := s.order(buyer, 2060)
+		confirm(cookie, other, sess.ID).WantError(http.StatusNotFound, "Checkout session not found", "")
+		_, stranger := s.User(auth.RoleUser)
+		confirm(stranger, id, sess.ID).WantError(http.StatusNotFound, "Order not found", "")
+		confirm(nil, id, sess.ID).Want(http.StatusUnauthorized)
+		confirm(cookie, id, "").WantError(http.StatusBadRequest, "Session id is required", "sessionId")
+
+		// Paid on Stripe's page; its event is lost. The page the buyer
+		// lands on asks again (after the 5 s spacing) and the payment is
+		// recorded as the event would have recorded it.
+		charged, ok := s.stripe.PaySession(sess.ID)
+		if !ok {
+			t.Fatal("the session could not be paid")
+		}
+		if paid(confirm(cookie, id, sess.ID)) {
+			t.Fatal("asked Stripe again within 5 s")
+		}
+		s.clock.Advance(5 * time.Second)
+		if !paid(confirm(cookie, id, sess.ID)) {
+			t.Fatal("a paid session not confirmed")
+		}
+		ev := s.paymentEvent(id)
+		if ev.Amount != 2050 || ev.ProviderID != charged.PaymentIntent {
+			t.Fatalf("payment:created %+v, want 2050 by %s", ev, charged.PaymentIntent)
+		}
+		msg := s.Peer.Received(events.PaymentCreated)
+		if i := slices.IndexFunc(msg, func(m events.Msg) bool { return bytes.Contains(m.Data, []byte(id)) }); i < 0 ||
+			!bytes.Contains(msg[i].Data, []byte(`"correlationId":"buy-5678"`)) {
+			t.Fatal("payment:created does not carry the purchase's correlation id")
+		}
+		if st, _ := s.attempt(id, 1); st != "succeeded" {
+			t.Fatalf("attempt %s after the confirmation, want succeeded", st)
+		}
+		// Again, and the late event: nothing more is recorded or asked.
+		asked := lookups()
+		s.clock.Advance(5 * time.Second)
+		if !paid(confirm(cookie, id, sess.ID)) {
+			t.Fatal("a recorded payment answered unpaid")
+		}
+		s.deliver(s.stripe.Event(sess.ID, "checkout.session.completed"))
+		s.settled(buyer)
+		if evs := s.paymentEvents(id); len(evs) != 1 || lookups() != asked {
+			t.Fatalf("payment:created %d times, Stripe asked %d more times; want once and none", len(evs), lookups()-asked)
+		}
+		if n := len(s.stripe.Charged(id)); n != 1 {
+			t.Fatalf("Stripe charged the order %d times", n)
+		}
+	})
+
 	t.Run("a second click gets the same session; another coupon replaces it", func(t *testing.T) {
 		id := s.order(buyer, 2000)
 		first := s.startCheckout(cookie, id)

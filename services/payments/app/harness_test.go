@@ -293,7 +293,7 @@ func (s *stack) set(coll string, id any, fields bson.M) {
 // returnURLs are the checkout body's success and cancel URLs for an order,
 // as the storefront makes them.
 func returnURLs(orderID string) (success, cancel string) {
-	return "https://shop.test/orders/" + orderID + "?paid=1", "https://shop.test/orders/" + orderID
+	return "https://shop.test/orders/" + orderID + "?paid=1&session_id={CHECKOUT_SESSION_ID}", "https://shop.test/orders/" + orderID
 }
 
 // checkout posts POST /api/payments/checkout for an order (with the

@@ -83,8 +83,10 @@ func TestOfflineCheckout(t *testing.T) {
 
 		paid := form(cookie, u.Path, "4242424242424242", testkit.WithHeader("Sec-Fetch-Site", "same-origin"))
 		paid.Want(http.StatusSeeOther)
-		if loc := paid.Header.Get("Location"); loc != success {
-			t.Fatalf("sent to %q, want the success URL %q", loc, success)
+		// Sent back as Stripe sends the buyer: the session's id in place of
+		// the placeholder, for the order page to confirm it.
+		if want := strings.ReplaceAll(success, "{CHECKOUT_SESSION_ID}", sess.ID); paid.Header.Get("Location") != want {
+			t.Fatalf("sent to %q, want the success URL %q", paid.Header.Get("Location"), want)
 		}
 		ev := s.paymentEvent(id)
 		if ev.Amount != 2000 || !strings.HasPrefix(ev.ProviderID, "pi_offline_") {

@@ -93,6 +93,31 @@ func (r *checkoutRequest) leadsBack(origin string) error {
 	return v.Err()
 }
 
+// confirmRequest is the body of POST /api/payments/checkout/confirm: the
+// order and the checkout session the buyer came back from.
+type confirmRequest struct {
+	OrderID   string `json:"orderId"`
+	SessionID string `json:"sessionId"`
+}
+
+// maxSessionID bounds a session id (Stripe's are about 70 characters).
+const maxSessionID = 255
+
+// Validate checks shapes: both ids are required and short.
+func (r *confirmRequest) Validate() error {
+	var v validate.Errors
+	v.Check(r.OrderID != "", "orderId", "Order id is required")
+	v.Check(len(r.OrderID) <= 64, "orderId", "Order id is too long")
+	v.Check(r.SessionID != "", "sessionId", "Session id is required")
+	v.Check(len(r.SessionID) <= maxSessionID, "sessionId", "Session id is too long")
+	return v.Err()
+}
+
+// confirmResponse tells whether a payment of the order is recorded.
+type confirmResponse struct {
+	Paid bool `json:"paid"`
+}
+
 // checkoutResponse is where the buyer goes: the session's page (id, url),
 // or back to the order, which a coupon paid (completed).
 type checkoutResponse struct {

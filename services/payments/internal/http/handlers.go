@@ -36,6 +36,7 @@ type Coupons interface {
 type Sessions interface {
 	HandleSessionEvent(ctx context.Context, ev payments.SessionEvent) error
 	SessionView(ctx context.Context, userID, orderID string, n int, sessionID string) (payments.SessionView, error)
+	ConfirmCheckout(ctx context.Context, userID, orderID, sessionID string) (bool, error)
 }
 
 // Webhook verifies a webhook delivery and reads its event (stripe.Webhooks).
@@ -129,6 +130,23 @@ func (h *Handler) checkout(c echo.Context) error {
 		return payError(err)
 	}
 	return c.JSON(http.StatusCreated, checkoutResponse{ID: res.SessionID, URL: res.URL, Completed: res.Completed})
+}
+
+// confirmCheckout is the storefront's order page, where the buyer lands
+// back from a paid checkout: it has payments ask the provider about the
+// session and record its payment if its webhook event has not (see
+// payments.Service.ConfirmCheckout). 200 {"paid": …}.
+func (h *Handler) confirmCheckout(c echo.Context) error {
+	u, _ := auth.FromEcho(c) // RequireUser ran
+	var req confirmRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	paid, err := h.sessions.ConfirmCheckout(c.Request().Context(), u.ID, req.OrderID, req.SessionID)
+	if err != nil {
+		return payError(err)
+	}
+	return c.JSON(http.StatusOK, confirmResponse{Paid: paid})
 }
 
 // webhook takes the provider's signed event deliveries. The raw body is

@@ -23,6 +23,8 @@ func Routes(e *echo.Echo, h *Handler, idempotent echo.MiddlewareFunc) {
 	g := e.Group("/api/payments")
 	g.POST("", h.pay, auth.RequireUser, idempotent)
 	g.POST("/checkout", h.checkout, auth.RequireUser, idempotent)
+	// Asks the provider, so it may come again: no Idempotency-Key needed.
+	g.POST("/checkout/confirm", h.confirmCheckout, auth.RequireUser)
 	// Signed by the provider instead of a session or a CSRF guard.
 	g.POST("/webhook", h.webhook)
 	if h.standIn != nil {

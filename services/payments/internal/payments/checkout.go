@@ -26,7 +26,30 @@ type Checkout interface {
 	// or never existed), or complete (paid), with the PaymentIntent that
 	// took the money when the provider tells it.
 	ExpireSession(ctx context.Context, id string) (status SessionStatus, intentID string, err error)
+	// LookupSession tells what session id is now, as its events would: its
+	// status and, once paid, what it took. One the provider does not know
+	// is expired.
+	LookupSession(ctx context.Context, id string) (SessionState, error)
 }
+
+// SessionState is a checkout session as the provider tells it when asked.
+type SessionState struct {
+	Status SessionStatus
+	// Paid: the money was taken (a card session is paid when complete).
+	Paid bool
+	// IntentID, Amount (in the currency's smallest unit), Currency and
+	// Provider ("stripe" or "offline") tell the payment of a paid session.
+	IntentID string
+	Amount   int64
+	Currency string
+	Provider string
+}
+
+// SessionIDPlaceholder in a session's success URL is replaced by the
+// session's id when the provider sends the buyer back (Stripe's template
+// variable), so that the page the buyer lands on can confirm the session
+// (ConfirmCheckout).
+const SessionIDPlaceholder = "{CHECKOUT_SESSION_ID}"
 
 // SessionRequest asks the provider for the checkout session of attempt
 // Attempt of an order: one line item (Title at Amount), the buyer sent back
@@ -620,7 +643,8 @@ type SessionView struct {
 }
 
 // SessionView returns session sessionID of attempt n of an order for its
-// buyer userID. Errors: errs.ErrNotFound (no such session, or not the
+// buyer userID, its success URL naming the session (SessionIDPlaceholder
+// replaced, as the provider does). Errors: errs.ErrNotFound (no such session, or not the
 // caller's).
 func (s *Service) SessionView(ctx context.Context, userID, orderID string, n int, sessionID string) (SessionView, error) {
 	a, err := s.store.Attempt(ctx, orderID, n)
@@ -632,7 +656,7 @@ func (s *Service) SessionView(ctx context.Context, userID, orderID string, n int
 	}
 	v := SessionView{
 		ID: a.Session.ID, OrderID: a.OrderID, Attempt: a.N, UserID: a.UserID, Title: a.Session.Title,
-		Amount: a.Amount, Currency: a.Currency, SuccessURL: a.Session.SuccessURL, CancelURL: a.Session.CancelURL,
+		Amount: a.Amount, Currency: a.Currency, SuccessURL: strings.ReplaceAll(a.Session.SuccessURL, SessionIDPlaceholder, a.Session.ID), CancelURL: a.Session.CancelURL,
 		CorrelationID: a.Session.CorrelationID, Status: SessionComplete,
 	}
 	switch {

@@ -60,6 +60,8 @@ type Service struct {
 	chargeTimeout time.Duration
 	now           func() time.Time
 	log           *slog.Logger
+	// lookups spaces out ConfirmCheckout's questions about one session.
+	lookups sessionLookups
 }
 
 // NewService returns a Service over store charging through charger and

@@ -97,6 +97,27 @@ func (c *Client) ExpireSession(ctx context.Context, id string) (payments.Session
 	return sessionStatus(s.Status), sessionIntent(s), nil
 }
 
+// LookupSession retrieves a Checkout Session: its status and, once paid
+// (payment_status "paid"), its PaymentIntent, amount_total and currency. One
+// Stripe does not know is expired.
+func (c *Client) LookupSession(ctx context.Context, id string) (payments.SessionState, error) {
+	params := &stripego.CheckoutSessionParams{}
+	params.Context = ctx
+	s, err := c.sessions.Get(id, params)
+	if err != nil {
+		var se *stripego.Error
+		if errors.As(err, &se) && se.Code == stripego.ErrorCodeResourceMissing {
+			return payments.SessionState{Status: payments.SessionExpired, Provider: "stripe"}, nil
+		}
+		return payments.SessionState{}, &payments.ProviderError{Err: fmt.Errorf("retrieve checkout session %s: %w", id, err)}
+	}
+	st := payments.SessionState{Status: sessionStatus(s.Status), Provider: "stripe"}
+	if s.PaymentStatus == stripego.CheckoutSessionPaymentStatusPaid {
+		st.Paid, st.IntentID, st.Amount, st.Currency = true, sessionIntent(s), s.AmountTotal, string(s.Currency)
+	}
+	return st, nil
+}
+
 // sessionIntent is the id of the PaymentIntent of a paid session ("" if
 // none).
 func sessionIntent(s *stripego.CheckoutSession) string {

@@ -73,9 +73,16 @@ type Offline struct {
 	mu      sync.Mutex
 	byKey   map[string]offlineAnswer
 	intents map[string]*offlineIntent
-	// paid is the PaymentIntent of each Checkout Session paid on the
-	// stand-in page: one per session, as at Stripe.
-	paid map[string]string
+	// paid is the payment of each Checkout Session paid on the stand-in
+	// page: one PaymentIntent per session, as at Stripe.
+	paid map[string]paidSession
+}
+
+// paidSession is the PaymentIntent that paid an offline session, and in
+// which currency.
+type paidSession struct {
+	intent   string
+	currency string
 }
 
 var (
@@ -85,7 +92,7 @@ var (
 
 // NewOffline returns an empty Offline.
 func NewOffline() *Offline {
-	return &Offline{byKey: map[string]offlineAnswer{}, intents: map[string]*offlineIntent{}, paid: map[string]string{}}
+	return &Offline{byKey: map[string]offlineAnswer{}, intents: map[string]*offlineIntent{}, paid: map[string]paidSession{}}
 }
 
 // once answers key with the first answer given to it, or with do's.

@@ -45,10 +45,25 @@ func (o *Offline) NewSession(_ context.Context, r payments.SessionRequest) (paym
 func (o *Offline) ExpireSession(_ context.Context, id string) (payments.SessionStatus, string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if intent, ok := o.paid[id]; ok {
-		return payments.SessionComplete, intent, nil
+	if p, ok := o.paid[id]; ok {
+		return payments.SessionComplete, p.intent, nil
 	}
 	return payments.SessionExpired, "", nil
+}
+
+// LookupSession tells what an offline session is: paid (complete) once the
+// stand-in page took the money for it, whether or not its event was
+// recorded; open otherwise (the service itself knows when it ended).
+func (o *Offline) LookupSession(_ context.Context, id string) (payments.SessionState, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.paid[id]
+	if !ok {
+		return payments.SessionState{Status: payments.SessionOpen, Provider: "offline"}, nil
+	}
+	in := o.intents[p.intent]
+	return payments.SessionState{Status: payments.SessionComplete, Paid: true, IntentID: p.intent, Amount: in.amount,
+		Currency: p.currency, Provider: "offline"}, nil
 }
 
 // SessionAttempt returns the order and attempt an offline session id names.
@@ -110,7 +125,7 @@ func (s *StandIn) Pay(v payments.SessionView, card string) (payload []byte, sign
 	default:
 		return nil, "", &payments.InvalidPaymentMethodError{Message: "Choose one of the test cards"}
 	}
-	intent := s.offline.paySession(v.ID, v.Amount)
+	intent := s.offline.paySession(v.ID, v.Amount, v.Currency)
 	metadata := map[string]string{"orderId": v.OrderID, "userId": v.UserID, "attempt": strconv.Itoa(v.Attempt)}
 	if v.CorrelationID != "" {
 		metadata["correlationId"] = v.CorrelationID
@@ -134,14 +149,14 @@ func (s *StandIn) Pay(v payments.SessionView, card string) (payload []byte, sign
 // session, as Checkout does when it is paid, and returns its id. A session
 // is paid once: the page submitted twice gets the same PaymentIntent back,
 // whose second event changes nothing.
-func (o *Offline) paySession(session string, amount int64) string {
+func (o *Offline) paySession(session string, amount int64, currency string) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if id, ok := o.paid[session]; ok {
-		return id
+	if p, ok := o.paid[session]; ok {
+		return p.intent
 	}
 	in := &offlineIntent{id: "pi_offline_" + randomHex(), amount: amount, status: payments.IntentSucceeded}
 	o.intents[in.id] = in
-	o.paid[session] = in.id
+	o.paid[session] = paidSession{intent: in.id, currency: currency}
 	return in.id
 }

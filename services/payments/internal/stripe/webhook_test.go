@@ -1,15 +1,18 @@
 package stripe_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	stripego "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
 	"github.com/stuffmart/stuffmart/services/payments/internal/stripe"
+	"github.com/stuffmart/stuffmart/services/payments/stripetest"
 )
 
 // TestWebhooksParse: a signed Checkout Session event is read whatever the
@@ -109,4 +112,61 @@ func TestStandInPaysASessionOnce(t *testing.T) {
 	if intents[ev.IntentID] {
 		t.Fatal("another session was paid with the same PaymentIntent")
 	}
+}
+
+// TestLookupSession: a session is told paid, with what it took, once it
+// was paid, whether or not its event was ever delivered: on the offline
+// stand-in and at (the fake) Stripe through the real client.
+func TestLookupSession(t *testing.T) {
+	ctx := context.Background()
+	t.Run("offline", func(t *testing.T) {
+		offline := stripe.NewOffline()
+		standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_standin_test", "offline"), time.Now)
+		v := payments.SessionView{ID: "cs_offline_o1_1", OrderID: "o1", UserID: "u1", Attempt: 1, Amount: 1200, Currency: "eur"}
+		st, err := offline.LookupSession(ctx, v.ID)
+		if err != nil || st.Paid || st.Status != payments.SessionOpen {
+			t.Fatalf("before paying: %+v, %v", st, err)
+		}
+		if _, _, err := standIn.Pay(v, stripe.CardDeclined); err == nil {
+			t.Fatal("the declined card paid")
+		}
+		if st, _ := offline.LookupSession(ctx, v.ID); st.Paid {
+			t.Fatalf("after a decline: %+v", st)
+		}
+		if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil { // its event is dropped here
+			t.Fatal(err)
+		}
+		st, err = offline.LookupSession(ctx, v.ID)
+		in, ierr := offline.Intent(ctx, st.IntentID)
+		if err != nil || ierr != nil || !st.Paid || st.Status != payments.SessionComplete || st.Amount != 1200 || st.Currency != "eur" ||
+			st.Provider != "offline" || in.Status != payments.IntentSucceeded || in.Amount != 1200 {
+			t.Fatalf("after paying: %+v (%v), its intent %+v (%v)", st, err, in, ierr)
+		}
+	})
+	t.Run("stripe", func(t *testing.T) {
+		f := stripetest.New(t)
+		c := stripe.New(stripetest.Key, stripe.Options{URL: f.URL, MaxNetworkRetries: stripego.Int64(0)})
+		ref, err := c.NewSession(ctx, payments.SessionRequest{OrderID: "o1", UserID: "u1", Attempt: 1, Title: "Notes", Amount: 1500, Currency: "usd",
+			SuccessURL: "https://shop.test/orders/o1?paid=1&session_id=" + payments.SessionIDPlaceholder, CancelURL: "https://shop.test/orders/o1",
+			ExpiresAt: time.Now().Add(time.Hour), IdempotencyKey: "checkout-o1-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.LookupSession(ctx, ref.ID)
+		if err != nil || st.Paid || st.Status != payments.SessionOpen || st.IntentID != "" {
+			t.Fatalf("before paying: %+v, %v", st, err)
+		}
+		paid, ok := f.PaySession(ref.ID)
+		if !ok {
+			t.Fatal("not paid")
+		}
+		st, err = c.LookupSession(ctx, ref.ID)
+		if err != nil || !st.Paid || st.Status != payments.SessionComplete || st.IntentID != paid.PaymentIntent || st.Amount != 1500 ||
+			st.Currency != "usd" || st.Provider != "stripe" {
+			t.Fatalf("after paying: %+v, %v (paid by %s)", st, err, paid.PaymentIntent)
+		}
+		if st, err := c.LookupSession(ctx, "cs_test_nope"); err != nil || st.Status != payments.SessionExpired || st.Paid {
+			t.Fatalf("an unknown session: %+v, %v", st, err)
+		}
+	})
 }
