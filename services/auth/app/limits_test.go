@@ -166,65 +166,82 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// TestSignInBackoff: after failed sign-ins in a row, an account is refused
-// for a delay that doubles with each further failure up to a minute; any
-// password, the right one included, waits it out; a success forgets the
-// failures. Unknown emails back off alike, so a 429 does not tell which
-// accounts exist.
+// TestSignInBackoff: after failed sign-ins in a row from one network, an
+// account is refused there for a delay that doubles with each further
+// failure up to a minute; any password, the right one included, waits it
+// out; a success forgets the failures. Unknown emails back off alike, so a
+// 429 does not tell which accounts exist. The backoff is the account's on
+// one network: an attacker who keeps failing does not keep the owner, on
+// another, from signing in, and an IPv6 attacker cannot leave it by
+// changing addresses within their /64.
 func TestSignInBackoff(t *testing.T) {
 	// Every limit loose: only the backoff refuses.
 	s := limitedStack(t, app.Limits{})
 	s.client(t).signUp("ann@uni.edu")
 	invalid := errs.Item{Message: "Invalid credentials"}
-	signIn := func(email, pw string) *testkit.Response {
-		// A new address each time: the backoff is the account's.
-		return s.client(t).Do(http.MethodPost, "/api/users/signin", signInBody(email, pw),
-			from(newAddr()))
+	signIn := func(addr, email, pw string) *testkit.Response {
+		return s.client(t).Do(http.MethodPost, "/api/users/signin", signInBody(email, pw), from(addr))
 	}
 	for _, email := range []string{"ann@uni.edu", "nobody@uni.edu"} {
 		t.Run(email, func(t *testing.T) {
+			attacker := newAddr()
 			for range 5 {
-				wantErrors(t, signIn(email, "wrong password"), http.StatusBadRequest, invalid)
+				wantErrors(t, signIn(attacker, email, "wrong password"), http.StatusBadRequest, invalid)
 			}
 			for _, delay := range []time.Duration{5, 10, 20, 40, 60, 60, 60} {
 				delay *= time.Second
-				wantLimited(t, signIn(email, password), delay)
+				wantLimited(t, signIn(attacker, email, password), delay)
 				s.clock.Advance(delay - time.Second)
-				wantLimited(t, signIn(email, "wrong password"), time.Second)
+				wantLimited(t, signIn(attacker, email, "wrong password"), time.Second)
 				s.clock.Advance(time.Second)
-				wantErrors(t, signIn(email, "wrong password"), http.StatusBadRequest, invalid)
+				wantErrors(t, signIn(attacker, email, "wrong password"), http.StatusBadRequest, invalid)
 			}
-			wantLimited(t, signIn(email, password), time.Minute)
-			s.clock.Advance(time.Minute)
+			wantLimited(t, signIn(attacker, email, password), time.Minute)
 			if email == "nobody@uni.edu" {
 				return
 			}
-			// Ann gets in; her failures are forgotten: four more are free.
-			wantUser(t, signIn(email, password), http.StatusOK)
+			// Meanwhile the owner, on another network, signs in at once,
+			// and that does not free the attacker's network.
+			wantUser(t, signIn(newAddr(), email, password), http.StatusOK)
+			wantLimited(t, signIn(attacker, email, password), time.Minute)
+			// Ann gets in from there too once the wait is over; her
+			// failures there are forgotten: four more are free.
+			s.clock.Advance(time.Minute)
+			wantUser(t, signIn(attacker, email, password), http.StatusOK)
 			for range 4 {
-				wantErrors(t, signIn(email, "wrong password"), http.StatusBadRequest, invalid)
+				wantErrors(t, signIn(attacker, email, "wrong password"), http.StatusBadRequest, invalid)
 			}
-			wantUser(t, signIn(email, password), http.StatusOK)
+			wantUser(t, signIn(attacker, email, password), http.StatusOK)
 		})
 	}
 	t.Run("another account is not held up", func(t *testing.T) {
 		s.client(t).signUp("bob@uni.edu")
+		attacker := newAddr()
 		for range 5 {
-			wantErrors(t, signIn("ann@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
+			wantErrors(t, signIn(attacker, "ann@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
 		}
-		wantLimited(t, signIn("ann@uni.edu", password), 5*time.Second)
-		wantUser(t, signIn("bob@uni.edu", password), http.StatusOK)
+		wantLimited(t, signIn(attacker, "ann@uni.edu", password), 5*time.Second)
+		wantUser(t, signIn(attacker, "bob@uni.edu", password), http.StatusOK)
+	})
+	t.Run("an IPv6 network is one client", func(t *testing.T) {
+		s.client(t).signUp("dee@uni.edu")
+		for i := range 5 {
+			wantErrors(t, signIn(fmt.Sprintf("2001:db8:7:1::%x", i+1), "dee@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
+		}
+		wantLimited(t, signIn("2001:db8:7:1:ffff::9", "dee@uni.edu", password), 5*time.Second)
+		wantUser(t, signIn("2001:db8:7:2::1", "dee@uni.edu", password), http.StatusOK)
 	})
 	t.Run("failures long ago are forgotten", func(t *testing.T) {
 		s.client(t).signUp("cy@uni.edu")
+		addr := newAddr()
 		for range 4 {
-			wantErrors(t, signIn("cy@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
+			wantErrors(t, signIn(addr, "cy@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
 		}
 		s.clock.Advance(time.Hour)
 		for range 4 {
-			wantErrors(t, signIn("cy@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
+			wantErrors(t, signIn(addr, "cy@uni.edu", "wrong password"), http.StatusBadRequest, invalid)
 		}
-		wantUser(t, signIn("cy@uni.edu", password), http.StatusOK)
+		wantUser(t, signIn(addr, "cy@uni.edu", password), http.StatusOK)
 	})
 }
 

@@ -18,7 +18,7 @@ import (
 // Accounts starts and ends sessions (users.Service implements it).
 type Accounts interface {
 	SignUp(ctx context.Context, a users.NewAccount) (users.Session, error)
-	SignIn(ctx context.Context, email, password string) (users.Session, error)
+	SignIn(ctx context.Context, email, password, client string) (users.Session, error)
 	SignOut(ctx context.Context, refreshToken string) error
 }
 
@@ -84,7 +84,7 @@ func (h *Handler) signIn(c echo.Context) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.accounts.SignIn(c.Request().Context(), req.Email, req.Password)
+	s, err := h.accounts.SignIn(c.Request().Context(), req.Email, req.Password, web.ClientIP(c))
 	if err != nil {
 		return err
 	}

@@ -44,33 +44,38 @@ const (
 	// BackoffFirst is the delay after the BackoffFree-th failure; each
 	// further failure doubles it.
 	BackoffFirst = 5 * time.Second
-	// BackoffMax caps the delay: an attacker who keeps failing keeps the
-	// account waiting at most this long after each of their tries.
+	// BackoffMax caps the delay: an attacker who keeps failing keeps their
+	// network waiting at most this long after each of their tries.
 	BackoffMax = time.Minute
 	// BackoffForget ends a run of failures: one more this long after the
 	// last counts as the first.
 	BackoffForget = 15 * time.Minute
 )
 
-// Backoff slows password guessing against one account. After BackoffFree
-// failed sign-ins in a row for an email, sign-in for that email is refused
-// (before any password is checked) for BackoffFirst, doubled with each
-// further failure up to BackoffMax; a successful sign-in forgets the
-// failures. Unknown emails back off alike, so that a refusal does not tell
-// which accounts exist.
+// Backoff slows password guessing against one account from one client
+// network (a run's key is backoffKey: the email and the caller's address,
+// an IPv6 one by its /64). After BackoffFree failed sign-ins in a row for
+// a key, sign-in for it is refused (before any password is checked) for
+// BackoffFirst, doubled with each further failure up to BackoffMax; a
+// successful sign-in forgets the failures of its key. Unknown emails back
+// off alike, so that a refusal does not tell which accounts exist.
 //
-// The cap is what keeps the backoff from being a lock-out: an attacker
-// cannot keep the owner out longer than a minute after their last try, and
-// one who keeps trying is held to one guess a minute (tries sent together
-// included: Wait reserves the one it lets through). Unlike a lock-out it
-// cannot be turned against the owner for long.
+// Keyed by network as well as by account, the backoff cannot be turned
+// against the owner: an attacker who keeps failing holds their own network
+// to one guess a minute (tries sent together included: Wait reserves the
+// one it lets through), while the owner, elsewhere, signs in as ever. An
+// attacker with many networks gets BackoffFree free guesses and one a
+// minute on each: the per-account rate limit (SIGNIN_ACCOUNT_LIMIT, which
+// a try refused here does not use up) caps them all together, and only an
+// attack from more networks than that limit allows a minute can hold up
+// the owner's new sign-ins (signed-in sessions keep working).
 //
 // State is per process: with several replicas of auth, each counts the
 // failures it sees, so an attacker whose requests are spread over n
 // replicas gets up to n times BackoffFree free guesses and each replica's
 // delay apart; the per-account rate limit bounds the total. A restart
-// forgets every run. Memory holds one small entry per email that failed in
-// the last BackoffForget, which the per-client limits bound.
+// forgets every run. Memory holds one small entry per email and network
+// that failed in the last BackoffForget, which the per-client limits bound.
 //
 // A nil *Backoff never refuses (limits off). Safe for concurrent use.
 type Backoff struct {
@@ -81,7 +86,11 @@ type Backoff struct {
 	calls int
 }
 
-// run is the failures in a row of one email.
+// backoffKey is the key of the Backoff run of sign-ins for email from
+// client (its network, as the rate limits key it).
+func backoffKey(email, client string) string { return email + " " + client }
+
+// run is the failures in a row of one key.
 type run struct {
 	failures int
 	last     time.Time // of the last failure
@@ -96,18 +105,18 @@ func NewBackoff(now func() time.Time) *Backoff {
 	return &Backoff{now: now, runs: map[string]*run{}}
 }
 
-// Wait is how long sign-in for email must wait; 0 means it may go ahead.
+// Wait is how long sign-in for key must wait; 0 means it may go ahead.
 // A try that may go ahead once the run is one failure short of backing off
 // (or backing off already) is reserved: until it ends (Failed or
 // Succeeded), others wait as if it had failed. So tries sent together when
 // a wait ends get one guess, not one each.
-func (b *Backoff) Wait(email string) time.Duration {
+func (b *Backoff) Wait(key string) time.Duration {
 	if b == nil {
 		return 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r := b.runs[email]
+	r := b.runs[key]
 	now := b.now()
 	if r == nil || now.Sub(r.last) >= BackoffForget && !now.Before(r.until) {
 		return 0
@@ -121,8 +130,8 @@ func (b *Backoff) Wait(email string) time.Duration {
 	return 0
 }
 
-// Failed counts a failed sign-in for email.
-func (b *Backoff) Failed(email string) {
+// Failed counts a failed sign-in for key.
+func (b *Backoff) Failed(key string) {
 	if b == nil {
 		return
 	}
@@ -130,10 +139,10 @@ func (b *Backoff) Failed(email string) {
 	defer b.mu.Unlock()
 	now := b.now()
 	b.sweep(now)
-	r := b.runs[email]
+	r := b.runs[key]
 	if r == nil || now.Sub(r.last) >= BackoffForget {
 		r = &run{}
-		b.runs[email] = r
+		b.runs[key] = r
 	}
 	r.failures++
 	r.last = now
@@ -142,14 +151,14 @@ func (b *Backoff) Failed(email string) {
 	}
 }
 
-// Succeeded forgets the failures of email.
-func (b *Backoff) Succeeded(email string) {
+// Succeeded forgets the failures of key.
+func (b *Backoff) Succeeded(key string) {
 	if b == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	delete(b.runs, email)
+	delete(b.runs, key)
 }
 
 // backoffDelay is the delay after the n-th failure in a row (n ≥
@@ -169,9 +178,9 @@ func (b *Backoff) sweep(now time.Time) {
 	if b.calls%1000 != 0 {
 		return
 	}
-	for email, r := range b.runs {
+	for key, r := range b.runs {
 		if now.Sub(r.last) >= BackoffForget && !now.Before(r.until) {
-			delete(b.runs, email)
+			delete(b.runs, key)
 		}
 	}
 }

@@ -162,25 +162,28 @@ func (s *Service) signUp(ctx context.Context, a NewAccount) (Session, error) {
 // ErrInvalidCredentials for an unknown email or a wrong password (answered
 // alike and in similar time), errs.ErrNotAuthorized for a banned user (told
 // only to someone who knows the password), *errs.TooManyRequestsError when
-// the account backs off after failures (Backoff) or is over its limit. Both
-// are decided before the password is checked: bcrypt is what an attacker
-// would make auth spend its CPU on. Each sign-in is counted in
+// the account backs off after failures from client (Backoff) or is over its
+// limit. Both are decided before the password is checked: bcrypt is what an
+// attacker would make auth spend its CPU on. client is the caller's network
+// (the rate limits' key, web.ClientIP): failures from one network do not
+// hold up sign-ins from another. Each sign-in is counted in
 // Options.Metrics.
-func (s *Service) SignIn(ctx context.Context, email, password string) (Session, error) {
-	sess, err := s.signIn(ctx, email, password)
+func (s *Service) SignIn(ctx context.Context, email, password, client string) (Session, error) {
+	sess, err := s.signIn(ctx, email, password, client)
 	if r, ok := result(err); ok {
 		s.metrics.SignIn(r)
 	}
 	return sess, err
 }
 
-func (s *Service) signIn(ctx context.Context, email, password string) (Session, error) {
+func (s *Service) signIn(ctx context.Context, email, password, client string) (Session, error) {
 	email = NormalizeEmail(email)
 	if err := validateSignIn(email, password); err != nil {
 		return Session{}, err
 	}
 	// The backoff first: a refused try does not use up the limit.
-	if wait := s.backoff.Wait(email); wait > 0 {
+	run := backoffKey(email, client)
+	if wait := s.backoff.Wait(run); wait > 0 {
 		return Session{}, tooMany(wait, BackoffLimit)
 	}
 	if ok, wait := s.signInLimit.Allow(email); !ok {
@@ -197,10 +200,10 @@ func (s *Service) signIn(ctx context.Context, email, password string) (Session, 
 		return Session{}, fmt.Errorf("sign in %s: %w", u.ID, err)
 	}
 	if !ok {
-		s.backoff.Failed(email)
+		s.backoff.Failed(run)
 		return Session{}, ErrInvalidCredentials
 	}
-	s.backoff.Succeeded(email)
+	s.backoff.Succeeded(run)
 	if u.Banned {
 		return Session{}, fmt.Errorf("sign in: user %s is banned: %w", u.ID, errs.ErrNotAuthorized)
 	}
