@@ -76,6 +76,12 @@ func (s *Service) confirmSession(ctx context.Context, a Attempt) error {
 	if st.Status != SessionComplete || !st.Paid {
 		return nil // not paid (yet): its event tells, or the buyer pays again
 	}
+	// The provider told that the money was taken: record it even if the
+	// buyer goes away now (afterProvider). A record cut short after the
+	// PaymentIntent is stored would leave the attempt open with it, which
+	// a cancellation takes for its event's and neither records nor refunds.
+	ctx, cancel = afterProvider(ctx)
+	defer cancel()
 	s.log.InfoContext(ctx, "checkout session found paid by its buyer's return, before its event", "order_id", a.OrderID, "attempt", a.N, "session", a.Session.ID)
 	// The payment's event carries the purchase's correlation id, as the
 	// session's own event would.

@@ -1,0 +1,73 @@
+package payments_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stuffmart/stuffmart/services/payments/internal/payments"
+	"github.com/stuffmart/stuffmart/services/payments/internal/store"
+	"github.com/stuffmart/stuffmart/services/payments/internal/stripe"
+	"github.com/stuffmart/stuffmart/shared/mongox"
+	"github.com/stuffmart/stuffmart/shared/testkit"
+)
+
+// leavingCheckout is the offline checkout whose session look-up answers
+// just as the caller goes away: it ends the caller's context (the buyer
+// closed the page while payments asked the provider).
+type leavingCheckout struct {
+	*stripe.Offline
+	leave context.CancelFunc
+}
+
+func (c *leavingCheckout) LookupSession(ctx context.Context, id string) (payments.SessionState, error) {
+	st, err := c.Offline.LookupSession(ctx, id)
+	c.leave()
+	return st, err
+}
+
+// A paid session the provider has told about is recorded even if the
+// buyer's request ends as the answer comes: nobody else may record it (its
+// webhook is failing), and a half-done record (the PaymentIntent stored,
+// the attempt still open) is one the cancellation would neither record nor
+// refund.
+func TestConfirmCheckoutOutlivesItsRequest(t *testing.T) {
+	t.Parallel()
+	offline := stripe.NewOffline()
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
+	clock := testkit.NewClock(time.Now())
+	reqCtx, leave := context.WithCancel(context.Background())
+	defer leave()
+	svc := payments.NewService(st, newCharger(), &leavingCheckout{Offline: offline, leave: leave},
+		payments.Options{Log: testkit.Logger(t), Now: clock.Now})
+	f := fixture{svc: svc, st: st, clock: clock}
+	ctx := context.Background()
+	buyer := testkit.RandomID(t)[:24]
+	id := f.newOrder(t, buyer, 1500)
+
+	res, err := svc.Checkout(ctx, buyer, payments.CheckoutInput{OrderID: id,
+		SuccessURL: "https://shop.test/orders/" + id + "?paid=1&session_id=" + payments.SessionIDPlaceholder,
+		CancelURL:  "https://shop.test/orders/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.SessionView(ctx, buyer, id, 1, res.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Paid on the page; its event is never delivered.
+	standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_confirm_test", "offline"), clock.Now)
+	if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil {
+		t.Fatal(err)
+	}
+
+	_, _ = svc.ConfirmCheckout(reqCtx, buyer, id, res.SessionID) // its answer went to nobody
+	a, err := st.Attempt(ctx, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Payment(ctx, a.PaymentID)
+	if err != nil || p.Amount != 1500 || a.State != payments.AttemptSucceeded {
+		t.Fatalf("after the buyer left: attempt %s (intent %q), payment %+v (%v); want it recorded", a.State, a.Session.IntentID, p, err)
+	}
+}
