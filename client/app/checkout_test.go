@@ -53,7 +53,8 @@ func newCheckoutDesk() *checkoutDesk {
 }
 
 // confirmed returns the sessions the storefront asked payments to confirm
-// for the order at path /orders/<id> (the requests went on to payments).
+// for the order at path /orders/<id> with the buyer's session cookie (the
+// requests went on to payments).
 func (d *checkoutDesk) confirmed(order string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -84,7 +85,7 @@ func (d *checkoutDesk) wrap(next http.Handler) http.Handler {
 				return
 			}
 			var body map[string]string
-			if json.Unmarshal(raw, &body) == nil {
+			if _, err := r.Cookie("session"); err == nil && json.Unmarshal(raw, &body) == nil {
 				d.mu.Lock()
 				d.confirms[body["orderId"]] = append(d.confirms[body["orderId"]], body["sessionId"])
 				d.mu.Unlock()

@@ -95,8 +95,9 @@ func (c *Payments) Checkout(ctx context.Context, s Session, key string, in Check
 // session sessionID of an order (the session id Stripe puts in the success
 // URL): payments asks the card processor about the session and records its
 // payment if the processor's webhook has not. It answers whether a payment
-// of the order is recorded; the order completes a moment later (its
-// events). Safe to call again. Errors: *Error 404 (not the buyer's order,
+// of the order is recorded: the order then completes a moment later (its
+// events), unless it was cancelled meanwhile and the payment is refunded.
+// Safe to call again. Errors: *Error 404 (not the buyer's order,
 // not its session), 502 (the processor could not be asked).
 func (c *Payments) ConfirmCheckout(ctx context.Context, s Session, orderID, sessionID string) (bool, error) {
 	var out struct {

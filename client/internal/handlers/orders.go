@@ -132,7 +132,14 @@ func (h *Handler) confirmCheckout(c echo.Context, o api.Order) {
 		return
 	}
 	ctx := c.Request().Context()
-	if _, err := h.api.Paying.ConfirmCheckout(ctx, session.From(c).Session, o.ID, id); err != nil {
+	_, err := h.api.Paying.ConfirmCheckout(ctx, session.From(c).Session, o.ID, id)
+	switch s := api.StatusOf(err); {
+	case err == nil:
+	case s >= 400 && s < 500:
+		// A session that is not the order's (a hand-made URL): every
+		// reload of the page would say so again.
+		h.log.DebugContext(ctx, "checkout session not confirmed", "order_id", o.ID, "session", id, "status", s)
+	default:
 		h.log.WarnContext(ctx, "confirm checkout session", "order_id", o.ID, "session", id, "err", err)
 	}
 }

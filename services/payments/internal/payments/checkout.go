@@ -27,8 +27,9 @@ type Checkout interface {
 	// took the money when the provider tells it.
 	ExpireSession(ctx context.Context, id string) (status SessionStatus, intentID string, err error)
 	// LookupSession tells what session id is now, as its events would: its
-	// status and, once paid, what it took. One the provider does not know
-	// is expired.
+	// status and, once paid, what it took. Stripe calls one it does not
+	// know expired; the offline mode, which knows only the sessions its
+	// stand-in page paid, calls every other one open.
 	LookupSession(ctx context.Context, id string) (SessionState, error)
 }
 
@@ -371,15 +372,23 @@ func (s *Service) endCheckout(ctx context.Context, a Attempt, why string) error 
 // was cancelled) by looking the PaymentIntent up, as reconcileSession does
 // for an event that could not be recorded. So a payment is never left to
 // its event alone, which may not come for days (the webhook failing).
+//
+// An attempt still open whose PaymentIntent is stored already (its record,
+// by the event or by the buyer's return, stopped before the payment) is
+// made unknown too: nothing else would finish it, since the sweep leaves
+// open checkout attempts alone. Should that record be running now, the
+// two meet in the payment's own claim: it is recorded once.
 func (s *Service) sessionPaidUntold(ctx context.Context, a Attempt, sessionID, intent string) {
-	if intent == "" || a.State != AttemptCheckout || (a.Session.IntentID != "" && a.Session.ID != "") {
-		return // the event came, or the provider did not tell
+	if intent == "" || a.State != AttemptCheckout {
+		return // moved on already, or the provider did not tell
 	}
 	ctx, cancel := afterProvider(ctx)
 	defer cancel()
 	from := a.State
 	session := *a.Session
-	session.IntentID = intent
+	if session.IntentID == "" {
+		session.IntentID = intent
+	}
 	if session.ID == "" {
 		session.ID = sessionID
 	}

@@ -25,8 +25,8 @@ var ErrSessionNotFound = &errs.HTTPError{Status: http.StatusNotFound, Message: "
 // the webhook and from the success page, whichever comes first; both are
 // idempotent. It answers whether a payment of the order is recorded.
 //
-// One session is asked about at most once every confirmLookupEvery (the
-// order page reloads while it waits). Errors: ErrOrderNotFound (no such
+// One session is asked about at most once every confirmLookupEvery by this
+// process (the order page reloads while it waits). Errors: ErrOrderNotFound (no such
 // order, or not userID's), ErrSessionNotFound, *ProviderError (the provider
 // could not be asked).
 func (s *Service) ConfirmCheckout(ctx context.Context, userID, orderID, sessionID string) (bool, error) {

@@ -71,3 +71,72 @@ func TestConfirmCheckoutOutlivesItsRequest(t *testing.T) {
 		t.Fatalf("after the buyer left: attempt %s (intent %q), payment %+v (%v); want it recorded", a.State, a.Session.IntentID, p, err)
 	}
 }
+
+// A checkout attempt whose record stopped halfway (its PaymentIntent
+// stored, the payment not recorded: a database error, and the webhook
+// failing since) is finished when its order is cancelled: the session found
+// paid makes it unknown, and the sweep records the payment and refunds it.
+// Before, the stored intent was taken for a sign that its event was being
+// handled, and the money was neither recorded nor refunded.
+func TestCancelledOrderFinishesAHalfRecordedSession(t *testing.T) {
+	t.Parallel()
+	offline := stripe.NewOffline()
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
+	clock := testkit.NewClock(time.Now())
+	svc := payments.NewService(st, offline, offline, payments.Options{Log: testkit.Logger(t), Now: clock.Now})
+	f := fixture{svc: svc, st: st, clock: clock}
+	ctx := context.Background()
+	buyer := testkit.RandomID(t)[:24]
+	id := f.newOrder(t, buyer, 1800)
+	res, err := svc.Checkout(ctx, buyer, payments.CheckoutInput{OrderID: id,
+		SuccessURL: "https://shop.test/orders/" + id + "?paid=1&session_id=" + payments.SessionIDPlaceholder,
+		CancelURL:  "https://shop.test/orders/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.SessionView(ctx, buyer, id, 1, res.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_confirm_test", "offline"), clock.Now)
+	if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil { // its event is never delivered
+		t.Fatal(err)
+	}
+	paid, err := offline.LookupSession(ctx, res.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record stopped right after storing the PaymentIntent.
+	a, err := st.Attempt(ctx, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := *a.Session
+	half.IntentID = paid.IntentID
+	a.Session = &half
+	if ok, err := st.UpdateAttempt(ctx, a, payments.AttemptCheckout); err != nil || !ok {
+		t.Fatalf("store the intent: %v %v", ok, err)
+	}
+
+	if err := svc.OrderChanged(ctx, id, 2, payments.StatusCancelled); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := st.Attempt(ctx, id, 1); a.State != payments.AttemptUnknown {
+		t.Fatalf("after the cancellation the attempt is %s, want unknown (for the sweep)", a.State)
+	}
+	if err := svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err = st.Attempt(ctx, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Payment(ctx, a.PaymentID)
+	if err != nil || p.Amount != 1800 || p.ProviderID != paid.IntentID {
+		t.Fatalf("payment %+v (%v), want 1800 by %s", p, err, paid.IntentID)
+	}
+	f.wantRefundDone(t, p.ID)
+	if _, ok := offline.Refunded(paid.IntentID); !ok {
+		t.Fatal("the money was not given back")
+	}
+}
