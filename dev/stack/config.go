@@ -35,6 +35,9 @@ type Config struct {
 	OrderHold time.Duration
 	// StripeSecretKey switches payments from offline test mode to Stripe.
 	StripeSecretKey string
+	// StripeAPIURL points payments' Stripe client at another API than
+	// Stripe's (STRIPE_API_URL): stripe-mock, or a test's fake Stripe.
+	StripeAPIURL string
 	// RateLimit is false when RATE_LIMIT=off (benchmarks, load tests).
 	RateLimit bool
 	// MaxOpenOrders is how many orders waiting for payment one buyer may
@@ -59,7 +62,7 @@ type Config struct {
 // set), ACCESS_TOKEN_TTL (15m), ORDER_HOLD (15m), STRIPE_SECRET_KEY,
 // STRIPE_WEBHOOK_SECRET (generated unless set; required with
 // STRIPE_SECRET_KEY: the Stripe CLI's or the endpoint's, or no webhook
-// verifies), RATE_LIMIT (on), MAX_OPEN_ORDERS (3), DEBUG_ADDR (none) and
+// verifies), STRIPE_API_URL (Stripe's own unless set), RATE_LIMIT (on), MAX_OPEN_ORDERS (3), DEBUG_ADDR (none) and
 // LOG_LEVEL (info). It reports every bad variable together. ADMIN_EMAILS is refused, as auth refuses it: admins are granted
 // with `go run ./dev admin grant EMAIL` (Admin).
 func LoadConfig(getenv func(string) string) (Config, error) {
@@ -100,6 +103,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		AccessTokenTTL:  r.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
 		OrderHold:       r.Duration("ORDER_HOLD", 15*time.Minute),
 		StripeSecretKey: stripeKey,
+		StripeAPIURL:    r.String("STRIPE_API_URL", ""),
 		RateLimit:       rateLimit(r, &problems),
 		MaxOpenOrders:   r.Int("MAX_OPEN_ORDERS", 3),
 		DebugAddr:       service.DebugAddr(r),
@@ -141,6 +145,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("access_token_ttl", c.AccessTokenTTL),
 		slog.Duration("order_hold", c.OrderHold),
 		slog.Bool("stripe", c.StripeSecretKey != ""),
+		slog.String("stripe_api_url", c.StripeAPIURL),
 		slog.Bool("rate_limit", c.RateLimit),
 		slog.Int("max_open_orders", c.MaxOpenOrders),
 		slog.String("debug_addr", c.DebugAddr),

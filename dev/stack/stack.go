@@ -368,6 +368,7 @@ func ServiceEnv(cfg Config, secrets Secrets, ep Endpoints, name, addr string) ma
 		"ACCESS_TOKEN_TTL":  cfg.AccessTokenTTL.String(),
 		"ORDER_HOLD":        cfg.OrderHold.String(),
 		"STRIPE_SECRET_KEY": cfg.StripeSecretKey,
+		"STRIPE_API_URL":    cfg.StripeAPIURL,
 		// Offline, the stand-in for Stripe Checkout signs its events with it.
 		"STRIPE_WEBHOOK_SECRET": secrets.StripeWebhookSecret,
 		// The gateway and the storefront run in this process: loopback is
