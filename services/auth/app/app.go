@@ -77,8 +77,9 @@ const (
 const (
 	// A person signs in now and then: the refresh token lasts a week.
 	defaultSignInLimit = "20/m burst 10"
-	// Five tries at once, then one every 6 s; the backoff slows a guesser
-	// further.
+	// Five tries at once, then one every 6 s: what a guesser with ten or
+	// more networks gets, since the backoff holds each network apart to a
+	// guess a minute (users.Backoff).
 	defaultSignInAccountLimit = "10/m burst 5"
 	// A class signing up together at the start of term.
 	defaultSignUpLimit = "10/m burst 10"
