@@ -255,6 +255,34 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestSearchRateLimit: the search page is limited per browser address
+// (RATE_LIMIT_SEARCH) with the 429 page; other pages and other addresses
+// are not held up.
+func TestSearchRateLimit(t *testing.T) {
+	t.Parallel()
+	clk := testkit.NewClock(time.Now())
+	base := guarded(t, clk, "RATE_LIMIT_SEARCH", "2/h")
+	b := from(newBrowser(t, nil, base), "203.0.113.7")
+	for _, q := range []string{"notes", "lamp"} {
+		// The services are not there: a 503 page, but not refused.
+		if p := b.get("/search?q=" + q); p.status == http.StatusTooManyRequests {
+			t.Fatalf("search %q refused within the limit", q)
+		}
+	}
+	if wait := tooMany(t, b.get("/search?q=chairs")); wait != 1800 {
+		t.Errorf("try again in %d seconds, want 1800 (two an hour)", wait)
+	}
+	if p := b.get("/"); p.status == http.StatusTooManyRequests {
+		t.Fatal("the home page was refused")
+	}
+	if p := from(newBrowser(t, nil, base), "198.51.100.9").get("/search?q=chairs"); p.status == http.StatusTooManyRequests {
+		t.Fatal("another address was refused")
+	}
+	if n := testkit.Scrape(t, base+"/metrics").Value("ratelimit_refused_total", "limit", "rate_limit_search"); n != 1 {
+		t.Errorf("ratelimit_refused_total{limit=rate_limit_search} = %v, want 1", n)
+	}
+}
+
 // TestCrossSite: a form post another site's page sent is refused with a
 // page (403) before the CSRF check; the storefront's own pass on to it.
 func TestCrossSite(t *testing.T) {

@@ -88,6 +88,10 @@ type Config struct {
 	// 100") limit every form POST per browser address, as the services
 	// limit their unsafe requests.
 	Limits service.Limits
+	// SearchLimit (RATE_LIMIT_SEARCH, service.DefaultSearchLimit) limits
+	// the search page per browser address while Limits are on, as stuff
+	// limits its searches; the zero Rule limits nothing.
+	SearchLimit ratelimit.Rule
 	// DebugAddr (DEBUG_ADDR, none by default; a loopback host:port) serves
 	// net/http/pprof on a listener of its own.
 	DebugAddr string
@@ -107,8 +111,8 @@ type Config struct {
 // CACHE_TTL, PAYMENTS_OFFLINE, SERVICE_TIMEOUT, PAY_TIMEOUT, BODY_LIMIT,
 // ORDER_HOLD (a positive Go duration, default 15m: set it to the orders
 // service's value, so that the hold the stuff page promises is the one
-// orders applies), TRUSTED_PROXIES, RATE_LIMIT, RATE_LIMIT_UNSAFE and
-// DEBUG_ADDR (read as every service reads them). Each field of Config
+// orders applies), TRUSTED_PROXIES, RATE_LIMIT, RATE_LIMIT_UNSAFE,
+// RATE_LIMIT_SEARCH and DEBUG_ADDR (read as every service reads them). Each field of Config
 // gives its variable's meaning and default.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
@@ -140,6 +144,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		OrderHold:      r.Duration("ORDER_HOLD", handlers.DefaultOrderHold),
 		TrustedProxies: proxies,
 		Limits:         service.LoadLimits(r),
+		SearchLimit:    service.SearchRule(r),
 		DebugAddr:      service.DebugAddr(r),
 	}
 	problems := []error{r.Err()}
@@ -197,6 +202,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Bool("rate_limit", c.Limits.On),
 		slog.String("rate_limit_unsafe", c.Limits.Unsafe.String()),
+		slog.String("rate_limit_search", c.SearchLimit.String()),
 		slog.String("debug_addr", c.DebugAddr),
 	)
 }
@@ -259,17 +265,19 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Paying: clients.Payments, Coupons: clients.Payments,
 		Accounts: clients.Auth, Account: clients.Auth, Users: clients.Auth, Profiles: clients.Auth,
 	}
+	var unsafeLimit, searchLimit *ratelimit.Limiter
+	if cfg.Limits.On {
+		unsafeLimit = ratelimit.New(cfg.Limits.Unsafe, cfg.Now)
+		searchLimit = ratelimit.New(cfg.SearchLimit, cfg.Now)
+	}
 	h := handlers.New(svc, sessions, guard, cache, set, log, handlers.Options{
 		PublicURL:       cfg.PublicURL,
 		PaymentsOffline: cfg.PaymentsOffline,
 		OrderHold:       cfg.OrderHold,
 		Now:             cfg.Now,
 		Metrics:         reg,
+		SearchLimit:     searchLimit,
 	})
-	var unsafeLimit *ratelimit.Limiter
-	if cfg.Limits.On {
-		unsafeLimit = ratelimit.New(cfg.Limits.Unsafe, cfg.Now)
-	}
 	// /readyz checks nothing beyond the process: a storefront that is up
 	// serves its error pages while a service is down, and readiness that
 	// followed the services would take every replica out at once. The

@@ -50,12 +50,13 @@ func TestLoadConfig(t *testing.T) {
 	if cfg.StuffURL != "http://stuff-srv:3000" || cfg.AuthURL != "http://gateway:8080" || cfg.CacheTTL != 0 || cfg.PaymentsOffline || cfg.PublicURL != "https://shop.example" || cfg.OrderHold != 10*time.Minute {
 		t.Errorf("overrides: %+v", cfg)
 	}
-	cfg, err = app.LoadConfig(env(with("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1", "RATE_LIMIT", "off", "RATE_LIMIT_UNSAFE", "5/m burst 2", "DEBUG_ADDR", "127.0.0.1:6061")))
+	cfg, err = app.LoadConfig(env(with("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1", "RATE_LIMIT", "off", "RATE_LIMIT_UNSAFE", "5/m burst 2", "RATE_LIMIT_SEARCH", "30/m burst 4", "DEBUG_ADDR", "127.0.0.1:6061")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.TrustedProxies) != 2 || cfg.TrustedProxies[0].String() != "10.0.0.0/8" || cfg.TrustedProxies[1].String() != "127.0.0.1/32" ||
 		cfg.Limits.On || cfg.Limits.Unsafe.Every != 12*time.Second || cfg.Limits.Unsafe.Burst != 2 || cfg.Limits.Unsafe.Name != "rate_limit_unsafe" ||
+		cfg.SearchLimit.Every != 2*time.Second || cfg.SearchLimit.Burst != 4 || cfg.SearchLimit.Name != "rate_limit_search" ||
 		cfg.DebugAddr != "127.0.0.1:6061" {
 		t.Errorf("proxies, limits, profiles: %+v", cfg)
 	}
@@ -80,6 +81,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad proxies", with("TRUSTED_PROXIES", "ingress"), []string{"TRUSTED_PROXIES"}},
 		{"bad switch", with("RATE_LIMIT", "maybe"), []string{"RATE_LIMIT"}},
 		{"bad rule", with("RATE_LIMIT_UNSAFE", "lots"), []string{"RATE_LIMIT_UNSAFE"}},
+		{"bad search rule", with("RATE_LIMIT_SEARCH", "often"), []string{"RATE_LIMIT_SEARCH"}},
 		{"profiles on the network", with("DEBUG_ADDR", "0.0.0.0:6060"), []string{"DEBUG_ADDR"}},
 	}
 	for _, tc := range tests {

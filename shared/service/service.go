@@ -141,6 +141,19 @@ func LoadLimits(r *config.Reader) Limits {
 	return l
 }
 
+// DefaultSearchLimit is RATE_LIMIT_SEARCH's default: two searches a second
+// per client address, sixty at once, far beyond a person typing and paging.
+const DefaultSearchLimit = "120/m burst 60"
+
+// SearchRule reads RATE_LIMIT_SEARCH (DefaultSearchLimit when unset), the
+// limit of searches per client address of the two that serve them: the
+// storefront's /search and stuff's GET /api/stuff?q=. Searches are
+// anonymous, and a query never asked before is computed, never served from
+// memory: the read one client could make the catalog spend its CPU on.
+func SearchRule(r *config.Reader) ratelimit.Rule {
+	return Rule(r, "RATE_LIMIT_SEARCH", DefaultSearchLimit)
+}
+
 // Rule reads a rate-limit rule from variable name, def when unset.
 func Rule(r *config.Reader, name, def string) ratelimit.Rule {
 	rule, err := ratelimit.ParseRule(r.String(name, def))

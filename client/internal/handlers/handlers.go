@@ -22,6 +22,8 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
 	"github.com/stuffmart/stuffmart/client/internal/session"
 	"github.com/stuffmart/stuffmart/shared/metrics"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
+	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // PageSize is the number of listings on a page of the home page.
@@ -47,6 +49,10 @@ type Options struct {
 	// Metrics counts the storefront's own rate-limit refusals
 	// (ratelimit_refused_total); nil counts nothing.
 	Metrics *metrics.Set
+	// SearchLimit limits the search page per browser address
+	// (RATE_LIMIT_SEARCH: a search never asked before is computed by the
+	// stuff service and rendered here); nil limits nothing.
+	SearchLimit *ratelimit.Limiter
 }
 
 // DefaultOrderHold is the hold Options.OrderHold defaults to: the orders
@@ -119,7 +125,7 @@ func (h *Handler) Routes(e *echo.Echo) {
 
 	// Listings.
 	e.Match(getHead, "/", h.home)
-	e.Match(getHead, "/search", h.search)
+	e.Match(getHead, "/search", h.search, web.RateLimit(h.opts.SearchLimit, web.ClientIP))
 	e.Match(getHead, "/sellers/:id", h.seller)
 	e.Match(getHead, "/stuff/:id", h.stuff, knownID)
 	e.POST("/stuff/:id/buy", h.buy, knownID, h.requireUser)

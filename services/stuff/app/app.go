@@ -18,6 +18,7 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/store"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/config"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 	"github.com/stuffmart/stuffmart/shared/service"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	// CacheMax (STUFF_CACHE_MAX, default 10000) bounds the cache of single
 	// listings behind GET /api/stuff/:id.
 	CacheMax int
+	// SearchLimit (RATE_LIMIT_SEARCH, default service.DefaultSearchLimit)
+	// limits the searches (GET /api/stuff?q=) of one client address while
+	// the limits are on (Service.Limits.On); the zero Rule limits nothing.
+	SearchLimit ratelimit.Rule
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -52,6 +57,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ReadModelMax:   r.Int("READ_MODEL_MAX", 10_000),
 		ReconcileEvery: r.Duration("READ_MODEL_RECONCILE", time.Minute),
 		CacheMax:       r.Int("STUFF_CACHE_MAX", 10_000),
+		SearchLimit:    service.SearchRule(r),
 	}
 	problems := []error{r.Err()}
 	if cfg.ReadModelMax < 1 {
@@ -111,7 +117,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// Broadcast subscriptions start at "now" on every (re)connection: what
 	// other replicas published while this one was away is read back.
 	svc.Bus.OnConnect(cat.Trigger)
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat), svc.Idempotent())
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat), svc.Idempotent(), cfg.Service.Limits.Limiter(cfg.SearchLimit))
 	return a, nil
 }
 

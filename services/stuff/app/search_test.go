@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -9,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stuffmart/stuffmart/services/stuff/app"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
+	"github.com/stuffmart/stuffmart/shared/service"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -352,4 +356,27 @@ func TestSearchFollowsOrders(t *testing.T) {
 	if !found(c, st2.ID, "q", "telescope") {
 		t.Fatal("new listing not found on the new replica")
 	}
+}
+
+// TestSearchRateLimit: searches (a query text) are limited per client
+// address (RATE_LIMIT_SEARCH), with a 429 in the normalized shape and its
+// Retry-After; listings without a text and other addresses are not held up.
+func TestSearchRateLimit(t *testing.T) {
+	t.Parallel()
+	s := newStackWith(t, func(c *app.Config) {
+		c.Service.Limits = service.Limits{On: true, Unsafe: ratelimit.Rule{Every: time.Millisecond, Burst: 1000, Name: "rate_limit_unsafe"}}
+		c.SearchLimit = ratelimit.Rule{Every: time.Hour, Burst: 3, Name: "rate_limit_search"}
+	})
+	from := func(addr string) testkit.RequestOption { return testkit.WithHeader("X-Forwarded-For", addr) }
+	for i := range 3 {
+		s.HTTP.Do(http.MethodGet, fmt.Sprintf("/api/stuff?q=notes+%d", i), nil, from("203.0.113.7")).Want(http.StatusOK)
+	}
+	r := s.HTTP.Do(http.MethodGet, "/api/stuff?q=lamp", nil, from("203.0.113.7"))
+	r.WantError(http.StatusTooManyRequests, "Too many requests: try again in 3600 seconds", "")
+	if got := r.Header.Get("Retry-After"); got != "3600" {
+		t.Fatalf("Retry-After %q, want 3600", got)
+	}
+	s.HTTP.Do(http.MethodGet, "/api/stuff", nil, from("203.0.113.7")).Want(http.StatusOK)
+	s.HTTP.Do(http.MethodGet, "/api/stuff?sort=price_asc&q=+", nil, from("203.0.113.7")).Want(http.StatusOK)
+	s.HTTP.Do(http.MethodGet, "/api/stuff?q=lamp", nil, from("198.51.100.9")).Want(http.StatusOK)
 }
