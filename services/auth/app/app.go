@@ -77,10 +77,11 @@ const (
 const (
 	// A person signs in now and then: the refresh token lasts a week.
 	defaultSignInLimit = "20/m burst 10"
-	// Five tries at once, then one every 6 s: what a guesser with ten or
-	// more networks gets, since the backoff holds each network apart to a
-	// guess a minute (users.Backoff).
-	defaultSignInAccountLimit = "10/m burst 5"
+	// Sixty an hour, ten at once, across every network: the most a guesser
+	// with many networks gets (1,440 a day). One network is held apart to
+	// twelve an hour by the backoff (users.Backoff), so holding the owner's
+	// new sign-ins up takes six networks or more.
+	defaultSignInAccountLimit = "60/h burst 10"
 	// A class signing up together at the start of term.
 	defaultSignUpLimit = "10/m burst 10"
 	// A refresh costs no bcrypt, and every browser behind a NAT refreshes
@@ -97,7 +98,7 @@ const (
 // included), REFRESH_GRACE (a Go duration, default 10s, from 5s to 1m) and the
 // limits (rules such as "10/m burst 5", see ratelimit.ParseRule):
 // SIGNIN_LIMIT (per client address, default "20/m burst 10"),
-// SIGNIN_ACCOUNT_LIMIT (per email, "10/m burst 5"), SIGNUP_LIMIT (per
+// SIGNIN_ACCOUNT_LIMIT (per email, "60/h burst 10"), SIGNUP_LIMIT (per
 // client address, "10/m burst 10"), REFRESH_LIMIT (per client address,
 // "300/m burst 100") and REFRESH_ACCOUNT_LIMIT (per user, "6/m burst 10").
 // RATE_LIMIT=off turns them and the sign-in backoff off. It reports every

@@ -43,7 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 		want := app.Limits{
 			SignIn:         ratelimit.Rule{Every: 3 * time.Second, Burst: 10, Name: "signin_limit"},
-			SignInAccount:  ratelimit.Rule{Every: 6 * time.Second, Burst: 5, Name: "signin_account_limit"},
+			SignInAccount:  ratelimit.Rule{Every: time.Minute, Burst: 10, Name: "signin_account_limit"},
 			SignUp:         ratelimit.Rule{Every: 6 * time.Second, Burst: 10, Name: "signup_limit"},
 			Refresh:        ratelimit.Rule{Every: 200 * time.Millisecond, Burst: 100, Name: "refresh_limit"},
 			RefreshAccount: ratelimit.Rule{Every: 10 * time.Second, Burst: 10, Name: "refresh_account_limit"},

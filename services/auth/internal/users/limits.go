@@ -44,9 +44,11 @@ const (
 	// BackoffFirst is the delay after the BackoffFree-th failure; each
 	// further failure doubles it.
 	BackoffFirst = 5 * time.Second
-	// BackoffMax caps the delay: an attacker who keeps failing keeps their
-	// network waiting at most this long after each of their tries.
-	BackoffMax = time.Minute
+	// BackoffMax caps the delay: an attacker who keeps failing from one
+	// network is held to a guess every five minutes there, twelve an hour,
+	// well under the account's own limit (SIGNIN_ACCOUNT_LIMIT, sixty an
+	// hour), so one network alone cannot spend it and hold the owner up.
+	BackoffMax = 5 * time.Minute
 	// BackoffForget ends a run of failures: one more this long after the
 	// last counts as the first.
 	BackoffForget = 15 * time.Minute
@@ -62,13 +64,14 @@ const (
 //
 // Keyed by network as well as by account, the backoff cannot be turned
 // against the owner: an attacker who keeps failing holds their own network
-// to one guess a minute (tries sent together included: Wait reserves the
-// one it lets through), while the owner, elsewhere, signs in as ever. An
-// attacker with many networks gets BackoffFree free guesses and one a
-// minute on each: the per-account rate limit (SIGNIN_ACCOUNT_LIMIT, which
-// a try refused here does not use up) caps them all together, and only an
-// attack from more networks than that limit allows a minute can hold up
-// the owner's new sign-ins (signed-in sessions keep working).
+// to one guess every BackoffMax (tries sent together included: Wait
+// reserves the one it lets through), while the owner, elsewhere, signs in
+// as ever. An attacker with many networks gets BackoffFree free guesses and
+// one every BackoffMax on each: the per-account rate limit
+// (SIGNIN_ACCOUNT_LIMIT, sixty an hour by default, which a try refused here
+// does not use up) caps them all together, and only an attack from more
+// networks than that limit allows (six by default) can hold up the owner's
+// new sign-ins (signed-in sessions keep working).
 //
 // State is per process: with several replicas of auth, each counts the
 // failures it sees, so an attacker whose requests are spread over n
@@ -95,6 +98,10 @@ type run struct {
 	failures int
 	last     time.Time // of the last failure
 	until    time.Time // refused before it
+	// reserved: a try Wait let through holds the run (until was moved as
+	// if it had failed); before is until as it was.
+	reserved bool
+	before   time.Time
 }
 
 // NewBackoff returns a Backoff on the clock now (time.Now when nil).
@@ -107,9 +114,10 @@ func NewBackoff(now func() time.Time) *Backoff {
 
 // Wait is how long sign-in for key must wait; 0 means it may go ahead.
 // A try that may go ahead once the run is one failure short of backing off
-// (or backing off already) is reserved: until it ends (Failed or
-// Succeeded), others wait as if it had failed. So tries sent together when
-// a wait ends get one guess, not one each.
+// (or backing off already) is reserved: until it ends (Failed, Succeeded,
+// or Released when no password was checked), others wait as if it had
+// failed. So tries sent together when a wait ends get one guess, not one
+// each.
 func (b *Backoff) Wait(key string) time.Duration {
 	if b == nil {
 		return 0
@@ -125,9 +133,24 @@ func (b *Backoff) Wait(key string) time.Duration {
 		return wait
 	}
 	if r.failures >= BackoffFree-1 {
+		r.reserved, r.before = true, r.until
 		r.until = now.Add(backoffDelay(r.failures + 1))
 	}
 	return 0
+}
+
+// Released ends a try Wait let through for key that checked no password
+// (another limit refused it, or the database failed): its reservation is
+// lifted, so the next try need not wait for a guess never made.
+func (b *Backoff) Released(key string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r := b.runs[key]; r != nil && r.reserved {
+		r.until, r.reserved = r.before, false
+	}
 }
 
 // Failed counts a failed sign-in for key.
@@ -146,6 +169,7 @@ func (b *Backoff) Failed(key string) {
 	}
 	r.failures++
 	r.last = now
+	r.reserved = false
 	if r.failures >= BackoffFree {
 		r.until = now.Add(backoffDelay(r.failures))
 	}

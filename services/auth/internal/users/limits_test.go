@@ -50,3 +50,43 @@ func TestBackoffOneGuessAtATime(t *testing.T) {
 		}
 	}
 }
+
+// A try let through that checked no password (another limit refused it,
+// the database failed) gives its reservation back: the next try goes ahead
+// at once rather than waiting for a guess never made.
+func TestBackoffReleased(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := NewBackoff(func() time.Time { return now })
+	const key = "ann@uni.edu 198.51.100.7"
+	for range BackoffFree {
+		b.Failed(key)
+	}
+	now = now.Add(BackoffFirst)
+	if w := b.Wait(key); w != 0 {
+		t.Fatalf("after the first wait: %s", w)
+	}
+	if w := b.Wait(key); w != 2*BackoffFirst {
+		t.Fatalf("while reserved: %s, want %s", w, 2*BackoffFirst)
+	}
+	b.Released(key)
+	if w := b.Wait(key); w != 0 {
+		t.Fatalf("after the release: %s, want none", w)
+	}
+	// That try fails: the schedule goes on from where it was.
+	b.Failed(key)
+	if w := b.Wait(key); w != 2*BackoffFirst {
+		t.Fatalf("after the next failure: %s, want %s", w, 2*BackoffFirst)
+	}
+	b.Released("nobody@uni.edu 198.51.100.7") // no run: nothing to release
+}
+
+// The delay doubles from BackoffFirst up to BackoffMax.
+func TestBackoffSchedule(t *testing.T) {
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second,
+		160 * time.Second, 5 * time.Minute, 5 * time.Minute}
+	for i, w := range want {
+		if got := backoffDelay(BackoffFree + i); got != w {
+			t.Errorf("after failure %d: %s, want %s", BackoffFree+i, got, w)
+		}
+	}
+}

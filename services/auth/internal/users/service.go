@@ -187,16 +187,19 @@ func (s *Service) signIn(ctx context.Context, email, password, client string) (S
 		return Session{}, tooMany(wait, BackoffLimit)
 	}
 	if ok, wait := s.signInLimit.Allow(email); !ok {
+		s.backoff.Released(run)
 		return Session{}, tooMany(wait, limitName(s.signInLimit))
 	}
 	u, err := s.users.ByEmail(ctx, email)
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
+		s.backoff.Released(run)
 		return Session{}, fmt.Errorf("sign in: %w", err)
 	}
 	// u.PasswordHash is nil for an unknown email: matches compares against a
 	// dummy hash so the answer takes as long.
 	ok, err := s.pw.matches(u.PasswordHash, password)
 	if err != nil {
+		s.backoff.Released(run)
 		return Session{}, fmt.Errorf("sign in %s: %w", u.ID, err)
 	}
 	if !ok {
