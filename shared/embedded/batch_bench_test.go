@@ -3,7 +3,6 @@ package embedded_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/stuffmart/stuffmart/shared/embedded"
-	"github.com/stuffmart/stuffmart/shared/mongox"
 	"github.com/stuffmart/stuffmart/shared/testkit"
 )
 
@@ -26,18 +24,8 @@ import (
 // behind the README's "Expiry bursts": what a burst of expiries can cost at
 // best on the embedded store.
 func BenchmarkCommandCost(b *testing.B) {
-	f, err := embedded.StartFerret(b.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Stop()
 	ctx := context.Background()
-	client, err := mongox.Connect(ctx, f.URI)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(ctx) }() // the server stops next
-	c := client.Database("bench").Collection("orders")
+	c := benchClient(b, embedded.StartFerret).Database("bench").Collection("orders")
 	order := func(id primitive.ObjectID) bson.D {
 		return bson.D{{Key: "_id", Value: id}, {Key: "userId", Value: "6750f0c0a1b2c3d4e5f60718"}, {Key: "status", Value: "created"},
 			{Key: "version", Value: 0}, {Key: "expiresAt", Value: time.Now()},

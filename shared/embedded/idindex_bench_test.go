@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/stuffmart/stuffmart/shared/embedded"
 	"github.com/stuffmart/stuffmart/shared/mongox"
@@ -27,18 +28,8 @@ func BenchmarkIDOps(b *testing.B) {
 		{"with-id-path-index", embedded.StartFerret},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			f, err := v.start(b.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Stop()
 			ctx := context.Background()
-			client, err := mongox.Connect(ctx, f.URI)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = client.Disconnect(ctx) }() // the server stops next
-			c := client.Database("bench").Collection("stuff")
+			c := benchClient(b, v.start).Database("bench").Collection("stuff")
 			ids := make([]primitive.ObjectID, docs)
 			batch := make([]any, docs)
 			for i := range batch {
@@ -76,4 +67,24 @@ func BenchmarkIDOps(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchClient starts an embedded FerretDB with start in a folder of its own
+// and connects to it; both end with the benchmark.
+func benchClient(b *testing.B, start func(dir, addr string, log *slog.Logger) (*embedded.Ferret, error)) *mongo.Client {
+	b.Helper()
+	f, err := start(b.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := mongox.Connect(context.Background(), f.URI)
+	if err != nil {
+		f.Stop()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = client.Disconnect(context.Background()) // the server stops next
+		f.Stop()
+	})
+	return client
 }

@@ -45,23 +45,10 @@ func TestConfirmCheckoutOutlivesItsRequest(t *testing.T) {
 	buyer := testkit.RandomID(t)[:24]
 	id := f.newOrder(t, buyer, 1500)
 
-	res, err := svc.Checkout(ctx, buyer, payments.CheckoutInput{OrderID: id,
-		SuccessURL: "https://shop.test/orders/" + id + "?paid=1&session_id=" + payments.SessionIDPlaceholder,
-		CancelURL:  "https://shop.test/orders/" + id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := svc.SessionView(ctx, buyer, id, 1, res.SessionID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Paid on the page; its event is never delivered.
-	standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_confirm_test", "offline"), clock.Now)
-	if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil {
-		t.Fatal(err)
-	}
+	session := f.paidUntold(t, offline, buyer, id)
 
-	_, _ = svc.ConfirmCheckout(reqCtx, buyer, id, res.SessionID) // its answer went to nobody
+	_, _ = svc.ConfirmCheckout(reqCtx, buyer, id, session) // its answer went to nobody
 	a, err := st.Attempt(ctx, id, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -88,21 +75,7 @@ func TestCancelledOrderFinishesAHalfRecordedSession(t *testing.T) {
 	ctx := context.Background()
 	buyer := testkit.RandomID(t)[:24]
 	id := f.newOrder(t, buyer, 1800)
-	res, err := svc.Checkout(ctx, buyer, payments.CheckoutInput{OrderID: id,
-		SuccessURL: "https://shop.test/orders/" + id + "?paid=1&session_id=" + payments.SessionIDPlaceholder,
-		CancelURL:  "https://shop.test/orders/" + id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := svc.SessionView(ctx, buyer, id, 1, res.SessionID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_confirm_test", "offline"), clock.Now)
-	if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil { // its event is never delivered
-		t.Fatal(err)
-	}
-	paid, err := offline.LookupSession(ctx, res.SessionID)
+	paid, err := offline.LookupSession(ctx, f.paidUntold(t, offline, buyer, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,4 +112,27 @@ func TestCancelledOrderFinishesAHalfRecordedSession(t *testing.T) {
 	if _, ok := offline.Refunded(paid.IntentID); !ok {
 		t.Fatal("the money was not given back")
 	}
+}
+
+// paidUntold starts the card checkout of order id of buyer and pays its
+// session on the offline stand-in page, whose event is never delivered; it
+// returns the session's id.
+func (f fixture) paidUntold(t *testing.T, offline *stripe.Offline, buyer, id string) string {
+	t.Helper()
+	ctx := context.Background()
+	res, err := f.svc.Checkout(ctx, buyer, payments.CheckoutInput{OrderID: id,
+		SuccessURL: "https://shop.test/orders/" + id + "?paid=1&session_id=" + payments.SessionIDPlaceholder,
+		CancelURL:  "https://shop.test/orders/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.svc.SessionView(ctx, buyer, id, 1, res.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_confirm_test", "offline"), f.clock.Now)
+	if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil {
+		t.Fatal(err)
+	}
+	return res.SessionID
 }
