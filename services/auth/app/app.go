@@ -80,7 +80,7 @@ const (
 	// Sixty an hour, ten at once, across every network: the most a guesser
 	// with many networks gets (1,440 a day). One network is held apart to
 	// twelve an hour by the backoff (users.Backoff), so holding the owner's
-	// new sign-ins up takes six networks or more.
+	// new sign-ins up takes five networks (5 × 12 = 60).
 	defaultSignInAccountLimit = "60/h burst 10"
 	// A class signing up together at the start of term.
 	defaultSignUpLimit = "10/m burst 10"

@@ -69,9 +69,10 @@ const (
 // as ever. An attacker with many networks gets BackoffFree free guesses and
 // one every BackoffMax on each: the per-account rate limit
 // (SIGNIN_ACCOUNT_LIMIT, sixty an hour by default, which a try refused here
-// does not use up) caps them all together, and only an attack from more
-// networks than that limit allows (six by default) can hold up the owner's
-// new sign-ins (signed-in sessions keep working).
+// does not use up) caps them all together, and only an attack from as many
+// networks as that limit allows guesses every BackoffMax (five by default:
+// 5 × 12 = 60 an hour) can hold up the owner's new sign-ins (signed-in
+// sessions keep working).
 //
 // State is per process: with several replicas of auth, each counts the
 // failures it sees, so an attacker whose requests are spread over n
