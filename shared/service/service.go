@@ -147,9 +147,10 @@ const DefaultSearchLimit = "120/m burst 60"
 
 // SearchRule reads RATE_LIMIT_SEARCH (DefaultSearchLimit when unset), the
 // limit of searches per client address of the two that serve them: the
-// storefront's /search and stuff's GET /api/stuff?q=. Searches are
-// anonymous, and a query never asked before is computed, never served from
-// memory: the read one client could make the catalog spend its CPU on.
+// storefront's /search and stuff's GET /api/stuff with a query text, an
+// order, a price range or a seller. Searches are anonymous, and a query
+// never asked before is computed, never served from memory: the read one
+// client could make the catalog spend its CPU on.
 func SearchRule(r *config.Reader) ratelimit.Rule {
 	return Rule(r, "RATE_LIMIT_SEARCH", DefaultSearchLimit)
 }

@@ -358,9 +358,11 @@ func TestSearchFollowsOrders(t *testing.T) {
 	}
 }
 
-// TestSearchRateLimit: searches (a query text) are limited per client
+// TestSearchRateLimit: searches (a query text) and the other computed
+// listings (an order, a price range, a seller) are limited per client
 // address (RATE_LIMIT_SEARCH), with a 429 in the normalized shape and its
-// Retry-After; listings without a text and other addresses are not held up.
+// Retry-After; the plain newest-first pages and other addresses are not
+// held up.
 func TestSearchRateLimit(t *testing.T) {
 	t.Parallel()
 	s := newStackWith(t, func(c *app.Config) {
@@ -377,6 +379,11 @@ func TestSearchRateLimit(t *testing.T) {
 		t.Fatalf("Retry-After %q, want 3600", got)
 	}
 	s.HTTP.Do(http.MethodGet, "/api/stuff", nil, from("203.0.113.7")).Want(http.StatusOK)
-	s.HTTP.Do(http.MethodGet, "/api/stuff?sort=price_asc&q=+", nil, from("203.0.113.7")).Want(http.StatusOK)
+	s.HTTP.Do(http.MethodGet, "/api/stuff?page=2&limit=5&q=+", nil, from("203.0.113.7")).Want(http.StatusOK)
+	// A blank text beside an order, a range or a seller is computed all
+	// the same: limited.
+	for _, q := range []string{"sort=price_asc&q=+", "min=1", "max=100", "seller=" + strings.Repeat("a", 24)} {
+		s.HTTP.Do(http.MethodGet, "/api/stuff?"+q, nil, from("203.0.113.7")).WantError(http.StatusTooManyRequests, "Too many requests: try again in 3600 seconds", "")
+	}
 	s.HTTP.Do(http.MethodGet, "/api/stuff?q=lamp", nil, from("198.51.100.9")).Want(http.StatusOK)
 }
