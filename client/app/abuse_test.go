@@ -255,31 +255,36 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestSearchRateLimit: the search page is limited per browser address
-// (RATE_LIMIT_SEARCH) with the 429 page; other pages and other addresses
-// are not held up.
+// TestSearchRateLimit: the listings computed for their request are limited
+// per browser address (RATE_LIMIT_SEARCH) with the 429 page: the search
+// page, a seller's page, the home page sorted or in a price range. The
+// plain home page and other addresses are not held up.
 func TestSearchRateLimit(t *testing.T) {
 	t.Parallel()
 	clk := testkit.NewClock(time.Now())
-	base := guarded(t, clk, "RATE_LIMIT_SEARCH", "2/h")
+	base := guarded(t, clk, "RATE_LIMIT_SEARCH", "3/h")
 	b := from(newBrowser(t, nil, base), "203.0.113.7")
-	for _, q := range []string{"notes", "lamp"} {
-		// The services are not there: a 503 page, but not refused.
-		if p := b.get("/search?q=" + q); p.status == http.StatusTooManyRequests {
-			t.Fatalf("search %q refused within the limit", q)
+	for _, path := range []string{"/search?q=notes", "/sellers/" + strings.Repeat("a", 24), "/?sort=price_asc"} {
+		// The services are not there: an error page, but not refused.
+		if p := b.get(path); p.status == http.StatusTooManyRequests {
+			t.Fatalf("%s refused within the limit", path)
 		}
 	}
-	if wait := tooMany(t, b.get("/search?q=chairs")); wait != 1800 {
-		t.Errorf("try again in %d seconds, want 1800 (two an hour)", wait)
+	for _, path := range []string{"/search?q=chairs", "/?min=5", "/sellers/" + strings.Repeat("b", 24)} {
+		if wait := tooMany(t, b.get(path)); wait != 1200 {
+			t.Errorf("%s: try again in %d seconds, want 1200 (three an hour)", path, wait)
+		}
 	}
-	if p := b.get("/"); p.status == http.StatusTooManyRequests {
-		t.Fatal("the home page was refused")
+	for _, path := range []string{"/", "/?page=2"} {
+		if p := b.get(path); p.status == http.StatusTooManyRequests {
+			t.Fatalf("%s was refused", path)
+		}
 	}
 	if p := from(newBrowser(t, nil, base), "198.51.100.9").get("/search?q=chairs"); p.status == http.StatusTooManyRequests {
 		t.Fatal("another address was refused")
 	}
-	if n := testkit.Scrape(t, base+"/metrics").Value("ratelimit_refused_total", "limit", "rate_limit_search"); n != 1 {
-		t.Errorf("ratelimit_refused_total{limit=rate_limit_search} = %v, want 1", n)
+	if n := testkit.Scrape(t, base+"/metrics").Value("ratelimit_refused_total", "limit", "rate_limit_search"); n != 3 {
+		t.Errorf("ratelimit_refused_total{limit=rate_limit_search} = %v, want 3", n)
 	}
 }
 

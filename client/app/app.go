@@ -89,8 +89,9 @@ type Config struct {
 	// limit their unsafe requests.
 	Limits service.Limits
 	// SearchLimit (RATE_LIMIT_SEARCH, service.DefaultSearchLimit) limits
-	// the search page per browser address while Limits are on, as stuff
-	// limits its searches; the zero Rule limits nothing.
+	// per browser address, while Limits are on, the pages whose listing is
+	// computed for the request (search, seller, sorted or ranged home), as
+	// stuff limits those listings; the zero Rule limits nothing.
 	SearchLimit ratelimit.Rule
 	// DebugAddr (DEBUG_ADDR, none by default; a loopback host:port) serves
 	// net/http/pprof on a listener of its own.

@@ -12,6 +12,8 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
 	"github.com/stuffmart/stuffmart/client/internal/session"
 	"github.com/stuffmart/stuffmart/client/internal/views/pages"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/web"
 )
 
 // The search page: /search?q=…, the stuff service's search (relevance
@@ -28,6 +30,9 @@ func (h *Handler) search(c echo.Context) error {
 	l, errs, ok := parseListing(c, searchPath)
 	if !ok {
 		return errNotFound
+	}
+	if err := h.limitSearch(c); err != nil {
+		return err
 	}
 	v := session.From(c)
 	base := h.baseURL(c)
@@ -106,4 +111,14 @@ func results(n int) string {
 		return "1 result"
 	}
 	return strconv.Itoa(n) + " results"
+}
+
+// limitSearch takes one of the browser's searches (Options.SearchLimit):
+// a 429 once it has none left. The plain home pages are not searches: they
+// are the stuff service's newest listings, served from its memory.
+func (h *Handler) limitSearch(c echo.Context) error {
+	if ok, wait := h.opts.SearchLimit.Allow(web.ClientIP(c)); !ok {
+		return &errs.TooManyRequestsError{RetryAfter: wait, Limit: h.opts.SearchLimit.Name()}
+	}
+	return nil
 }

@@ -52,6 +52,9 @@ func (h *Handler) seller(c echo.Context) error {
 	if !validSeller(id) || !ok {
 		return errNotFound
 	}
+	if err := h.limitSearch(c); err != nil {
+		return err
+	}
 	v := session.From(c)
 	base := h.baseURL(c)
 	if !v.SignedIn() {

@@ -40,6 +40,11 @@ func (h *Handler) home(c echo.Context) error {
 	if !ok {
 		return errNotFound
 	}
+	if l.filtered() {
+		if err := h.limitSearch(c); err != nil {
+			return err
+		}
+	}
 	v := session.From(c)
 	base := h.baseURL(c)
 	if len(errs) > 0 {

@@ -90,10 +90,14 @@ for round in $(seq 1 "$rounds"); do
 		pay "$a" "$order" "\"coupon\":\"$code\"" ;;
 	5) ;; # left unpaid: it expires at its deadline (ORDER_HOLD)
 	esac
-	# A wrong password now and then; every tenth round, a script that
-	# keeps trying one account (its failed-login backoff and the limit refuse it).
-	req "$b" POST /api/users/signin "{\"email\":\"$b-$run@uni.edu\",\"password\":\"wrong password\"}" >/dev/null
-	req "$b" POST /api/users/signin "{\"email\":\"$b-$run@uni.edu\",\"password\":\"password123\"}" >/dev/null
+	# A wrong password now and then (every third round: a student signs in
+	# well under the account's limit, SIGNIN_ACCOUNT_LIMIT); every tenth
+	# round, a script that keeps trying one account (its failed-login
+	# backoff and the limit refuse it).
+	if ((round % 3 == 0)); then
+		req "$b" POST /api/users/signin "{\"email\":\"$b-$run@uni.edu\",\"password\":\"wrong password\"}" >/dev/null
+		req "$b" POST /api/users/signin "{\"email\":\"$b-$run@uni.edu\",\"password\":\"password123\"}" >/dev/null
+	fi
 	if ((round % 10 == 0)); then
 		for _ in $(seq 1 12); do
 			req mallory POST /api/users/signin "{\"email\":\"ann-$run@uni.edu\",\"password\":\"guess\"}" >/dev/null

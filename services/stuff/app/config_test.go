@@ -32,7 +32,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", check: func(t *testing.T, c app.Config) {
 			if c.Service.Name != "stuff" || c.Service.MongoDB != "stuff" || c.ReadModelMax != 10_000 || c.CacheMax != 10_000 ||
 				c.ReconcileEvery != time.Minute || c.Service.HTTPAddr != ":3000" ||
-				c.SearchLimit != (ratelimit.Rule{Every: 500 * time.Millisecond, Burst: 60, Name: "rate_limit_search"}) {
+				c.SearchLimit != (ratelimit.Rule{Every: 100 * time.Millisecond, Burst: 200, Name: "rate_limit_search"}) {
 				t.Fatalf("defaults %+v", c)
 			}
 		}},

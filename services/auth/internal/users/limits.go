@@ -85,9 +85,10 @@ const (
 type Backoff struct {
 	now func() time.Time
 
-	mu    sync.Mutex
-	runs  map[string]*run
-	calls int
+	mu      sync.Mutex
+	runs    map[string]*run
+	calls   int
+	tickets uint64 // the last reservation's
 }
 
 // backoffKey is the key of the Backoff run of sign-ins for email from
@@ -99,10 +100,10 @@ type run struct {
 	failures int
 	last     time.Time // of the last failure
 	until    time.Time // refused before it
-	// reserved: a try Wait let through holds the run (until was moved as
-	// if it had failed); before is until as it was.
-	reserved bool
-	before   time.Time
+	// ticket is the reservation of the try Wait let through last (0: none):
+	// until was moved as if it had failed; before is until as it was.
+	ticket uint64
+	before time.Time
 }
 
 // NewBackoff returns a Backoff on the clock now (time.Now when nil).
@@ -116,41 +117,46 @@ func NewBackoff(now func() time.Time) *Backoff {
 // Wait is how long sign-in for key must wait; 0 means it may go ahead.
 // A try that may go ahead once the run is one failure short of backing off
 // (or backing off already) is reserved: until it ends (Failed, Succeeded,
-// or Released when no password was checked), others wait as if it had
-// failed. So tries sent together when a wait ends get one guess, not one
-// each.
-func (b *Backoff) Wait(key string) time.Duration {
+// or Released with its ticket when it could not check the password),
+// others wait as if it had failed. So tries sent together when a wait ends
+// get one guess, not one each. ticket is the reservation (0: none).
+func (b *Backoff) Wait(key string) (wait time.Duration, ticket uint64) {
 	if b == nil {
-		return 0
+		return 0, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.runs[key]
 	now := b.now()
 	if r == nil || now.Sub(r.last) >= BackoffForget && !now.Before(r.until) {
-		return 0
+		return 0, 0
 	}
 	if wait := r.until.Sub(now); wait > 0 {
-		return wait
+		return wait, 0
 	}
 	if r.failures >= BackoffFree-1 {
-		r.reserved, r.before = true, r.until
+		b.tickets++
+		r.ticket, r.before = b.tickets, r.until
 		r.until = now.Add(backoffDelay(r.failures + 1))
+		return 0, r.ticket
 	}
-	return 0
+	return 0, 0
 }
 
-// Released ends a try Wait let through for key that checked no password
-// (another limit refused it, or the database failed): its reservation is
-// lifted, so the next try need not wait for a guess never made.
-func (b *Backoff) Released(key string) {
-	if b == nil {
+// Released ends the try of ticket for key, which could not check the
+// password (the database or bcrypt failed): its reservation is lifted, so
+// the next try need not wait for a guess never made. A reservation taken
+// since by another try stays. A try refused by another limit is not
+// released: it counts as made, so a network that keeps trying while the
+// account's limit is spent does not get to try again at once.
+func (b *Backoff) Released(key string, ticket uint64) {
+	if b == nil || ticket == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if r := b.runs[key]; r != nil && r.reserved {
-		r.until, r.reserved = r.before, false
+	if r := b.runs[key]; r != nil && r.ticket == ticket {
+		r.until, r.ticket = r.before, 0
 	}
 }
 
@@ -170,7 +176,7 @@ func (b *Backoff) Failed(key string) {
 	}
 	r.failures++
 	r.last = now
-	r.reserved = false
+	r.ticket = 0
 	if r.failures >= BackoffFree {
 		r.until = now.Add(backoffDelay(r.failures))
 	}

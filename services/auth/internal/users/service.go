@@ -183,23 +183,24 @@ func (s *Service) signIn(ctx context.Context, email, password, client string) (S
 	}
 	// The backoff first: a refused try does not use up the limit.
 	run := backoffKey(email, client)
-	if wait := s.backoff.Wait(run); wait > 0 {
+	wait, ticket := s.backoff.Wait(run)
+	if wait > 0 {
 		return Session{}, tooMany(wait, BackoffLimit)
 	}
 	if ok, wait := s.signInLimit.Allow(email); !ok {
-		s.backoff.Released(run)
+		// Not released: a refused try counts as made (Backoff.Released).
 		return Session{}, tooMany(wait, limitName(s.signInLimit))
 	}
 	u, err := s.users.ByEmail(ctx, email)
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
-		s.backoff.Released(run)
+		s.backoff.Released(run, ticket)
 		return Session{}, fmt.Errorf("sign in: %w", err)
 	}
 	// u.PasswordHash is nil for an unknown email: matches compares against a
 	// dummy hash so the answer takes as long.
 	ok, err := s.pw.matches(u.PasswordHash, password)
 	if err != nil {
-		s.backoff.Released(run)
+		s.backoff.Released(run, ticket)
 		return Session{}, fmt.Errorf("sign in %s: %w", u.ID, err)
 	}
 	if !ok {
