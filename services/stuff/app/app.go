@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// Broadcast subscriptions start at "now" on every (re)connection: what
 	// other replicas published while this one was away is read back.
 	svc.Bus.OnConnect(cat.Trigger)
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat), svc.Idempotent(), cfg.Service.Limits.Limiter(cfg.SearchLimit))
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat, cfg.Service.Limits.Limiter(cfg.SearchLimit)), svc.Idempotent())
 	return a, nil
 }
 

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -386,4 +387,35 @@ func TestSearchRateLimit(t *testing.T) {
 		s.HTTP.Do(http.MethodGet, "/api/stuff?"+q, nil, from("203.0.113.7")).WantError(http.StatusTooManyRequests, "Too many requests: try again in 3600 seconds", "")
 	}
 	s.HTTP.Do(http.MethodGet, "/api/stuff?q=lamp", nil, from("198.51.100.9")).Want(http.StatusOK)
+}
+
+// TestDeepPagesRateLimit: a plain page past the listings the catalog keeps
+// in memory (READ_MODEL_MAX) is read from the database: limited as a
+// search; the pages in memory are not.
+func TestDeepPagesRateLimit(t *testing.T) {
+	t.Parallel()
+	s := newStackWith(t, func(c *app.Config) {
+		c.ReadModelMax = 2
+		c.Service.Limits = service.Limits{On: true, Unsafe: ratelimit.Rule{Every: time.Millisecond, Burst: 1000, Name: "rate_limit_unsafe"}}
+		c.SearchLimit = ratelimit.Rule{Every: time.Hour, Burst: 1, Name: "rate_limit_search"}
+	})
+	seller := s.user()
+	for i := range 4 {
+		s.list2(t, seller, fmt.Sprintf("Deep page %d", i), "Listed to fill pages.", 100+int64(i))
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var p struct {
+			Stuff              []json.RawMessage `json:"stuff"`
+			Page, Limit, Total int
+		}
+		s.HTTP.Do(http.MethodGet, "/api/stuff?limit=2", nil, testkit.WithHeader("X-Forwarded-For", "192.0.2.1")).Decode(&p)
+		return p.Total == 4
+	}, "the four listings in the catalog")
+	from := testkit.WithHeader("X-Forwarded-For", "203.0.113.8")
+	for range 3 {
+		s.HTTP.Do(http.MethodGet, "/api/stuff?limit=2", nil, from).Want(http.StatusOK) // in memory
+	}
+	s.HTTP.Do(http.MethodGet, "/api/stuff?page=2&limit=2", nil, from).Want(http.StatusOK) // the one allowed
+	s.HTTP.Do(http.MethodGet, "/api/stuff?page=2&limit=2", nil, from).
+		WantError(http.StatusTooManyRequests, "Too many requests: try again in 3600 seconds", "")
 }

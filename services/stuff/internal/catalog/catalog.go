@@ -230,6 +230,16 @@ func (c *Catalog) Loaded() bool {
 	return c.loaded
 }
 
+// Resident reports whether Page serves the page at offset of limit
+// listings from memory alone: false before the catalog is loaded, and for a
+// page reaching past the newest ReadModelMax listings, which reads the
+// database (a scan on FerretDB).
+func (c *Catalog) Resident(offset, limit int) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.loaded && (c.floor == nil || offset+limit <= len(c.list))
+}
+
 // Page returns the JSON of the available listings from offset to
 // offset+limit, newest first, and how many there are in all.
 func (c *Catalog) Page(ctx context.Context, offset, limit int) (items [][]byte, total int, err error) {

@@ -56,7 +56,7 @@ func BenchmarkListSearch(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := echo.New()
-	httpapi.Routes(e, httpapi.NewHandler(nil, cat), nil, nil)
+	httpapi.Routes(e, httpapi.NewHandler(nil, cat, nil), nil)
 	run := func(b *testing.B, qs []string) {
 		reqs := make([]*http.Request, 10_000)
 		for n := range reqs {

@@ -10,6 +10,8 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/auth"
+	"github.com/stuffmart/stuffmart/shared/errs"
+	"github.com/stuffmart/stuffmart/shared/ratelimit"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
@@ -30,6 +32,8 @@ type Writer interface {
 // Reader is what the handlers need to show listings: the catalog.
 type Reader interface {
 	Page(ctx context.Context, offset, limit int) ([][]byte, int, error)
+	// Resident reports whether Page answers that page from memory.
+	Resident(offset, limit int) bool
 	Search(ctx context.Context, q catalog.Query) ([]catalog.Hit, int, error)
 	Changes() uint64
 	Get(ctx context.Context, id string) (*catalog.View, error)
@@ -40,10 +44,21 @@ type Handler struct {
 	w       Writer
 	r       Reader
 	answers *answers
+	// searches limits per client address the listings computed for their
+	// request (RATE_LIMIT_SEARCH; nil: no limit).
+	searches *ratelimit.Limiter
 }
 
 // NewHandler returns the handlers over w and r.
-func NewHandler(w Writer, r Reader) *Handler { return &Handler{w: w, r: r, answers: newAnswers()} }
+//
+// searches limits, per client address, the listings computed for their
+// request (RATE_LIMIT_SEARCH; nil: no limit): every one but the plain
+// newest-first pages the catalog holds in memory. A text is searched by the
+// index, an order, a price range or a seller by a pass over every listing,
+// a page past the catalog's newest ReadModelMax read from the database.
+func NewHandler(w Writer, r Reader, searches *ratelimit.Limiter) *Handler {
+	return &Handler{w: w, r: r, answers: newAnswers(), searches: searches}
+}
 
 func (h *Handler) create(c echo.Context) error {
 	u, _ := auth.FromEcho(c) // RequireUser ran
@@ -110,6 +125,11 @@ func (h *Handler) list(c echo.Context) error {
 	lq, err := parseList(c)
 	if err != nil {
 		return err
+	}
+	if !lq.plain() || !h.r.Resident(lq.q.Offset, lq.q.Limit) {
+		if ok, wait := h.searches.Allow(web.ClientIP(c)); !ok {
+			return &errs.TooManyRequestsError{RetryAfter: wait, Limit: h.searches.Name()}
+		}
 	}
 	ctx := c.Request().Context()
 	if lq.plain() {
