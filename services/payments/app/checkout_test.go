@@ -174,6 +174,50 @@ func TestCheckoutWithStripe(t *testing.T) {
 		}
 	})
 
+	t.Run("the webhook never comes nor the buyer back: the sweep looks the session up before the deadline", func(t *testing.T) {
+		id := s.titledOrder(buyer, 2070, "Nobody came back")
+		sess := s.startCheckout(cookie, id)
+		charged, ok := s.stripe.PaySession(sess.ID)
+		if !ok {
+			t.Fatal("the session could not be paid")
+		}
+		lookups := func() int {
+			n := 0
+			for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + sess.ID) {
+				if r.Method == http.MethodGet {
+					n++
+				}
+			}
+			return n
+		}
+		// Far from its deadline the session is left to its event (the
+		// sweep runs every 50 ms here).
+		s.settled(buyer)
+		time.Sleep(200 * time.Millisecond)
+		if n := lookups(); n != 0 {
+			t.Fatalf("Stripe asked %d times about a session 15 minutes from its deadline", n)
+		}
+		// Two minutes before it, the sweep asks, and the order completes.
+		s.clock.Advance(13*time.Minute + time.Second)
+		ev := s.paymentEvent(id)
+		if ev.Amount != 2070 || ev.ProviderID != charged.PaymentIntent {
+			t.Fatalf("payment:created %+v, want 2070 by %s", ev, charged.PaymentIntent)
+		}
+		// Final once the order is read again after the payment.
+		testkit.Eventually(t, waitFor, func() bool { st, _ := s.attempt(id, 1); return st == "succeeded" }, "attempt succeeded")
+		if len(s.stripe.Refunds(charged.PaymentIntent)) != 0 {
+			t.Fatal("the payment was refunded")
+		}
+		// Recorded: no more lookups.
+		asked := lookups()
+		s.clock.Advance(10 * time.Second)
+		s.settled(buyer)
+		time.Sleep(200 * time.Millisecond)
+		if lookups() != asked {
+			t.Fatal("Stripe asked again after the payment was recorded")
+		}
+	})
+
 	t.Run("a second click gets the same session; another coupon replaces it", func(t *testing.T) {
 		id := s.order(buyer, 2000)
 		first := s.startCheckout(cookie, id)

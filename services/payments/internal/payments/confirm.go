@@ -53,7 +53,7 @@ func (s *Service) ConfirmCheckout(ctx context.Context, userID, orderID, sessionI
 	}
 	a := chain[i]
 	if a.State == AttemptCheckout && s.lookups.due(sessionID, s.now()) {
-		if err := s.confirmSession(ctx, a); err != nil {
+		if err := s.confirmSession(ctx, a, "its buyer came back"); err != nil {
 			return false, err
 		}
 	}
@@ -65,8 +65,8 @@ func (s *Service) ConfirmCheckout(ctx context.Context, userID, orderID, sessionI
 }
 
 // confirmSession asks the provider about the session of checkout attempt a
-// and records its payment if it is paid.
-func (s *Service) confirmSession(ctx context.Context, a Attempt) error {
+// and records its payment if it is paid; why says what asked (logged).
+func (s *Service) confirmSession(ctx context.Context, a Attempt, why string) error {
 	cctx, cancel := context.WithTimeout(ctx, s.lookupTimeout())
 	st, err := s.checkout.LookupSession(cctx, a.Session.ID)
 	cancel()
@@ -82,7 +82,7 @@ func (s *Service) confirmSession(ctx context.Context, a Attempt) error {
 	// a cancellation takes for its event's and neither records nor refunds.
 	ctx, cancel = afterProvider(ctx)
 	defer cancel()
-	s.log.InfoContext(ctx, "checkout session found paid by its buyer's return, before its event", "order_id", a.OrderID, "attempt", a.N, "session", a.Session.ID)
+	s.log.InfoContext(ctx, "checkout session found paid before its event", "order_id", a.OrderID, "attempt", a.N, "session", a.Session.ID, "why", why)
 	// The payment's event carries the purchase's correlation id, as the
 	// session's own event would.
 	if a.Session.CorrelationID != "" {
@@ -129,4 +129,36 @@ func (l *sessionLookups) due(id string, now time.Time) bool {
 	}
 	l.last[id] = now
 	return true
+}
+
+// sessionCheckBefore is how long before its order's deadline the sweep
+// starts looking up an open checkout session (every DefaultSweepEvery, so
+// about four times).
+const sessionCheckBefore = 2 * time.Minute
+
+// confirmDueSession looks up the session of checkout attempt a when its
+// order's deadline is less than sessionCheckBefore away, and records it if
+// paid (confirmSession). A session paid whose webhook keeps failing and
+// whose buyer never came back to the order page is so recorded while the
+// order can still complete, rather than found paid at the deadline and
+// refunded. One lookup per session per sweep at most, a few in all.
+func (s *Service) confirmDueSession(ctx context.Context, a Attempt) error {
+	if a.Session == nil || a.Session.ID == "" {
+		return nil // not made yet: its maker is at work
+	}
+	o, err := s.store.Order(ctx, a.OrderID)
+	if errors.Is(err, errs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if o.Status != StatusCreated || now.Before(o.ExpiresAt.Add(-sessionCheckBefore)) || !now.Before(o.ExpiresAt) {
+		return nil
+	}
+	if !s.lookups.due(a.Session.ID, now) {
+		return nil
+	}
+	return s.confirmSession(ctx, a, "its order's deadline is near")
 }

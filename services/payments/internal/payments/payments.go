@@ -71,8 +71,8 @@ type Store interface {
 	// UpdateAttempt writes a's state, message and intent if the stored
 	// attempt is still in state from.
 	UpdateAttempt(ctx context.Context, a Attempt, from AttemptState) (bool, error)
-	// OpenAttempts lists the attempts charging or unknown: a scan, for the
-	// sweeper.
+	// OpenAttempts lists the attempts charging, unknown or in checkout: a
+	// scan, for the sweeper.
 	OpenAttempts(ctx context.Context) ([]Attempt, error)
 
 	// InsertPayment records a payment and, in the same write, its

@@ -207,8 +207,9 @@ func (s *Service) orderPayment(ctx context.Context, orderID string) (Payment, er
 }
 
 // Sweep finishes the work that its actors left: attempts whose holder died
-// or whose outcome is unknown are looked up and settled (see reconcile), and
-// refunds owed are asked for again. It returns what it could not do this
+// or whose outcome is unknown are looked up and settled (see reconcile),
+// open checkout sessions close to their order's deadline are looked up
+// (confirmDueSession), and refunds owed are asked for again. It returns what it could not do this
 // time; the next sweep tries again.
 func (s *Service) Sweep(ctx context.Context) error {
 	var problems []error
@@ -217,6 +218,12 @@ func (s *Service) Sweep(ctx context.Context) error {
 		problems = append(problems, fmt.Errorf("list open attempts: %w", err))
 	}
 	for _, a := range open {
+		if a.State == AttemptCheckout {
+			if err := s.confirmDueSession(ctx, a); err != nil {
+				problems = append(problems, fmt.Errorf("checkout session of attempt %d of order %s: %w", a.N, a.OrderID, err))
+			}
+			continue
+		}
 		if !s.abandoned(a) {
 			continue // its holder is at work
 		}

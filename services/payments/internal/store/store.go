@@ -240,11 +240,12 @@ func (s *Store) UpdateAttempt(ctx context.Context, a payments.Attempt, from paym
 	return ok, nil
 }
 
-// OpenAttempts lists the attempts charging or unknown. It reads the whole
-// collection on FerretDB: for the sweeper, not a request's path.
+// OpenAttempts lists the attempts charging, unknown or in checkout. It
+// reads the whole collection on FerretDB: for the sweeper, not a request's
+// path.
 func (s *Store) OpenAttempts(ctx context.Context) ([]payments.Attempt, error) {
 	cur, err := s.attempts.Find(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{
-		string(payments.AttemptCharging), string(payments.AttemptUnknown),
+		string(payments.AttemptCharging), string(payments.AttemptUnknown), string(payments.AttemptCheckout),
 	}}}}})
 	if err != nil {
 		return nil, fmt.Errorf("list open attempts: %w", err)
