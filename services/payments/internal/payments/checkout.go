@@ -375,9 +375,10 @@ func (s *Service) endCheckout(ctx context.Context, a Attempt, why string) error 
 //
 // An attempt still open whose PaymentIntent is stored already (its record,
 // by the event or by the buyer's return, stopped before the payment) is
-// made unknown too: nothing else would finish it, since the sweep leaves
-// open checkout attempts alone. Should that record be running now, the
-// two meet in the payment's own claim: it is recorded once.
+// made unknown too: nothing else would finish it, since the sweep looks
+// open checkout attempts up only in the last minutes before their order's
+// deadline (confirmDueSession). Should that record be running now, the two
+// meet in the payment's own claim: it is recorded once.
 func (s *Service) sessionPaidUntold(ctx context.Context, a Attempt, sessionID, intent string) {
 	if intent == "" || a.State != AttemptCheckout {
 		return // moved on already, or the provider did not tell

@@ -141,7 +141,10 @@ const sessionCheckBefore = 2 * time.Minute
 // paid (confirmSession). A session paid whose webhook keeps failing and
 // whose buyer never came back to the order page is so recorded while the
 // order can still complete, rather than found paid at the deadline and
-// refunded. One lookup per session per sweep at most, a few in all.
+// refunded. One lookup per session per sweep at most, a few in all, and
+// spaced apart from one another only: the buyer's own return asks
+// regardless (ConfirmCheckout), as the session may have been paid just
+// after the sweep asked.
 func (s *Service) confirmDueSession(ctx context.Context, a Attempt) error {
 	if a.Session == nil || a.Session.ID == "" {
 		return nil // not made yet: its maker is at work
@@ -157,7 +160,7 @@ func (s *Service) confirmDueSession(ctx context.Context, a Attempt) error {
 	if o.Status != StatusCreated || now.Before(o.ExpiresAt.Add(-sessionCheckBefore)) || !now.Before(o.ExpiresAt) {
 		return nil
 	}
-	if !s.lookups.due(a.Session.ID, now) {
+	if !s.sweepLookups.due(a.Session.ID, now) {
 		return nil
 	}
 	return s.confirmSession(ctx, a, "its order's deadline is near")

@@ -136,3 +136,48 @@ func (f fixture) paidUntold(t *testing.T, offline *stripe.Offline, buyer, id str
 	}
 	return res.SessionID
 }
+
+// The sweep's look-up of a session near its order's deadline does not use
+// up its buyer's: a buyer who pays just after the sweep asked (the session
+// was open then) and comes back at once has the payment recorded by that
+// return, not five seconds later, when the order may be past its deadline
+// and the payment refunded.
+func TestSweepLookupLeavesTheBuyersReturn(t *testing.T) {
+	t.Parallel()
+	offline := stripe.NewOffline()
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
+	clock := testkit.NewClock(time.Now())
+	svc := payments.NewService(st, offline, offline, payments.Options{Log: testkit.Logger(t), Now: clock.Now})
+	f := fixture{svc: svc, st: st, clock: clock}
+	ctx := context.Background()
+	buyer := testkit.RandomID(t)[:24]
+	id := f.newOrder(t, buyer, 1700) // due in an hour
+	res, err := svc.Checkout(ctx, buyer, payments.CheckoutInput{OrderID: id,
+		SuccessURL: "https://shop.test/orders/" + id + "?paid=1&session_id=" + payments.SessionIDPlaceholder,
+		CancelURL:  "https://shop.test/orders/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A minute before the deadline the sweep finds the session open...
+	clock.Advance(59 * time.Minute)
+	if err := svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := st.Attempt(ctx, id, 1); a.State != payments.AttemptCheckout {
+		t.Fatalf("attempt %s after the sweep of an unpaid session, want checkout", a.State)
+	}
+	// ...the buyer pays right after, and is sent back at once.
+	v, err := svc.SessionView(ctx, buyer, id, 1, res.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standIn := stripe.NewStandIn(offline, stripe.NewWebhooks("whsec_confirm_test", "offline"), clock.Now)
+	if _, _, err := standIn.Pay(v, stripe.CardSucceeds); err != nil {
+		t.Fatal(err)
+	}
+	paid, err := svc.ConfirmCheckout(ctx, buyer, id, res.SessionID)
+	if err != nil || !paid {
+		t.Fatalf("the buyer's return right after the sweep's look-up: paid %v (%v), want recorded", paid, err)
+	}
+}

@@ -60,8 +60,12 @@ type Service struct {
 	chargeTimeout time.Duration
 	now           func() time.Time
 	log           *slog.Logger
-	// lookups spaces out ConfirmCheckout's questions about one session.
-	lookups sessionLookups
+	// lookups spaces out ConfirmCheckout's questions about one session;
+	// sweepLookups the sweep's (confirmDueSession), kept apart so that a
+	// sweep that found a session open does not hold up its buyer's return
+	// just after paying it.
+	lookups      sessionLookups
+	sweepLookups sessionLookups
 }
 
 // NewService returns a Service over store charging through charger and
