@@ -190,10 +190,9 @@ func TestCheckoutWithStripe(t *testing.T) {
 			}
 			return n
 		}
-		// Far from its deadline the session is left to its event (the
-		// sweep runs every 50 ms here).
-		s.settled(buyer)
-		time.Sleep(200 * time.Millisecond)
+		// Far from its deadline the session is left to its event: a whole
+		// sweep since it was paid did not ask about it.
+		s.sweptOnce(buyer, cookie)
 		if n := lookups(); n != 0 {
 			t.Fatalf("Stripe asked %d times about a session 15 minutes from its deadline", n)
 		}
@@ -211,8 +210,7 @@ func TestCheckoutWithStripe(t *testing.T) {
 		// Recorded: no more lookups.
 		asked := lookups()
 		s.clock.Advance(10 * time.Second)
-		s.settled(buyer)
-		time.Sleep(200 * time.Millisecond)
+		s.sweptOnce(buyer, cookie)
 		if lookups() != asked {
 			t.Fatal("Stripe asked again after the payment was recorded")
 		}

@@ -372,3 +372,34 @@ func (s *stack) metrics() testkit.Metrics {
 	s.tb.Helper()
 	return testkit.Scrape(s.tb, s.URL+"/metrics")
 }
+
+// sweptOnce returns once a whole sweep has run that started after it was
+// called. Its mark is an order of buyer due in a minute with a checkout
+// session (by cookie), which each sweep looks up at most once every 5 s:
+// the sweep that looks it up first listed the open attempts after now, and
+// it is over once another sweep has looked the mark up again. The mark is
+// then cancelled. It moves the clock on by 5 s.
+func (s *stack) sweptOnce(buyer auth.User, cookie *http.Cookie) {
+	s.tb.Helper()
+	id := testkit.RandomID(s.tb)[:24]
+	s.Peer.Publish(events.OrderCreatedEvent{
+		ID: id, Version: 1, Status: events.OrderStatusCreated, UserID: buyer.ID,
+		ExpiresAt: s.clock.Now().Add(time.Minute),
+		Stuff:     events.StuffRef{ID: testkit.RandomID(s.tb)[:24], Title: "sweep mark", Price: 100},
+	})
+	testkit.Eventually(s.tb, waitFor, func() bool { st, _ := s.replica(id); return st != "" }, "replica of order %s", id)
+	mark := s.startCheckout(cookie, id)
+	lookups := func() int {
+		n := 0
+		for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + mark.ID) {
+			if r.Method == http.MethodGet {
+				n++
+			}
+		}
+		return n
+	}
+	testkit.Eventually(s.tb, waitFor, func() bool { return lookups() >= 1 }, "a sweep looks up the mark")
+	s.clock.Advance(5 * time.Second)
+	testkit.Eventually(s.tb, waitFor, func() bool { return lookups() >= 2 }, "the next sweep looks up the mark")
+	s.cancel(id)
+}
