@@ -145,23 +145,23 @@ const sessionCheckBefore = 2 * time.Minute
 // spaced apart from one another only: the buyer's own return asks
 // regardless (ConfirmCheckout), as the session may have been paid just
 // after the sweep asked.
-func (s *Service) confirmDueSession(ctx context.Context, a Attempt) error {
+func (s *Service) confirmDueSession(ctx context.Context, a Attempt) (asked bool, err error) {
 	if a.Session == nil || a.Session.ID == "" {
-		return nil // not made yet: its maker is at work
+		return false, nil // not made yet: its maker is at work
 	}
 	o, err := s.store.Order(ctx, a.OrderID)
 	if errors.Is(err, errs.ErrNotFound) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	now := s.now()
 	if o.Status != StatusCreated || now.Before(o.ExpiresAt.Add(-sessionCheckBefore)) || !now.Before(o.ExpiresAt) {
-		return nil
+		return false, nil
 	}
 	if !s.sweepLookups.due(a.Session.ID, now) {
-		return nil
+		return false, nil
 	}
-	return s.confirmSession(ctx, a, "its order's deadline is near")
+	return true, s.confirmSession(ctx, a, "its order's deadline is near")
 }

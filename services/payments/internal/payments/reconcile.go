@@ -208,20 +208,21 @@ func (s *Service) orderPayment(ctx context.Context, orderID string) (Payment, er
 
 // Sweep finishes the work that its actors left: attempts whose holder died
 // or whose outcome is unknown are looked up and settled (see reconcile),
-// open checkout sessions close to their order's deadline are looked up
-// (confirmDueSession), and refunds owed are asked for again. It returns what it could not do this
-// time; the next sweep tries again.
+// refunds owed are asked for again, and then open checkout sessions close
+// to their order's deadline are looked up (confirmDueSession), at most
+// maxSweepLookups of them, after the rest so that a slow provider never
+// holds up the money already owed. It returns what it could not do this time; the next
+// sweep tries again.
 func (s *Service) Sweep(ctx context.Context) error {
 	var problems []error
 	open, err := s.store.OpenAttempts(ctx)
 	if err != nil {
 		problems = append(problems, fmt.Errorf("list open attempts: %w", err))
 	}
+	var sessions []Attempt
 	for _, a := range open {
 		if a.State == AttemptCheckout {
-			if err := s.confirmDueSession(ctx, a); err != nil {
-				problems = append(problems, fmt.Errorf("checkout session of attempt %d of order %s: %w", a.N, a.OrderID, err))
-			}
+			sessions = append(sessions, a)
 			continue
 		}
 		if !s.abandoned(a) {
@@ -249,8 +250,25 @@ func (s *Service) Sweep(ctx context.Context) error {
 		left = -1 // not known
 	}
 	s.metrics.RefundsPending(left)
+	lookups := 0
+	for _, a := range sessions {
+		if lookups == maxSweepLookups {
+			break // the next sweep, 30 s on, asks about the rest
+		}
+		asked, err := s.confirmDueSession(ctx, a)
+		if asked {
+			lookups++
+		}
+		if err != nil {
+			problems = append(problems, fmt.Errorf("checkout session of attempt %d of order %s: %w", a.N, a.OrderID, err))
+		}
+	}
 	return errors.Join(problems...)
 }
+
+// maxSweepLookups bounds the checkout sessions one sweep asks the provider
+// about (each up to lookupTimeout).
+const maxSweepLookups = 50
 
 // Sweeper returns the background worker that sweeps at start and then every
 // every (DefaultSweepEvery when not positive) until ctx ends.
