@@ -177,13 +177,22 @@ func observe(m *metrics.Set) echo.MiddlewareFunc {
 // business.
 func Internal(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header
-		if proxied, _ := c.Get(proxiedKey).(bool); proxied ||
-			h.Get("X-Forwarded-For") != "" || h.Get("Forwarded") != "" || h.Get("X-Real-Ip") != "" {
+		if !Direct(c) {
 			return echo.ErrNotFound
 		}
 		return next(c)
 	}
+}
+
+// Direct reports whether the request came straight from its caller, with
+// no forwarded header (see Internal): not through the ingress or the local
+// gateway, which always add X-Forwarded-For, but from a pod of the cluster
+// (the storefront calling for itself), a scraper, or the machine's own
+// shell.
+func Direct(c echo.Context) bool {
+	h := c.Request().Header
+	proxied, _ := c.Get(proxiedKey).(bool)
+	return !proxied && h.Get("X-Forwarded-For") == "" && h.Get("Forwarded") == "" && h.Get("X-Real-Ip") == ""
 }
 
 // panicError is a recovered panic with the stack of the goroutine that

@@ -391,7 +391,7 @@ func TestSearchRateLimit(t *testing.T) {
 
 // TestDeepPagesRateLimit: a plain page past the listings the catalog keeps
 // in memory (READ_MODEL_MAX) is read from the database: limited as a
-// search; the pages in memory are not.
+// search; the pages in memory are not, nor a direct caller's.
 func TestDeepPagesRateLimit(t *testing.T) {
 	t.Parallel()
 	s := newStackWith(t, func(c *app.Config) {
@@ -418,4 +418,10 @@ func TestDeepPagesRateLimit(t *testing.T) {
 	s.HTTP.Do(http.MethodGet, "/api/stuff?page=2&limit=2", nil, from).Want(http.StatusOK) // the one allowed
 	s.HTTP.Do(http.MethodGet, "/api/stuff?page=2&limit=2", nil, from).
 		WantError(http.StatusTooManyRequests, "Too many requests: try again in 3600 seconds", "")
+	// A direct caller (no forwarded address: in the cluster, the storefront
+	// paging through every listing for its sitemap) is not limited.
+	for range 3 {
+		s.HTTP.Do(http.MethodGet, "/api/stuff?page=2&limit=2", nil).Want(http.StatusOK)
+		s.HTTP.Do(http.MethodGet, "/api/stuff?q=deep", nil).Want(http.StatusOK)
+	}
 }
