@@ -105,15 +105,7 @@ func TestCheckoutWithStripe(t *testing.T) {
 			}
 			return *out.Paid
 		}
-		lookups := func() int {
-			n := 0
-			for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + sess.ID) {
-				if r.Method == http.MethodGet {
-					n++
-				}
-			}
-			return n
-		}
+		lookups := func() int { return s.sessionLookups(sess.ID) }
 
 		// Back before paying (the back button): not paid, and asked once
 		// however often the page reloads.
@@ -181,15 +173,7 @@ func TestCheckoutWithStripe(t *testing.T) {
 		if !ok {
 			t.Fatal("the session could not be paid")
 		}
-		lookups := func() int {
-			n := 0
-			for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + sess.ID) {
-				if r.Method == http.MethodGet {
-					n++
-				}
-			}
-			return n
-		}
+		lookups := func() int { return s.sessionLookups(sess.ID) }
 		// Far from its deadline the session is left to its event: a whole
 		// sweep since it was paid did not ask about it.
 		s.sweptOnce(buyer, cookie)

@@ -389,17 +389,21 @@ func (s *stack) sweptOnce(buyer auth.User, cookie *http.Cookie) {
 	})
 	testkit.Eventually(s.tb, waitFor, func() bool { st, _ := s.replica(id); return st != "" }, "replica of order %s", id)
 	mark := s.startCheckout(cookie, id)
-	lookups := func() int {
-		n := 0
-		for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + mark.ID) {
-			if r.Method == http.MethodGet {
-				n++
-			}
-		}
-		return n
-	}
+	lookups := func() int { return s.sessionLookups(mark.ID) }
 	testkit.Eventually(s.tb, waitFor, func() bool { return lookups() >= 1 }, "a sweep looks up the mark")
 	s.clock.Advance(5 * time.Second)
 	testkit.Eventually(s.tb, waitFor, func() bool { return lookups() >= 2 }, "the next sweep looks up the mark")
 	s.cancel(id)
+}
+
+// sessionLookups is how many times payments retrieved Checkout Session id
+// from the fake Stripe.
+func (s *stack) sessionLookups(id string) int {
+	n := 0
+	for _, r := range s.stripe.Requests("/v1/checkout/sessions/" + id) {
+		if r.Method == http.MethodGet {
+			n++
+		}
+	}
+	return n
 }

@@ -67,11 +67,8 @@ func TestConfirmCheckoutOutlivesItsRequest(t *testing.T) {
 // handled, and the money was neither recorded nor refunded.
 func TestCancelledOrderFinishesAHalfRecordedSession(t *testing.T) {
 	t.Parallel()
-	offline := stripe.NewOffline()
-	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
-	clock := testkit.NewClock(time.Now())
-	svc := payments.NewService(st, offline, offline, payments.Options{Log: testkit.Logger(t), Now: clock.Now})
-	f := fixture{svc: svc, st: st, clock: clock}
+	f, offline := offlineFixture(t)
+	svc, st := f.svc, f.st
 	ctx := context.Background()
 	buyer := testkit.RandomID(t)[:24]
 	id := f.newOrder(t, buyer, 1800)
@@ -144,11 +141,8 @@ func (f fixture) paidUntold(t *testing.T, offline *stripe.Offline, buyer, id str
 // and the payment refunded.
 func TestSweepLookupLeavesTheBuyersReturn(t *testing.T) {
 	t.Parallel()
-	offline := stripe.NewOffline()
-	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
-	clock := testkit.NewClock(time.Now())
-	svc := payments.NewService(st, offline, offline, payments.Options{Log: testkit.Logger(t), Now: clock.Now})
-	f := fixture{svc: svc, st: st, clock: clock}
+	f, offline := offlineFixture(t)
+	svc, st, clock := f.svc, f.st, f.clock
 	ctx := context.Background()
 	buyer := testkit.RandomID(t)[:24]
 	id := f.newOrder(t, buyer, 1700) // due in an hour
@@ -180,4 +174,15 @@ func TestSweepLookupLeavesTheBuyersReturn(t *testing.T) {
 	if err != nil || !paid {
 		t.Fatalf("the buyer's return right after the sweep's look-up: paid %v (%v), want recorded", paid, err)
 	}
+}
+
+// offlineFixture is a service charging and checking out in the offline
+// test mode, with that mode's provider.
+func offlineFixture(t *testing.T) (fixture, *stripe.Offline) {
+	t.Helper()
+	offline := stripe.NewOffline()
+	st := store.New(testkit.Mongo(t), mongox.NewWriter(), nil)
+	clock := testkit.NewClock(time.Now())
+	svc := payments.NewService(st, offline, offline, payments.Options{Log: testkit.Logger(t), Now: clock.Now})
+	return fixture{svc: svc, st: st, clock: clock}, offline
 }
