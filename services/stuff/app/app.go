@@ -118,7 +118,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// Broadcast subscriptions start at "now" on every (re)connection: what
 	// other replicas published while this one was away is read back.
 	svc.Bus.OnConnect(cat.Trigger)
-	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat, cfg.Service.Limits.Limiter(cfg.SearchLimit)), svc.Idempotent())
+	// The search limit runs on the service's clock, as the storefront's does.
+	var searches *ratelimit.Limiter
+	if cfg.Service.Limits.On {
+		searches = ratelimit.New(cfg.SearchLimit, now)
+	}
+	httpapi.Routes(svc.Echo, httpapi.NewHandler(listings, cat, searches), svc.Idempotent())
 	return a, nil
 }
 
