@@ -27,6 +27,7 @@
 //	                   into DATA_DIR/secrets.json unless set; with
 //	                   STRIPE_SECRET_KEY it must be set (the whsec_ of
 //	                   `stripe listen --forward-to localhost:8080/api/payments/webhook`)
+//	STRIPE_API_URL     another Stripe API base (stripe-mock); unset: Stripe's own
 //	RATE_LIMIT         on (default) or off (load tests)
 //	DEBUG_ADDR         a loopback host:port serving the process's profiles
 //	                   (net/http/pprof); unset: none

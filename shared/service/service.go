@@ -150,11 +150,13 @@ func LoadLimits(r *config.Reader) Limits {
 const DefaultSearchLimit = "600/m burst 200"
 
 // SearchRule reads RATE_LIMIT_SEARCH (DefaultSearchLimit when unset), the
-// limit of searches per client address of the two that serve them: the
-// storefront's /search and stuff's GET /api/stuff with a query text, an
-// order, a price range or a seller. Searches are anonymous, and a query
-// never asked before is computed, never served from memory: the read one
-// client could make the catalog spend its CPU on.
+// limit per client address of the listings computed for their request, in
+// the two that serve them: the storefront's /search, seller pages and home
+// page sorted or in a price range, and stuff's GET /api/stuff with a query
+// text, an order, a price range or a seller, or a plain page past the
+// catalog's memory. Searches are anonymous, and a query never asked before
+// is computed, never served from memory: the read one client could make the
+// catalog spend its CPU on.
 func SearchRule(r *config.Reader) ratelimit.Rule {
 	return Rule(r, "RATE_LIMIT_SEARCH", DefaultSearchLimit)
 }

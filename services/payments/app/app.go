@@ -52,7 +52,9 @@ type Config struct {
 	ChargeTimeout time.Duration
 	// SweepEvery (PAYMENT_SWEEP) is how often unfinished payments (a charge
 	// whose outcome is unknown, a process that died mid-payment) and refunds
-	// owed are looked at again. Zero is payments.DefaultSweepEvery (30s).
+	// owed are looked at again, and checkout sessions still open in the last
+	// two minutes before their order's deadline looked up. Zero is
+	// payments.DefaultSweepEvery (30s).
 	SweepEvery time.Duration
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
@@ -76,8 +78,8 @@ func (c Config) LogValue() slog.Value {
 // STRIPE_WEBHOOK_SECRET (required with STRIPE_SECRET_KEY), STRIPE_API_URL
 // (optional), CURRENCY ("usd"), CHARGE_TIMEOUT ("90s": how
 // long the provider gets to answer a charge before it is looked up instead)
-// and PAYMENT_SWEEP ("30s": how often unfinished payments and refunds owed
-// are taken up again). It reports every missing or malformed variable at
+// and PAYMENT_SWEEP ("30s": how often unfinished payments, refunds owed and
+// checkout sessions near their order's deadline are taken up again). It reports every missing or malformed variable at
 // once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)

@@ -41,8 +41,9 @@ type Config struct {
 	CacheMax int
 	// SearchLimit (RATE_LIMIT_SEARCH, default service.DefaultSearchLimit)
 	// limits the searches of one client address (GET /api/stuff with a
-	// query text, an order, a price range or a seller) while the limits are
-	// on (Service.Limits.On); the zero Rule limits nothing.
+	// query text, an order, a price range or a seller, or a plain page past
+	// the newest ReadModelMax) while the limits are on
+	// (Service.Limits.On); the zero Rule limits nothing.
 	SearchLimit ratelimit.Rule
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
