@@ -158,7 +158,9 @@ func TestStackCardCheckoutWebhookLost(t *testing.T) {
 	}
 	back := co.orderPage + "?paid=1&session_id=" + co.session.ID
 	var landed string
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	// 30 s: a confirm cut short by a loaded machine is asked again only
+	// after payments' 5 s spacing.
+	testkit.Eventually(t, 30*time.Second, func() bool {
 		resp, err := co.buyer.http.Get(back) // follows the storefront's 303s
 		if err != nil {
 			t.Fatal(err)

@@ -135,7 +135,7 @@ func (h *Handler) confirmCheckout(c echo.Context, o api.Order) {
 	_, err := h.api.Paying.ConfirmCheckout(ctx, session.From(c).Session, o.ID, id)
 	switch s := api.StatusOf(err); {
 	case err == nil:
-	case s >= 400 && s < 500:
+	case s >= 400 && s < 500 && s != http.StatusTooManyRequests:
 		// A session that is not the order's (a hand-made URL): every
 		// reload of the page would say so again.
 		h.log.DebugContext(ctx, "checkout session not confirmed", "order_id", o.ID, "session", id, "status", s)

@@ -78,9 +78,10 @@ func (c Config) LogValue() slog.Value {
 // STRIPE_WEBHOOK_SECRET (required with STRIPE_SECRET_KEY), STRIPE_API_URL
 // (optional), CURRENCY ("usd"), CHARGE_TIMEOUT ("90s": how
 // long the provider gets to answer a charge before it is looked up instead)
-// and PAYMENT_SWEEP ("30s": how often unfinished payments, refunds owed and
-// checkout sessions near their order's deadline are taken up again). It reports every missing or malformed variable at
-// once.
+// and PAYMENT_SWEEP ("30s", at most payments.MaxSweepEvery: how often
+// unfinished payments, refunds owed and checkout sessions near their order's
+// deadline are taken up again). It reports every missing or malformed
+// variable at once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	cfg := Config{
@@ -100,6 +101,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if u, err := url.Parse(cfg.PublicURL); cfg.PublicURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		problems = append(problems, fmt.Errorf("PUBLIC_URL: %q is not an absolute http or https URL such as https://stuffmart.dev", cfg.PublicURL))
+	}
+	if cfg.SweepEvery <= 0 || cfg.SweepEvery > payments.MaxSweepEvery {
+		problems = append(problems, fmt.Errorf("PAYMENT_SWEEP: %s is not a duration from 1ms to %s (open checkout sessions are looked up in the last two minutes before their order's deadline)",
+			cfg.SweepEvery, payments.MaxSweepEvery))
 	}
 	if !validCurrency(cfg.Currency) {
 		problems = append(problems, fmt.Errorf("CURRENCY: %q is not a lower-case ISO 4217 code such as usd", cfg.Currency))

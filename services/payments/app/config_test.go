@@ -79,3 +79,25 @@ func TestLoadConfigPublicURL(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigSweep: PAYMENT_SWEEP may not be so long that a checkout
+// session's look-ups before its order's deadline (the last two minutes)
+// could be skipped.
+func TestLoadConfigSweep(t *testing.T) {
+	base := map[string]string{
+		"MONGO_URI": "mongodb://db:27017", "NATS_URL": "nats://nats:4222",
+		"JWT_KEY": strings.Repeat("j", 32), "SESSION_KEY": strings.Repeat("s", 32),
+	}
+	for _, ok := range []string{"", "1s", "30s", "1m"} {
+		base["PAYMENT_SWEEP"] = ok
+		if _, err := app.LoadConfig(env(base)); err != nil {
+			t.Errorf("PAYMENT_SWEEP %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"0s", "61s", "5m"} {
+		base["PAYMENT_SWEEP"] = bad
+		if _, err := app.LoadConfig(env(base)); err == nil || !strings.Contains(err.Error(), "PAYMENT_SWEEP") {
+			t.Errorf("PAYMENT_SWEEP %q: %v, want it refused", bad, err)
+		}
+	}
+}

@@ -136,6 +136,11 @@ func (l *sessionLookups) due(id string, now time.Time) bool {
 // about four times).
 const sessionCheckBefore = 2 * time.Minute
 
+// MaxSweepEvery is the longest sweep interval allowed: every open checkout
+// session is looked up at least twice in the last sessionCheckBefore before
+// its order's deadline.
+const MaxSweepEvery = sessionCheckBefore / 2
+
 // confirmDueSession looks up the session of checkout attempt a when its
 // order's deadline is less than sessionCheckBefore away, and records it if
 // paid (confirmSession). A session paid whose webhook keeps failing and
