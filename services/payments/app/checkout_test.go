@@ -484,3 +484,28 @@ func TestCheckoutFreeCoupon(t *testing.T) {
 		t.Fatalf("coupon redemptions: %s", m)
 	}
 }
+
+// TestConfirmWhileStripeIsDown: the buyer comes back from a paid checkout
+// while Stripe cannot be reached: the confirmation answers 502 in the
+// normalized shape, and nothing is written: the attempt waits for its event
+// (or the next confirmation) as before, no payment is recorded.
+func TestConfirmWhileStripeIsDown(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true, func(c *app.Config) { c.SweepEvery = time.Minute }) // no sweep during the test
+	buyer, cookie := s.User(auth.RoleUser)
+	id := s.titledOrder(buyer, 1500, "Stripe down")
+	sess := s.startCheckout(cookie, id)
+	if _, ok := s.stripe.PaySession(sess.ID); !ok {
+		t.Fatal("the session could not be paid")
+	}
+	s.stripe.Close()
+	s.HTTP.Do(http.MethodPost, "/api/payments/checkout/confirm", map[string]any{"orderId": id, "sessionId": sess.ID}, testkit.WithCookie(cookie)).
+		WantError(http.StatusBadGateway, "The payment provider could not be reached, please try again", "")
+	if st, _ := s.attempt(id, 1); st != "checkout" {
+		t.Fatalf("attempt %s after a failed look-up, want checkout", st)
+	}
+	s.settled(buyer)
+	if evs := s.paymentEvents(id); len(evs) != 0 {
+		t.Fatalf("payment:created %+v while Stripe could not be asked", evs)
+	}
+}
