@@ -28,7 +28,10 @@ func TestServiceMetrics(t *testing.T) {
 	s.Echo.GET("/things/:id", func(c echo.Context) error { return c.String(http.StatusOK, c.Param("id")) })
 	handled := make(chan struct{}, 1)
 	s.Bus.Listen(events.Listener{Subject: events.StuffUpdated, Group: "svc", Handle: func(context.Context, events.Msg) error {
-		handled <- struct{}{}
+		select {
+		case handled <- struct{}{}:
+		default: // delivered again: told once is enough
+		}
 		return nil
 	}})
 	s.Bus.Listen(events.Listener{Subject: events.StuffCreated, Group: "svc", Handle: func(context.Context, events.Msg) error {
@@ -61,12 +64,15 @@ func TestServiceMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Delivery is at least once (a relay's first sweep and a write's
+	// notice may both publish an event; a slow ack brings a message back):
+	// the counts are at least one, not exactly one.
 	var got testkit.Metrics
 	testkit.Eventually(t, 15*time.Second, func() bool {
 		got = testkit.Scrape(t, srv.URL+"/metrics")
-		return got.Value("events_parked") == 1 && got.Value("events_handled_total", "result", "parked") == 1 &&
-			got.Value("events_handled_total", "subject", "stuff:updated", "result", "acked") == 1
-	}, "the parked event and the handled one are not counted")
+		return got.Value("events_parked") >= 1 && got.Value("events_handled_total", "result", "parked") >= 1 &&
+			got.Value("events_handled_total", "subject", "stuff:updated", "result", "acked") >= 1
+	}, "the parked event and the handled one are not counted; last scrape:\n%s", &got)
 	checks := []struct {
 		name   string
 		labels []string
@@ -79,8 +85,8 @@ func TestServiceMetrics(t *testing.T) {
 		{"events_handle_duration_seconds", []string{"subject", "stuff:updated", "group", "svc"}, 1},
 	}
 	for _, ch := range checks {
-		if v := got.Value(ch.name, ch.labels...); v != ch.want {
-			t.Errorf("%s%v = %v, want %v", ch.name, ch.labels, v, ch.want)
+		if v := got.Value(ch.name, ch.labels...); v < ch.want {
+			t.Errorf("%s%v = %v, want at least %v", ch.name, ch.labels, v, ch.want)
 		}
 	}
 	if !got.Has("outbox_pending_events") || !got.Has("outbox_oldest_pending_seconds") || !got.Has("go_goroutines") {
