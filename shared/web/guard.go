@@ -149,12 +149,23 @@ func RateLimit(l *ratelimit.Limiter, key func(echo.Context) string) echo.Middlew
 			return next
 		}
 		return func(c echo.Context) error {
-			if ok, wait := l.Allow(key(c)); !ok {
-				return &errs.TooManyRequestsError{RetryAfter: wait, Limit: l.Name()}
+			if err := Take(l, key(c)); err != nil {
+				return err
 			}
 			return next(c)
 		}
 	}
+}
+
+// Take takes one request of key from l: a *errs.TooManyRequestsError (a
+// 429 with Retry-After) when it has none left. A nil l takes nothing. For a
+// limit that applies to some requests of a route only, decided by its
+// handler; RateLimit is the middleware for a whole route.
+func Take(l *ratelimit.Limiter, key string) error {
+	if ok, wait := l.Allow(key); !ok {
+		return &errs.TooManyRequestsError{RetryAfter: wait, Limit: l.Name()}
+	}
+	return nil
 }
 
 // ClientIP is the rate limits' key of a client: its address as the trusted

@@ -12,7 +12,6 @@ import (
 	"github.com/stuffmart/stuffmart/client/internal/pagecache"
 	"github.com/stuffmart/stuffmart/client/internal/session"
 	"github.com/stuffmart/stuffmart/client/internal/views/pages"
-	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
 
@@ -117,8 +116,5 @@ func results(n int) string {
 // a 429 once it has none left. The plain home pages are not searches: they
 // are the stuff service's newest listings, served from its memory.
 func (h *Handler) limitSearch(c echo.Context) error {
-	if ok, wait := h.opts.SearchLimit.Allow(web.ClientIP(c)); !ok {
-		return &errs.TooManyRequestsError{RetryAfter: wait, Limit: h.opts.SearchLimit.Name()}
-	}
-	return nil
+	return web.Take(h.opts.SearchLimit, web.ClientIP(c))
 }

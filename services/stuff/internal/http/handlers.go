@@ -10,7 +10,6 @@ import (
 	"github.com/stuffmart/stuffmart/services/stuff/internal/catalog"
 	"github.com/stuffmart/stuffmart/services/stuff/internal/stuff"
 	"github.com/stuffmart/stuffmart/shared/auth"
-	"github.com/stuffmart/stuffmart/shared/errs"
 	"github.com/stuffmart/stuffmart/shared/ratelimit"
 	"github.com/stuffmart/stuffmart/shared/web"
 )
@@ -131,8 +130,8 @@ func (h *Handler) list(c echo.Context) error {
 		return err
 	}
 	if (!lq.plain() || !h.r.Resident(lq.q.Offset, lq.q.Limit)) && !web.Direct(c) {
-		if ok, wait := h.searches.Allow(web.ClientIP(c)); !ok {
-			return &errs.TooManyRequestsError{RetryAfter: wait, Limit: h.searches.Name()}
+		if err := web.Take(h.searches, web.ClientIP(c)); err != nil {
+			return err
 		}
 	}
 	ctx := c.Request().Context()
